@@ -1,0 +1,188 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+
+// The daemon's configuration: defaults < file < environment < flags, validated
+// once here so the rest of the daemon can trust every value it reads.
+
+export interface Limits {
+  memoryMb: { min: number; max: number; default: number };
+  timeoutMs: { min: number; max: number; default: number };
+  codeBytes: number;
+  payloadBytes: number;
+  logBytes: number;
+}
+
+export interface DaemonConfig {
+  listen: { host: string; port: number };
+  dataDir: string;
+  hostId: string;
+  dockerSocket: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  pool: {
+    memoryBudgetMb: number;
+    prewarm: { nodejs: number; python: number };
+    pauseGraceMs: number;
+    idleTimeoutMs: number;
+  };
+  limits: Limits;
+}
+
+export const DEFAULTS: DaemonConfig = {
+  listen: { host: '127.0.0.1', port: 3233 },
+  dataDir: '/var/lib/peerless',
+  hostId: hostname(),
+  dockerSocket: '/var/run/docker.sock',
+  logLevel: 'info',
+  pool: { memoryBudgetMb: 4096, prewarm: { nodejs: 1, python: 0 }, pauseGraceMs: 500, idleTimeoutMs: 600_000 },
+  limits: {
+    memoryMb: { min: 128, max: 2048, default: 256 },
+    timeoutMs: { min: 100, max: 300_000, default: 60_000 },
+    codeBytes: 48 * 1024 * 1024,
+    payloadBytes: 1024 * 1024,
+    logBytes: 10 * 1024 * 1024,
+  },
+};
+
+export class ConfigError extends Error {
+  readonly key: string;
+  constructor(key: string, message: string) {
+    super(`config ${key}: ${message}`);
+    this.name = 'ConfigError';
+    this.key = key;
+  }
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type Tree = { [k: string]: Json };
+
+/** Environment variables, PEERLESS_POOL_MEMORY_BUDGET_MB=… → pool.memoryBudgetMb. */
+const ENV_KEYS: Record<string, string> = {
+  PEERLESS_HOST: 'listen.host',
+  PEERLESS_PORT: 'listen.port',
+  PEERLESS_DATA_DIR: 'dataDir',
+  PEERLESS_HOST_ID: 'hostId',
+  PEERLESS_DOCKER_SOCKET: 'dockerSocket',
+  PEERLESS_LOG_LEVEL: 'logLevel',
+  PEERLESS_MEMORY_BUDGET_MB: 'pool.memoryBudgetMb',
+  PEERLESS_PREWARM_NODEJS: 'pool.prewarm.nodejs',
+  PEERLESS_PREWARM_PYTHON: 'pool.prewarm.python',
+  PEERLESS_PAUSE_GRACE_MS: 'pool.pauseGraceMs',
+  PEERLESS_IDLE_TIMEOUT_MS: 'pool.idleTimeoutMs',
+};
+
+/** Flags, --port 3233 → listen.port. */
+const FLAG_KEYS: Record<string, string> = {
+  host: 'listen.host',
+  port: 'listen.port',
+  'data-dir': 'dataDir',
+  'host-id': 'hostId',
+  'docker-socket': 'dockerSocket',
+  'log-level': 'logLevel',
+  'memory-budget-mb': 'pool.memoryBudgetMb',
+  'prewarm-nodejs': 'pool.prewarm.nodejs',
+  'prewarm-python': 'pool.prewarm.python',
+  'pause-grace-ms': 'pool.pauseGraceMs',
+  'idle-timeout-ms': 'pool.idleTimeoutMs',
+};
+
+export const FLAG_NAMES = Object.keys(FLAG_KEYS);
+
+function setPath(tree: Tree, path: string, value: Json): void {
+  const parts = path.split('.');
+  let node: Tree = tree;
+  for (const p of parts.slice(0, -1)) {
+    const next = node[p];
+    if (next === undefined || next === null || typeof next !== 'object' || Array.isArray(next)) node[p] = {};
+    node = node[p] as Tree;
+  }
+  node[parts[parts.length - 1]!] = value;
+}
+
+function merge(base: Tree, over: Tree): Tree {
+  const out: Tree = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] =
+      v !== null && typeof v === 'object' && !Array.isArray(v) && b !== null && typeof b === 'object' && !Array.isArray(b)
+        ? merge(b as Tree, v as Tree)
+        : v;
+  }
+  return out;
+}
+
+function walkUnknown(defaults: Tree, given: Tree, prefix: string): void {
+  for (const [k, v] of Object.entries(given)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (!(k in defaults)) throw new ConfigError(key, 'unknown key');
+    const d = defaults[k];
+    if (d !== null && typeof d === 'object' && !Array.isArray(d)) {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(key, 'must be an object');
+      walkUnknown(d as Tree, v as Tree, key);
+    }
+  }
+}
+
+function int(tree: Tree, key: string, min: number, max: number): number {
+  const v = key.split('.').reduce<Json | undefined>((n, p) => (n && typeof n === 'object' && !Array.isArray(n) ? n[p] : undefined), tree);
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n)) throw new ConfigError(key, `must be an integer, got ${JSON.stringify(v)}`);
+  if (n < min || n > max) throw new ConfigError(key, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function str(tree: Tree, key: string, pattern?: RegExp): string {
+  const v = key.split('.').reduce<Json | undefined>((n, p) => (n && typeof n === 'object' && !Array.isArray(n) ? n[p] : undefined), tree);
+  if (typeof v !== 'string' || v === '') throw new ConfigError(key, 'must be a non-empty string');
+  if (pattern && !pattern.test(v)) throw new ConfigError(key, `must match ${pattern}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export interface ConfigSources {
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  flags?: Record<string, string>;
+}
+
+export function loadConfig(src: ConfigSources = {}): DaemonConfig {
+  let tree = structuredClone(DEFAULTS) as unknown as Tree;
+  const file = src.file ?? src.env?.PEERLESS_CONFIG;
+  if (file) {
+    let parsed: Json;
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8')) as Json;
+    } catch (e) {
+      throw new ConfigError('file', `cannot read ${file}: ${(e as Error).message}`);
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError('file', `${file} must hold a JSON object`);
+    walkUnknown(tree, parsed, '');
+    tree = merge(tree, parsed);
+  }
+  for (const [env, key] of Object.entries(ENV_KEYS)) {
+    const v = src.env?.[env];
+    if (v !== undefined && v !== '') setPath(tree, key, v);
+  }
+  for (const [flag, v] of Object.entries(src.flags ?? {})) {
+    const key = FLAG_KEYS[flag];
+    if (!key) throw new ConfigError(flag, 'unknown flag');
+    setPath(tree, key, v);
+  }
+  const lim = DEFAULTS.limits;
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+  const logLevel = str(tree, 'logLevel');
+  if (!(levels as readonly string[]).includes(logLevel)) throw new ConfigError('logLevel', `must be one of ${levels.join(', ')}`);
+  return {
+    listen: { host: str(tree, 'listen.host'), port: int(tree, 'listen.port', 0, 65535) },
+    dataDir: resolve(str(tree, 'dataDir')),
+    hostId: str(tree, 'hostId', /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/),
+    dockerSocket: str(tree, 'dockerSocket'),
+    logLevel: logLevel as DaemonConfig['logLevel'],
+    pool: {
+      memoryBudgetMb: int(tree, 'pool.memoryBudgetMb', lim.memoryMb.min, 1 << 20),
+      prewarm: { nodejs: int(tree, 'pool.prewarm.nodejs', 0, 64), python: int(tree, 'pool.prewarm.python', 0, 64) },
+      pauseGraceMs: int(tree, 'pool.pauseGraceMs', 0, 3_600_000),
+      idleTimeoutMs: int(tree, 'pool.idleTimeoutMs', 1000, 86_400_000),
+    },
+    limits: structuredClone(lim),
+  };
+}

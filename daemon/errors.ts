@@ -1,0 +1,74 @@
+// Typed errors with stable codes. The HTTP layer turns every one of these into
+// an RFC 9457 problem+json body; anything else becomes a 500 with no details.
+
+export type ErrorCode =
+  | 'bad_request'
+  | 'validation'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'too_many_requests'
+  | 'unavailable';
+
+const STATUS: Record<ErrorCode, number> = {
+  bad_request: 400,
+  validation: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  too_many_requests: 429,
+  unavailable: 503,
+};
+
+export class PeerlessError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** The request field at fault, as a JSON pointer-ish path ("/body/exec/code"). */
+  readonly field: string | undefined;
+  readonly headers: Record<string, string>;
+
+  constructor(code: ErrorCode, message: string, opts: { field?: string; headers?: Record<string, string> } = {}) {
+    super(message);
+    this.name = 'PeerlessError';
+    this.code = code;
+    this.status = STATUS[code];
+    this.field = opts.field;
+    this.headers = opts.headers ?? {};
+  }
+}
+
+export const notFound = (what: string, field?: string) =>
+  new PeerlessError('not_found', `${what} does not exist`, field === undefined ? {} : { field });
+export const conflict = (message: string, field?: string) =>
+  new PeerlessError('conflict', message, field === undefined ? {} : { field });
+export const invalid = (field: string, message: string) => new PeerlessError('validation', message, { field });
+export const tooLarge = (field: string, message: string) => new PeerlessError('payload_too_large', message, { field });
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode | 'internal';
+  field?: string;
+  instance?: string;
+}
+
+export function toProblem(err: PeerlessError, instance?: string): Problem {
+  const p: Problem = {
+    type: `https://peerless.dev/problems/${err.code}`,
+    title: err.code.replace(/_/g, ' '),
+    status: err.status,
+    detail: err.message,
+    code: err.code,
+  };
+  if (err.field !== undefined) p.field = err.field;
+  if (instance !== undefined) p.instance = instance;
+  return p;
+}

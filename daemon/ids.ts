@@ -1,0 +1,21 @@
+import { randomBytes } from 'node:crypto';
+
+// Branded identifiers: a plain string cannot be passed where one of these is
+// expected, so a function name never ends up where a namespace belongs.
+declare const brand: unique symbol;
+export type Brand<T, B extends string> = T & { readonly [brand]: B };
+
+export type NamespaceName = Brand<string, 'NamespaceName'>;
+export type FunctionName = Brand<string, 'FunctionName'>;
+export type ActivationId = Brand<string, 'ActivationId'>;
+export type HostId = Brand<string, 'HostId'>;
+export type Digest = Brand<string, 'Digest'>;
+
+/** Entity names: OpenWhisk's rule (letters, digits, _ @ . -), first char not a symbol, at most 256. */
+export const NAME_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9_@.\\-]{0,255}$';
+const NAME_RE = new RegExp(NAME_PATTERN);
+
+export const isName = (s: string): boolean => NAME_RE.test(s) && s !== '.' && s !== '..';
+
+export const newActivationId = (): ActivationId => randomBytes(16).toString('hex') as ActivationId;
+export const ACTIVATION_ID_PATTERN = '^[0-9a-f]{32}$';

@@ -1,0 +1,175 @@
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { ActivationId, Digest, FunctionName, HostId, NamespaceName } from './ids.ts';
+import type { ActivationRecord, ActivationStatus, FunctionRecord, Runtime } from './types.ts';
+
+// The daemon's embedded store. Every write is synchronous and in WAL mode, so
+// an activation is on disk before the caller hears about it.
+
+export interface KeyRow {
+  uuid: string;
+  hash: string;
+  namespace: NamespaceName | null;
+}
+
+type Row = Record<string, unknown>;
+
+export class Store {
+  readonly db: DatabaseSync;
+  private readonly st: Record<string, StatementSync>;
+
+  constructor(path: string) {
+    this.db = new DatabaseSync(path);
+    this.db.exec(`
+      PRAGMA journal_mode = WAL;
+      PRAGMA synchronous = NORMAL;
+      PRAGMA foreign_keys = ON;
+      PRAGMA busy_timeout = 5000;
+      CREATE TABLE IF NOT EXISTS namespaces (name TEXT PRIMARY KEY, created INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS keys (
+        uuid TEXT PRIMARY KEY, hash TEXT NOT NULL,
+        namespace TEXT REFERENCES namespaces(name) ON DELETE CASCADE, created INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS functions (
+        namespace TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE, name TEXT NOT NULL,
+        runtime TEXT NOT NULL, digest TEXT NOT NULL, binary INTEGER NOT NULL, main TEXT NOT NULL,
+        memory_mb INTEGER NOT NULL, timeout_ms INTEGER NOT NULL, parameters TEXT NOT NULL,
+        version INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,
+        PRIMARY KEY (namespace, name));
+      CREATE TABLE IF NOT EXISTS activations (
+        id TEXT PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
+        host TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER, duration INTEGER, status TEXT NOT NULL,
+        result TEXT, logs TEXT NOT NULL DEFAULT '[]', annotations TEXT NOT NULL DEFAULT '{}');
+      CREATE INDEX IF NOT EXISTS activations_by_ns ON activations (namespace, start DESC);
+      CREATE INDEX IF NOT EXISTS activations_running ON activations (status) WHERE status = 'running';
+    `);
+    const p = (sql: string) => this.db.prepare(sql);
+    this.st = {
+      insertNs: p('INSERT INTO namespaces (name, created) VALUES (?, ?)'),
+      getNs: p('SELECT name, created FROM namespaces WHERE name = ?'),
+      listNs: p('SELECT name, created FROM namespaces ORDER BY name'),
+      deleteNs: p('DELETE FROM namespaces WHERE name = ?'),
+      insertKey: p('INSERT INTO keys (uuid, hash, namespace, created) VALUES (?, ?, ?, ?)'),
+      getKey: p('SELECT uuid, hash, namespace FROM keys WHERE uuid = ?'),
+      countAdmin: p('SELECT count(*) AS n FROM keys WHERE namespace IS NULL'),
+      upsertFn: p(`INSERT INTO functions (namespace, name, runtime, digest, binary, main, memory_mb, timeout_ms, parameters, version, created, updated)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (namespace, name) DO UPDATE SET runtime = excluded.runtime, digest = excluded.digest, binary = excluded.binary,
+          main = excluded.main, memory_mb = excluded.memory_mb, timeout_ms = excluded.timeout_ms, parameters = excluded.parameters,
+          version = excluded.version, updated = excluded.updated`),
+      getFn: p('SELECT * FROM functions WHERE namespace = ? AND name = ?'),
+      listFn: p('SELECT * FROM functions WHERE namespace = ? ORDER BY name LIMIT ? OFFSET ?'),
+      deleteFn: p('DELETE FROM functions WHERE namespace = ? AND name = ?'),
+      digestInUse: p('SELECT 1 FROM functions WHERE digest = ? LIMIT 1'),
+      insertAct: p(`INSERT INTO activations (id, namespace, name, version, host, start, status, annotations) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)`),
+      finishAct: p(`UPDATE activations SET end = ?, duration = ?, status = ?, result = ?, logs = ?, annotations = ? WHERE id = ? AND status = 'running'`),
+      getAct: p('SELECT * FROM activations WHERE id = ?'),
+      listAct: p('SELECT * FROM activations WHERE namespace = ? AND (? IS NULL OR name = ?) AND start >= ? ORDER BY start DESC LIMIT ? OFFSET ?'),
+      failRunning: p(`UPDATE activations SET end = ?, duration = ? - start, status = 'whisk internal error', result = ? WHERE status = 'running' AND host = ?`),
+      deleteActsOfNs: p('DELETE FROM activations WHERE namespace = ?'),
+    };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  // namespaces and keys
+
+  createNamespace(name: NamespaceName, now: number): void {
+    this.st.insertNs!.run(name, now);
+  }
+  hasNamespace(name: NamespaceName): boolean {
+    return this.st.getNs!.get(name) !== undefined;
+  }
+  listNamespaces(): { name: NamespaceName; created: number }[] {
+    return this.st.listNs!.all() as { name: NamespaceName; created: number }[];
+  }
+  deleteNamespace(name: NamespaceName): boolean {
+    this.st.deleteActsOfNs!.run(name);
+    return this.st.deleteNs!.run(name).changes > 0;
+  }
+  insertKey(uuid: string, hash: string, namespace: NamespaceName | null, now: number): void {
+    this.st.insertKey!.run(uuid, hash, namespace, now);
+  }
+  getKey(uuid: string): KeyRow | undefined {
+    return this.st.getKey!.get(uuid) as KeyRow | undefined;
+  }
+  hasAdminKey(): boolean {
+    return (this.st.countAdmin!.get() as { n: number }).n > 0;
+  }
+
+  // functions
+
+  putFunction(f: FunctionRecord): void {
+    this.st.upsertFn!.run(f.namespace, f.name, JSON.stringify(f.runtime), f.digest, f.binary ? 1 : 0, f.main,
+      f.limits.memoryMb, f.limits.timeoutMs, JSON.stringify(f.parameters), f.version, f.created, f.updated);
+  }
+  getFunction(ns: NamespaceName, name: FunctionName): FunctionRecord | undefined {
+    const r = this.st.getFn!.get(ns, name) as Row | undefined;
+    return r && fnFromRow(r);
+  }
+  listFunctions(ns: NamespaceName, limit: number, skip: number): FunctionRecord[] {
+    return (this.st.listFn!.all(ns, limit, skip) as Row[]).map(fnFromRow);
+  }
+  deleteFunction(ns: NamespaceName, name: FunctionName): boolean {
+    return this.st.deleteFn!.run(ns, name).changes > 0;
+  }
+  digestInUse(digest: Digest): boolean {
+    return this.st.digestInUse!.get(digest) !== undefined;
+  }
+
+  // activations
+
+  startActivation(a: Pick<ActivationRecord, 'activationId' | 'namespace' | 'name' | 'version' | 'host' | 'start' | 'annotations'>): void {
+    this.st.insertAct!.run(a.activationId, a.namespace, a.name, a.version, a.host, a.start, JSON.stringify(a.annotations));
+  }
+  /** Returns false when the activation was already finished (e.g. failed by recovery). */
+  finishActivation(id: ActivationId, end: number, start: number, status: Exclude<ActivationStatus, 'running'>,
+    result: unknown, logs: string[], annotations: object): boolean {
+    return this.st.finishAct!.run(end, end - start, status, JSON.stringify(result ?? null), JSON.stringify(logs),
+      JSON.stringify(annotations), id).changes > 0;
+  }
+  getActivation(id: ActivationId): ActivationRecord | undefined {
+    const r = this.st.getAct!.get(id) as Row | undefined;
+    return r && actFromRow(r);
+  }
+  listActivations(ns: NamespaceName, name: FunctionName | null, since: number, limit: number, skip: number): ActivationRecord[] {
+    return (this.st.listAct!.all(ns, name, name, since, limit, skip) as Row[]).map(actFromRow);
+  }
+  /** Recovery: whatever this host left running when it died will never finish. */
+  failRunningActivations(host: HostId, now: number, reason: string): number {
+    return Number(this.st.failRunning!.run(now, now, JSON.stringify({ error: reason }), host).changes);
+  }
+}
+
+function fnFromRow(r: Row): FunctionRecord {
+  return {
+    namespace: r.namespace as NamespaceName,
+    name: r.name as FunctionName,
+    runtime: JSON.parse(r.runtime as string) as Runtime,
+    digest: r.digest as Digest,
+    binary: r.binary === 1,
+    main: r.main as string,
+    limits: { memoryMb: r.memory_mb as number, timeoutMs: r.timeout_ms as number },
+    parameters: JSON.parse(r.parameters as string) as Record<string, unknown>,
+    version: r.version as number,
+    created: r.created as number,
+    updated: r.updated as number,
+  };
+}
+
+function actFromRow(r: Row): ActivationRecord {
+  return {
+    activationId: r.id as ActivationId,
+    namespace: r.namespace as NamespaceName,
+    name: r.name as FunctionName,
+    version: r.version as number,
+    host: r.host as HostId,
+    start: r.start as number,
+    end: (r.end as number | null) ?? null,
+    duration: (r.duration as number | null) ?? null,
+    status: r.status as ActivationStatus,
+    result: r.result == null ? null : JSON.parse(r.result as string),
+    logs: JSON.parse(r.logs as string) as string[],
+    annotations: JSON.parse(r.annotations as string) as ActivationRecord['annotations'],
+  };
+}

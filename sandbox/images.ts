@@ -1,0 +1,167 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type Docker from 'dockerode';
+
+// Runtime images are built here, offline: a root filesystem holding one
+// interpreter, the shared libraries it links, and our action proxy, imported
+// into the engine as a single layer. No registry is needed, and the tag is a
+// hash of what went in, so a changed proxy yields a new image.
+
+export type RuntimeKind = 'nodejs' | 'python';
+const RUNTIME_DIR = join(dirname(fileURLToPath(import.meta.url)), 'runtime');
+const PY_SKIP = new Set(['test', 'idlelib', 'tkinter', 'turtledemo', 'ensurepip', 'lib2to3', 'pydoc_data', 'distutils', '__pycache__']);
+export const RUNTIME_USER = '10001:10001';
+
+interface Recipe {
+  /** files to copy: absolute path on this machine → path in the image */
+  files: [string, string][];
+  /** directories to copy as they are */
+  dirs: [string, string][];
+  cmd: string[];
+  env: string[];
+  fingerprint: string;
+}
+
+function pythonBinary(): string {
+  for (const p of ['/usr/bin/python3.11', '/usr/bin/python3']) if (existsSync(p)) return realpathSync(p);
+  throw new Error('a Debian python3 is needed to build the Python runtime image (apt-get install python3)');
+}
+
+function recipe(kind: RuntimeKind): Recipe {
+  const proxyDir = join(RUNTIME_DIR, kind);
+  if (kind === 'nodejs') {
+    const node = realpathSync(process.execPath);
+    return {
+      files: [[node, '/usr/bin/node']],
+      dirs: [[proxyDir, '/proxy']],
+      cmd: ['/usr/bin/node', '/proxy/proxy.mjs'],
+      env: ['PATH=/usr/bin', 'NODE_PATH=/proxy/node_modules', 'HOME=/tmp'],
+      fingerprint: process.version,
+    };
+  }
+  const py = pythonBinary();
+  const version = execFileSync(py, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' }).trim();
+  const lib = `/usr/lib/python${version}`;
+  return {
+    files: [[py, `/usr/bin/python${version}`]],
+    dirs: [[lib, lib], [proxyDir, '/proxy']],
+    cmd: [`/usr/bin/python${version}`, '/proxy/proxy.py'],
+    env: ['PATH=/usr/bin', 'PYTHONDONTWRITEBYTECODE=1', 'PYTHONUNBUFFERED=1', 'PYTHONPATH=/proxy', 'HOME=/tmp'],
+    fingerprint: execFileSync(py, ['--version'], { encoding: 'utf8' }).trim(),
+  };
+}
+
+function hashTree(h: ReturnType<typeof createHash>, dir: string): void {
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) hashTree(h, p);
+    else h.update(name).update(readFileSync(p));
+  }
+}
+
+export function imageTag(kind: RuntimeKind): string {
+  const r = recipe(kind);
+  const h = createHash('sha256').update(r.fingerprint).update(JSON.stringify(r.cmd)).update(JSON.stringify(r.env));
+  hashTree(h, join(RUNTIME_DIR, kind));
+  return `peerless/runtime-${kind}:${h.digest('hex').slice(0, 12)}`;
+}
+
+/** Every shared object the given ELF files load, by ldd. */
+function sharedLibraries(elfs: string[]): Set<string> {
+  const libs = new Set<string>();
+  for (const f of elfs) {
+    let out = '';
+    try {
+      out = execFileSync('ldd', [f], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      continue; // not dynamic
+    }
+    for (const line of out.split('\n')) {
+      const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+      if (m) libs.add(m[1]!);
+    }
+  }
+  return libs;
+}
+
+function filesUnder(dir: string, pred: (p: string) => boolean, out: string[] = []): string[] {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) filesUnder(p, pred, out);
+    else if (pred(p)) out.push(p);
+  }
+  return out;
+}
+
+function buildRootfs(kind: RuntimeKind, root: string): Recipe {
+  const r = recipe(kind);
+  for (const [from, to] of r.files) {
+    mkdirSync(join(root, dirname(to)), { recursive: true });
+    copyFileSync(from, join(root, to));
+  }
+  for (const [from, to] of r.dirs) {
+    cpSync(from, join(root, to), {
+      recursive: true,
+      dereference: true,
+      filter: (src) => !(kind === 'python' && PY_SKIP.has(src.split('/').pop()!)) && !src.includes('config-3.'),
+    });
+  }
+  const elfs = [...r.files.map(([f]) => f), ...r.dirs.flatMap(([d]) => filesUnder(d, (p) => p.endsWith('.so')))];
+  for (const lib of sharedLibraries(elfs)) {
+    mkdirSync(join(root, dirname(lib)), { recursive: true });
+    copyFileSync(lib, join(root, lib));
+  }
+  mkdirSync(join(root, 'tmp'), { recursive: true });
+  chmodSync(join(root, 'tmp'), 0o1777);
+  return r;
+}
+
+async function importRootfs(docker: Docker, root: string, tag: string, r: Recipe, kind: RuntimeKind): Promise<void> {
+  const tar = spawn('tar', ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [repo, version] = tag.split(':') as [string, string];
+  const changes = [
+    `CMD ${JSON.stringify(r.cmd)}`,
+    ...r.env.map((e) => `ENV ${e}`),
+    `USER ${RUNTIME_USER}`,
+    'WORKDIR /tmp',
+    'EXPOSE 8080',
+    `LABEL peerless.runtime=${kind}`,
+  ];
+  const stream = await docker.importImage(tar.stdout as unknown as string, { repo, tag: version, changes } as object);
+  await new Promise<void>((resolve, reject) =>
+    docker.modem.followProgress(stream, (err: Error | null, out: { error?: string }[]) => {
+      const failed = err ?? out.find((o) => o.error);
+      if (failed) reject(err ?? new Error(String((failed as { error?: string }).error)));
+      else resolve();
+    }),
+  );
+}
+
+export async function imageExists(docker: Docker, tag: string): Promise<boolean> {
+  try {
+    await docker.getImage(tag).inspect();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Builds the runtime image unless the engine already has this exact one. Returns its tag. */
+export async function ensureRuntimeImage(docker: Docker, kind: RuntimeKind): Promise<{ tag: string; built: boolean }> {
+  const tag = imageTag(kind);
+  if (await imageExists(docker, tag)) return { tag, built: false };
+  const root = mkdtempSync(join(tmpdir(), `peerless-rootfs-${kind}-`));
+  try {
+    const r = buildRootfs(kind, root);
+    await importRootfs(docker, root, tag, r, kind);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  // Also tag it :latest, so `docker run peerless/runtime-nodejs` works for people.
+  await docker.getImage(tag).tag({ repo: tag.split(':')[0]!, tag: 'latest' });
+  return { tag, built: true };
+}

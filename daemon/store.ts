@@ -72,6 +72,18 @@ export class Store {
     this.db.close();
   }
 
+  transaction<T>(fn: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const out = fn();
+      this.db.exec('COMMIT');
+      return out;
+    } catch (e) {
+      this.db.exec('ROLLBACK');
+      throw e;
+    }
+  }
+
   // namespaces and keys
 
   createNamespace(name: NamespaceName, now: number): void {

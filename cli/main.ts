@@ -1,0 +1,237 @@
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parseArgs, paramValue, UsageError, type Parsed } from './args.ts';
+import { ApiError, call, readCliConfig, resolveTarget, writeCliConfig, type Target } from './client.ts';
+
+// The `peerless` command. `peerless daemon` runs the host agent; every other
+// verb talks to a daemon's user API.
+
+const USAGE = `usage: peerless <command> [flags]
+
+  daemon [--config FILE] [--print-config] [--port N] [--data-dir DIR] ...   run the host daemon
+  images build                                        build the runtime images on this engine
+  namespace create|list|delete [NAME]                 (admin key)
+  fn create|update NAME FILE [--runtime nodejs|python|image:NAME] [--main NAME]
+                             [--memory MB] [--timeout SECONDS] [-p KEY VALUE]...
+  fn get NAME [--code] | fn list | fn delete NAME
+  fn invoke NAME [-p KEY VALUE]... [-P params.json] [--result | --blocking]
+  activation list [NAME] [--limit N] | get ID | result ID | logs ID
+  config set apihost|auth|namespace VALUE | config show
+
+global flags: --apihost URL  --auth UUID:KEY  --namespace NS  --json
+environment: PEERLESS_APIHOST, PEERLESS_AUTH; file: ~/.config/peerless/config.json`;
+
+const GLOBAL_VALUES = ['apihost', 'auth', 'namespace'];
+const GLOBAL_SWITCHES = ['json', 'help'];
+
+interface Cmd {
+  t: Target;
+  ns: string;
+  a: Parsed;
+  json: boolean;
+}
+
+const out = (s: string) => process.stdout.write(`${s}\n`);
+const print = (c: Cmd, v: unknown, text: () => string) => out(c.json ? JSON.stringify(v, null, 2) : text());
+const enc = encodeURIComponent;
+
+function need(a: Parsed, i: number, what: string): string {
+  const v = a.positional[i];
+  if (v === undefined) throw new UsageError(`missing ${what}`);
+  return v;
+}
+
+function runtimeOf(a: Parsed, file: string): { kind: string; image?: string } {
+  const r = a.flags.get('runtime');
+  if (typeof r === 'string') {
+    if (r.startsWith('image:')) return { kind: 'blackbox', image: r.slice(6) };
+    if (r === 'nodejs' || r === 'python') return { kind: r };
+    throw new UsageError(`--runtime must be nodejs, python or image:NAME, not ${r}`);
+  }
+  const ext = extname(file);
+  if (ext === '.py') return { kind: 'python' };
+  if (['.js', '.mjs', '.cjs'].includes(ext)) return { kind: 'nodejs' };
+  throw new UsageError(`cannot tell the runtime of ${file}: give --runtime`);
+}
+
+function num(a: Parsed, flag: string): number | undefined {
+  const v = a.flags.get(flag);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || !Number.isFinite(n) || n <= 0) throw new UsageError(`--${flag} must be a positive number`);
+  return n;
+}
+
+function paramsOf(a: Parsed): Record<string, unknown> {
+  let base: Record<string, unknown> = {};
+  const file = a.flags.get('param-file');
+  if (typeof file === 'string') {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`${file} must hold a JSON object`);
+    base = parsed as Record<string, unknown>;
+  }
+  for (const [k, v] of a.params) base[k] = paramValue(v);
+  return base;
+}
+
+const fnPath = (c: Cmd, name: string) => `/api/v1/namespaces/${enc(c.ns)}/actions/${enc(name)}`;
+
+async function fnPut(c: Cmd, update: boolean): Promise<void> {
+  const name = need(c.a, 2, 'function NAME');
+  const rt = runtimeOf(c.a, c.a.positional[3] ?? '');
+  const file = rt.kind === 'blackbox' ? c.a.positional[3] : need(c.a, 3, 'code FILE');
+  const exec: Record<string, unknown> = { kind: rt.kind };
+  if (rt.image) exec.image = rt.image;
+  if (file) {
+    const bytes = readFileSync(file);
+    const binary = extname(file) === '.zip';
+    exec.code = bytes.toString(binary ? 'base64' : 'utf8');
+    exec.binary = binary;
+  }
+  const main = c.a.flags.get('main');
+  if (typeof main === 'string') exec.main = main;
+  const limits: Record<string, number> = {};
+  const memory = num(c.a, 'memory');
+  const timeout = num(c.a, 'timeout');
+  if (memory !== undefined) limits.memory = Math.round(memory);
+  if (timeout !== undefined) limits.timeout = Math.round(timeout * 1000);
+  const body = { exec, limits, parameters: Object.entries(paramsOf(c.a)).map(([key, value]) => ({ key, value })) };
+  const r = await call(c.t, 'PUT', `${fnPath(c, name)}${update ? '?overwrite=true' : ''}`, body);
+  print(c, r.body, () => `ok: ${update ? 'updated' : 'created'} function ${name}`);
+}
+
+type Activation = { activationId: string; name: string; start: number; duration: number | null; response: { status: string; result: unknown }; logs: string[] };
+
+async function fnInvoke(c: Cmd): Promise<number> {
+  const name = need(c.a, 2, 'function NAME');
+  const result = c.a.flags.has('result');
+  const blocking = result || c.a.flags.has('blocking');
+  const r = await call(c.t, 'POST', `${fnPath(c, name)}?blocking=${blocking}&result=${result}`, paramsOf(c.a));
+  if (r.status === 202) {
+    const id = (r.body as { activationId: string }).activationId;
+    print(c, r.body, () => `ok: invoked ${name} with id ${id}`);
+    return 0;
+  }
+  if (result) out(JSON.stringify(r.body, null, 2));
+  else print(c, r.body, () => JSON.stringify(r.body, null, 2));
+  return r.status === 200 ? 0 : 1;
+}
+
+async function dispatch(c: Cmd): Promise<number> {
+  const [noun, verb] = c.a.positional;
+  const key = `${noun ?? ''} ${verb ?? ''}`.trim();
+  switch (key) {
+    case 'namespace create': {
+      const name = need(c.a, 2, 'namespace NAME');
+      const r = await call(c.t, 'PUT', `/api/v1/namespaces/${enc(name)}`);
+      const b = r.body as { auth: string };
+      print(c, r.body, () => `ok: created namespace ${name}\nauth: ${b.auth}`);
+      return 0;
+    }
+    case 'namespace list': {
+      const r = await call(c.t, 'GET', '/api/v1/namespaces');
+      print(c, r.body, () => (r.body as { name: string }[]).map((n) => n.name).join('\n'));
+      return 0;
+    }
+    case 'namespace delete': {
+      const name = need(c.a, 2, 'namespace NAME');
+      const r = await call(c.t, 'DELETE', `/api/v1/namespaces/${enc(name)}`);
+      print(c, r.body, () => `ok: deleted namespace ${name}`);
+      return 0;
+    }
+    case 'fn create':
+      await fnPut(c, false);
+      return 0;
+    case 'fn update':
+      await fnPut(c, true);
+      return 0;
+    case 'fn get': {
+      const name = need(c.a, 2, 'function NAME');
+      const r = await call(c.t, 'GET', `${fnPath(c, name)}?code=${c.a.flags.has('code')}`);
+      print(c, r.body, () => JSON.stringify(r.body, null, 2));
+      return 0;
+    }
+    case 'fn list': {
+      const r = await call(c.t, 'GET', `/api/v1/namespaces/${enc(c.ns)}/actions?limit=200`);
+      type F = { name: string; exec: { kind: string }; version: string };
+      print(c, r.body, () => (r.body as F[]).map((f) => `${f.name.padEnd(32)} ${f.exec.kind.padEnd(9)} ${f.version}`).join('\n'));
+      return 0;
+    }
+    case 'fn delete': {
+      const name = need(c.a, 2, 'function NAME');
+      const r = await call(c.t, 'DELETE', fnPath(c, name));
+      print(c, r.body, () => `ok: deleted function ${name}`);
+      return 0;
+    }
+    case 'fn invoke':
+      return fnInvoke(c);
+    case 'activation list': {
+      const name = c.a.positional[2];
+      const limit = c.a.flags.get('limit') ?? '30';
+      const q = `limit=${enc(String(limit))}${name ? `&name=${enc(name)}` : ''}`;
+      const r = await call(c.t, 'GET', `/api/v1/namespaces/${enc(c.ns)}/activations?${q}`);
+      print(c, r.body, () =>
+        (r.body as Activation[])
+          .map((a) => `${new Date(a.start).toISOString()} ${a.activationId} ${a.name.padEnd(24)} ${a.response.status.padEnd(22)} ${a.duration ?? '-'} ms`)
+          .join('\n'),
+      );
+      return 0;
+    }
+    case 'activation get':
+    case 'activation result':
+    case 'activation logs': {
+      const id = need(c.a, 2, 'activation ID');
+      const suffix = verb === 'get' ? '' : `/${verb}`;
+      const r = await call(c.t, 'GET', `/api/v1/namespaces/${enc(c.ns)}/activations/${enc(id)}${suffix}`);
+      if (verb === 'logs') print(c, r.body, () => (r.body as { logs: string[] }).logs.join('\n'));
+      else if (verb === 'result') print(c, r.body, () => JSON.stringify((r.body as { result: unknown }).result, null, 2));
+      else print(c, r.body, () => JSON.stringify(r.body, null, 2));
+      return 0;
+    }
+    case 'config set': {
+      const k = need(c.a, 2, 'KEY');
+      if (!['apihost', 'auth', 'namespace'].includes(k)) throw new UsageError('config keys: apihost, auth, namespace');
+      writeCliConfig({ ...readCliConfig(), [k]: need(c.a, 3, 'VALUE') });
+      out(`ok: ${k} set`);
+      return 0;
+    }
+    case 'config show': {
+      const cfg = readCliConfig();
+      const shown = { ...cfg, ...(cfg.auth ? { auth: `${cfg.auth.split(':')[0]}:***` } : {}) };
+      out(JSON.stringify(shown, null, 2));
+      return 0;
+    }
+    default:
+      throw new UsageError(noun ? `unknown command: ${key}` : 'no command given');
+  }
+}
+
+const VERB_VALUES = ['runtime', 'main', 'memory', 'timeout', 'param-file', 'limit'];
+const VERB_SWITCHES = ['result', 'blocking', 'code'];
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'daemon') return (await import('../daemon/main.ts')).daemonMain(argv.slice(1));
+  if (argv[0] === 'images') return (await import('../daemon/main.ts')).imagesMain(argv.slice(1));
+  try {
+    const a = parseArgs(argv, { values: [...GLOBAL_VALUES, ...VERB_VALUES], switches: [...GLOBAL_SWITCHES, ...VERB_SWITCHES], aliases: { P: 'param-file', r: 'result', b: 'blocking' } });
+    if (a.flags.has('help') || a.positional.length === 0) {
+      out(USAGE);
+      return a.flags.has('help') ? 0 : 2;
+    }
+    const flag = (k: string) => (typeof a.flags.get(k) === 'string' ? (a.flags.get(k) as string) : undefined);
+    const t = resolveTarget({ ...(flag('apihost') ? { apihost: flag('apihost')! } : {}), ...(flag('auth') ? { auth: flag('auth')! } : {}) });
+    const ns = flag('namespace') ?? process.env.PEERLESS_NAMESPACE ?? readCliConfig().namespace ?? '_';
+    return await dispatch({ t, ns, a, json: a.flags.has('json') });
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`error: ${e.message}\n(see peerless --help)\n`);
+      return 2;
+    }
+    if (e instanceof ApiError) {
+      process.stderr.write(`error: ${e.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    return 1;
+  }
+}

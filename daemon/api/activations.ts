@@ -1,0 +1,74 @@
+import type { FastifyInstance } from 'fastify';
+import { notFound } from '../errors.ts';
+import type { ActivationId, FunctionName, NamespaceName } from '../ids.ts';
+import { STATUS_CODE, type ActivationRecord } from '../types.ts';
+import { namespaceFor, type ApiContext } from './context.ts';
+import { activationParams, name, nsParams, paging } from './schemas.ts';
+
+// Activation records, in OpenWhisk's shape.
+
+export const activationView = (a: ActivationRecord) => ({
+  activationId: a.activationId,
+  namespace: a.namespace,
+  name: a.name,
+  version: `0.0.${a.version}`,
+  host: a.host,
+  start: a.start,
+  end: a.end,
+  duration: a.duration,
+  response: {
+    status: a.status,
+    statusCode: STATUS_CODE[a.status],
+    success: a.status === 'success',
+    result: a.result,
+  },
+  logs: a.logs,
+  annotations: Object.entries(a.annotations).map(([key, value]) => ({ key, value })),
+});
+
+export function activationRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.get<{ Params: { namespace: string }; Querystring: { name?: FunctionName; since: number; limit: number; skip: number; docs: boolean } }>(
+    '/api/v1/namespaces/:namespace/activations',
+    {
+      schema: {
+        tags: ['activations'],
+        summary: 'List activations, newest first',
+        params: nsParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            name,
+            since: { type: 'integer', minimum: 0, default: 0 },
+            docs: { type: 'boolean', default: false },
+            ...paging,
+          },
+        },
+      },
+    },
+    async (req) => {
+      const ns = namespaceFor(ctx, req, req.params.namespace);
+      const list = ctx.store.listActivations(ns, req.query.name ?? null, req.query.since, req.query.limit, req.query.skip);
+      return list.map((a) => {
+        const v = activationView(a);
+        return req.query.docs ? v : { ...v, logs: [], response: { ...v.response, result: undefined } };
+      });
+    },
+  );
+
+  const one = (req: { params: { namespace: string; id: ActivationId } } & Parameters<typeof namespaceFor>[1]) => {
+    const ns: NamespaceName = namespaceFor(ctx, req, req.params.namespace);
+    const a = ctx.store.getActivation(req.params.id);
+    // Another namespace's activation is reported as missing, not as forbidden: its existence is not ours to reveal.
+    if (!a || a.namespace !== ns) throw notFound(`activation ${req.params.id}`, '/params/id');
+    return a;
+  };
+  const schema = (summary: string) => ({ schema: { tags: ['activations'], summary, params: activationParams } });
+
+  app.get<{ Params: { namespace: string; id: ActivationId } }>('/api/v1/namespaces/:namespace/activations/:id', schema('Get an activation'),
+    async (req) => activationView(one(req)));
+  app.get<{ Params: { namespace: string; id: ActivationId } }>('/api/v1/namespaces/:namespace/activations/:id/logs', schema("Get an activation's logs"),
+    async (req) => ({ logs: one(req).logs }));
+  app.get<{ Params: { namespace: string; id: ActivationId } }>('/api/v1/namespaces/:namespace/activations/:id/result', schema("Get an activation's result"),
+    async (req) => activationView(one(req)).response);
+}

@@ -1,0 +1,40 @@
+import type Docker from 'dockerode';
+import type { FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Pool } from '../../sandbox/pool.ts';
+import { authenticate, requireNamespace, type Principal } from '../auth.ts';
+import type { BlobStore } from '../blobs.ts';
+import type { DaemonConfig } from '../config.ts';
+import { notFound } from '../errors.ts';
+import type { HostId, NamespaceName } from '../ids.ts';
+import type { Invoker } from '../invoker.ts';
+import type { Store } from '../store.ts';
+
+/** What the routes need from the daemon, handed to each route plugin. */
+export interface ApiContext {
+  config: DaemonConfig;
+  store: Store;
+  blobs: BlobStore;
+  invoker: Invoker;
+  pool: Pool;
+  docker: Docker;
+  hostId: HostId;
+  log: Logger;
+  /** creates the namespace's network if it does not exist yet */
+  namespaceNetwork: (ns: string) => Promise<string>;
+  removeNamespaceNetwork: (ns: string) => Promise<void>;
+}
+
+export const principalOf = (ctx: ApiContext, req: FastifyRequest): Principal => authenticate(ctx.store, req.headers.authorization);
+
+/**
+ * Authenticates the caller for a namespaced route. `_` means "the caller's own
+ * namespace", as in OpenWhisk. Admins may act on any namespace that exists.
+ */
+export function namespaceFor(ctx: ApiContext, req: FastifyRequest, given: string): NamespaceName {
+  const p = principalOf(ctx, req);
+  const ns = (given === '_' && p.kind === 'namespace' ? p.namespace : given) as NamespaceName;
+  requireNamespace(p, ns);
+  if (!ctx.store.hasNamespace(ns)) throw notFound(`namespace ${ns}`, '/params/namespace');
+  return ns;
+}

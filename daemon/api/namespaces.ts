@@ -1,0 +1,57 @@
+import type { FastifyInstance } from 'fastify';
+import { issueKey, requireAdmin } from '../auth.ts';
+import { conflict, invalid, notFound } from '../errors.ts';
+import type { NamespaceName } from '../ids.ts';
+import { fnKeyPrefix } from '../invoker.ts';
+import { principalOf, type ApiContext } from './context.ts';
+import { nsParams } from './schemas.ts';
+
+// Namespaces (tenants). Creating and deleting them takes the admin key; a
+// namespace key sees only its own namespace.
+
+export function namespaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.get('/api/v1/namespaces', { schema: { tags: ['namespaces'], summary: 'List namespaces' } }, async (req) => {
+    const p = principalOf(ctx, req);
+    const all = ctx.store.listNamespaces();
+    return p.kind === 'admin' ? all : all.filter((n) => n.name === p.namespace);
+  });
+
+  app.put<{ Params: { namespace: NamespaceName } }>(
+    '/api/v1/namespaces/:namespace',
+    { schema: { tags: ['namespaces'], summary: 'Create a namespace and its first key (admin)', params: nsParams } },
+    async (req, reply) => {
+      requireAdmin(principalOf(ctx, req));
+      const ns = req.params.namespace;
+      if (ns === '_') throw invalid('/params/namespace', '"_" stands for the caller\'s own namespace and cannot be created');
+      if (ctx.store.hasNamespace(ns)) throw conflict(`namespace ${ns} already exists`, '/params/namespace');
+      const auth = ctx.store.transaction(() => {
+        ctx.store.createNamespace(ns, Date.now());
+        return issueKey(ctx.store, ns);
+      });
+      // The network is made now so the first invocation does not pay for it; if the engine is down, it is made then.
+      const network = await ctx.namespaceNetwork(ns).catch((err: unknown) => {
+        req.log.warn({ err, namespace: ns }, 'namespace network not created yet');
+        return null;
+      });
+      return reply.code(201).send({ name: ns, auth, network });
+    },
+  );
+
+  app.delete<{ Params: { namespace: NamespaceName } }>(
+    '/api/v1/namespaces/:namespace',
+    { schema: { tags: ['namespaces'], summary: 'Delete a namespace with its functions and activations (admin)', params: nsParams } },
+    async (req) => {
+      requireAdmin(principalOf(ctx, req));
+      const ns = req.params.namespace;
+      if (!ctx.store.hasNamespace(ns)) throw notFound(`namespace ${ns}`, '/params/namespace');
+      const fns = ctx.store.listFunctions(ns, 1_000_000, 0);
+      ctx.store.deleteNamespace(ns);
+      for (const f of fns) {
+        await ctx.pool.retire(fnKeyPrefix(f));
+        if (!ctx.store.digestInUse(f.digest)) ctx.blobs.delete(f.digest);
+      }
+      await ctx.removeNamespaceNetwork(ns);
+      return { name: ns, deleted: true };
+    },
+  );
+}

@@ -1,0 +1,45 @@
+import swagger from '@fastify/swagger';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { activationRoutes } from './api/activations.ts';
+import type { ApiContext } from './api/context.ts';
+import { functionRoutes } from './api/functions.ts';
+import { namespaceRoutes } from './api/namespaces.ts';
+import { problems } from './api/problems.ts';
+import { problem } from './api/schemas.ts';
+
+export const VERSION = '0.1.0';
+
+/** The user API: OpenWhisk-shaped REST over fastify, every route schema-validated. */
+export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: ctx.log as FastifyBaseLogger,
+    // One log line per request would cost more than a warm invocation's own overhead.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: ctx.config.limits.payloadBytes,
+    // Unknown fields are refused with a 400 naming them, not silently dropped.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    return503OnClosing: true,
+  });
+  problems(app);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'peerless user API', version: VERSION, description: 'OpenWhisk-shaped API of a peerless daemon' },
+      components: {
+        securitySchemes: { basic: { type: 'http', scheme: 'basic', description: 'uuid:key of a namespace, or the admin key' } },
+        schemas: { Problem: problem },
+      },
+      security: [{ basic: [] }],
+    },
+  });
+  app.get('/api/v1', { schema: { tags: ['meta'], summary: 'Daemon identity', security: [] } }, async () => ({
+    api: 'peerless',
+    version: VERSION,
+    host: ctx.hostId,
+  }));
+  app.get('/healthz', { schema: { tags: ['meta'], summary: 'Liveness', security: [] } }, async () => ({ ok: true }));
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  namespaceRoutes(app, ctx);
+  functionRoutes(app, ctx);
+  activationRoutes(app, ctx);
+  return app;
+}

@@ -1,0 +1,124 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import pino, { type Logger } from 'pino';
+import { ensureRuntimeImage } from '../sandbox/images.ts';
+import { ensureControlNetwork, ensureNamespaceNetwork, removeNamespaceNetwork } from '../sandbox/networks.ts';
+import { Pool, removeLeftovers } from '../sandbox/pool.ts';
+import { buildApp } from './app.ts';
+import { ensureAdminKey } from './auth.ts';
+import { BlobStore } from './blobs.ts';
+import type { DaemonConfig } from './config.ts';
+import type { HostId } from './ids.ts';
+import { Invoker } from './invoker.ts';
+import { Store } from './store.ts';
+
+// The composition root: opens the store, cleans up after a previous run,
+// makes sure the runtime images and the control network exist, then serves.
+
+export interface RunningDaemon {
+  url: string;
+  log: Logger;
+  /** Graceful stop: refuse new work, let running activations finish (up to drainMs), remove containers. */
+  stop(drainMs?: number): Promise<void>;
+}
+
+async function waitForEngine(docker: Docker, log: Logger, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await docker.ping();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`the Docker engine does not answer: ${(err as Error).message}`);
+      log.warn('waiting for the Docker engine');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+export async function startDaemon(config: DaemonConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningDaemon> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const hostId = config.hostId as HostId;
+  const store = new Store(join(config.dataDir, 'peerless.db'));
+  const blobs = new BlobStore(config.dataDir);
+  ensureAdminKey(store, config.dataDir);
+
+  const failed = store.failRunningActivations(hostId, Date.now(), 'The daemon restarted while the activation was running.');
+  if (failed > 0) log.warn({ failed }, 'marked activations left running by a previous run as failed');
+
+  const docker = new Docker({ socketPath: config.dockerSocket });
+  await waitForEngine(docker, log, 30_000);
+  const removed = await removeLeftovers(docker, hostId);
+  if (removed > 0) log.info({ removed }, 'removed containers left by a previous run');
+
+  const t0 = Date.now();
+  const [nodejs, python] = await Promise.all([ensureRuntimeImage(docker, 'nodejs'), ensureRuntimeImage(docker, 'python')]);
+  log.info({ nodejs: nodejs.tag, python: python.tag, built: nodejs.built || python.built, ms: Date.now() - t0 }, 'runtime images ready');
+  const controlNetwork = await ensureControlNetwork(docker, hostId);
+
+  const networks = new Map<string, Promise<string>>();
+  const namespaceNetwork = (ns: string): Promise<string> => {
+    let p = networks.get(ns);
+    if (!p) {
+      p = ensureNamespaceNetwork(docker, ns).then((n) => n.name);
+      p.catch(() => networks.delete(ns));
+      networks.set(ns, p);
+    }
+    return p;
+  };
+
+  const prewarmMb = config.limits.memoryMb.default;
+  const pool = new Pool({
+    docker,
+    hostId,
+    controlNetwork,
+    memoryBudgetMb: config.pool.memoryBudgetMb,
+    pauseGraceMs: config.pool.pauseGraceMs,
+    idleTimeoutMs: config.pool.idleTimeoutMs,
+    prewarm: [
+      { image: nodejs.tag, memoryMb: prewarmMb, count: config.pool.prewarm.nodejs },
+      { image: python.tag, memoryMb: prewarmMb, count: config.pool.prewarm.python },
+    ],
+    logLimitBytes: config.limits.logBytes,
+    log,
+  });
+  const invoker = new Invoker({ store, blobs, pool, hostId, limits: config.limits, log, images: { nodejs: nodejs.tag, python: python.tag }, namespaceNetwork });
+  const app = await buildApp({
+    config,
+    store,
+    blobs,
+    invoker,
+    pool,
+    docker,
+    hostId,
+    log,
+    namespaceNetwork,
+    removeNamespaceNetwork: async (ns) => {
+      networks.delete(ns);
+      await removeNamespaceNetwork(docker, ns);
+    },
+  });
+  const url = await app.listen({ host: config.listen.host, port: config.listen.port });
+  void pool.topUp();
+  log.info({ url, hostId, dataDir: config.dataDir }, 'peerless daemon listening');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    url,
+    log,
+    stop(drainMs = 30_000) {
+      stopping ??= (async () => {
+        log.info({ running: invoker.running, drainMs }, 'stopping: draining running activations');
+        const closing = app.close();
+        const drained = await invoker.drain(drainMs);
+        if (!drained) log.warn({ running: invoker.running }, 'drain deadline passed; remaining activations will be failed at next start');
+        await pool.close();
+        await closing;
+        store.close();
+        log.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,186 @@
+import type { Logger } from 'pino';
+import type { ActionContainer, ProxyResponse } from '../sandbox/container.ts';
+import { LABEL } from '../sandbox/labels.ts';
+import type { Pool } from '../sandbox/pool.ts';
+import type { BlobStore } from './blobs.ts';
+import type { Limits } from './config.ts';
+import { newActivationId, type ActivationId, type HostId } from './ids.ts';
+import type { Store } from './store.ts';
+import type { ActivationAnnotations, ActivationRecord, ActivationStatus, FunctionRecord } from './types.ts';
+
+// One activation, start to end: record it, get a container from the pool,
+// /init it if cold, /run it under the time limit, classify the answer the way
+// OpenWhisk does, collect its logs, and write the outcome. Every path ends in
+// finishActivation: nothing is left "running".
+
+export interface InvokerDeps {
+  store: Store;
+  blobs: BlobStore;
+  pool: Pool;
+  hostId: HostId;
+  limits: Limits;
+  log: Logger;
+  /** image tag for each built-in runtime */
+  images: { nodejs: string; python: string };
+  /** the namespace's network, created on demand */
+  namespaceNetwork: (ns: string) => Promise<string>;
+}
+
+type Outcome = { status: Exclude<ActivationStatus, 'running'>; result: unknown; logs: string[] };
+
+const LOG_WAIT_MS = 2_000;
+
+export const fnKeyPrefix = (f: Pick<FunctionRecord, 'namespace' | 'name'>) => `${f.namespace}/${f.name}@`;
+const fnKey = (f: FunctionRecord) => `${fnKeyPrefix(f)}${f.version}`;
+
+const developerError = (error: string, logs: string[] = []): Outcome => ({ status: 'action developer error', result: { error }, logs });
+
+class Timeout extends Error {}
+
+export class Invoker {
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly d: InvokerDeps;
+  constructor(deps: InvokerDeps) {
+    this.d = deps;
+  }
+
+  get running(): number {
+    return this.inFlight.size;
+  }
+
+  /** Records the activation, then runs it in the background. */
+  start(fn: FunctionRecord, params: Record<string, unknown>): { activationId: ActivationId; done: Promise<ActivationRecord> } {
+    const activationId = newActivationId();
+    const start = Date.now();
+    const annotations: Partial<ActivationAnnotations> = {
+      kind: fn.runtime.kind === 'image' ? `image:${fn.runtime.image}` : fn.runtime.kind,
+      limits: { memory: fn.limits.memoryMb, timeout: fn.limits.timeoutMs },
+      path: `${fn.namespace}/${fn.name}`,
+    };
+    this.d.store.startActivation({ activationId, namespace: fn.namespace, name: fn.name, version: fn.version, host: this.d.hostId, start, annotations });
+    const done = this.execute(fn, params, activationId, start, annotations)
+      .catch((err: unknown): Outcome => {
+        this.d.log.error({ err, activationId }, 'activation failed inside the platform');
+        return { status: 'whisk internal error', result: { error: 'The platform failed to run the action.' }, logs: [] };
+      })
+      .then((o) => {
+        this.d.store.finishActivation(activationId, Date.now(), start, o.status, o.result, o.logs, annotations);
+        return this.d.store.getActivation(activationId)!;
+      });
+    this.inFlight.add(done);
+    void done.finally(() => this.inFlight.delete(done));
+    return { activationId, done };
+  }
+
+  async drain(timeoutMs: number): Promise<boolean> {
+    const all = Promise.allSettled([...this.inFlight]);
+    const t = new Promise<'late'>((r) => setTimeout(() => r('late'), timeoutMs).unref());
+    return (await Promise.race([all, t])) !== 'late';
+  }
+
+  private image(fn: FunctionRecord): string {
+    return fn.runtime.kind === 'image' ? fn.runtime.image : this.d.images[fn.runtime.kind];
+  }
+
+  private async execute(fn: FunctionRecord, params: Record<string, unknown>, id: ActivationId, start: number,
+    ann: Partial<ActivationAnnotations>): Promise<Outcome> {
+    const network = await this.d.namespaceNetwork(fn.namespace);
+    // Waiting for a container is bounded too: past the function's own time limit the caller gets an error, not a hang.
+    const waitLimit = AbortSignal.timeout(Math.max(fn.limits.timeoutMs, 30_000));
+    const lease = await this.d.pool.acquire(
+      {
+        fnKey: fnKey(fn),
+        memoryMb: fn.limits.memoryMb,
+        image: this.image(fn),
+        namespaceNetwork: network,
+        labels: { [LABEL.namespace]: fn.namespace, [LABEL.function]: fn.name, [LABEL.activation]: id },
+      },
+      waitLimit,
+    );
+    ann.coldStart = lease.cold;
+    if (lease.prewarmed) ann.prewarmed = true;
+    ann.waitTime = Date.now() - start;
+    const c = lease.container;
+    let healthy = false;
+    try {
+      if (lease.cold) {
+        const t0 = Date.now();
+        const code = this.d.blobs.get(fn.digest).toString(fn.binary ? 'base64' : 'utf8');
+        const init = await this.call(c, '/init', { value: { name: fn.name, main: fn.main, code, binary: fn.binary } }, fn.limits.timeoutMs);
+        ann.initTime = Date.now() - t0;
+        if (init instanceof Timeout) return developerError(`The action exceeded its time limits of ${fn.limits.timeoutMs} milliseconds during initialization.`, await c.logs.take(0));
+        if ('failure' in init) return this.crashed(c, init.failure);
+        if (init.status !== 200) {
+          const why = errorField(init.body) ?? 'The action failed to initialize.';
+          return developerError(String(why), await c.logs.take(LOG_WAIT_MS));
+        }
+      }
+      const deadline = Date.now() + fn.limits.timeoutMs;
+      const run = await this.call(c, '/run', {
+        value: params,
+        namespace: fn.namespace,
+        action_name: `/${fn.namespace}/${fn.name}`,
+        activation_id: id,
+        deadline: String(deadline),
+      }, fn.limits.timeoutMs);
+      if (run instanceof Timeout) return developerError(`The action exceeded its time limits of ${fn.limits.timeoutMs} milliseconds.`, await c.logs.take(0));
+      if ('failure' in run) return this.crashed(c, run.failure);
+      const out = this.classify(run);
+      out.logs = await c.logs.take(LOG_WAIT_MS);
+      healthy = true;
+      return out;
+    } finally {
+      if (healthy) this.d.pool.release(lease);
+      else await this.d.pool.destroy(lease);
+    }
+  }
+
+  private async call(c: ActionContainer, path: '/init' | '/run', body: unknown, timeoutMs: number): Promise<ProxyResponse | Timeout | { failure: Error }> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      return await c.post(path, body, this.d.limits.payloadBytes, signal);
+    } catch (e) {
+      if (signal.aborted) return new Timeout();
+      return { failure: e as Error };
+    }
+  }
+
+  /** The proxy's connection broke: find out whether the kernel's OOM killer or the code itself ended it. */
+  private async crashed(c: ActionContainer, failure: Error): Promise<Outcome> {
+    let st = await c.state();
+    for (let i = 0; i < 20 && st.running; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      st = await c.state();
+    }
+    const logs = await c.logs.take(200);
+    const heap = logs.some((l) => l.includes('heap out of memory') || l.includes('MemoryError'));
+    this.d.log.debug({ err: failure, state: st }, 'action container failed');
+    if (st.oomKilled || heap) return developerError('The action exhausted its memory and was aborted.', logs);
+    return developerError('The action did not produce a valid response and exited unexpectedly.', logs);
+  }
+
+  private classify(r: ProxyResponse): Outcome {
+    if (r.truncated) {
+      return developerError(`The action produced a response that exceeded the allowed length: more than ${this.d.limits.payloadBytes} bytes.`);
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(r.body.toString('utf8'));
+    } catch {
+      return developerError('The action did not produce a valid JSON response.');
+    }
+    const isObject = body !== null && typeof body === 'object' && !Array.isArray(body);
+    if (r.status === 200) return isObject ? { status: 'success', result: body, logs: [] } : developerError('The action did not return a dictionary.');
+    if (isObject && 'error' in (body as object)) return { status: 'application error', result: body, logs: [] };
+    return developerError(`The action proxy answered ${r.status} without an error.`);
+  }
+}
+
+function errorField(body: Buffer): unknown {
+  try {
+    const j = JSON.parse(body.toString('utf8')) as { error?: unknown };
+    return j && typeof j === 'object' ? j.error : undefined;
+  } catch {
+    return undefined;
+  }
+}

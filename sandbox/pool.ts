@@ -1,0 +1,265 @@
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import { ActionContainer, type ContainerSpec } from './container.ts';
+import { LABEL, MANAGED_BY } from './labels.ts';
+import { decide, prewarmDeficit, type Demand, type Slot, type SlotState } from './poolPolicy.ts';
+
+// The container pool: carries out poolPolicy's decisions on the engine, and
+// runs the timers (pause after a grace, remove after idling) and the prewarm
+// top-up. Containers serve one activation at a time.
+
+export interface PrewarmSpec {
+  image: string;
+  memoryMb: number;
+  count: number;
+}
+
+export interface PoolOptions {
+  docker: Docker;
+  hostId: string;
+  controlNetwork: string;
+  memoryBudgetMb: number;
+  pauseGraceMs: number;
+  idleTimeoutMs: number;
+  prewarm: PrewarmSpec[];
+  logLimitBytes: number;
+  log: Logger;
+}
+
+export interface Request extends Omit<Demand, 'runtimeKey'> {
+  image: string;
+  namespaceNetwork: string;
+  labels: Record<string, string>;
+}
+
+export interface Lease {
+  container: ActionContainer;
+  slotId: string;
+  cold: boolean;
+  prewarmed: boolean;
+}
+
+interface Entry {
+  slot: Slot;
+  container: ActionContainer | null;
+  pausing: Promise<void> | null;
+  pauseTimer: NodeJS.Timeout | null;
+  idleTimer: NodeJS.Timeout | null;
+}
+
+export class PoolClosedError extends Error {}
+
+const runtimeKey = (image: string, memoryMb: number) => `${image}#${memoryMb}`;
+
+export class Pool {
+  private readonly entries = new Map<string, Entry>();
+  private waiters: (() => void)[] = [];
+  private nextId = 0;
+  private closed = false;
+  private readonly o: PoolOptions;
+  constructor(options: PoolOptions) {
+    this.o = options;
+  }
+
+  private slots(): Slot[] {
+    return [...this.entries.values()].map((e) => e.slot);
+  }
+
+  stats(): Record<SlotState, number> {
+    const out: Record<SlotState, number> = { starting: 0, prewarm: 0, idle: 0, paused: 0, busy: 0, removing: 0 };
+    for (const e of this.entries.values()) out[e.slot.state]++;
+    return out;
+  }
+
+  private wake(): void {
+    const ws = this.waiters;
+    this.waiters = [];
+    for (const w of ws) w();
+  }
+
+  private clearTimers(e: Entry): void {
+    if (e.pauseTimer) clearTimeout(e.pauseTimer);
+    if (e.idleTimer) clearTimeout(e.idleTimer);
+    e.pauseTimer = e.idleTimer = null;
+  }
+
+  private spec(image: string, memoryMb: number, network: string | null, labels: Record<string, string>): ContainerSpec {
+    return {
+      image,
+      memoryMb,
+      hostId: this.o.hostId,
+      controlNetwork: this.o.controlNetwork,
+      namespaceNetwork: network,
+      labels,
+      logLimitBytes: this.o.logLimitBytes,
+    };
+  }
+
+  private add(fnKey: string | null, rk: string, memoryMb: number): Entry {
+    const id = `s${this.nextId++}`;
+    const e: Entry = {
+      slot: { id, fnKey, runtimeKey: rk, memoryMb, state: 'starting', lastUsed: Date.now() },
+      container: null,
+      pausing: null,
+      pauseTimer: null,
+      idleTimer: null,
+    };
+    this.entries.set(id, e);
+    return e;
+  }
+
+  private async drop(e: Entry): Promise<void> {
+    this.clearTimers(e);
+    e.slot.state = 'removing';
+    await e.pausing?.catch(() => undefined);
+    await e.container?.remove();
+    this.entries.delete(e.slot.id);
+    this.wake();
+  }
+
+  async acquire(req: Request, signal: AbortSignal): Promise<Lease> {
+    for (;;) {
+      if (this.closed) throw new PoolClosedError('the pool is shutting down');
+      signal.throwIfAborted();
+      const d = decide(this.slots(), { fnKey: req.fnKey, runtimeKey: runtimeKey(req.image, req.memoryMb), memoryMb: req.memoryMb }, this.o.memoryBudgetMb);
+      if (d.kind === 'warm' || d.kind === 'prewarmed') {
+        const e = this.entries.get(d.id)!;
+        const wasPaused = e.slot.state === 'paused';
+        this.clearTimers(e);
+        e.slot.state = 'busy';
+        e.slot.fnKey = req.fnKey;
+        try {
+          if (wasPaused) {
+            await e.pausing;
+            await e.container!.unpause();
+          }
+          if (d.kind === 'prewarmed') {
+            await e.container!.joinNetwork(req.namespaceNetwork);
+            void this.topUp();
+          }
+          return { container: e.container!, slotId: e.slot.id, cold: d.kind === 'prewarmed', prewarmed: d.kind === 'prewarmed' };
+        } catch (err) {
+          this.o.log.warn({ err, container: e.container?.id }, 'pooled container unusable, removing it');
+          await this.drop(e);
+          continue;
+        }
+      }
+      if (d.kind === 'create') {
+        for (const id of d.evict) {
+          const v = this.entries.get(id);
+          if (v) void this.drop(v);
+        }
+        const e = this.add(req.fnKey, runtimeKey(req.image, req.memoryMb), req.memoryMb);
+        try {
+          e.container = await ActionContainer.create(this.o.docker, this.spec(req.image, req.memoryMb, req.namespaceNetwork, req.labels), signal);
+        } catch (err) {
+          this.entries.delete(e.slot.id);
+          this.wake();
+          throw err;
+        }
+        e.slot.state = 'busy';
+        if (this.closed) {
+          await this.drop(e);
+          throw new PoolClosedError('the pool is shutting down');
+        }
+        return { container: e.container, slotId: e.slot.id, cold: true, prewarmed: false };
+      }
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.waiters.push(() => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Back to the pool after a clean run; a container in doubt must go through destroy instead. */
+  release(lease: Lease): void {
+    const e = this.entries.get(lease.slotId);
+    if (!e) return;
+    if (this.closed) {
+      void this.drop(e);
+      return;
+    }
+    e.slot.state = 'idle';
+    e.slot.lastUsed = Date.now();
+    e.pauseTimer = setTimeout(() => {
+      if (e.slot.state !== 'idle') return;
+      e.slot.state = 'paused';
+      e.pausing = e.container!.pause().catch((err) => {
+        this.o.log.warn({ err, container: e.container!.id }, 'pause failed, removing container');
+        void this.drop(e);
+      });
+    }, this.o.pauseGraceMs);
+    e.idleTimer = setTimeout(() => {
+      if (e.slot.state === 'idle' || e.slot.state === 'paused') void this.drop(e);
+    }, this.o.idleTimeoutMs);
+    e.pauseTimer.unref();
+    e.idleTimer.unref();
+    this.wake();
+  }
+
+  async destroy(lease: Lease): Promise<void> {
+    const e = this.entries.get(lease.slotId);
+    if (e) await this.drop(e);
+  }
+
+  /** A function changed or went away: its unused containers hold old code. */
+  async retire(fnKeyPrefix: string): Promise<void> {
+    const old = [...this.entries.values()].filter(
+      (e) => e.slot.fnKey?.startsWith(fnKeyPrefix) && (e.slot.state === 'idle' || e.slot.state === 'paused'),
+    );
+    await Promise.all(old.map((e) => this.drop(e)));
+  }
+
+  /** Keeps the configured number of prewarmed containers per runtime, within the memory budget. */
+  async topUp(): Promise<void> {
+    const jobs: Promise<void>[] = [];
+    for (const p of this.o.prewarm) {
+      const rk = runtimeKey(p.image, p.memoryMb);
+      const n = prewarmDeficit(this.slots(), rk, p.memoryMb, p.count, this.o.memoryBudgetMb);
+      for (let i = 0; i < n; i++) {
+        const e = this.add(null, rk, p.memoryMb);
+        jobs.push(
+          ActionContainer.create(this.o.docker, this.spec(p.image, p.memoryMb, null, { [LABEL.role]: 'prewarm' }))
+            .then(async (c) => {
+              e.container = c;
+              if (this.closed) return this.drop(e);
+              e.slot.state = 'prewarm';
+              this.wake();
+            })
+            .catch((err) => {
+              this.o.log.warn({ err, image: p.image }, 'prewarm failed');
+              this.entries.delete(e.slot.id);
+              this.wake();
+            }),
+        );
+      }
+    }
+    await Promise.all(jobs);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.wake();
+    await Promise.all([...this.entries.values()].filter((e) => e.slot.state !== 'busy').map((e) => this.drop(e)));
+  }
+
+  /** Busy containers are removed by their activations as they finish; this waits for that. */
+  async drained(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.entries.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Recovery: a daemon that starts removes every container a previous run of it left on this engine. */
+export async function removeLeftovers(docker: Docker, hostId: string): Promise<number> {
+  const list = await docker.listContainers({
+    all: true,
+    filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.host}=${hostId}`] },
+  });
+  await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  return list.length;
+}

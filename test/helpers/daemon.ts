@@ -1,0 +1,134 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import Docker from 'dockerode';
+
+// Real daemons for integration tests: each is a child process running
+// `peerless daemon` against the machine's Docker engine, with its own data dir
+// and host ID so tests never touch each other's containers.
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const CLI = join(ROOT, 'cli/peerless.js');
+export const docker = new Docker();
+
+export interface TestDaemon {
+  url: string;
+  admin: string;
+  hostId: string;
+  dataDir: string;
+  proc: ChildProcess;
+  logs: () => string;
+  /** graceful stop (SIGTERM) */
+  stop(): Promise<number | null>;
+  /** kill -9 */
+  kill(): Promise<void>;
+}
+
+const exited = (p: ChildProcess) =>
+  new Promise<number | null>((r) => (p.exitCode !== null || p.signalCode !== null ? r(p.exitCode) : p.once('exit', (code) => r(code))));
+
+export async function startDaemon(opts: { hostId: string; dataDir?: string; flags?: string[]; env?: Record<string, string> }): Promise<TestDaemon> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), `peerless-${opts.hostId}-`));
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const proc = spawn(process.execPath, [CLI, 'daemon', '--data-dir', dataDir, '--port', String(port), '--host-id', opts.hostId, '--prewarm-nodejs', '0', ...(opts.flags ?? [])], {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`daemon exited with ${proc.exitCode}:\n${out}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline) throw new Error(`daemon did not come up:\n${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    admin: readFileSync(join(dataDir, 'admin.key'), 'utf8').trim(),
+    hostId: opts.hostId,
+    dataDir,
+    proc,
+    logs: () => out,
+    async stop() {
+      proc.kill('SIGTERM');
+      return exited(proc);
+    },
+    async kill() {
+      proc.kill('SIGKILL');
+      await exited(proc);
+    },
+  };
+}
+
+/** Removes what a test host left on the engine: its containers, its control network, test namespaces' networks. */
+export async function cleanupHost(hostId: string, dataDir?: string): Promise<void> {
+  const cs = await docker.listContainers({ all: true, filters: { label: [`peerless.host=${hostId}`] } });
+  await Promise.all(cs.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  const nets = await docker.listNetworks({ filters: { label: ['peerless.managed-by=peerless'] } });
+  for (const n of nets) {
+    const labels = n.Labels ?? {};
+    if (labels['peerless.host'] === hostId || (labels['peerless.namespace'] ?? '').startsWith(`${hostId}-`)) {
+      await docker.getNetwork(n.Id).remove().catch(() => undefined);
+    }
+  }
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+}
+
+export interface Api {
+  (method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; type: string }>;
+}
+
+export function api(url: string, auth: string | null): Api {
+  return async (method, path, body, headers = {}) => {
+    const h: Record<string, string> = { ...headers };
+    if (auth) h.authorization = `Basic ${Buffer.from(auth).toString('base64')}`;
+    let payload: string | undefined;
+    if (body !== undefined) {
+      payload = typeof body === 'string' ? body : JSON.stringify(body);
+      h['content-type'] ??= 'application/json';
+    }
+    const res = await fetch(`${url}${path}`, { method, headers: h, body: payload ?? null });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* keep text */
+    }
+    return { status: res.status, body: parsed, type: res.headers.get('content-type') ?? '' };
+  };
+}
+
+/** Creates a namespace through the admin API and returns a client with its key. */
+export async function namespace(d: TestDaemon, name: string): Promise<{ ns: string; auth: string; call: Api }> {
+  const r = await api(d.url, d.admin)('PUT', `/api/v1/namespaces/${name}`);
+  if (r.status !== 201) throw new Error(`namespace create: ${r.status} ${JSON.stringify(r.body)}`);
+  return { ns: name, auth: r.body.auth, call: api(d.url, r.body.auth) };
+}
+
+export const deploy = (call: Api, ns: string, name: string, exec: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+  call('PUT', `/api/v1/namespaces/${ns}/actions/${name}?overwrite=true`, { exec, ...extra });
+
+export const invoke = (call: Api, ns: string, name: string, params: unknown = {}, q = 'blocking=true') =>
+  call('POST', `/api/v1/namespaces/${ns}/actions/${name}?${q}`, params);
+
+export const annotation = (activation: { annotations: { key: string; value: unknown }[] }, key: string) =>
+  activation.annotations.find((a) => a.key === key)?.value;
+
+export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

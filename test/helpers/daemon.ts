@@ -14,6 +14,7 @@ export const docker = new Docker();
 
 export interface TestDaemon {
   url: string;
+  port: number;
   admin: string;
   hostId: string;
   dataDir: string;
@@ -28,9 +29,9 @@ export interface TestDaemon {
 const exited = (p: ChildProcess) =>
   new Promise<number | null>((r) => (p.exitCode !== null || p.signalCode !== null ? r(p.exitCode) : p.once('exit', (code) => r(code))));
 
-export async function startDaemon(opts: { hostId: string; dataDir?: string; flags?: string[]; env?: Record<string, string> }): Promise<TestDaemon> {
+export async function startDaemon(opts: { hostId: string; dataDir?: string; port?: number; flags?: string[]; env?: Record<string, string> }): Promise<TestDaemon> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), `peerless-${opts.hostId}-`));
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = opts.port ?? 20000 + Math.floor(Math.random() * 20000);
   const proc = spawn(process.execPath, [CLI, 'daemon', '--data-dir', dataDir, '--port', String(port), '--host-id', opts.hostId, '--prewarm-nodejs', '0', ...(opts.flags ?? [])], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -52,6 +53,7 @@ export async function startDaemon(opts: { hostId: string; dataDir?: string; flag
   }
   return {
     url,
+    port,
     admin: readFileSync(join(dataDir, 'admin.key'), 'utf8').trim(),
     hostId: opts.hostId,
     dataDir,

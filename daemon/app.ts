@@ -19,6 +19,8 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
     // Unknown fields are refused with a 400 naming them, not silently dropped.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
     return503OnClosing: true,
+    // Long names reach the schema, which answers with a problem naming the field, instead of the router's bare 414.
+    routerOptions: { maxParamLength: 2048 },
   });
   problems(app);
   await app.register(swagger, {

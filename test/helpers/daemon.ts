@@ -91,7 +91,7 @@ export interface Api {
 export function api(url: string, auth: string | null): Api {
   return async (method, path, body, headers = {}) => {
     const h: Record<string, string> = { ...headers };
-    if (auth) h.authorization = `Basic ${Buffer.from(auth).toString('base64')}`;
+    if (auth && !("authorization" in h)) h.authorization = `Basic ${Buffer.from(auth).toString('base64')}`;
     let payload: string | undefined;
     if (body !== undefined) {
       payload = typeof body === 'string' ? body : JSON.stringify(body);

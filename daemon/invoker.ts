@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { ActionContainer, ProxyResponse } from '../sandbox/container.ts';
 import { LABEL } from '../sandbox/labels.ts';
-import type { Pool } from '../sandbox/pool.ts';
+import type { Lease, Pool } from '../sandbox/pool.ts';
 import type { BlobStore } from './blobs.ts';
 import type { Limits } from './config.ts';
 import { newActivationId, type ActivationId, type HostId } from './ids.ts';
@@ -87,16 +87,24 @@ export class Invoker {
     const network = await this.d.namespaceNetwork(fn.namespace);
     // Waiting for a container is bounded too: past the function's own time limit the caller gets an error, not a hang.
     const waitLimit = AbortSignal.timeout(Math.max(fn.limits.timeoutMs, 30_000));
-    const lease = await this.d.pool.acquire(
-      {
-        fnKey: fnKey(fn),
-        memoryMb: fn.limits.memoryMb,
-        image: this.image(fn),
-        namespaceNetwork: network,
-        labels: { [LABEL.namespace]: fn.namespace, [LABEL.function]: fn.name, [LABEL.activation]: id },
-      },
-      waitLimit,
-    );
+    let lease: Lease;
+    try {
+      lease = await this.d.pool.acquire(
+        {
+          fnKey: fnKey(fn),
+          memoryMb: fn.limits.memoryMb,
+          image: this.image(fn),
+          namespaceNetwork: network,
+          labels: { [LABEL.namespace]: fn.namespace, [LABEL.function]: fn.name, [LABEL.activation]: id },
+        },
+        waitLimit,
+      );
+    } catch (err) {
+      // A user image this engine does not have is the function's fault, not the platform's.
+      if ((err as { statusCode?: number }).statusCode === 404 && fn.runtime.kind === 'image')
+        return developerError(`The image ${fn.runtime.image} does not exist on host ${this.d.hostId}.`);
+      throw err;
+    }
     ann.coldStart = lease.cold;
     if (lease.prewarmed) ann.prewarmed = true;
     ann.waitTime = Date.now() - start;

@@ -113,7 +113,7 @@ export function api(url: string, auth: string | null): Api {
 export async function namespace(d: TestDaemon, name: string): Promise<{ ns: string; auth: string; call: Api }> {
   const r = await api(d.url, d.admin)('PUT', `/api/v1/namespaces/${name}`);
   if (r.status !== 201) throw new Error(`namespace create: ${r.status} ${JSON.stringify(r.body)}`);
-  return { ns: name, auth: r.body.auth, call: api(d.url, r.body.auth) };
+  return { ns: name, auth: r.body.auth as string, call: api(d.url, r.body.auth) };
 }
 
 export const deploy = (call: Api, ns: string, name: string, exec: Record<string, unknown>, extra: Record<string, unknown> = {}) =>

@@ -97,7 +97,7 @@ async function fnPut(c: Cmd, update: boolean): Promise<void> {
   if (timeout !== undefined) limits.timeout = Math.round(timeout * 1000);
   const body = { exec, limits, parameters: Object.entries(paramsOf(c.a)).map(([key, value]) => ({ key, value })) };
   const r = await call(c.t, 'PUT', `${fnPath(c, name)}${update ? '?overwrite=true' : ''}`, body);
-  print(c, r.body, () => `ok: ${update ? 'updated' : 'created'} function ${name}`);
+  print(c, r.body, () => `ok: ${r.status === 201 ? 'created' : 'updated'} function ${name}`);
 }
 
 type Activation = { activationId: string; name: string; start: number; duration: number | null; response: { status: string; result: unknown }; logs: string[] };

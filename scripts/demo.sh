@@ -25,15 +25,14 @@ if [ ! -s "$DATA/demo.auth" ]; then
 fi
 export PEERLESS_AUTH="$(cat "$DATA/demo.auth")"
 
-set -x
-peerless fn update fib examples/fib/fib.js --memory 256 --timeout 30
-peerless fn update fib-py examples/fib/fib.py
-peerless fn invoke fib -p n 30 --result
-peerless fn invoke fib-py -p n 30 --result
-peerless fn invoke fib -p n 25 --blocking --json | grep -E '"(status|coldStart|duration)"' -A1 | head -12
-peerless fn list
-peerless activation list --limit 5
-{ set +x; } 2>/dev/null
+show() { printf '\n$ peerless %s\n' "$*"; peerless "$@"; }
+show fn update fib examples/fib/fib.js --memory 256 --timeout 30
+show fn update fib-py examples/fib/fib.py
+show fn invoke fib -p n 30 --result
+show fn invoke fib-py -p n 30 --result
+show fn invoke fib -p n 25 --blocking
+show fn list
+show activation list --limit 5
 echo
 echo "[demo] the daemon is still running (pid $(cat "$DATA/daemon.pid" 2>/dev/null || echo '?'), log $DATA/daemon.log). Try:"
 echo "  export PEERLESS_APIHOST=$PEERLESS_APIHOST PEERLESS_AUTH=\$(cat $DATA/demo.auth)"

@@ -42,8 +42,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 # `peerless` on PATH, pointing at this checkout.
-if [ "$(readlink -f "$(command -v peerless 2>/dev/null || true)")" != "$(readlink -f cli/peerless.js)" ]; then
-  $SUDO npm link --loglevel=error >/dev/null 2>&1 || log "could not put peerless on PATH (npm link); use node cli/peerless.js"
+if [ "$(readlink -f /usr/local/bin/peerless 2>/dev/null)" != "$(readlink -f cli/peerless.js)" ]; then
+  $SUDO ln -sf "$PWD/cli/peerless.js" /usr/local/bin/peerless || log "could not link /usr/local/bin/peerless; use node cli/peerless.js"
 fi
 
 node cli/peerless.js images build | sed 's/^/[setup] image /'

@@ -15,6 +15,8 @@ const USAGE = `usage: peerless <command> [flags]
                              [--memory MB] [--timeout SECONDS] [-p KEY VALUE]...
   fn get NAME [--code] | fn list | fn delete NAME
   fn invoke NAME [-p KEY VALUE]... [-P params.json] [--result | --blocking]
+                [--instance ID | --instances 'worker-{0..34}']
+  instances [--watch]  |  instance get ID             the namespace's address map
   activation list [NAME] [--limit N] | get ID | result ID | logs ID
   config set apihost|auth|namespace VALUE | config show
 
@@ -106,10 +108,19 @@ async function fnInvoke(c: Cmd): Promise<number> {
   const name = need(c.a, 2, 'function NAME');
   const result = c.a.flags.has('result');
   const blocking = result || c.a.flags.has('blocking');
-  const r = await call(c.t, 'POST', `${fnPath(c, name)}?blocking=${blocking}&result=${result}`, paramsOf(c.a));
+  const instance = c.a.flags.get('instance');
+  const instances = c.a.flags.get('instances');
+  // An unquoted worker-{0..3} is expanded by the shell into several words: take them all back.
+  const group = typeof instances === 'string' ? [instances, ...c.a.positional.slice(3)].join(',') : undefined;
+  const q = `blocking=${blocking}&result=${result}${typeof instance === 'string' ? `&instance=${enc(instance)}` : ''}${group ? `&instances=${enc(group)}` : ''}`;
+  const r = await call(c.t, 'POST', `${fnPath(c, name)}?${q}`, paramsOf(c.a));
   if (r.status === 202) {
-    const id = (r.body as { activationId: string }).activationId;
-    print(c, r.body, () => `ok: invoked ${name} with id ${id}`);
+    const b = r.body as { activationId?: string; activations?: { instance: string; activationId: string }[] };
+    print(c, r.body, () =>
+      b.activations
+        ? `ok: invoked ${name} as ${b.activations.length} instances\n${b.activations.map((a) => `${a.instance} ${a.activationId}`).join('\n')}`
+        : `ok: invoked ${name} with id ${b.activationId}`,
+    );
     return 0;
   }
   if (result) out(JSON.stringify(r.body, null, 2));
@@ -117,9 +128,35 @@ async function fnInvoke(c: Cmd): Promise<number> {
   return r.status === 200 ? 0 : 1;
 }
 
+type Instance = { instance: string; function: string; host: string; ip: string | null; state: string; status: string | null; activation: string };
+const instanceLine = (i: Instance) =>
+  `${i.instance.padEnd(20)} ${i.state.padEnd(9)} ${(i.ip ?? '-').padEnd(15)} ${i.host.padEnd(14)} ${i.function.padEnd(16)} ${i.status ?? ''}`;
+
+async function instancesCmd(c: Cmd): Promise<number> {
+  const path = `/api/v1/namespaces/${enc(c.ns)}/instances`;
+  const show = (b: { version: number; instances: Instance[] }) =>
+    print(c, b, () => [`map version ${b.version}, ${b.instances.length} instances`, ...b.instances.map(instanceLine)].join('\n'));
+  if (!c.a.flags.has('watch')) {
+    show((await call(c.t, 'GET', path)).body as { version: number; instances: Instance[] });
+    return 0;
+  }
+  // --watch: print the map whenever its version changes, until interrupted.
+  const every = Number(c.a.flags.get('interval') ?? 250);
+  let last = -1;
+  for (;;) {
+    const b = (await call(c.t, 'GET', path)).body as { version: number; instances: Instance[] };
+    if (b.version !== last) {
+      last = b.version;
+      if (!c.json) out(`--- ${new Date().toISOString()}`);
+      show(b);
+    }
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
 async function dispatch(c: Cmd): Promise<number> {
   const [noun, verb] = c.a.positional;
-  const key = `${noun ?? ''} ${verb ?? ''}`.trim();
+  const key = noun === 'instances' ? 'instances' : `${noun ?? ''} ${verb ?? ''}`.trim();
   switch (key) {
     case 'namespace create': {
       const name = need(c.a, 2, 'namespace NAME');
@@ -188,6 +225,15 @@ async function dispatch(c: Cmd): Promise<number> {
       else print(c, r.body, () => JSON.stringify(r.body, null, 2));
       return 0;
     }
+    case 'instances':
+    case 'instances list':
+      return instancesCmd(c);
+    case 'instance get': {
+      const id = need(c.a, 2, 'instance ID');
+      const r = await call(c.t, 'GET', `/api/v1/namespaces/${enc(c.ns)}/instances/${enc(id)}`);
+      print(c, r.body, () => JSON.stringify(r.body, null, 2));
+      return 0;
+    }
     case 'config set': {
       const k = need(c.a, 2, 'KEY');
       if (!['apihost', 'auth', 'namespace'].includes(k)) throw new UsageError('config keys: apihost, auth, namespace');
@@ -206,8 +252,8 @@ async function dispatch(c: Cmd): Promise<number> {
   }
 }
 
-const VERB_VALUES = ['runtime', 'main', 'memory', 'timeout', 'param-file', 'limit'];
-const VERB_SWITCHES = ['result', 'blocking', 'code'];
+const VERB_VALUES = ['runtime', 'main', 'memory', 'timeout', 'param-file', 'limit', 'instance', 'instances', 'interval'];
+const VERB_SWITCHES = ['result', 'blocking', 'code', 'watch'];
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'daemon') return (await import('../daemon/main.ts')).daemonMain(argv.slice(1));

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 // The daemon's configuration: defaults < file < environment < flags, validated
 // once here so the rest of the daemon can trust every value it reads.
@@ -16,6 +16,8 @@ export interface Limits {
 export interface DaemonConfig {
   listen: { host: string; port: number };
   dataDir: string;
+  /** sockets and the directories mounted into containers; empty means <dataDir>/run */
+  runDir: string;
   hostId: string;
   dockerSocket: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -31,6 +33,7 @@ export interface DaemonConfig {
 export const DEFAULTS: DaemonConfig = {
   listen: { host: '127.0.0.1', port: 3233 },
   dataDir: '/var/lib/peerless',
+  runDir: '',
   hostId: hostname(),
   dockerSocket: '/var/run/docker.sock',
   logLevel: 'info',
@@ -61,6 +64,7 @@ const ENV_KEYS: Record<string, string> = {
   PEERLESS_HOST: 'listen.host',
   PEERLESS_PORT: 'listen.port',
   PEERLESS_DATA_DIR: 'dataDir',
+  PEERLESS_RUN_DIR: 'runDir',
   PEERLESS_HOST_ID: 'hostId',
   PEERLESS_DOCKER_SOCKET: 'dockerSocket',
   PEERLESS_LOG_LEVEL: 'logLevel',
@@ -76,6 +80,7 @@ const FLAG_KEYS: Record<string, string> = {
   host: 'listen.host',
   port: 'listen.port',
   'data-dir': 'dataDir',
+  'run-dir': 'runDir',
   'host-id': 'hostId',
   'docker-socket': 'dockerSocket',
   'log-level': 'logLevel',
@@ -174,6 +179,7 @@ export function loadConfig(src: ConfigSources = {}): DaemonConfig {
   return {
     listen: { host: str(tree, 'listen.host'), port: int(tree, 'listen.port', 0, 65535) },
     dataDir: resolve(str(tree, 'dataDir')),
+    runDir: resolve(tree.runDir === '' ? join(str(tree, 'dataDir'), 'run') : str(tree, 'runDir')),
     hostId: str(tree, 'hostId', /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/),
     dockerSocket: str(tree, 'dockerSocket'),
     logLevel: logLevel as DaemonConfig['logLevel'],

@@ -1,15 +1,19 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import pino, { type Logger } from 'pino';
 import { ensureRuntimeImage } from '../sandbox/images.ts';
 import { ensureControlNetwork, ensureNamespaceNetwork, removeNamespaceNetwork } from '../sandbox/networks.ts';
 import { Pool, removeLeftovers } from '../sandbox/pool.ts';
+import { AddressMap } from '../gossip/addrmap.ts';
 import { buildApp } from './app.ts';
+import { Directory } from './directory.ts';
+import { FunctionApi } from './fnapi.ts';
+import { startInstances } from './instances.ts';
 import { ensureAdminKey } from './auth.ts';
 import { BlobStore } from './blobs.ts';
 import type { DaemonConfig } from './config.ts';
-import type { HostId } from './ids.ts';
+import type { FunctionName, HostId, NamespaceName } from './ids.ts';
 import { Invoker } from './invoker.ts';
 import { Store } from './store.ts';
 
@@ -68,6 +72,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     return p;
   };
 
+  // Sockets and container directories of a previous run are stale: its containers are gone.
+  rmSync(config.runDir, { recursive: true, force: true });
+  mkdirSync(join(config.runDir, 'slots'), { recursive: true, mode: 0o755 });
+  let fnApi: FunctionApi | undefined;
+  const directory = new Directory(new AddressMap(hostId, Date.now()), (ns) => fnApi!.socketPath(ns));
+
   const prewarmMb = config.limits.memoryMb.default;
   const pool = new Pool({
     docker,
@@ -81,9 +91,22 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       { image: python.tag, memoryMb: prewarmMb, count: config.pool.prewarm.python },
     ],
     logLimitBytes: config.limits.logBytes,
+    slotRoot: join(config.runDir, 'slots'),
+    onRemove: (dir) => directory.detach(dir),
     log,
   });
-  const invoker = new Invoker({ store, blobs, pool, hostId, limits: config.limits, log, images: { nodejs: nodejs.tag, python: python.tag }, namespaceNetwork });
+  const invoker = new Invoker({
+    store, blobs, pool, hostId, limits: config.limits, log, images: { nodejs: nodejs.tag, python: python.tag }, namespaceNetwork, directory,
+    ensureSocket: (ns) => fnApi!.ensureSocket(ns),
+  });
+  const starter = { store, invoker, directory, hostId, payloadBytes: config.limits.payloadBytes };
+  fnApi = await FunctionApi.create({
+    root: join(config.runDir, 'ns'),
+    directory,
+    log,
+    spawn: (r) => startInstances(starter, r.namespace as NamespaceName, r.function as FunctionName, r.params, r.instances, '/body/instances')
+      .map(({ instance, activationId }) => ({ instance, activationId })),
+  });
   const app = await buildApp({
     config,
     store,
@@ -93,6 +116,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     docker,
     hostId,
     log,
+    directory,
+    starter,
     namespaceNetwork,
     removeNamespaceNetwork: async (ns) => {
       networks.delete(ns);
@@ -115,6 +140,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
         if (!drained) log.warn({ running: invoker.running }, 'drain deadline passed; remaining activations will be failed at next start');
         await pool.close();
         await closing;
+        await fnApi!.close();
         store.close();
         log.info('stopped');
       })();

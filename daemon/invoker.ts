@@ -3,7 +3,9 @@ import type { ActionContainer, ProxyResponse } from '../sandbox/container.ts';
 import { LABEL } from '../sandbox/labels.ts';
 import type { Lease, Pool } from '../sandbox/pool.ts';
 import type { BlobStore } from './blobs.ts';
+import type { Entry } from '../gossip/addrmap.ts';
 import type { Limits } from './config.ts';
+import { MESSAGE_PORT, type Directory } from './directory.ts';
 import { newActivationId, type ActivationId, type HostId } from './ids.ts';
 import type { Store } from './store.ts';
 import type { ActivationAnnotations, ActivationRecord, ActivationStatus, FunctionRecord } from './types.ts';
@@ -24,6 +26,14 @@ export interface InvokerDeps {
   images: { nodejs: string; python: string };
   /** the namespace's network, created on demand */
   namespaceNetwork: (ns: string) => Promise<string>;
+  directory: Directory;
+  /** starts the namespace's function-API socket if needed */
+  ensureSocket: (ns: string) => Promise<string>;
+}
+
+export interface StartOptions {
+  /** an entry already reserved in the address map for this activation */
+  instance?: Entry;
 }
 
 type Outcome = { status: Exclude<ActivationStatus, 'running'>; result: unknown; logs: string[] };
@@ -49,21 +59,23 @@ export class Invoker {
   }
 
   /** Records the activation, then runs it in the background. */
-  start(fn: FunctionRecord, params: Record<string, unknown>): { activationId: ActivationId; done: Promise<ActivationRecord> } {
-    const activationId = newActivationId();
+  start(fn: FunctionRecord, params: Record<string, unknown>, opts: StartOptions = {}): { activationId: ActivationId; done: Promise<ActivationRecord> } {
+    const activationId = (opts.instance?.activation as ActivationId | undefined) ?? newActivationId();
     const start = Date.now();
     const annotations: Partial<ActivationAnnotations> = {
       kind: fn.runtime.kind === 'image' ? `image:${fn.runtime.image}` : fn.runtime.kind,
       limits: { memory: fn.limits.memoryMb, timeout: fn.limits.timeoutMs },
       path: `${fn.namespace}/${fn.name}`,
+      ...(opts.instance ? { instance: opts.instance.instance } : {}),
     };
     this.d.store.startActivation({ activationId, namespace: fn.namespace, name: fn.name, version: fn.version, host: this.d.hostId, start, annotations });
-    const done = this.execute(fn, params, activationId, start, annotations)
+    const done = this.execute(fn, params, activationId, start, annotations, opts.instance?.instance ?? null)
       .catch((err: unknown): Outcome => {
         this.d.log.error({ err, activationId }, 'activation failed inside the platform');
         return { status: 'whisk internal error', result: { error: 'The platform failed to run the action.' }, logs: [] };
       })
       .then((o) => {
+        if (opts.instance) this.d.directory.remove(fn.namespace, opts.instance.instance);
         this.d.store.finishActivation(activationId, Date.now(), start, o.status, o.result, o.logs, annotations);
         return this.d.store.getActivation(activationId)!;
       });
@@ -83,8 +95,8 @@ export class Invoker {
   }
 
   private async execute(fn: FunctionRecord, params: Record<string, unknown>, id: ActivationId, start: number,
-    ann: Partial<ActivationAnnotations>): Promise<Outcome> {
-    const network = await this.d.namespaceNetwork(fn.namespace);
+    ann: Partial<ActivationAnnotations>, instance: string | null): Promise<Outcome> {
+    const [network] = await Promise.all([this.d.namespaceNetwork(fn.namespace), this.d.ensureSocket(fn.namespace)]);
     // Waiting for a container is bounded too: past the function's own time limit the caller gets an error, not a hang.
     const waitLimit = AbortSignal.timeout(Math.max(fn.limits.timeoutMs, 30_000));
     let lease: Lease;
@@ -110,7 +122,9 @@ export class Invoker {
     ann.waitTime = Date.now() - start;
     const c = lease.container;
     let healthy = false;
+    const token = this.d.directory.issueToken({ namespace: fn.namespace, activation: id, instance });
     try {
+      this.d.directory.attach(lease.slotDir, fn.namespace);
       if (lease.cold) {
         const t0 = Date.now();
         const code = this.d.blobs.get(fn.digest).toString(fn.binary ? 'base64' : 'utf8');
@@ -124,13 +138,22 @@ export class Invoker {
         }
       }
       const deadline = Date.now() + fn.limits.timeoutMs;
+      // In the map from just before user code runs: a peer that looks it up now can reach it.
+      if (instance) this.d.directory.update(fn.namespace, instance, { ip: c.nsIp, state: 'running' });
       const run = await this.call(c, '/run', {
         value: params,
         namespace: fn.namespace,
         action_name: `/${fn.namespace}/${fn.name}`,
         activation_id: id,
         deadline: String(deadline),
+        // The proxy puts these in the environment as __OW_PEERLESS_*; the SDKs read them.
+        peerless_token: token,
+        peerless_instance: instance ?? '',
+        peerless_ip: c.nsIp ?? '',
+        peerless_port: String(MESSAGE_PORT),
       }, fn.limits.timeoutMs);
+      // ...and out of it as soon as it has returned, crashed or timed out.
+      if (instance) this.d.directory.remove(fn.namespace, instance);
       if (run instanceof Timeout) return developerError(`The action exceeded its time limits of ${fn.limits.timeoutMs} milliseconds.`, await c.logs.take(0));
       if ('failure' in run) return this.crashed(c, run.failure);
       const out = this.classify(run);
@@ -138,6 +161,7 @@ export class Invoker {
       healthy = true;
       return out;
     } finally {
+      this.d.directory.revokeToken(token);
       if (healthy) this.d.pool.release(lease);
       else await this.d.pool.destroy(lease);
     }

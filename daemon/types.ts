@@ -47,6 +47,7 @@ export interface ActivationAnnotations {
   waitTime: number;
   initTime?: number;
   path: string;
+  instance: string;
 }
 
 export interface ActivationRecord {

@@ -21,6 +21,8 @@ export interface ContainerSpec {
   namespaceNetwork: string | null;
   labels: Record<string, string>;
   logLimitBytes: number;
+  /** host directory mounted read-only at /peerless (address map file, function API socket) */
+  slotDir: string;
 }
 
 export interface ProxyResponse {
@@ -41,16 +43,20 @@ let counter = 0;
 
 export class ActionContainer {
   readonly id: string;
+  /** address on the control bridge, where the daemon reaches the proxy */
   readonly ip: string;
+  /** address on the namespace's network, where other instances reach it */
+  nsIp: string | null;
   readonly logs: LogCollector;
   private readonly handle: Docker.Container;
   private readonly docker: Docker;
 
-  private constructor(docker: Docker, handle: Docker.Container, ip: string, logs: LogCollector) {
+  private constructor(docker: Docker, handle: Docker.Container, ip: string, nsIp: string | null, logs: LogCollector) {
     this.docker = docker;
     this.handle = handle;
     this.id = handle.id;
     this.ip = ip;
+    this.nsIp = nsIp;
     this.logs = logs;
   }
 
@@ -73,6 +79,7 @@ export class ActionContainer {
         ReadonlyRootfs: true,
         Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=512m,mode=1777' },
         LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
+        Binds: [`${spec.slotDir}:/peerless:ro`],
       },
     });
     try {
@@ -86,7 +93,8 @@ export class ActionContainer {
       const info = await handle.inspect();
       const ip = info.NetworkSettings.Networks[spec.controlNetwork]?.IPAddress;
       if (!ip) throw new ContainerGoneError(`container has no address on ${spec.controlNetwork}`);
-      const c = new ActionContainer(docker, handle, ip, logs);
+      const nsIp = spec.namespaceNetwork ? (info.NetworkSettings.Networks[spec.namespaceNetwork]?.IPAddress ?? null) : null;
+      const c = new ActionContainer(docker, handle, ip, nsIp, logs);
       await c.waitForProxy(10_000, signal);
       return c;
     } catch (e) {
@@ -160,6 +168,7 @@ export class ActionContainer {
   }
   async joinNetwork(network: string): Promise<void> {
     await this.docker.getNetwork(network).connect({ Container: this.id });
+    this.nsIp = (await this.handle.inspect()).NetworkSettings.Networks[network]?.IPAddress ?? null;
   }
   /** Why the container stopped serving, if it did: OOM, or it exited. */
   async state(): Promise<{ running: boolean; oomKilled: boolean; exitCode: number }> {

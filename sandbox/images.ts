@@ -37,9 +37,10 @@ function recipe(kind: RuntimeKind): Recipe {
     const node = realpathSync(process.execPath);
     return {
       files: [[node, '/usr/bin/node']],
-      dirs: [[proxyDir, '/proxy']],
+      // The SDK at /node_modules/peerless resolves for CommonJS and ES modules alike.
+      dirs: [[proxyDir, '/proxy'], [join(proxyDir, 'sdk'), '/node_modules/peerless']],
       cmd: ['/usr/bin/node', '/proxy/proxy.mjs'],
-      env: ['PATH=/usr/bin', 'NODE_PATH=/proxy/node_modules', 'HOME=/tmp'],
+      env: ['PATH=/usr/bin', 'HOME=/tmp'],
       fingerprint: process.version,
     };
   }

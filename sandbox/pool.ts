@@ -1,3 +1,5 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { ActionContainer, type ContainerSpec } from './container.ts';
@@ -23,6 +25,10 @@ export interface PoolOptions {
   idleTimeoutMs: number;
   prewarm: PrewarmSpec[];
   logLimitBytes: number;
+  /** each container gets a directory under here, mounted at /peerless */
+  slotRoot: string;
+  /** told when a container's directory goes away */
+  onRemove?: (slotDir: string) => void;
   log: Logger;
 }
 
@@ -35,12 +41,14 @@ export interface Request extends Omit<Demand, 'runtimeKey'> {
 export interface Lease {
   container: ActionContainer;
   slotId: string;
+  slotDir: string;
   cold: boolean;
   prewarmed: boolean;
 }
 
 interface Entry {
   slot: Slot;
+  dir: string;
   container: ActionContainer | null;
   pausing: Promise<void> | null;
   pauseTimer: NodeJS.Timeout | null;
@@ -83,8 +91,10 @@ export class Pool {
     e.pauseTimer = e.idleTimer = null;
   }
 
-  private spec(image: string, memoryMb: number, network: string | null, labels: Record<string, string>): ContainerSpec {
+  private spec(e: Entry, image: string, memoryMb: number, network: string | null, labels: Record<string, string>): ContainerSpec {
+    mkdirSync(e.dir, { recursive: true, mode: 0o755 });
     return {
+      slotDir: e.dir,
       image,
       memoryMb,
       hostId: this.o.hostId,
@@ -98,6 +108,7 @@ export class Pool {
   private add(fnKey: string | null, rk: string, memoryMb: number): Entry {
     const id = `s${this.nextId++}`;
     const e: Entry = {
+      dir: join(this.o.slotRoot, `${process.pid}-${id}`),
       slot: { id, fnKey, runtimeKey: rk, memoryMb, state: 'starting', lastUsed: Date.now() },
       container: null,
       pausing: null,
@@ -113,6 +124,8 @@ export class Pool {
     e.slot.state = 'removing';
     await e.pausing?.catch(() => undefined);
     await e.container?.remove();
+    rmSync(e.dir, { recursive: true, force: true });
+    this.o.onRemove?.(e.dir);
     this.entries.delete(e.slot.id);
     this.wake();
   }
@@ -137,7 +150,7 @@ export class Pool {
             await e.container!.joinNetwork(req.namespaceNetwork);
             void this.topUp();
           }
-          return { container: e.container!, slotId: e.slot.id, cold: d.kind === 'prewarmed', prewarmed: d.kind === 'prewarmed' };
+          return { container: e.container!, slotId: e.slot.id, slotDir: e.dir, cold: d.kind === 'prewarmed', prewarmed: d.kind === 'prewarmed' };
         } catch (err) {
           this.o.log.warn({ err, container: e.container?.id }, 'pooled container unusable, removing it');
           await this.drop(e);
@@ -151,9 +164,10 @@ export class Pool {
         }
         const e = this.add(req.fnKey, runtimeKey(req.image, req.memoryMb), req.memoryMb);
         try {
-          e.container = await ActionContainer.create(this.o.docker, this.spec(req.image, req.memoryMb, req.namespaceNetwork, req.labels), signal);
+          e.container = await ActionContainer.create(this.o.docker, this.spec(e, req.image, req.memoryMb, req.namespaceNetwork, req.labels), signal);
         } catch (err) {
           this.entries.delete(e.slot.id);
+          rmSync(e.dir, { recursive: true, force: true });
           this.wake();
           throw err;
         }
@@ -162,7 +176,7 @@ export class Pool {
           await this.drop(e);
           throw new PoolClosedError('the pool is shutting down');
         }
-        return { container: e.container, slotId: e.slot.id, cold: true, prewarmed: false };
+        return { container: e.container, slotId: e.slot.id, slotDir: e.dir, cold: true, prewarmed: false };
       }
       await new Promise<void>((resolve, reject) => {
         const onAbort = () => reject(signal.reason);
@@ -223,7 +237,7 @@ export class Pool {
       for (let i = 0; i < n; i++) {
         const e = this.add(null, rk, p.memoryMb);
         jobs.push(
-          ActionContainer.create(this.o.docker, this.spec(p.image, p.memoryMb, null, { [LABEL.role]: 'prewarm' }))
+          ActionContainer.create(this.o.docker, this.spec(e, p.image, p.memoryMb, null, { [LABEL.role]: 'prewarm' }))
             .then(async (c) => {
               e.container = c;
               if (this.closed) return this.drop(e);
@@ -233,6 +247,7 @@ export class Pool {
             .catch((err) => {
               this.o.log.warn({ err, image: p.image }, 'prewarm failed');
               this.entries.delete(e.slot.id);
+              rmSync(e.dir, { recursive: true, force: true });
               this.wake();
             }),
         );

@@ -7,6 +7,8 @@ import type { BlobStore } from '../blobs.ts';
 import type { DaemonConfig } from '../config.ts';
 import { notFound } from '../errors.ts';
 import type { HostId, NamespaceName } from '../ids.ts';
+import type { Directory } from '../directory.ts';
+import type { Starter } from '../instances.ts';
 import type { Invoker } from '../invoker.ts';
 import type { Store } from '../store.ts';
 
@@ -20,6 +22,8 @@ export interface ApiContext {
   docker: Docker;
   hostId: HostId;
   log: Logger;
+  directory: Directory;
+  starter: Starter;
   /** creates the namespace's network if it does not exist yet */
   namespaceNetwork: (ns: string) => Promise<string>;
   removeNamespaceNetwork: (ns: string) => Promise<void>;

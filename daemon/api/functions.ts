@@ -1,11 +1,14 @@
 import type { FastifyInstance } from 'fastify';
-import { conflict, invalid, notFound, PeerlessError, tooLarge } from '../errors.ts';
-import type { FunctionName } from '../ids.ts';
+import { conflict, invalid, notFound, tooLarge } from '../errors.ts';
+import { expandInstances } from '../../gossip/addrmap.ts';
+import { MAX_GROUP } from '../fnapi.ts';
+import { isName, type FunctionName } from '../ids.ts';
+import { startInstances } from '../instances.ts';
 import { fnKeyPrefix } from '../invoker.ts';
 import type { FunctionRecord, Runtime } from '../types.ts';
 import { activationView } from './activations.ts';
 import { namespaceFor, type ApiContext } from './context.ts';
-import { fnParams, keyValueList, nsParams, paging } from './schemas.ts';
+import { fnParams, keyValueList, name, nsParams, paging } from './schemas.ts';
 
 // Functions (OpenWhisk calls them actions): create, update, read, delete, invoke.
 
@@ -175,36 +178,80 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  app.post<{ Params: { namespace: string; name: FunctionName }; Querystring: { blocking: boolean; result: boolean }; Body: Record<string, unknown> | undefined }>(
+  app.post<{
+    Params: { namespace: string; name: FunctionName };
+    Querystring: { blocking: boolean; result: boolean; instance?: string; instances?: string };
+    Body: Record<string, unknown> | undefined;
+  }>(
     '/api/v1/namespaces/:namespace/actions/:name',
     {
       bodyLimit: L.payloadBytes,
       schema: {
         tags: ['functions'],
-        summary: 'Invoke a function; the body holds its parameters',
+        summary: 'Invoke a function; the body holds its parameters. ?instance=ID names the instance; ?instances=w-{0..9} starts a group',
         params: fnParams,
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { blocking: { type: 'boolean', default: false }, result: { type: 'boolean', default: false } },
+          properties: {
+            blocking: { type: 'boolean', default: false },
+            result: { type: 'boolean', default: false },
+            instance: name,
+            instances: { type: 'string', minLength: 1, maxLength: 8192 },
+          },
         },
         body: { type: 'object' },
       },
     },
     async (req, reply) => {
       const ns = namespaceFor(ctx, req, req.params.namespace);
-      const f = ctx.store.getFunction(ns, req.params.name);
-      if (!f) throw notFound(`function ${req.params.name}`, '/params/name');
-      const params = { ...f.parameters, ...(req.body ?? {}) };
-      if (Buffer.byteLength(JSON.stringify(params)) > L.payloadBytes)
-        throw new PeerlessError('payload_too_large', `parameters exceed ${L.payloadBytes} bytes`, { field: '/body' });
-      const { activationId, done } = ctx.invoker.start(f, params);
-      if (!req.query.blocking && !req.query.result) return reply.code(202).send({ activationId });
+      const q = req.query;
+      if (q.instance && q.instances) throw invalid('/query/instances', 'give either instance or instances, not both');
+      let ids: string[] = [];
+      if (q.instance) ids = [q.instance];
+      else if (q.instances) {
+        try {
+          ids = expandInstances(q.instances, MAX_GROUP);
+        } catch (e) {
+          throw invalid('/query/instances', (e as Error).message);
+        }
+        const bad = ids.find((id) => !isName(id));
+        if (bad !== undefined) throw invalid('/query/instances', `${JSON.stringify(bad)} is not a valid instance ID`);
+      }
+      const started = startInstances(ctx.starter, ns, req.params.name, req.body ?? {}, ids, q.instance ? '/query/instance' : '/query/instances');
+      const group = q.instances !== undefined;
+      if (!q.blocking && !q.result) {
+        return reply.code(202).send(group ? { activations: started.map(({ instance, activationId }) => ({ instance, activationId })) } : { activationId: started[0]!.activationId });
+      }
       const timer = new Promise<'late'>((r) => setTimeout(() => r('late'), BLOCKING_WAIT_MS).unref());
-      const a = await Promise.race([done, timer]);
-      if (a === 'late') return reply.code(202).send({ activationId });
-      const code = a.status === 'success' ? 200 : a.status === 'whisk internal error' ? 500 : 502;
-      return reply.code(code).send(req.query.result ? a.result : activationView(a));
+      const all = await Promise.race([Promise.all(started.map((s) => s.done)), timer]);
+      if (all === 'late') return reply.code(202).send(group ? { activations: started.map(({ instance, activationId }) => ({ instance, activationId })) } : { activationId: started[0]!.activationId });
+      const worst = all.some((a) => a.status === 'whisk internal error') ? 500 : all.some((a) => a.status !== 'success') ? 502 : 200;
+      const shown = all.map((a) => (q.result ? a.result : activationView(a)));
+      return reply.code(worst).send(group ? { activations: shown } : shown[0]);
+    },
+  );
+
+  app.get<{ Params: { namespace: string } }>(
+    '/api/v1/namespaces/:namespace/instances',
+    { schema: { tags: ['instances'], summary: "The namespace's address map: live instances by ID", params: nsParams } },
+    async (req) => ctx.directory.view(namespaceFor(ctx, req, req.params.namespace)),
+  );
+
+  app.get<{ Params: { namespace: string; id: string } }>(
+    '/api/v1/namespaces/:namespace/instances/:id',
+    {
+      schema: {
+        tags: ['instances'],
+        summary: 'One live instance',
+        params: { type: 'object', required: ['namespace', 'id'], additionalProperties: false, properties: { namespace: name, id: name } },
+      },
+    },
+    async (req) => {
+      const ns = namespaceFor(ctx, req, req.params.namespace);
+      const e = ctx.directory.map.get(ns, req.params.id);
+      if (!e) throw notFound(`instance ${req.params.id}`, '/params/id');
+      return e;
     },
   );
 }

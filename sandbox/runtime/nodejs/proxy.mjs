@@ -56,7 +56,12 @@ async function run(body) {
   for (const [k, v] of Object.entries(body)) {
     if (k !== 'value') process.env[`__OW_${k.toUpperCase()}`] = typeof v === 'string' ? v : JSON.stringify(v);
   }
+  let sdk = null;
   try {
+    if (body.peerless_token) {
+      sdk = await import('peerless');
+      await sdk._start();
+    }
     const result = await entry(body.value ?? {});
     // A non-dictionary goes back as it is: the platform calls that a developer error.
     if (result === null || typeof result !== 'object' || Array.isArray(result)) return [200, result ?? null];
@@ -66,6 +71,7 @@ async function run(body) {
     console.error(e && e.stack ? e.stack : String(e));
     return [502, { error: `An error has occurred: ${e && e.message ? e.message : String(e)}` }];
   } finally {
+    sdk?._end();
     endOfActivation();
   }
 }

@@ -73,7 +73,11 @@ class Handler(BaseHTTPRequestHandler):
             for k, v in body.items():
                 if k != "value":
                     os.environ["__OW_" + k.upper()] = v if isinstance(v, str) else json.dumps(v)
+            sdk = None
             try:
+                if body.get("peerless_token"):
+                    import peerless as sdk
+                    sdk._start()
                 result = entry(body.get("value") or {})
                 if not isinstance(result, dict):
                     status, out = 200, result  # the platform calls a non-dictionary a developer error
@@ -84,6 +88,8 @@ class Handler(BaseHTTPRequestHandler):
             except BaseException as e:
                 traceback.print_exc()
                 status, out = 502, {"error": "An error has occurred: %s" % e}
+            if sdk is not None:
+                sdk._end()
             end_of_activation()
             try:
                 return self.reply(status, out)

@@ -1,0 +1,150 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, linkSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AddressMap, type Entry } from '../gossip/addrmap.ts';
+
+// The daemon's side of the address map: the state machine plus everything a
+// function sees of it. Each container has its own directory, mounted read-only
+// at /peerless; once the container serves a namespace, that directory holds a
+// hard link to the namespace's function-API socket and a copy of the
+// namespace's map, replaced atomically (write, then rename) on every change.
+
+export const MAP_FILE = 'addrmap.json';
+export const SOCKET_FILE = 'api.sock';
+export const MESSAGE_PORT = 7700;
+
+export interface Caller {
+  namespace: string;
+  activation: string;
+  instance: string | null;
+}
+
+type Listener = (ns: string) => void;
+
+export class Directory {
+  readonly map: AddressMap;
+  private readonly attached = new Map<string, string>(); // slot dir → namespace
+  private readonly dirty = new Set<string>();
+  private flushing: NodeJS.Immediate | null = null;
+  private readonly listeners = new Set<Listener>();
+  private readonly tokens = new Map<string, Caller>();
+  private readonly socketOf: (ns: string) => string;
+
+  constructor(map: AddressMap, socketOf: (ns: string) => string) {
+    this.map = map;
+    this.socketOf = socketOf;
+  }
+
+  // tokens: one per activation, handed to it in its environment, void when it ends
+
+  issueToken(caller: Caller): string {
+    const t = randomBytes(24).toString('base64url');
+    this.tokens.set(t, caller);
+    return t;
+  }
+  revokeToken(t: string): void {
+    this.tokens.delete(t);
+  }
+  caller(token: string): Caller | undefined {
+    return this.tokens.get(token);
+  }
+
+  // the map
+
+  reserve(entries: Omit<Entry, 'state' | 'ip' | 'status' | 'port' | 'since'>[]): Entry[] {
+    const now = Date.now();
+    const out = this.map.reserve(entries.map((e) => ({ ...e, port: MESSAGE_PORT, since: now })));
+    for (const e of new Set(entries.map((x) => x.namespace))) this.changed(e);
+    return out;
+  }
+  update(ns: string, id: string, patch: Partial<Pick<Entry, 'ip' | 'state' | 'status'>>): Entry | undefined {
+    const e = this.map.update(ns, id, patch);
+    if (e) this.changed(ns);
+    return e;
+  }
+  remove(ns: string, id: string): void {
+    if (this.map.remove(ns, id)) this.changed(ns);
+  }
+
+  onChange(l: Listener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  /** Resolves with the entries once every ID is running, or with null at the deadline. */
+  waitFor(ns: string, ids: string[], timeoutMs: number, signal?: AbortSignal): Promise<Entry[] | null> {
+    const ready = () => {
+      const es = ids.map((id) => this.map.get(ns, id));
+      return es.every((e) => e?.state === 'running') ? (es as Entry[]) : null;
+    };
+    const now = ready();
+    if (now || timeoutMs <= 0) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const done = (v: Entry[] | null) => {
+        clearTimeout(timer);
+        off();
+        signal?.removeEventListener('abort', abort);
+        resolve(v);
+      };
+      const abort = () => done(null);
+      const off = this.onChange((changed) => {
+        if (changed !== ns) return;
+        const r = ready();
+        if (r) done(r);
+      });
+      const timer = setTimeout(() => done(null), timeoutMs);
+      signal?.addEventListener('abort', abort, { once: true });
+    });
+  }
+
+  // what containers see
+
+  /** Makes a container's /peerless directory show this namespace (idempotent). */
+  attach(slotDir: string, ns: string): void {
+    if (this.attached.get(slotDir) === ns) return;
+    mkdirSync(slotDir, { recursive: true });
+    rmSync(join(slotDir, SOCKET_FILE), { force: true });
+    linkSync(this.socketOf(ns), join(slotDir, SOCKET_FILE));
+    this.attached.set(slotDir, ns);
+    this.writeMap(slotDir, ns, this.render(ns));
+  }
+
+  detach(slotDir: string): void {
+    this.attached.delete(slotDir);
+  }
+
+  view(ns: string): { version: number; instances: Entry[] } {
+    return { version: this.map.version(ns), instances: this.map.list(ns) };
+  }
+
+  private render(ns: string): string {
+    return `${JSON.stringify({ namespace: ns, ...this.view(ns) })}\n`;
+  }
+
+  private writeMap(slotDir: string, ns: string, content: string): void {
+    const tmp = join(slotDir, `.${MAP_FILE}.${randomBytes(4).toString('hex')}`);
+    try {
+      writeFileSync(tmp, content, { mode: 0o644 });
+      chmodSync(tmp, 0o644);
+      renameSync(tmp, join(slotDir, MAP_FILE));
+    } catch {
+      rmSync(tmp, { force: true }); // the container went away meanwhile
+      if (this.attached.get(slotDir) === ns) this.attached.delete(slotDir);
+    }
+  }
+
+  private changed(ns: string): void {
+    for (const l of this.listeners) l(ns);
+    // Files are rewritten once per turn of the event loop, however many changes a group start makes.
+    this.dirty.add(ns);
+    this.flushing ??= setImmediate(() => {
+      this.flushing = null;
+      const nss = [...this.dirty];
+      this.dirty.clear();
+      for (const n of nss) {
+        const content = this.render(n);
+        for (const [dir, owner] of this.attached) if (owner === n) this.writeMap(dir, n, content);
+      }
+    });
+  }
+}

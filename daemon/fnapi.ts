@@ -1,0 +1,194 @@
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { expandInstances } from '../gossip/addrmap.ts';
+import { problems } from './api/problems.ts';
+import { name } from './api/schemas.ts';
+import type { Caller, Directory } from './directory.ts';
+import { invalid, notFound, PeerlessError } from './errors.ts';
+
+// The function API: what a running function may ask of its daemon, as HTTP
+// over a Unix socket. There is one socket per namespace, and a container only
+// ever sees its own namespace's, so a function cannot even name another
+// tenant. One fastify app serves every socket; the socket a request came in on
+// fixes its namespace, and the bearer token (one per activation, in the
+// function's environment) says which activation is asking.
+
+export const MAX_GROUP = 1000;
+
+export interface SpawnRequest {
+  namespace: string;
+  function: string;
+  instances: string[];
+  params: Record<string, unknown>;
+}
+
+export type Spawner = (req: SpawnRequest) => { instance: string | null; activationId: string }[];
+
+const NS = Symbol('namespace');
+
+function callerOf(dir: Directory, req: FastifyRequest): Caller {
+  const ns = (req.raw as http.IncomingMessage & { [NS]?: string })[NS];
+  const m = /^Bearer\s+(\S+)$/.exec(req.headers.authorization ?? '');
+  if (!ns) throw new PeerlessError('forbidden', 'the function API is only served on namespace sockets');
+  if (!m) throw new PeerlessError('unauthorized', 'send the token from __OW_PEERLESS_TOKEN as a bearer token', { field: '/headers/authorization' });
+  const c = dir.caller(m[1]!);
+  if (!c) throw new PeerlessError('unauthorized', 'the token is not valid (forged, or its activation has ended)', { field: '/headers/authorization' });
+  if (c.namespace !== ns) throw new PeerlessError('forbidden', 'this token belongs to another namespace', { field: '/headers/authorization' });
+  return c;
+}
+
+export class FunctionApi {
+  private readonly app: FastifyInstance;
+  private readonly servers = new Map<string, http.Server>();
+  private readonly root: string;
+
+  private constructor(app: FastifyInstance, root: string) {
+    this.app = app;
+    this.root = root;
+  }
+
+  socketPath(ns: string): string {
+    return join(this.root, createHash('sha256').update(ns).digest('hex').slice(0, 16), 'api.sock');
+  }
+
+  /** Starts (once) the namespace's socket; its path is what containers get linked to. */
+  async ensureSocket(ns: string): Promise<string> {
+    const path = this.socketPath(ns);
+    if (this.servers.has(ns)) return path;
+    mkdirSync(join(path, '..'), { recursive: true, mode: 0o755 });
+    rmSync(path, { force: true });
+    const server = http.createServer((req, res) => {
+      (req as http.IncomingMessage & { [NS]?: string })[NS] = ns;
+      this.app.routing(req, res);
+    });
+    this.servers.set(ns, server);
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve));
+    // The container's user is not ours: anyone who can reach the socket may connect, and the token decides.
+    chmodSync(path, 0o666);
+    return path;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.servers.values()) {
+      s.closeAllConnections();
+      s.close();
+    }
+    await this.app.close();
+  }
+
+  static async create(opts: { root: string; directory: Directory; spawn: Spawner; log: Logger }): Promise<FunctionApi> {
+    const dir = opts.directory;
+    const app = Fastify({
+      loggerInstance: opts.log.child({ api: 'function' }) as FastifyBaseLogger,
+      logController: new LogController({ disableRequestLogging: true }),
+      bodyLimit: 1024 * 1024,
+      ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    });
+    problems(app);
+    const idParams = { type: 'object', required: ['id'], properties: { id: name } } as const;
+
+    app.get('/v1/self', async (req) => {
+      const c = callerOf(dir, req);
+      return { namespace: c.namespace, activation: c.activation, instance: c.instance, entry: c.instance ? (dir.map.get(c.namespace, c.instance) ?? null) : null };
+    });
+    app.get('/v1/instances', async (req) => dir.view(callerOf(dir, req).namespace));
+    app.get<{ Params: { id: string } }>('/v1/instances/:id', { schema: { params: idParams } }, async (req) => {
+      const c = callerOf(dir, req);
+      const e = dir.map.get(c.namespace, req.params.id);
+      if (!e) throw notFound(`instance ${req.params.id}`, '/params/id');
+      return e;
+    });
+    app.get<{ Querystring: { ids: string[]; timeout: number } }>(
+      '/v1/wait',
+      {
+        schema: {
+          querystring: {
+            type: 'object',
+            required: ['ids'],
+            properties: { ids: { type: 'array', items: name, minItems: 1, maxItems: MAX_GROUP }, timeout: { type: 'integer', minimum: 0, maximum: 300_000, default: 30_000 } },
+          },
+        },
+      },
+      async (req, reply) => {
+        const c = callerOf(dir, req);
+        const ac = new AbortController();
+        req.raw.once('close', () => ac.abort());
+        const ids = req.query.ids.flatMap((s) => s.split(',')).filter(Boolean);
+        const got = await dir.waitFor(c.namespace, ids, req.query.timeout, ac.signal);
+        if (!got) {
+          const missing = ids.filter((id) => dir.map.get(c.namespace, id)?.state !== 'running');
+          return reply.code(408).type('application/problem+json').send({
+            type: 'https://peerless.dev/problems/timeout', title: 'timeout', status: 408, code: 'timeout',
+            detail: `not running after ${req.query.timeout} ms: ${missing.slice(0, 20).join(', ')}`, field: '/query/ids', missing,
+          });
+        }
+        return { instances: got };
+      },
+    );
+    app.get('/v1/events', async (req, reply) => {
+      const c = callerOf(dir, req);
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      const send = () => res.write(`event: map\ndata: ${JSON.stringify(dir.view(c.namespace))}\n\n`);
+      send();
+      let queued = false;
+      const off = dir.onChange((ns) => {
+        if (ns !== c.namespace || queued) return;
+        queued = true;
+        setImmediate(() => {
+          queued = false;
+          send();
+        });
+      });
+      req.raw.once('close', off);
+    });
+    app.put<{ Body: { status: string } }>(
+      '/v1/self/status',
+      { schema: { body: { type: 'object', required: ['status'], additionalProperties: false, properties: { status: { type: 'string', maxLength: 256 } } } } },
+      async (req) => {
+        const c = callerOf(dir, req);
+        if (!c.instance) throw invalid('/headers/authorization', 'only an instance invoked with an ID can publish a status');
+        return dir.update(c.namespace, c.instance, { status: req.body.status });
+      },
+    );
+    app.post<{ Body: { function: string; instance?: string; instances?: string | string[]; params?: Record<string, unknown> } }>(
+      '/v1/spawn',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            required: ['function'],
+            additionalProperties: false,
+            properties: {
+              function: name,
+              instance: name,
+              instances: { anyOf: [{ type: 'string', maxLength: 4096 }, { type: 'array', items: name, maxItems: MAX_GROUP }] },
+              params: { type: 'object' },
+            },
+          },
+        },
+      },
+      async (req, reply) => {
+        const c = callerOf(dir, req);
+        const b = req.body;
+        let ids: string[] = [];
+        try {
+          if (b.instance) ids = [b.instance];
+          else if (typeof b.instances === 'string') ids = expandInstances(b.instances, MAX_GROUP);
+          else if (b.instances) ids = b.instances;
+        } catch (e) {
+          throw invalid('/body/instances', (e as Error).message);
+        }
+        const started = opts.spawn({ namespace: c.namespace, function: b.function, instances: ids, params: b.params ?? {} });
+        return reply.code(202).send({ activations: started });
+      },
+    );
+    await app.ready();
+    return new FunctionApi(app, opts.root);
+  }
+}

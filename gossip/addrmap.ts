@@ -1,0 +1,145 @@
+// The address map's state machine, with no I/O: instance ID → where it runs.
+// Each daemon is the only writer of the entries for its own instances (its
+// "origin"), so the cluster-wide map is the union of per-origin maps. Every
+// local change bumps the origin's sequence number and is recorded in the
+// pending delta, which the gossip layer ships to peers; the per-namespace
+// version tells readers (the map file, long-polls) that something changed.
+
+export type InstanceState = 'starting' | 'running';
+
+export interface Entry {
+  namespace: string;
+  instance: string;
+  function: string;
+  activation: string;
+  host: string;
+  /** address on the namespace's network; null until the container is up */
+  ip: string | null;
+  port: number;
+  state: InstanceState;
+  /** what the instance published about itself, e.g. "waiting" or "42%" */
+  status: string | null;
+  since: number;
+}
+
+export type Change = { kind: 'upsert'; entry: Entry } | { kind: 'remove'; namespace: string; instance: string };
+
+export interface Delta {
+  origin: string;
+  incarnation: number;
+  seq: number;
+  changes: Change[];
+}
+
+export class InstanceClash extends Error {
+  readonly instance: string;
+  constructor(instance: string) {
+    super(`instance ${instance} is already alive in this namespace`);
+    this.instance = instance;
+  }
+}
+
+const key = (ns: string, id: string) => `${ns}\u0000${id}`;
+
+export class AddressMap {
+  private readonly entries = new Map<string, Entry>();
+  private readonly versions = new Map<string, number>();
+  private pending: Change[] = [];
+  private seq = 0;
+  readonly origin: string;
+  readonly incarnation: number;
+
+  constructor(origin: string, incarnation: number) {
+    this.origin = origin;
+    this.incarnation = incarnation;
+  }
+
+  version(ns: string): number {
+    return this.versions.get(ns) ?? 0;
+  }
+
+  get(ns: string, id: string): Entry | undefined {
+    return this.entries.get(key(ns, id));
+  }
+
+  list(ns: string): Entry[] {
+    const out: Entry[] = [];
+    for (const e of this.entries.values()) if (e.namespace === ns) out.push(e);
+    return out.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0));
+  }
+
+  size(): number {
+    return this.entries.size;
+  }
+
+  private record(ns: string, c: Change): void {
+    this.versions.set(ns, this.version(ns) + 1);
+    this.pending.push(c);
+    this.seq++;
+  }
+
+  /**
+   * Claims IDs for new instances, all or none: one that is alive already
+   * makes the whole claim fail, so a group never starts half its members.
+   */
+  reserve(entries: Omit<Entry, 'state' | 'ip' | 'status'>[]): Entry[] {
+    const seen = new Set<string>();
+    for (const e of entries) {
+      const k = key(e.namespace, e.instance);
+      if (this.entries.has(k) || seen.has(k)) throw new InstanceClash(e.instance);
+      seen.add(k);
+    }
+    return entries.map((e) => {
+      const full: Entry = { ...e, ip: null, state: 'starting', status: null };
+      this.entries.set(key(e.namespace, e.instance), full);
+      this.record(e.namespace, { kind: 'upsert', entry: { ...full } });
+      return full;
+    });
+  }
+
+  /** Changes fields of a live entry; only this origin's own entries can change here. */
+  update(ns: string, id: string, patch: Partial<Pick<Entry, 'ip' | 'state' | 'status'>>): Entry | undefined {
+    const e = this.entries.get(key(ns, id));
+    if (!e || e.host !== this.origin) return undefined;
+    Object.assign(e, patch);
+    this.record(ns, { kind: 'upsert', entry: { ...e } });
+    return e;
+  }
+
+  remove(ns: string, id: string): boolean {
+    const k = key(ns, id);
+    const e = this.entries.get(k);
+    if (!e || e.host !== this.origin) return false;
+    this.entries.delete(k);
+    this.record(ns, { kind: 'remove', namespace: ns, instance: id });
+    return true;
+  }
+
+  /** The changes since the last call, as one delta for the gossip layer; null when there are none. */
+  takeDelta(): Delta | null {
+    if (this.pending.length === 0) return null;
+    const d: Delta = { origin: this.origin, incarnation: this.incarnation, seq: this.seq, changes: this.pending };
+    this.pending = [];
+    return d;
+  }
+}
+
+/** Expands `worker-{0..34}` (and `a,b,c`) into instance IDs; at most `max`. */
+export function expandInstances(pattern: string, max: number): string[] {
+  const out: string[] = [];
+  for (const part of pattern.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^(.*)\{(\d+)\.\.(\d+)\}(.*)$/.exec(part);
+    if (!m) {
+      out.push(part);
+    } else {
+      const [, pre, a, b, post] = m;
+      const from = Number(a);
+      const to = Number(b);
+      if (to < from) throw new RangeError(`empty range in ${part}`);
+      if (to - from + 1 + out.length > max) throw new RangeError(`more than ${max} instances`);
+      for (let i = from; i <= to; i++) out.push(`${pre}${i}${post}`);
+    }
+    if (out.length > max) throw new RangeError(`more than ${max} instances`);
+  }
+  return out;
+}

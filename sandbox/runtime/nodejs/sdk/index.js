@@ -1,0 +1,289 @@
+// The peerless SDK for Node.js functions: who am I, find my peers, and send
+// them bytes directly over TCP on the namespace's network. No relay, no store.
+//
+//   import * as peerless from 'peerless'   (or require('peerless'))
+//   await peerless.waitFor(['worker-1'], 5000)
+//   await peerless.send('worker-1', Buffer.from('hi'))
+//   const { from, data } = await peerless.recv()
+//
+// Wire format on a connection: a hello (u16 length + sender ID), then frames
+// of u8 kind (0 data, 1 barrier) + u64 length + payload.
+import http from 'node:http';
+import net from 'node:net';
+
+const SOCKET = '/peerless/api.sock';
+const DATA = 0;
+const BARRIER = 1;
+const CONNECT_RETRY_MS = 3000;
+const SMALL = 64 * 1024;
+const agent = new http.Agent({ keepAlive: true });
+
+export class PeerGoneError extends Error {
+  constructor(id, why) {
+    super(`instance ${id} is not alive${why ? `: ${why}` : ''}`);
+    this.name = 'PeerGoneError';
+    this.code = 'PEER_GONE';
+    this.instance = id;
+  }
+}
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(`function API answered ${status}: ${body && body.detail ? body.detail : JSON.stringify(body)}`);
+    this.name = 'PeerlessApiError';
+    this.status = status;
+    this.body = body;
+  }
+}
+
+const env = () => ({
+  token: process.env.__OW_PEERLESS_TOKEN || '',
+  instance: process.env.__OW_PEERLESS_INSTANCE || null,
+  ip: process.env.__OW_PEERLESS_IP || null,
+  port: Number(process.env.__OW_PEERLESS_PORT || 7700),
+});
+
+function api(method, path, body) {
+  const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        socketPath: SOCKET,
+        path,
+        method,
+        agent,
+        headers: { authorization: `Bearer ${env().token}`, ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed = null;
+          try {
+            parsed = text ? JSON.parse(text) : null;
+          } catch {
+            parsed = text;
+          }
+          if (res.statusCode >= 400) reject(new ApiError(res.statusCode, parsed));
+          else resolve(parsed);
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+// ---- directory ----
+
+export const self = () => api('GET', '/v1/self');
+export const list = async () => (await api('GET', '/v1/instances')).instances;
+export async function lookup(id) {
+  try {
+    return await api('GET', `/v1/instances/${encodeURIComponent(id)}`);
+  } catch (e) {
+    if (e.status === 404) throw new PeerGoneError(id);
+    throw e;
+  }
+}
+/** Resolves with the entries of all IDs once every one is running; rejects at the timeout. */
+export async function waitFor(ids, timeoutMs = 30000) {
+  const list = Array.isArray(ids) ? ids : [ids];
+  const q = list.map((id) => `ids=${encodeURIComponent(id)}`).join('&');
+  return (await api('GET', `/v1/wait?${q}&timeout=${Math.round(timeoutMs)}`)).instances;
+}
+export const setStatus = (status) => api('PUT', '/v1/self/status', { status: String(status) });
+/** spawn('worker', { instances: 'w-{0..9}', params }) or spawn('worker', { instance: 'w-0' }) */
+export const spawn = async (fn, opts = {}) => (await api('POST', '/v1/spawn', { function: fn, ...opts })).activations;
+
+// ---- messages ----
+
+let server = null;
+const inbox = []; // { kind, from, data }
+let waiters = []; // { kind, from, resolve }
+const conns = new Map(); // peer id -> Promise<net.Socket>
+
+function deliver(msg) {
+  const i = waiters.findIndex((w) => w.kind === msg.kind && (w.from == null || w.from === msg.from));
+  if (i >= 0) waiters.splice(i, 1)[0].resolve(msg);
+  else inbox.push(msg);
+}
+
+function onConnection(sock) {
+  sock.setNoDelay(true);
+  let from = null;
+  let head = Buffer.alloc(0);
+  let body = null; // { kind, buf, filled }
+  sock.on('data', (chunk) => {
+    let off = 0;
+    while (off < chunk.length) {
+      if (body) {
+        // Copy straight into the message's own buffer: one copy, never two.
+        const n = Math.min(chunk.length - off, body.buf.length - body.filled);
+        chunk.copy(body.buf, body.filled, off, off + n);
+        body.filled += n;
+        off += n;
+        if (body.filled === body.buf.length) {
+          deliver({ kind: body.kind, from, data: body.buf });
+          body = null;
+        }
+        continue;
+      }
+      // The hello's length is known only once its first two bytes are in, so `want` is asked again.
+      const want = () => (from === null ? (head.length < 2 ? 2 : 2 + head.readUInt16BE(0)) : 9);
+      const take = Math.min(want() - head.length, chunk.length - off);
+      head = Buffer.concat([head, chunk.subarray(off, off + take)]);
+      off += take;
+      if (head.length < want()) continue;
+      if (from === null) {
+        from = head.subarray(2).toString('utf8');
+      } else {
+        const kind = head[0];
+        const len = Number(head.readBigUInt64BE(1));
+        if (len === 0) deliver({ kind, from, data: Buffer.alloc(0) });
+        else body = { kind, buf: Buffer.allocUnsafe(len), filled: 0 };
+      }
+      head = Buffer.alloc(0);
+    }
+  });
+  sock.on('error', () => sock.destroy());
+}
+
+/** Called by the action proxy before each activation: listen for peers (once). */
+export async function _start() {
+  if (server) return;
+  server = net.createServer(onConnection);
+  await new Promise((resolve, reject) => server.once('error', reject).listen(env().port, '0.0.0.0', resolve));
+}
+
+/** Called by the action proxy after each activation: nothing of it may leak into the next one. */
+export function _end() {
+  inbox.length = 0;
+  for (const w of waiters) w.resolve(null);
+  waiters = [];
+  for (const c of conns.values()) c.then((s) => s.destroy(), () => {});
+  conns.clear();
+}
+
+async function connect(id) {
+  const me = env().instance || `activation-${process.env.__OW_ACTIVATION_ID || 'anonymous'}`;
+  const deadline = Date.now() + CONNECT_RETRY_MS;
+  for (;;) {
+    const e = await lookup(id); // a peer that is gone fails here, at once
+    if (e.state === 'running' && e.ip) {
+      try {
+        const sock = await new Promise((resolve, reject) => {
+          const s = net.connect({ host: e.ip, port: e.port });
+          s.setNoDelay(true);
+          s.once('connect', () => resolve(s));
+          s.once('error', reject);
+          s.setTimeout(2000, () => s.destroy(new Error('connect timeout')));
+        });
+        sock.setTimeout(0);
+        const idb = Buffer.from(me, 'utf8');
+        const hello = Buffer.alloc(2 + idb.length);
+        hello.writeUInt16BE(idb.length, 0);
+        idb.copy(hello, 2);
+        sock.write(hello);
+        sock.on('error', () => conns.delete(id));
+        sock.on('close', () => conns.delete(id));
+        return sock;
+      } catch (err) {
+        // The peer is in the map but not listening yet (its code is just starting): retry briefly.
+        if (Date.now() > deadline) throw new PeerGoneError(id, err.message);
+      }
+    } else if (Date.now() > deadline) throw new PeerGoneError(id, `state ${e.state}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function connection(id) {
+  let c = conns.get(id);
+  if (!c) {
+    c = connect(id);
+    conns.set(id, c);
+    c.catch(() => conns.delete(id));
+  }
+  return c;
+}
+
+function write(sock, buf) {
+  return new Promise((resolve, reject) => {
+    const onErr = (e) => reject(e);
+    sock.once('error', onErr);
+    const ok = sock.write(buf, (err) => {
+      if (err) reject(err);
+    });
+    const done = () => {
+      sock.off('error', onErr);
+      resolve();
+    };
+    // Backpressure: wait for the kernel to take the bytes before queuing more.
+    if (ok) done();
+    else sock.once('drain', done);
+  });
+}
+
+async function sendFrame(id, kind, data) {
+  const buf = typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const header = Buffer.alloc(9);
+  header[0] = kind;
+  header.writeBigUInt64BE(BigInt(buf.length), 1);
+  for (let attempt = 0; ; attempt++) {
+    const sock = await connection(id);
+    try {
+      // Small messages go out in one write; large ones are written as they are, never copied.
+      if (buf.length <= SMALL) await write(sock, Buffer.concat([header, buf]));
+      else {
+        await write(sock, header);
+        await write(sock, buf);
+      }
+      return;
+    } catch (err) {
+      conns.delete(id);
+      sock.destroy();
+      if (attempt > 0) throw new PeerGoneError(id, err.message);
+      await lookup(id); // gone → PeerGoneError; still there → one more try on a new connection
+    }
+  }
+}
+
+/** Sends bytes (Buffer, Uint8Array or string) to the instance with this ID. */
+export const send = (id, data) => sendFrame(id, DATA, data);
+
+/** The next message, from anyone or from one ID: { from, data: Buffer }. */
+export function recv(from, timeoutMs) {
+  return take(DATA, from, timeoutMs);
+}
+
+function take(kind, from, timeoutMs) {
+  const i = inbox.findIndex((m) => m.kind === kind && (from == null || m.from === from));
+  if (i >= 0) return Promise.resolve(strip(inbox.splice(i, 1)[0]));
+  return new Promise((resolve, reject) => {
+    const w = { kind, from: from ?? null, resolve: (m) => (m ? resolve(strip(m)) : reject(new Error('activation ended'))) };
+    waiters.push(w);
+    if (timeoutMs != null) {
+      setTimeout(() => {
+        const j = waiters.indexOf(w);
+        if (j >= 0) {
+          waiters.splice(j, 1);
+          reject(new Error(`no message${from ? ` from ${from}` : ''} within ${timeoutMs} ms`));
+        }
+      }, timeoutMs).unref();
+    }
+  });
+}
+const strip = (m) => ({ from: m.from, data: m.data });
+
+export const broadcast = (ids, data) => Promise.all(ids.map((id) => send(id, data)));
+export const scatter = (ids, chunks) => Promise.all(ids.map((id, i) => send(id, chunks[i])));
+/** One message from each ID, in the order of the IDs. */
+export const gather = async (ids) => Promise.all(ids.map(async (id) => (await recv(id)).data));
+/** Returns once every instance in ids (this one included or not) has reached the barrier. */
+export async function barrier(ids) {
+  const me = env().instance;
+  const others = ids.filter((id) => id !== me);
+  await Promise.all(others.map((id) => sendFrame(id, BARRIER, Buffer.alloc(0))));
+  await Promise.all(others.map((id) => take(BARRIER, id)));
+}
+export const instanceId = () => env().instance;

@@ -1,0 +1,289 @@
+"""The peerless SDK for Python functions: who am I, find my peers, and send them
+bytes directly over TCP on the namespace's network. No relay, no store.
+
+    import peerless
+    peerless.wait_for(["worker-1"], timeout=5)
+    peerless.send("worker-1", b"hi")
+    sender, data = peerless.recv()
+
+Wire format on a connection: a hello (u16 length + sender ID), then frames of
+u8 kind (0 data, 1 barrier) + u64 length + payload.
+"""
+import http.client
+import json
+import os
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+
+SOCKET = "/peerless/api.sock"
+DATA, BARRIER = 0, 1
+SMALL = 64 * 1024
+CONNECT_RETRY_S = 3.0
+
+
+class PeerGoneError(Exception):
+    def __init__(self, instance, why=""):
+        super().__init__("instance %s is not alive%s" % (instance, ": " + why if why else ""))
+        self.instance = instance
+
+
+class ApiError(Exception):
+    def __init__(self, status, body):
+        detail = body.get("detail") if isinstance(body, dict) else body
+        super().__init__("function API answered %s: %s" % (status, detail))
+        self.status = status
+        self.body = body
+
+
+def _env(name, default=""):
+    return os.environ.get("__OW_PEERLESS_" + name, default)
+
+
+def instance_id():
+    return _env("INSTANCE") or None
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self):
+        super().__init__("localhost", timeout=330)
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(SOCKET)
+
+
+_api_local = threading.local()
+
+
+def _api(method, path, body=None):
+    conn = getattr(_api_local, "conn", None)
+    if conn is None:
+        conn = _api_local.conn = _UnixConnection()
+    payload = None if body is None else json.dumps(body).encode()
+    headers = {"authorization": "Bearer " + _env("TOKEN")}
+    if payload is not None:
+        headers["content-type"] = "application/json"
+    try:
+        conn.request(method, path, body=payload, headers=headers)
+        res = conn.getresponse()
+        text = res.read()
+    except (OSError, http.client.HTTPException):
+        _api_local.conn = None
+        raise
+    parsed = json.loads(text) if text else None
+    if res.status >= 400:
+        raise ApiError(res.status, parsed)
+    return parsed
+
+
+# ---- directory ----
+
+def self():
+    return _api("GET", "/v1/self")
+
+
+def instances():
+    return _api("GET", "/v1/instances")["instances"]
+
+
+def lookup(instance):
+    try:
+        return _api("GET", "/v1/instances/" + urllib.parse.quote(instance, safe=""))
+    except ApiError as e:
+        if e.status == 404:
+            raise PeerGoneError(instance)
+        raise
+
+
+def wait_for(ids, timeout=30.0):
+    """Returns the entries once every ID is running; raises ApiError (408) at the timeout."""
+    ids = [ids] if isinstance(ids, str) else list(ids)
+    q = "&".join("ids=" + urllib.parse.quote(i, safe="") for i in ids)
+    return _api("GET", "/v1/wait?%s&timeout=%d" % (q, int(timeout * 1000)))["instances"]
+
+
+def set_status(status):
+    return _api("PUT", "/v1/self/status", {"status": str(status)})
+
+
+def spawn(function, instance=None, instances=None, params=None):
+    body = {"function": function, "params": params or {}}
+    if instance is not None:
+        body["instance"] = instance
+    if instances is not None:
+        body["instances"] = instances
+    return _api("POST", "/v1/spawn", body)["activations"]
+
+
+waitFor, setStatus = wait_for, set_status
+
+# ---- messages ----
+
+_lock = threading.Condition()
+_inbox = []  # (kind, sender, data)
+_conns = {}  # peer id -> socket
+_server = None
+_generation = 0
+
+
+def _read_exact(sock, n):
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        if k == 0:
+            raise EOFError()
+        got += k
+    return buf
+
+
+def _serve_connection(sock):
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        (n,) = struct.unpack(">H", _read_exact(sock, 2))
+        sender = bytes(_read_exact(sock, n)).decode()
+        while True:
+            kind, length = struct.unpack(">BQ", _read_exact(sock, 9))
+            data = _read_exact(sock, length) if length else bytearray()
+            with _lock:
+                _inbox.append((kind, sender, data))
+                _lock.notify_all()
+    except (OSError, EOFError, struct.error):
+        pass
+    finally:
+        sock.close()
+
+
+def _accept_loop(srv):
+    while True:
+        try:
+            conn, _ = srv.accept()
+        except OSError:
+            return
+        threading.Thread(target=_serve_connection, args=(conn,), daemon=True).start()
+
+
+def _start():
+    """Called by the action proxy before each activation: listen for peers (once)."""
+    global _server
+    if _server is not None:
+        return
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", int(_env("PORT", "7700"))))
+    srv.listen(1024)
+    _server = srv
+    threading.Thread(target=_accept_loop, args=(srv,), daemon=True).start()
+
+
+def _end():
+    """Called by the action proxy after each activation: nothing of it leaks into the next."""
+    global _generation
+    with _lock:
+        del _inbox[:]
+        _generation += 1
+        _lock.notify_all()
+    for s in list(_conns.values()):
+        s.close()
+    _conns.clear()
+
+
+def _connect(peer):
+    me = instance_id() or "activation-" + os.environ.get("__OW_ACTIVATION_ID", "anonymous")
+    deadline = time.monotonic() + CONNECT_RETRY_S
+    while True:
+        e = lookup(peer)  # a peer that is gone fails here, at once
+        if e["state"] == "running" and e.get("ip"):
+            try:
+                s = socket.create_connection((e["ip"], e["port"]), timeout=2)
+                s.settimeout(None)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                idb = me.encode()
+                s.sendall(struct.pack(">H", len(idb)) + idb)
+                return s
+            except OSError as err:
+                # In the map but not listening yet: its code is just starting. Retry briefly.
+                if time.monotonic() > deadline:
+                    raise PeerGoneError(peer, str(err))
+        elif time.monotonic() > deadline:
+            raise PeerGoneError(peer, "state " + e["state"])
+        time.sleep(0.02)
+
+
+def _send_frame(peer, kind, data):
+    if isinstance(data, str):
+        data = data.encode()
+    header = struct.pack(">BQ", kind, len(data))
+    for attempt in (0, 1):
+        s = _conns.get(peer)
+        if s is None:
+            s = _conns[peer] = _connect(peer)
+        try:
+            if len(data) <= SMALL:
+                s.sendall(header + bytes(data))
+            else:
+                s.sendall(header)
+                s.sendall(memoryview(data))  # large messages are sent as they are, never copied
+            return
+        except OSError as err:
+            _conns.pop(peer, None)
+            s.close()
+            if attempt:
+                raise PeerGoneError(peer, str(err))
+            lookup(peer)  # gone -> PeerGoneError; still there -> one more try
+
+
+def send(peer, data):
+    """Sends bytes (or str) to the instance with this ID."""
+    _send_frame(peer, DATA, data)
+
+
+def _take(kind, sender=None, timeout=None):
+    deadline = None if timeout is None else time.monotonic() + timeout
+    gen = _generation
+    with _lock:
+        while True:
+            for i, (k, s, d) in enumerate(_inbox):
+                if k == kind and (sender is None or s == sender):
+                    del _inbox[i]
+                    return s, d
+            if gen != _generation:
+                raise RuntimeError("activation ended")
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError("no message%s within %ss" % (" from " + sender if sender else "", timeout))
+            _lock.wait(left)
+
+
+def recv(sender=None, timeout=None):
+    """The next message, from anyone or from one ID: (sender, data)."""
+    return _take(DATA, sender, timeout)
+
+
+def broadcast(ids, data):
+    for i in ids:
+        send(i, data)
+
+
+def scatter(ids, chunks):
+    for i, c in zip(ids, chunks):
+        send(i, c)
+
+
+def gather(ids, timeout=None):
+    """One message from each ID, in the order of the IDs."""
+    return [recv(i, timeout)[1] for i in ids]
+
+
+def barrier(ids, timeout=None):
+    """Returns once every instance in ids has reached the barrier."""
+    me = instance_id()
+    others = [i for i in ids if i != me]
+    for i in others:
+        _send_frame(i, BARRIER, b"")
+    for i in others:
+        _take(BARRIER, i, timeout)

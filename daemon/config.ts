@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 
 // The daemon's configuration: defaults < file < environment < flags, validated
@@ -37,7 +37,8 @@ export const DEFAULTS: DaemonConfig = {
   hostId: hostname(),
   dockerSocket: '/var/run/docker.sock',
   logLevel: 'info',
-  pool: { memoryBudgetMb: 4096, prewarm: { nodejs: 1, python: 0 }, pauseGraceMs: 500, idleTimeoutMs: 600_000 },
+  // Container memory limits are ceilings, not reservations: by default the pool may promise 80% of the host's memory.
+  pool: { memoryBudgetMb: Math.max(1024, Math.floor((totalmem() / 1024 / 1024) * 0.8)), prewarm: { nodejs: 1, python: 0 }, pauseGraceMs: 500, idleTimeoutMs: 600_000 },
   limits: {
     memoryMb: { min: 128, max: 2048, default: 256 },
     timeoutMs: { min: 100, max: 300_000, default: 60_000 },
@@ -59,7 +60,7 @@ export class ConfigError extends Error {
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Tree = { [k: string]: Json };
 
-/** Environment variables, PEERLESS_POOL_MEMORY_BUDGET_MB=… → pool.memoryBudgetMb. */
+/** Environment variables, PEERLESS_MEMORY_BUDGET_MB=… → pool.memoryBudgetMb. */
 const ENV_KEYS: Record<string, string> = {
   PEERLESS_HOST: 'listen.host',
   PEERLESS_PORT: 'listen.port',

@@ -66,13 +66,18 @@ def _api(method, path, body=None):
     headers = {"authorization": "Bearer " + _env("TOKEN")}
     if payload is not None:
         headers["content-type"] = "application/json"
-    try:
-        conn.request(method, path, body=payload, headers=headers)
-        res = conn.getresponse()
-        text = res.read()
-    except (OSError, http.client.HTTPException):
-        _api_local.conn = None
-        raise
+    for attempt in (0, 1):
+        try:
+            conn.request(method, path, body=payload, headers=headers)
+            res = conn.getresponse()
+            text = res.read()
+            break
+        except (OSError, http.client.HTTPException):
+            # A kept-alive connection the daemon has closed: one more try on a fresh one.
+            conn.close()
+            conn = _api_local.conn = _UnixConnection()
+            if attempt:
+                raise
     parsed = json.loads(text) if text else None
     if res.status >= 400:
         raise ApiError(res.status, parsed)
@@ -242,11 +247,16 @@ def send(peer, data):
     _send_frame(peer, DATA, data)
 
 
+GONE_CHECK_S = 0.5
+GONE_GRACE_S = 0.3
+
+
 def _take(kind, sender=None, timeout=None):
     deadline = None if timeout is None else time.monotonic() + timeout
     gen = _generation
-    with _lock:
-        while True:
+    gone_since = None
+    while True:
+        with _lock:
             for i, (k, s, d) in enumerate(_inbox):
                 if k == kind and (sender is None or s == sender):
                     del _inbox[i]
@@ -256,7 +266,20 @@ def _take(kind, sender=None, timeout=None):
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError("no message%s within %ss" % (" from " + sender if sender else "", timeout))
-            _lock.wait(left)
+            wait = GONE_CHECK_S if sender is not None else left
+            if left is not None and wait is not None:
+                wait = min(wait, left)
+            _lock.wait(wait)
+        if sender is not None:
+            # Waiting on one peer: if it left the map without having sent, fail instead of waiting forever
+            # (after a grace, since its last message may still be in flight behind its removal).
+            if gone_since is not None and time.monotonic() - gone_since > GONE_GRACE_S:
+                raise PeerGoneError(sender, "it ended without sending")
+            if gone_since is None:
+                try:
+                    lookup(sender)
+                except PeerGoneError:
+                    gone_since = time.monotonic()
 
 
 def recv(sender=None, timeout=None):

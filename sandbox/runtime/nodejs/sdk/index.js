@@ -256,20 +256,34 @@ export function recv(from, timeoutMs) {
   return take(DATA, from, timeoutMs);
 }
 
+const GONE_CHECK_MS = 500;
+const GONE_GRACE_MS = 300;
+
 function take(kind, from, timeoutMs) {
   const i = inbox.findIndex((m) => m.kind === kind && (from == null || m.from === from));
   if (i >= 0) return Promise.resolve(strip(inbox.splice(i, 1)[0]));
   return new Promise((resolve, reject) => {
-    const w = { kind, from: from ?? null, resolve: (m) => (m ? resolve(strip(m)) : reject(new Error('activation ended'))) };
+    const timers = [];
+    const finish = (f) => {
+      for (const t of timers) clearTimeout(t), clearInterval(t);
+      const j = waiters.indexOf(w);
+      if (j >= 0) waiters.splice(j, 1);
+      f();
+    };
+    const w = { kind, from: from ?? null, resolve: (m) => finish(() => (m ? resolve(strip(m)) : reject(new Error('activation ended')))) };
     waiters.push(w);
-    if (timeoutMs != null) {
-      setTimeout(() => {
-        const j = waiters.indexOf(w);
-        if (j >= 0) {
-          waiters.splice(j, 1);
-          reject(new Error(`no message${from ? ` from ${from}` : ''} within ${timeoutMs} ms`));
-        }
-      }, timeoutMs).unref();
+    if (timeoutMs != null) timers.push(setTimeout(() => finish(() => reject(new Error(`no message${from ? ` from ${from}` : ''} within ${timeoutMs} ms`))), timeoutMs));
+    if (from != null) {
+      // Waiting on one peer: if it leaves the map without having sent, fail instead of waiting forever.
+      timers.push(setInterval(() => {
+        lookup(from).catch((e) => {
+          if (!(e instanceof PeerGoneError)) return;
+          // Its last message may still be in flight behind its removal from the map.
+          timers.push(setTimeout(() => {
+            if (waiters.includes(w)) finish(() => reject(e));
+          }, GONE_GRACE_MS));
+        });
+      }, GONE_CHECK_MS));
     }
   });
 }

@@ -1,0 +1,41 @@
+// Word count, scatter-gather (a seed thesis's workload). The master splits the
+// text into blocks of about `block` bytes (cut at a space, never inside a word),
+// spawns one worker instance per block, scatters the blocks straight to them
+// and gathers their counts. Invoke it with an instance ID, so workers can answer:
+//   peerless fn create wordcount examples/wordcount/master.js
+//   peerless fn create wordcount-worker examples/wordcount/worker.js
+//   peerless fn invoke wordcount --instance wc -P examples/wordcount/input-300.json --result
+const peerless = require('peerless');
+
+function split(text, block) {
+  const blocks = [];
+  let start = 0;
+  while (start < text.length) {
+    let end = Math.min(start + block, text.length);
+    if (end < text.length) {
+      const space = text.lastIndexOf(' ', end);
+      if (space > start) end = space + 1;
+    }
+    blocks.push(text.slice(start, end));
+    start = end;
+  }
+  return blocks;
+}
+
+async function main(p) {
+  const me = peerless.instanceId();
+  if (!me) return { error: 'invoke the master with --instance ID' };
+  const t0 = Date.now();
+  const blocks = split(String(p.text ?? ''), Number(p.block ?? 300));
+  const ids = blocks.map((_, i) => `${me}-w${i}`);
+  await peerless.spawn(p.worker ?? 'wordcount-worker', { instances: ids, params: { master: me } });
+  await peerless.waitFor(ids, 60000);
+  await peerless.scatter(ids, blocks);
+  const counts = {};
+  for (const part of await peerless.gather(ids)) {
+    for (const [w, n] of Object.entries(JSON.parse(part.toString()))) counts[w] = (counts[w] ?? 0) + n;
+  }
+  const words = Object.values(counts).reduce((a, b) => a + b, 0);
+  const top = Object.entries(counts).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 5);
+  return { workers: ids.length, words, distinct: Object.keys(counts).length, top, ms: Date.now() - t0 };
+}

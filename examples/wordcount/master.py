@@ -1,0 +1,39 @@
+# Word count, scatter-gather, in Python: see master.js. Invoke with an instance ID:
+#   peerless fn create wordcount-py examples/wordcount/master.py
+#   peerless fn create wordcount-worker-py examples/wordcount/worker.py
+#   peerless fn invoke wordcount-py --instance wcpy -P examples/wordcount/input-300.json -p worker wordcount-worker-py --result
+import json
+import time
+
+import peerless
+
+
+def split(text, block):
+    blocks, start = [], 0
+    while start < len(text):
+        end = min(start + block, len(text))
+        if end < len(text):
+            space = text.rfind(" ", start, end + 1)
+            if space > start:
+                end = space + 1
+        blocks.append(text[start:end])
+        start = end
+    return blocks
+
+
+def main(p):
+    me = peerless.instance_id()
+    if not me:
+        return {"error": "invoke the master with --instance ID"}
+    t0 = time.time()
+    blocks = split(str(p.get("text", "")), int(p.get("block", 300)))
+    ids = ["%s-w%d" % (me, i) for i in range(len(blocks))]
+    peerless.spawn(p.get("worker", "wordcount-worker-py"), instances=ids, params={"master": me})
+    peerless.wait_for(ids, timeout=60)
+    peerless.scatter(ids, blocks)
+    counts = {}
+    for part in peerless.gather(ids):
+        for w, n in json.loads(bytes(part)).items():
+            counts[w] = counts.get(w, 0) + n
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    return {"workers": len(ids), "words": sum(counts.values()), "distinct": len(counts), "top": top, "ms": int((time.time() - t0) * 1000)}

@@ -1,0 +1,227 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { annotation, cleanupHost, deploy, invoke, namespace, ROOT, startDaemon, waitFor, type Api, type TestDaemon } from '../helpers/daemon.ts';
+
+// Addressability and direct messaging between instances, on the real engine:
+// instance IDs, the address map (file and function API), the SDKs in both
+// runtimes, and the walls between namespaces.
+
+const HOST = `it-msg-${process.pid}`;
+let d: TestDaemon;
+let A: { ns: string; call: Api };
+let B: { ns: string; call: Api };
+const example = (p: string) => readFileSync(join(ROOT, 'examples', p), 'utf8');
+
+beforeAll(async () => {
+  d = await startDaemon({ hostId: HOST, flags: ['--prewarm-nodejs', '2'] });
+  A = await namespace(d, `${HOST}-a`);
+  B = await namespace(d, `${HOST}-b`);
+  for (const [ns, call] of [[A.ns, A.call], [B.ns, B.call]] as const) {
+    // A function that shows what the platform gives it: map file, identity, status, and waits for a message.
+    await deploy(call, ns, 'probe', {
+      kind: 'nodejs',
+      code: `const fs = require('fs'); const peerless = require('peerless');
+async function main(p) {
+  if (p.status) await peerless.setStatus(p.status);
+  const file = JSON.parse(fs.readFileSync('/peerless/addrmap.json', 'utf8'));
+  const me = await peerless.self();
+  if (p.hold) { const m = await peerless.recv(undefined, p.hold); return { got: m.data.toString(), from: m.from } }
+  return { file, me, token: process.env.__OW_PEERLESS_TOKEN, ip: process.env.__OW_PEERLESS_IP };
+}`,
+    });
+  }
+});
+
+afterAll(async () => {
+  await d?.stop();
+  await cleanupHost(HOST, d?.dataDir);
+});
+
+describe('instance IDs', () => {
+  it('puts a named instance in the map while it runs, refuses a clash with 409, and removes it after', async () => {
+    const r = await invoke(A.call, A.ns, 'probe', { status: 'waiting', hold: 20000 }, 'blocking=false&instance=holder');
+    expect(r.status).toBe(202);
+    const e = await waitFor(async () => {
+      const g = await A.call('GET', `/api/v1/namespaces/${A.ns}/instances/holder`);
+      return g.status === 200 && g.body.status === 'waiting' && g.body;
+    }, 20_000, 'holder in the map with its status');
+    expect(e).toMatchObject({ instance: 'holder', function: 'probe', state: 'running', host: HOST, activation: r.body.activationId });
+    expect(e.ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+
+    const clash = await invoke(A.call, A.ns, 'probe', {}, 'blocking=true&instance=holder');
+    expect(clash.status).toBe(409);
+    expect(clash.body.field).toBe('/query/instance');
+    // The same ID in another namespace is a different instance.
+    const elsewhere = await invoke(B.call, B.ns, 'probe', {}, 'blocking=true&instance=holder');
+    expect(elsewhere.status).toBe(200);
+
+    // Release the holder by sending it a message from a second instance.
+    await deploy(A.call, A.ns, 'sender', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main(p) { await peerless.send(p.to, 'hello ' + p.to); return {} }` });
+    const s = await invoke(A.call, A.ns, 'sender', { to: 'holder' }, 'blocking=true&instance=sender-1');
+    expect(s.body.response.status).toBe('success');
+    const done = await waitFor(async () => {
+      const g = await A.call('GET', `/api/v1/namespaces/${A.ns}/activations/${r.body.activationId}`);
+      return g.body.response.status !== 'running' && g.body;
+    }, 20_000, 'holder to finish');
+    expect(done.response.result).toEqual({ got: 'hello holder', from: 'sender-1' });
+    expect(annotation(done, 'instance')).toBe('holder');
+    expect((await A.call('GET', `/api/v1/namespaces/${A.ns}/instances/holder`)).status).toBe(404);
+  });
+
+  it('starts a group at once, and refuses a group with a clash without starting any of it', async () => {
+    const g = await invoke(A.call, A.ns, 'probe', {}, `blocking=true&instances=${encodeURIComponent('g-{0..4}')}`);
+    expect(g.status).toBe(200);
+    expect(g.body.activations).toHaveLength(5);
+    const ids = g.body.activations.map((a: { annotations: { key: string; value: unknown }[] }) => annotation(a, 'instance'));
+    expect(ids.sort()).toEqual(['g-0', 'g-1', 'g-2', 'g-3', 'g-4']);
+    // Each member saw its own entry in the map file.
+    for (const a of g.body.activations) {
+      const me = a.response.result.me;
+      expect(a.response.result.file.instances.map((e: { instance: string }) => e.instance)).toContain(me.instance);
+      expect(a.response.result.file.namespace).toBe(A.ns);
+      expect(a.response.result.file.version).toBeGreaterThan(0);
+    }
+
+    const hold = await invoke(A.call, A.ns, 'probe', { hold: 15000 }, 'blocking=false&instance=c-2');
+    await waitFor(async () => (await A.call('GET', `/api/v1/namespaces/${A.ns}/instances/c-2`)).status === 200, 20_000, 'c-2');
+    const before = (await A.call('GET', `/api/v1/namespaces/${A.ns}/activations?limit=200`)).body.length;
+    const clash = await invoke(A.call, A.ns, 'probe', {}, `blocking=false&instances=${encodeURIComponent('c-{0..3}')}`);
+    expect(clash.status).toBe(409);
+    expect(clash.body.detail).toContain('c-2');
+    expect((await A.call('GET', `/api/v1/namespaces/${A.ns}/activations?limit=200`)).body.length).toBe(before);
+    expect((await A.call('GET', `/api/v1/namespaces/${A.ns}/instances/c-0`)).status).toBe(404);
+    await invoke(A.call, A.ns, 'sender', { to: 'c-2' }, 'blocking=true');
+    await waitFor(async () => (await A.call('GET', `/api/v1/namespaces/${A.ns}/activations/${hold.body.activationId}`)).body.response.status === 'success', 20_000, 'c-2 done');
+  });
+
+  it('refuses bad instance IDs and patterns with 400 naming the field', async () => {
+    expect((await invoke(A.call, A.ns, 'probe', {}, 'instance=bad%20id')).body.field).toBe('/query/instance');
+    expect((await invoke(A.call, A.ns, 'probe', {}, `instances=${encodeURIComponent('w-{5..1}')}`)).body.field).toBe('/query/instances');
+    expect((await invoke(A.call, A.ns, 'probe', {}, `instances=${encodeURIComponent('w-{0..5000}')}`)).body.field).toBe('/query/instances');
+    expect((await invoke(A.call, A.ns, 'probe', {}, 'instances=a,b&instance=c')).status).toBe(400);
+  });
+});
+
+describe('function API and SDKs', () => {
+  it('serves wait-for with a timeout, and spawn from inside a function', async () => {
+    await deploy(A.call, A.ns, 'spawner', {
+      kind: 'nodejs',
+      code: `const peerless = require('peerless');
+async function main() {
+  let timedOut = null;
+  try { await peerless.waitFor(['nobody'], 300) } catch (e) { timedOut = e.status }
+  await peerless.spawn('sender', { instances: 'kid-{0..2}', params: { to: peerless.instanceId() } });
+  const got = [];
+  for (let i = 0; i < 3; i++) got.push((await peerless.recv(undefined, 20000)).from);
+  let gone = null; const t0 = Date.now();
+  try { await peerless.send('never-existed', 'x') } catch (e) { gone = { name: e.name, ms: Date.now() - t0 } }
+  return { timedOut, got: got.sort(), gone };
+}`,
+    });
+    const r = await invoke(A.call, A.ns, 'spawner', {}, 'blocking=true&instance=parent');
+    expect(r.body.response.result.timedOut).toBe(408);
+    expect(r.body.response.result.got).toEqual(['kid-0', 'kid-1', 'kid-2']);
+    // A peer that is not in the map fails at once, not after a TCP timeout.
+    expect(r.body.response.result.gone.name).toBe('PeerGoneError');
+    expect(r.body.response.result.gone.ms).toBeLessThan(1000);
+  });
+
+  it('fails a receive from a peer that ends without sending', async () => {
+    await deploy(A.call, A.ns, 'quitter', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main() { await peerless.waitFor(['w'], 20000); await new Promise(r => setTimeout(r, 300)); return {} }` });
+    await deploy(A.call, A.ns, 'waiter', {
+      kind: 'python',
+      code: 'import time, peerless\ndef main(p):\n    peerless.wait_for(["q"], timeout=20)\n    t0 = time.time()\n    try:\n        peerless.recv("q")\n        return {"got": True}\n    except peerless.PeerGoneError as e:\n        return {"gone": str(e), "s": time.time() - t0}\n',
+    });
+    const w = invoke(A.call, A.ns, 'waiter', {}, 'blocking=true&instance=w');
+    expect((await invoke(A.call, A.ns, 'quitter', {}, 'blocking=true&instance=q')).body.response.status).toBe('success');
+    const r = await w;
+    expect(r.body.response.result.gone).toContain('q');
+    expect(r.body.response.result.s).toBeLessThan(5);
+  });
+
+  it('passes messages Node→Node, Python→Python and Node→Python, small and large', async () => {
+    await deploy(A.call, A.ns, 'pingpong', { kind: 'nodejs', code: example('pingpong/pingpong.js') });
+    await deploy(A.call, A.ns, 'pingpong-py', { kind: 'python', code: example('pingpong/pingpong.py') });
+    for (const fn of ['pingpong', 'pingpong-py']) {
+      for (const [n, size] of [[500, 64], [2, 16 * 1024 * 1024]] as const) {
+        const r = await invoke(A.call, A.ns, fn, { n, size }, 'blocking=true&result=true&instances=ping,pong');
+        expect(r.status, JSON.stringify(r.body)).toBe(200);
+        const ping = r.body.activations.find((x: { role: string }) => x.role === 'ping');
+        const pong = r.body.activations.find((x: { role: string }) => x.role === 'pong');
+        expect(pong).toEqual({ role: 'pong', received: n, bytes: n * size });
+        expect(ping.reply).toBe(`got ${n} messages, ${n * size} bytes`);
+      }
+    }
+    // The wire format is the same in both SDKs: a Node ping talks to a Python pong.
+    const pong = invoke(A.call, A.ns, 'pingpong-py', { n: 100, size: 1000 }, 'blocking=true&result=true&instance=pong');
+    const ping = await invoke(A.call, A.ns, 'pingpong', { n: 100, size: 1000 }, 'blocking=true&result=true&instance=ping');
+    expect(ping.body.reply).toBe('got 100 messages, 100000 bytes');
+    expect((await pong).body).toEqual({ role: 'pong', received: 100, bytes: 100000 });
+  });
+
+  it('runs the word-count scatter-gather in Node.js and Python', async () => {
+    for (const [master, worker, file] of [['master.js', 'worker.js', 'nodejs'], ['master.py', 'worker.py', 'python']] as const) {
+      await deploy(A.call, A.ns, `wc-${file}`, { kind: file, code: example(`wordcount/${master}`) });
+      await deploy(A.call, A.ns, `wc-worker-${file}`, { kind: file, code: example(`wordcount/${worker}`) }, { limits: { memory: 128 } });
+      const input = JSON.parse(example('wordcount/input-100.json'));
+      const r = await invoke(A.call, A.ns, `wc-${file}`, { ...input, worker: `wc-worker-${file}` }, `blocking=true&result=true&instance=wc-${file}`);
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body).toMatchObject({ workers: 17, words: 285 });
+    }
+  });
+});
+
+describe('namespaces cannot see or reach each other', () => {
+  it("keeps A's map, IDs, addresses, socket and token away from B", async () => {
+    const holder = await invoke(A.call, A.ns, 'probe', { hold: 20000 }, 'blocking=false&instance=secret');
+    const aEntry = await waitFor(async () => {
+      const g = await A.call('GET', `/api/v1/namespaces/${A.ns}/instances/secret`);
+      return g.status === 200 && g.body.state === 'running' && g.body;
+    }, 20_000, 'secret running');
+    const aToken = (await invoke(A.call, A.ns, 'probe', {}, 'blocking=true&instance=a-probe')).body.response.result.token;
+
+    await deploy(B.call, B.ns, 'intruder', {
+      kind: 'nodejs',
+      code: `const fs = require('fs'); const http = require('http'); const net = require('net'); const peerless = require('peerless');
+const get = (path, token) => new Promise((resolve) => { const h = token === null ? {} : { authorization: 'Bearer ' + token };
+  http.get({ socketPath: '/peerless/api.sock', path, headers: h }, (res) => { let b = ''; res.on('data', c => b += c); res.on('end', () => resolve({ status: res.statusCode, body: b })) }).on('error', e => resolve({ error: e.code })) });
+async function main(p) {
+  const file = JSON.parse(fs.readFileSync('/peerless/addrmap.json', 'utf8'));
+  let lookup; try { await peerless.lookup('secret'); lookup = 'found' } catch (e) { lookup = e.name }
+  const tcp = await new Promise(r => { const s = net.connect(7700, p.ip); s.setTimeout(1500, () => { s.destroy(); r('timeout') }); s.on('connect', () => { s.destroy(); r('connected') }); s.on('error', e => r(e.code)) });
+  return {
+    file, lookup, tcp, entries: fs.readdirSync('/peerless').filter(f => !f.startsWith('.')).sort(),
+    theirToken: await get('/v1/instances/secret', p.token), forged: await get('/v1/instances', 'forged-token'), none: await get('/v1/instances', null),
+    own: await get('/v1/instances/secret', process.env.__OW_PEERLESS_TOKEN),
+  };
+}`,
+    });
+    const r = await invoke(B.call, B.ns, 'intruder', { ip: aEntry.ip, token: aToken }, 'blocking=true&instance=intruder');
+    const x = r.body.response.result;
+    expect(x.file.namespace).toBe(B.ns);
+    expect(x.file.instances.map((e: { instance: string }) => e.instance)).toEqual(['intruder']);
+    expect(x.entries).toEqual(['addrmap.json', 'api.sock']);
+    expect(x.lookup).toBe('PeerGoneError');
+    expect(['timeout', 'EHOSTUNREACH', 'ECONNREFUSED', 'ENETUNREACH']).toContain(x.tcp);
+    expect(x.theirToken.status).toBe(401); // A's token is void by now or, if still live, for another namespace
+    expect(x.forged.status).toBe(401);
+    expect(x.none.status).toBe(401);
+    expect(x.own.status).toBe(404);
+
+    // A live token of A presented on B's socket is refused as another namespace's. The holder publishes its
+    // token as its status (visible to A's user), the way a leak would happen.
+    await deploy(A.call, A.ns, 'leaky', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main() { await peerless.setStatus(process.env.__OW_PEERLESS_TOKEN); await peerless.recv(undefined, 20000); return {} }` });
+    const leaky = await invoke(A.call, A.ns, 'leaky', {}, 'blocking=false&instance=leaky');
+    const leaked = await waitFor(async () => (await A.call('GET', `/api/v1/namespaces/${A.ns}/instances/leaky`)).body.status, 20_000, 'leaked token');
+    await deploy(B.call, B.ns, 'intruder2', {
+      kind: 'nodejs',
+      code: `const http = require('http'); function main(p) { return new Promise(resolve => http.get({ socketPath: '/peerless/api.sock', path: '/v1/instances', headers: { authorization: 'Bearer ' + p.token } }, res => { res.resume(); resolve({ status: res.statusCode }) })) }`,
+    });
+    expect((await invoke(B.call, B.ns, 'intruder2', { token: leaked }, 'blocking=true&result=true')).body).toEqual({ status: 403 });
+    for (const to of ['leaky', 'secret']) expect((await invoke(A.call, A.ns, 'sender', { to }, 'blocking=true')).body.response.status).toBe('success');
+    for (const id of [leaky.body.activationId, holder.body.activationId])
+      await waitFor(async () => (await A.call('GET', `/api/v1/namespaces/${A.ns}/activations/${id}`)).body.response.status === 'success', 20_000, 'holders done');
+    expect(d.proc.exitCode).toBeNull();
+  });
+});

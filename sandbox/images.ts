@@ -16,7 +16,7 @@ const RUNTIME_DIR = join(dirname(fileURLToPath(import.meta.url)), 'runtime');
 const PY_SKIP = new Set(['test', 'idlelib', 'tkinter', 'turtledemo', 'ensurepip', 'lib2to3', 'pydoc_data', 'distutils', '__pycache__']);
 export const RUNTIME_USER = '10001:10001';
 
-interface Recipe {
+export interface Recipe {
   /** files to copy: absolute path on this machine → path in the image */
   files: [string, string][];
   /** directories to copy as they are */
@@ -31,7 +31,7 @@ function pythonBinary(): string {
   throw new Error('a Debian python3 is needed to build the Python runtime image (apt-get install python3)');
 }
 
-function recipe(kind: RuntimeKind): Recipe {
+export function recipe(kind: RuntimeKind): Recipe {
   const proxyDir = join(RUNTIME_DIR, kind);
   if (kind === 'nodejs') {
     const node = realpathSync(process.execPath);
@@ -98,30 +98,22 @@ function filesUnder(dir: string, pred: (p: string) => boolean, out: string[] = [
   return out;
 }
 
-function buildRootfs(kind: RuntimeKind, root: string): Recipe {
-  const r = recipe(kind);
+function buildRootfs(r: Recipe, root: string, skip: (path: string) => boolean): void {
   for (const [from, to] of r.files) {
     mkdirSync(join(root, dirname(to)), { recursive: true });
     copyFileSync(from, join(root, to));
   }
-  for (const [from, to] of r.dirs) {
-    cpSync(from, join(root, to), {
-      recursive: true,
-      dereference: true,
-      filter: (src) => !(kind === 'python' && PY_SKIP.has(src.split('/').pop()!)) && !src.includes('config-3.'),
-    });
-  }
-  const elfs = [...r.files.map(([f]) => f), ...r.dirs.flatMap(([d]) => filesUnder(d, (p) => p.endsWith('.so')))];
+  for (const [from, to] of r.dirs) cpSync(from, join(root, to), { recursive: true, dereference: true, filter: (src) => !skip(src) });
+  const elfs = [...r.files.map(([f]) => f), ...r.dirs.flatMap(([d]) => filesUnder(d, (p) => p.endsWith('.so') || p.endsWith('.node')))];
   for (const lib of sharedLibraries(elfs)) {
     mkdirSync(join(root, dirname(lib)), { recursive: true });
     copyFileSync(lib, join(root, lib));
   }
   mkdirSync(join(root, 'tmp'), { recursive: true });
   chmodSync(join(root, 'tmp'), 0o1777);
-  return r;
 }
 
-async function importRootfs(docker: Docker, root: string, tag: string, r: Recipe, kind: RuntimeKind): Promise<void> {
+async function importRootfs(docker: Docker, root: string, tag: string, r: Recipe, label: string): Promise<void> {
   const tar = spawn('tar', ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const [repo, version] = tag.split(':') as [string, string];
   const changes = [
@@ -130,7 +122,7 @@ async function importRootfs(docker: Docker, root: string, tag: string, r: Recipe
     `USER ${RUNTIME_USER}`,
     'WORKDIR /tmp',
     'EXPOSE 8080',
-    `LABEL peerless.runtime=${kind}`,
+    `LABEL peerless.runtime=${label}`,
   ];
   const stream = await docker.importImage(tar.stdout as unknown as string, { repo, tag: version, changes } as object);
   await new Promise<void>((resolve, reject) =>
@@ -140,6 +132,17 @@ async function importRootfs(docker: Docker, root: string, tag: string, r: Recipe
       else resolve();
     }),
   );
+}
+
+/** Builds an image from a recipe: the files, the directories, and every shared library they link. */
+export async function buildImage(docker: Docker, tag: string, r: Recipe, label: string, skip: (path: string) => boolean = () => false): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'peerless-rootfs-'));
+  try {
+    buildRootfs(r, root, skip);
+    await importRootfs(docker, root, tag, r, label);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 }
 
 export async function imageExists(docker: Docker, tag: string): Promise<boolean> {
@@ -155,13 +158,7 @@ export async function imageExists(docker: Docker, tag: string): Promise<boolean>
 export async function ensureRuntimeImage(docker: Docker, kind: RuntimeKind): Promise<{ tag: string; built: boolean }> {
   const tag = imageTag(kind);
   if (await imageExists(docker, tag)) return { tag, built: false };
-  const root = mkdtempSync(join(tmpdir(), `peerless-rootfs-${kind}-`));
-  try {
-    const r = buildRootfs(kind, root);
-    await importRootfs(docker, root, tag, r, kind);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  await buildImage(docker, tag, recipe(kind), kind, (src) => kind === 'python' && (PY_SKIP.has(src.split('/').pop()!) || src.includes('/config-3.')));
   // Also tag it :latest, so `docker run peerless/runtime-nodejs` works for people.
   await docker.getImage(tag).tag({ repo: tag.split(':')[0]!, tag: 'latest' });
   return { tag, built: true };

@@ -75,8 +75,9 @@ describe('invocation', () => {
     expect(annotation(warm.body, 'coldStart')).toBe(false);
     expect(annotation(warm.body, 'initTime')).toBeUndefined();
     // Each activation gets only its own logs.
-    expect(warm.body.logs.filter((l: string) => l.includes('stdout:'))).toHaveLength(1);
-    expect(warm.body.logs[0]).toMatch(/hello again/);
+    const out = warm.body.logs.filter((l: string) => l.includes('stdout:'));
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatch(/hello again/);
 
     const result = await invoke(call, ns, 'echo', { name: 'r' }, 'blocking=true&result=true');
     expect(result.body).toMatchObject({ hi: 'r' });

@@ -25,10 +25,18 @@ afterAll(async () => {
   await docker.getImage('peerless-test/blackbox').remove({ force: true }).catch(() => undefined);
 });
 
-const ipOn = async (activation: string, network: string) => {
-  const [c] = await docker.listContainers({ filters: { label: [`peerless.activation=${activation}`] } });
-  return (await docker.getContainer(c!.Id).inspect()).NetworkSettings.Networks[network]!.IPAddress;
-};
+/** The server's address on a network, found through the address map (it may run in a prewarmed container). */
+async function addressesOf(call: Api, ns: string, instance: string) {
+  const e = await waitFor(async () => {
+    const g = await call('GET', `/api/v1/namespaces/${ns}/instances/${instance}`);
+    return g.status === 200 && g.body.state === 'running' && g.body;
+  }, 20_000, `${instance} running`);
+  for (const c of await docker.listContainers({ filters: { label: [`peerless.host=${HOST}`] } })) {
+    const nets = (await docker.getContainer(c.Id).inspect()).NetworkSettings.Networks;
+    if (nets[namespaceNetworkName(ns)]?.IPAddress === e.ip) return { nsIp: e.ip as string, ctlIp: nets[controlNetworkName(HOST)]!.IPAddress };
+  }
+  throw new Error(`no container has ${e.ip}`);
+}
 
 // A function that listens on TCP 7000 for a few seconds, and one that tries to connect to an address.
 const SERVER = `const net = require('net'); async function main(p) { const s = net.createServer(c => c.end('pong')).listen(7000); await new Promise(r => setTimeout(r, p.ms)); s.close(); return {} }`;
@@ -53,10 +61,8 @@ describe('networks', () => {
     await deploy(A.call, A.ns, 'server', { kind: 'nodejs', code: SERVER });
     await deploy(A.call, A.ns, 'probe', { kind: 'nodejs', code: PROBE });
     await deploy(B.call, B.ns, 'probe', { kind: 'nodejs', code: PROBE });
-    const srv = await invoke(A.call, A.ns, 'server', { ms: 8000 }, 'blocking=false');
-    await waitFor(async () => (await docker.listContainers({ filters: { label: [`peerless.activation=${srv.body.activationId}`] } })).length === 1, 20_000, 'server container');
-    const nsIp = await ipOn(srv.body.activationId, namespaceNetworkName(A.ns));
-    const ctlIp = await ipOn(srv.body.activationId, controlNetworkName(HOST));
+    await invoke(A.call, A.ns, 'server', { ms: 8000 }, 'blocking=false&instance=server');
+    const { nsIp, ctlIp } = await addressesOf(A.call, A.ns, 'server');
     await new Promise((r) => setTimeout(r, 500));
 
     const same = await invoke(A.call, A.ns, 'probe', { ip: nsIp });

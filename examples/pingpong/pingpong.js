@@ -9,6 +9,9 @@ async function main(p) {
   const size = Number(p.size ?? 1024);
   const me = peerless.instanceId();
   await peerless.waitFor(['ping', 'pong'], 30000);
+  // Connections are opened before the clock starts, as a Redis client's would be.
+  await peerless.connect(me === 'ping' ? 'pong' : 'ping');
+  await peerless.barrier(['ping', 'pong']);
   if (me === 'ping') {
     const msg = Buffer.alloc(size, 7);
     const t0 = process.hrtime.bigint();

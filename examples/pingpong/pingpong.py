@@ -12,6 +12,9 @@ def main(p):
     size = int(p.get("size", 1024))
     me = peerless.instance_id()
     peerless.wait_for(["ping", "pong"], timeout=30)
+    # Connections are opened before the clock starts, as a Redis client's would be.
+    peerless.connect("pong" if me == "ping" else "ping")
+    peerless.barrier(["ping", "pong"])
     if me == "ping":
         msg = b"\x07" * size
         t0 = time.perf_counter()

@@ -1,7 +1,8 @@
 // Word count, scatter-gather (a seed thesis's workload). The master splits the
 // text into blocks of about `block` bytes (cut at a space, never inside a word),
 // spawns one worker instance per block, scatters the blocks straight to them
-// and gathers their counts. Invoke it with an instance ID, so workers can answer:
+// and gathers their counts (`-p workers N` asks for N workers instead).
+// Invoke it with an instance ID, so workers can answer:
 //   peerless fn create wordcount examples/wordcount/master.js
 //   peerless fn create wordcount-worker examples/wordcount/worker.js
 //   peerless fn invoke wordcount --instance wc -P examples/wordcount/input-300.json --result
@@ -22,11 +23,17 @@ function split(text, block) {
   return blocks;
 }
 
+/** Exactly n blocks, splitting between words: for runs that ask for a worker count rather than a block size. */
+function splitWords(text, n) {
+  const words = text.split(' ');
+  return Array.from({ length: n }, (_, i) => words.slice(Math.floor((i * words.length) / n), Math.floor(((i + 1) * words.length) / n)).join(' '));
+}
+
 async function main(p) {
   const me = peerless.instanceId();
   if (!me) return { error: 'invoke the master with --instance ID' };
   const t0 = Date.now();
-  const blocks = split(String(p.text ?? ''), Number(p.block ?? 300));
+  const blocks = p.workers ? splitWords(String(p.text ?? ''), Number(p.workers)) : split(String(p.text ?? ''), Number(p.block ?? 300));
   const ids = blocks.map((_, i) => `${me}-w${i}`);
   await peerless.spawn(p.worker ?? 'wordcount-worker', { instances: ids, params: { master: me } });
   await peerless.waitFor(ids, 60000);

@@ -21,12 +21,21 @@ def split(text, block):
     return blocks
 
 
+def split_words(text, n):
+    """Exactly n blocks, splitting between words: for runs that ask for a worker count."""
+    words = text.split(" ")
+    return [" ".join(words[i * len(words) // n:(i + 1) * len(words) // n]) for i in range(n)]
+
+
 def main(p):
     me = peerless.instance_id()
     if not me:
         return {"error": "invoke the master with --instance ID"}
     t0 = time.time()
-    blocks = split(str(p.get("text", "")), int(p.get("block", 300)))
+    if p.get("workers"):
+        blocks = split_words(str(p.get("text", "")), int(p["workers"]))
+    else:
+        blocks = split(str(p.get("text", "")), int(p.get("block", 300)))
     ids = ["%s-w%d" % (me, i) for i in range(len(blocks))]
     peerless.spawn(p.get("worker", "wordcount-worker-py"), instances=ids, params={"master": me})
     peerless.wait_for(ids, timeout=60)

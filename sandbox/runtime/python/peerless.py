@@ -242,6 +242,12 @@ def _send_frame(peer, kind, data):
             lookup(peer)  # gone -> PeerGoneError; still there -> one more try
 
 
+def connect(peer):
+    """Opens (or reuses) the connection to a peer ahead of the first send, so that send pays no set-up."""
+    if peer not in _conns:
+        _conns[peer] = _connect(peer)
+
+
 def send(peer, data):
     """Sends bytes (or str) to the instance with this ID."""
     _send_frame(peer, DATA, data)

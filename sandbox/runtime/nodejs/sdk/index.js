@@ -129,6 +129,18 @@ function onConnection(sock) {
         }
         continue;
       }
+      if (from !== null && head.length === 0 && chunk.length - off >= 9) {
+        // Common case: a whole frame header inside this chunk, read in place.
+        const kind = chunk[off];
+        const len = Number(chunk.readBigUInt64BE(off + 1));
+        off += 9;
+        if (len === 0) deliver({ kind, from, data: Buffer.alloc(0) });
+        else if (chunk.length - off >= len) {
+          deliver({ kind, from, data: Buffer.from(chunk.subarray(off, off + len)) });
+          off += len;
+        } else body = { kind, buf: Buffer.allocUnsafe(len), filled: 0 };
+        continue;
+      }
       // The hello's length is known only once its first two bytes are in, so `want` is asked again.
       const want = () => (from === null ? (head.length < 2 ? 2 : 2 + head.readUInt16BE(0)) : 9);
       const take = Math.min(want() - head.length, chunk.length - off);
@@ -165,7 +177,7 @@ export function _end() {
   conns.clear();
 }
 
-async function connect(id) {
+async function dial(id) {
   const me = env().instance || `activation-${process.env.__OW_ACTIVATION_ID || 'anonymous'}`;
   const deadline = Date.now() + CONNECT_RETRY_MS;
   for (;;) {
@@ -200,7 +212,7 @@ async function connect(id) {
 function connection(id) {
   let c = conns.get(id);
   if (!c) {
-    c = connect(id);
+    c = dial(id);
     conns.set(id, c);
     c.catch(() => conns.delete(id));
   }
@@ -208,20 +220,27 @@ function connection(id) {
 }
 
 function write(sock, buf) {
+  if (sock.destroyed) return Promise.reject(new Error('connection closed'));
+  // Fast path: the kernel took it. A later failure closes the socket and the next send reconnects.
+  if (sock.write(buf)) return Promise.resolve();
+  // Backpressure: wait for the kernel to take the bytes before queuing more.
   return new Promise((resolve, reject) => {
-    const onErr = (e) => reject(e);
-    sock.once('error', onErr);
-    const ok = sock.write(buf, (err) => {
-      if (err) reject(err);
-    });
-    const done = () => {
-      sock.off('error', onErr);
+    const onClose = () => {
+      sock.off('drain', onDrain);
+      reject(new Error('connection closed'));
+    };
+    const onDrain = () => {
+      sock.off('close', onClose);
       resolve();
     };
-    // Backpressure: wait for the kernel to take the bytes before queuing more.
-    if (ok) done();
-    else sock.once('drain', done);
+    sock.once('drain', onDrain);
+    sock.once('close', onClose);
   });
+}
+
+/** Opens (or reuses) the connection to a peer ahead of the first send, so that send pays no set-up. */
+export async function connect(id) {
+  await connection(id);
 }
 
 async function sendFrame(id, kind, data) {

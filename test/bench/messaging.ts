@@ -1,0 +1,89 @@
+// Message passing between two function instances, three ways, in one run:
+//   direct    peerless SDK: framed messages over TCP on the namespace network (examples/pingpong)
+//   redis     relayed through a Redis server on the same network (ioredis, LPUSH / BRPOP, one command at a time)
+//   raw TCP   plain sockets between the same two containers: the floor
+// Each cell is N messages of S bytes from ping to pong plus one reply, timed inside ping.
+// Cells above 1 GiB in total are skipped (bounded run). Run: node test/bench/messaging.ts
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildImage, imageExists, recipe } from '../../sandbox/images.ts';
+import { namespaceNetworkName } from '../../sandbox/networks.ts';
+import { cleanupHost, deploy, docker, namespace, ROOT, startDaemon } from '../helpers/daemon.ts';
+import { median, report, type Row } from './report.ts';
+
+const HOST = `bench-msg-${process.pid}`;
+const SIZES = [64, 1024, 64 * 1024, 1 << 20, 16 << 20, 64 << 20];
+const COUNTS = [1, 100, 10_000];
+const MAX_TOTAL = 1 << 30;
+const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+const human = (b: number) => (b >= 1 << 20 ? `${b >> 20} MiB` : b >= 1024 ? `${b >> 10} KiB` : `${b} B`);
+
+async function images(): Promise<{ redis: string; client: string }> {
+  if (!existsSync('/usr/bin/redis-server')) execFileSync('apt-get', ['install', '-y', '-qq', 'redis-server'], { stdio: 'inherit' });
+  const modules = join(ROOT, '.bench', 'ioredis');
+  if (!existsSync(join(modules, 'node_modules', 'ioredis'))) {
+    execFileSync('npm', ['install', '--prefix', modules, '--no-save', '--no-audit', '--no-fund', '--loglevel=error', 'ioredis@5'], { stdio: 'inherit' });
+  }
+  const redis = 'peerless-bench/redis:1';
+  if (!(await imageExists(docker, redis))) {
+    await buildImage(docker, redis, {
+      files: [[realpathSync('/usr/bin/redis-server'), '/usr/bin/redis-server']],
+      dirs: [],
+      cmd: ['/usr/bin/redis-server', '--port', '6379', '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--proto-max-bulk-len', '1gb', '--client-query-buffer-limit', '1gb'],
+      env: [],
+      fingerprint: 'redis',
+    }, 'redis');
+  }
+  const node = recipe('nodejs');
+  const client = 'peerless-bench/node-ioredis:2';
+  if (!(await imageExists(docker, client))) await buildImage(docker, client, { ...node, dirs: [...node.dirs, [join(modules, 'node_modules'), '/node_modules']] }, 'nodejs-ioredis');
+  return { redis, client };
+}
+
+const img = await images();
+const d = await startDaemon({ hostId: HOST, flags: ['--pause-grace-ms', '600000'] });
+const results = new Map<string, { direct: number; redis: number; raw: number }>();
+try {
+  const { call, ns } = await namespace(d, `${HOST}-ns`);
+  const lim = { limits: { memory: 1024, timeout: 300_000 } };
+  await deploy(call, ns, 'direct', { kind: 'nodejs', code: readFileSync(join(ROOT, 'examples/pingpong/pingpong.js'), 'utf8') }, lim);
+  await deploy(call, ns, 'raw', { kind: 'nodejs', code: readFileSync(join(ROOT, 'test/bench/functions/rawtcp.js'), 'utf8') }, lim);
+  await deploy(call, ns, 'redis', { kind: 'blackbox', image: img.client, code: readFileSync(join(ROOT, 'test/bench/functions/redisrelay.js'), 'utf8') }, lim);
+  const server = await docker.createContainer({
+    Image: img.redis,
+    name: `${HOST}-redis`,
+    Labels: { 'peerless.host': HOST },
+    HostConfig: { NetworkMode: namespaceNetworkName(ns), CapDrop: ['ALL'] },
+  });
+  await server.start();
+  const redisIp = (await server.inspect()).NetworkSettings.Networks[namespaceNetworkName(ns)]!.IPAddress;
+
+  let run = 0;
+  const once = async (fn: string, n: number, size: number): Promise<number> => {
+    const r = await call('POST', `/api/v1/namespaces/${ns}/actions/${fn}?blocking=true&result=true&instances=ping,pong`, { n, size, redis: redisIp, run: run++ });
+    if (r.status !== 200) throw new Error(`${fn} n=${n} size=${size}: ${r.status} ${JSON.stringify(r.body).slice(0, 500)}`);
+    return (r.body.activations as { role: string; ms: number }[]).find((a) => a.role === 'ping')!.ms;
+  };
+  for (const fn of ['direct', 'raw', 'redis']) await once(fn, 1, 64); // warm containers
+  for (const size of SIZES) {
+    for (const n of COUNTS) {
+      if (n * size > MAX_TOTAL) continue;
+      const reps = n * size > 64 << 20 ? 1 : REPEAT;
+      const cell: Record<string, number[]> = { direct: [], raw: [], redis: [] };
+      for (let i = 0; i < reps; i++) for (const fn of ['direct', 'raw', 'redis']) cell[fn]!.push(await once(fn, n, size));
+      const m = { direct: median(cell.direct!), raw: median(cell.raw!), redis: median(cell.redis!) };
+      results.set(`${n} × ${human(size)}`, m);
+      process.stdout.write(`${n} × ${human(size)}: direct ${m.direct.toFixed(2)} ms, raw ${m.raw.toFixed(2)} ms, redis ${m.redis.toFixed(2)} ms\n`);
+    }
+  }
+} finally {
+  await d.stop();
+  await cleanupHost(HOST, d.dataDir);
+}
+
+const vsRedis: Row[] = [...results].map(([k, m]) => ({ metric: k, unit: 'ms', ours: m.direct, baseline: m.redis, baselineName: 'Redis relay', better: 'lower', note: `${(m.redis / m.direct).toFixed(1)}× faster` }));
+const vsRaw: Row[] = [...results].map(([k, m]) => ({ metric: k, unit: 'ms', ours: m.direct, baseline: m.raw, baselineName: 'raw TCP', better: 'lower', note: `throughput ${(m.raw / m.direct).toFixed(2)} of raw` }));
+report('messaging-vs-redis', 'Direct messaging vs a Redis relay: N messages of S bytes, ping → pong (median ms, lower is better)', vsRedis);
+report('messaging-vs-rawtcp', 'Direct messaging vs raw TCP between the same containers (median ms)', vsRaw,
+  'aims: faster than Redis in every cell; from 1 MiB up, throughput ≥ 0.8 of raw TCP (ratio raw/direct in the note).');

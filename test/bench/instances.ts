@@ -94,7 +94,7 @@ try {
   };
   const coldWith: number[] = [];
   const coldWithout: number[] = [];
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 16; i++) {
     await deploy(call, ns, 'fib', { kind: 'nodejs', code: `${fib}\n// ${i}` });
     if (i % 2 === 0) coldWith.push(await invoke('&instance=fib-1'));
     else coldWithout.push(await invoke(''));
@@ -107,7 +107,7 @@ try {
     warmWithout.push(await invoke(''));
   }
   const coldCost = median(coldWith) - median(coldWithout);
-  overhead.push({ metric: 'fib, cold start', unit: 'ms', ours: median(coldWith), baseline: median(coldWithout), baselineName: 'no instance ID', better: 'lower', note: `${coldCost >= 0 ? '+' : ''}${coldCost.toFixed(1)} ms (3 runs each)` });
+  overhead.push({ metric: 'fib, cold start', unit: 'ms', ours: median(coldWith), baseline: median(coldWithout), baselineName: 'no instance ID', better: 'lower', note: `${coldCost >= 0 ? '+' : ''}${coldCost.toFixed(1)} ms (8 runs each)` });
   overhead.push({ metric: 'fib, warm p50', unit: 'ms', ours: median(warmWith), baseline: median(warmWithout), baselineName: 'no instance ID', better: 'lower', note: `+${(median(warmWith) - median(warmWithout)).toFixed(2)} ms = ${(((median(warmWith) - median(warmWithout)) / median(coldWithout)) * 100).toFixed(2)}% of a cold start (300 runs each)` });
 } finally {
   await d.stop();

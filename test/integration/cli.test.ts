@@ -108,6 +108,22 @@ describe('peerless CLI', () => {
     expect(unreachable.stderr).toMatch(/cannot reach the daemon/);
   });
 
+  it('shows the address map and reports a missing instance', async () => {
+    const list = await peerless('instances');
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/^map version \d+, 0 instances$/m);
+    const missing = await peerless('instance', 'get', 'nobody');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^error: instance nobody does not exist/);
+    writeFileSync(join(tmp, 'grp.js'), 'function main() { return { me: process.env.__OW_PEERLESS_INSTANCE } }');
+    await peerless('fn', 'create', 'grp', join(tmp, 'grp.js'));
+    // Unquoted, the shell would have expanded the braces into separate words; both forms work.
+    const r = await peerless('fn', 'invoke', 'grp', '--instances', 'm-0', 'm-1', 'm-2', '--result');
+    expect(JSON.parse(r.stdout).activations.map((a: { me: string }) => a.me).sort()).toEqual(['m-0', 'm-1', 'm-2']);
+    const q = await peerless('fn', 'invoke', 'grp', '--instances', 'n-{0..1}', '--result');
+    expect(JSON.parse(q.stdout).activations).toHaveLength(2);
+  });
+
   it('keeps the target and key in a config file', async () => {
     const noEnv = { ...env };
     delete noEnv.PEERLESS_APIHOST;

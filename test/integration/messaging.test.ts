@@ -127,6 +127,38 @@ async function main() {
     expect(r.body.response.result.gone.ms).toBeLessThan(1000);
   });
 
+  it('streams map changes to a function (server-sent events)', async () => {
+    await deploy(A.call, A.ns, 'watcher', {
+      kind: 'nodejs',
+      code: `const http = require('http'); const peerless = require('peerless');
+function main() {
+  return new Promise((resolve) => {
+    const events = [];
+    http.get({ socketPath: '/peerless/api.sock', path: '/v1/events', headers: { authorization: 'Bearer ' + process.env.__OW_PEERLESS_TOKEN } }, (res) => {
+      let buf = '';
+      res.on('data', async (c) => {
+        buf += c;
+        let i;
+        while ((i = buf.indexOf('\\n\\n')) >= 0) {
+          const ev = JSON.parse(buf.slice(0, i).split('\\n').find((l) => l.startsWith('data: ')).slice(6));
+          buf = buf.slice(i + 2);
+          events.push(ev);
+          if (events.length === 1) await peerless.setStatus('step-1');
+          const mine = ev.instances.find((e) => e.instance === 'watcher');
+          if (mine && mine.status === 'step-1') { res.destroy(); resolve({ type: res.headers['content-type'], versions: events.map((e) => e.version), status: mine.status }); }
+        }
+      });
+    });
+  });
+}`,
+    });
+    const r = await invoke(A.call, A.ns, 'watcher', {}, 'blocking=true&result=true&instance=watcher');
+    expect(r.body.type).toBe('text/event-stream');
+    expect(r.body.status).toBe('step-1');
+    expect(r.body.versions.length).toBeGreaterThanOrEqual(2);
+    expect(r.body.versions.at(-1)).toBeGreaterThan(r.body.versions[0]);
+  });
+
   it('fails a receive from a peer that ends without sending', async () => {
     await deploy(A.call, A.ns, 'quitter', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main() { await peerless.waitFor(['w'], 20000); await new Promise(r => setTimeout(r, 300)); return {} }` });
     await deploy(A.call, A.ns, 'waiter', {

@@ -139,12 +139,14 @@ export class Directory {
     this.dirty.add(ns);
     this.flushing ??= setImmediate(() => {
       this.flushing = null;
-      const nss = [...this.dirty];
-      this.dirty.clear();
-      for (const n of nss) {
-        const content = this.render(n);
-        for (const [dir, owner] of this.attached) if (owner === n) this.writeMap(dir, n, content);
-      }
+      for (const n of [...this.dirty]) this.flush(n);
     });
+  }
+
+  /** Rewrites the namespace's map files now, e.g. before an instance's code runs and reads its own. */
+  flush(ns: string): void {
+    if (!this.dirty.delete(ns)) return;
+    const content = this.render(ns);
+    for (const [dir, owner] of this.attached) if (owner === ns) this.writeMap(dir, ns, content);
   }
 }

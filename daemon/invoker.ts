@@ -139,7 +139,10 @@ export class Invoker {
       }
       const deadline = Date.now() + fn.limits.timeoutMs;
       // In the map from just before user code runs: a peer that looks it up now can reach it.
-      if (instance) this.d.directory.update(fn.namespace, instance, { ip: c.nsIp, state: 'running' });
+      if (instance) {
+        this.d.directory.update(fn.namespace, instance, { ip: c.nsIp, state: 'running' });
+        this.d.directory.flush(fn.namespace);
+      }
       const run = await this.call(c, '/run', {
         value: params,
         namespace: fn.namespace,

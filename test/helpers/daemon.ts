@@ -78,7 +78,12 @@ export async function cleanupHost(hostId: string, dataDir?: string): Promise<voi
   for (const n of nets) {
     const labels = n.Labels ?? {};
     if (labels['peerless.host'] === hostId || (labels['peerless.namespace'] ?? '').startsWith(`${hostId}-`)) {
-      await docker.getNetwork(n.Id).remove().catch(() => undefined);
+      // An endpoint of a container removed a moment ago can linger briefly: try a few times.
+      for (let i = 0; i < 5; i++) {
+        const ok = await docker.getNetwork(n.Id).remove().then(() => true, () => false);
+        if (ok) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
     }
   }
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });

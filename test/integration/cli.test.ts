@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -34,6 +34,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await d?.stop();
   await cleanupHost(HOST, d?.dataDir);
+  rmSync(tmp, { recursive: true, force: true });
 });
 
 describe('peerless CLI', () => {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,6 +102,7 @@ http.createServer((req, res) => { let b = ''; req.on('data', c => b += c); req.o
   if (req.url === '/run') { console.log('blackbox ran'); console.log('XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX'); console.error('XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX'); }
   res.writeHead(200, { 'content-type': 'application/json' }); res.end(JSON.stringify(out)); }); }).listen(8080);\n`);
     execFileSync('docker', ['build', '-q', '-t', 'peerless-test/blackbox', ctx], { env: { ...process.env, DOCKER_BUILDKIT: '0' } });
+    rmSync(ctx, { recursive: true, force: true });
     const c = await deploy(A.call, A.ns, 'bb', { kind: 'blackbox', image: 'peerless-test/blackbox' });
     expect(c.body.exec).toMatchObject({ kind: 'blackbox', image: 'peerless-test/blackbox' });
     const r = await invoke(A.call, A.ns, 'bb', { q: 1 });

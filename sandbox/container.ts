@@ -106,7 +106,8 @@ export class ActionContainer {
   /** The proxy is up once its port accepts a connection. */
   private async waitForProxy(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+    let lastCheck = Date.now();
+    for (let delay = 2; ; delay = Math.min(delay * 2, 20)) {
       signal?.throwIfAborted();
       const ok = await new Promise<boolean>((resolve) => {
         const s = net.connect(PROXY_PORT, this.ip);
@@ -118,8 +119,13 @@ export class ActionContainer {
       });
       if (ok) return;
       if (Date.now() > deadline) throw new ContainerGoneError('the action proxy did not start listening');
-      const st = await this.handle.inspect().catch(() => undefined);
-      if (!st?.State.Running) throw new ContainerGoneError('the action container exited before its proxy started');
+      // Ask the engine whether the container died only now and then: dozens of containers starting
+      // at once would otherwise flood it with inspections and slow every one of them down.
+      if (Date.now() - lastCheck > 500) {
+        lastCheck = Date.now();
+        const st = await this.handle.inspect().catch(() => undefined);
+        if (!st?.State.Running) throw new ContainerGoneError('the action container exited before its proxy started');
+      }
       await new Promise((r) => setTimeout(r, delay));
     }
   }

@@ -115,6 +115,15 @@ export class AddressMap {
     return true;
   }
 
+  /** Everything this origin has, for a peer that missed deltas; a later delta at or below `seq` is then ignored. */
+  snapshot(): { origin: string; incarnation: number; seq: number; entries: Entry[] } {
+    return { origin: this.origin, incarnation: this.incarnation, seq: this.seq, entries: [...this.entries.values()].map((e) => ({ ...e })) };
+  }
+
+  get sequence(): number {
+    return this.seq;
+  }
+
   /** The changes since the last call, as one delta for the gossip layer; null when there are none. */
   takeDelta(): Delta | null {
     if (this.pending.length === 0) return null;

@@ -1,0 +1,173 @@
+import { describe, expect, it } from 'vitest';
+import { AddressMap, type Entry } from '../../gossip/addrmap.ts';
+import { Replica, type GossipMessage } from '../../gossip/replica.ts';
+
+// A deterministic, seeded simulation of the address-map replication: hosts
+// change their local maps at random while the network loses, duplicates and
+// reorders messages, partitions split the cluster and hosts crash and
+// restart. After the faults stop, every live host must hold the same map, and
+// it must equal the union of the live hosts' own maps.
+
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Host {
+  id: string;
+  alive: boolean;
+  local: AddressMap;
+  replica: Replica;
+  incarnation: number;
+  next: number;
+}
+
+type Packet = { at: number; to: string; msg: GossipMessage | { type: 'pull'; from: string; origin: string } };
+
+const HEARTBEAT = 100;
+const TIMEOUT = 450;
+
+function simulate(seed: number, opts: { hosts: number; steps: number; loss: number; dup: number; maxDelay: number; partitions: boolean; crashes: boolean }) {
+  const rand = rng(seed);
+  const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)]!;
+  const hosts: Host[] = Array.from({ length: opts.hosts }, (_, i) => {
+    const id = `h${i}`;
+    return { id, alive: true, local: new AddressMap(id, 1), replica: new Replica(id, TIMEOUT), incarnation: 1, next: 0 };
+  });
+  const byId = new Map(hosts.map((h) => [h.id, h]));
+  let queue: Packet[] = [];
+  let now = 0;
+  let faults = true;
+  let side = new Map<string, number>(); // partition side of each host
+
+  const reachable = (a: string, b: string) => !faults || !opts.partitions || (side.get(a) ?? 0) === (side.get(b) ?? 0);
+  const send = (from: string, to: string, msg: Packet['msg']) => {
+    if (!reachable(from, to)) return;
+    if (faults && rand() < opts.loss) return;
+    const copies = faults && rand() < opts.dup ? 2 : 1;
+    for (let i = 0; i < copies; i++) queue.push({ at: now + 1 + Math.floor(rand() * (faults ? opts.maxDelay : 5)), to, msg });
+  };
+  const broadcast = (from: Host, msg: GossipMessage) => {
+    for (const h of hosts) if (h.id !== from.id) send(from.id, h.id, msg);
+  };
+  const deliver = (p: Packet) => {
+    const h = byId.get(p.to)!;
+    if (!h.alive) return;
+    if (p.msg.type === 'pull') {
+      if (p.msg.origin === h.id) send(h.id, p.msg.from, { type: 'snapshot', ...h.local.snapshot() });
+      return;
+    }
+    for (const fx of h.replica.receive(p.msg, now)) {
+      if (fx.kind === 'pull-snapshot') send(h.id, fx.origin, { type: 'pull', from: h.id, origin: fx.origin });
+    }
+  };
+
+  const mutate = (h: Host) => {
+    const mine = h.local.list('ns');
+    const r = rand();
+    if (r < 0.5 || mine.length === 0) {
+      const id = `i${h.next++}-${h.id}`;
+      try {
+        h.local.reserve([{ namespace: 'ns', instance: id, function: 'f', activation: id, host: h.id, port: 7700, since: now }]);
+      } catch {
+        /* clash: another try later */
+      }
+    } else if (r < 0.75) h.local.update('ns', pick(mine).instance, { state: 'running', ip: `10.0.0.${Math.floor(rand() * 250)}` });
+    else h.local.remove('ns', pick(mine).instance);
+  };
+
+  for (let step = 0; step < opts.steps + 400; step++) {
+    now += 1;
+    if (step === opts.steps) {
+      faults = false; // heal: no more loss, partitions or crashes; the cluster must converge
+      side = new Map();
+      for (const h of hosts) if (!h.alive && rand() < 0.5) restart(h);
+    }
+    if (faults) {
+      if (rand() < 0.3) mutate(pick(hosts.filter((h) => h.alive).length ? hosts.filter((h) => h.alive) : hosts));
+      if (opts.partitions && rand() < 0.002) for (const h of hosts) side.set(h.id, rand() < 0.5 ? 0 : 1);
+      if (opts.partitions && rand() < 0.003) side = new Map();
+      if (opts.crashes && rand() < 0.002) {
+        const h = pick(hosts);
+        if (h.alive) h.alive = false;
+        else restart(h);
+      }
+    }
+    // Deltas go out batched every 5 ms, heartbeats every HEARTBEAT.
+    for (const h of hosts) {
+      if (!h.alive) continue;
+      if (now % 5 === 0) {
+        const d = h.local.takeDelta();
+        if (d) broadcast(h, { type: 'delta', ...d });
+      }
+      if (now % HEARTBEAT === 0) broadcast(h, { type: 'heartbeat', origin: h.id, incarnation: h.incarnation, seq: h.local.sequence, load: 0 });
+      h.replica.tick(now);
+    }
+    const due = queue.filter((p) => p.at <= now);
+    queue = queue.filter((p) => p.at > now);
+    // Reordering: packets due at once arrive in random order.
+    due.sort(() => rand() - 0.5).forEach(deliver);
+  }
+
+  function restart(h: Host) {
+    h.alive = true;
+    h.incarnation += 1;
+    h.local = new AddressMap(h.id, h.incarnation);
+    h.replica = new Replica(h.id, TIMEOUT);
+  }
+
+  const live = hosts.filter((h) => h.alive);
+  const canon = (es: Entry[]) => es.map((e) => `${e.host}/${e.instance}/${e.state}/${e.ip}`).sort();
+  const union = canon(live.flatMap((h) => h.local.list('ns')));
+  const views = live.map((h) => canon([...h.local.list('ns'), ...h.replica.entries()]));
+  return { live: live.length, union, views };
+}
+
+describe('address-map replication (seeded simulation)', () => {
+  const scenarios = [
+    { name: 'clean network', loss: 0, dup: 0, maxDelay: 3, partitions: false, crashes: false },
+    { name: 'loss, duplication and reordering', loss: 0.2, dup: 0.1, maxDelay: 40, partitions: false, crashes: false },
+    { name: 'partitions that heal', loss: 0.05, dup: 0.05, maxDelay: 20, partitions: true, crashes: false },
+    { name: 'crashes and restarts', loss: 0.05, dup: 0.05, maxDelay: 20, partitions: false, crashes: true },
+    { name: 'everything at once', loss: 0.3, dup: 0.2, maxDelay: 60, partitions: true, crashes: true },
+  ];
+  for (const s of scenarios) {
+    it(`converges to the union of the live hosts' maps: ${s.name}`, () => {
+      for (const seed of [1, 2, 3, 42, 1234, 99991]) {
+        const r = simulate(seed, { hosts: 7, steps: 3000, ...s });
+        expect(r.live).toBeGreaterThan(0);
+        expect(r.union.length, `seed ${seed}: the run must have entries to replicate`).toBeGreaterThan(0);
+        for (const v of r.views) expect(v, `seed ${seed}`).toEqual(r.union);
+      }
+    });
+  }
+
+  it('ignores old and duplicate deltas, pulls a snapshot on a gap, replaces a restarted origin', () => {
+    const a = new AddressMap('a', 1);
+    const r = new Replica('b', 1000);
+    a.reserve([{ namespace: 'n', instance: 'x', function: 'f', activation: '1', host: 'a', port: 7700, since: 0 }]);
+    const d1 = a.takeDelta()!;
+    expect(r.receive({ type: 'delta', ...d1 }, 0).map((f) => f.kind)).toContain('changed');
+    expect(r.receive({ type: 'delta', ...d1 }, 1).filter((f) => f.kind === 'changed')).toHaveLength(0);
+    a.update('n', 'x', { status: 's1' });
+    a.takeDelta(); // lost
+    a.update('n', 'x', { status: 's2' });
+    const d3 = a.takeDelta()!;
+    expect(r.receive({ type: 'delta', ...d3 }, 2)).toEqual([{ kind: 'pull-snapshot', origin: 'a' }]);
+    r.receive({ type: 'snapshot', ...a.snapshot() }, 3);
+    expect(r.get('n', 'x')?.status).toBe('s2');
+    const a2 = new AddressMap('a', 2);
+    const fx = r.receive({ type: 'heartbeat', origin: 'a', incarnation: 2, seq: a2.sequence, load: 0 }, 4);
+    expect(fx.map((f) => f.kind)).toEqual(['origin-down', 'changed', 'origin-up', 'pull-snapshot']);
+    expect(r.get('n', 'x')).toBeUndefined();
+    expect(r.receive({ type: 'delta', ...d3 }, 5)).toEqual([]); // the old incarnation is gone for good
+    expect(r.tick(2000).map((f) => f.kind)).toEqual(['origin-down']);
+    expect(r.members()).toEqual([]);
+  });
+});

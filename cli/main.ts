@@ -17,6 +17,7 @@ const USAGE = `usage: peerless <command> [flags]
   fn invoke NAME [-p KEY VALUE]... [-P params.json] [--result | --blocking]
                 [--instance ID | --instances 'worker-{0..34}']
   instances [--watch]  |  instance get ID             the namespace's address map
+  peers | status                                      cluster members / this daemon
   activation list [NAME] [--limit N] | get ID | result ID | logs ID
   config set apihost|auth|namespace VALUE | config show
 
@@ -156,7 +157,7 @@ async function instancesCmd(c: Cmd): Promise<number> {
 
 async function dispatch(c: Cmd): Promise<number> {
   const [noun, verb] = c.a.positional;
-  const key = noun === 'instances' ? 'instances' : `${noun ?? ''} ${verb ?? ''}`.trim();
+  const key = noun === 'instances' || noun === 'peers' || noun === 'status' ? noun : `${noun ?? ''} ${verb ?? ''}`.trim();
   switch (key) {
     case 'namespace create': {
       const name = need(c.a, 2, 'namespace NAME');
@@ -231,6 +232,23 @@ async function dispatch(c: Cmd): Promise<number> {
     case 'instance get': {
       const id = need(c.a, 2, 'instance ID');
       const r = await call(c.t, 'GET', `/api/v1/namespaces/${enc(c.ns)}/instances/${enc(id)}`);
+      print(c, r.body, () => JSON.stringify(r.body, null, 2));
+      return 0;
+    }
+    case 'peers': {
+      const r = await call(c.t, 'GET', '/api/v1/cluster/peers');
+      type P = { origin: string; host: string; connected: boolean; synced: boolean; load: number; lastSeen: number; entries: number; incarnation: number };
+      const b = r.body as { self: { peerId: string; host: string } | null; peers: P[] };
+      print(c, b, () =>
+        b.self === null
+          ? 'this daemon is not in a cluster (no cluster key)'
+          : [`self ${b.self.host} ${b.self.peerId}`, ...b.peers.map((p) =>
+              `${p.host.padEnd(16)} ${p.connected ? 'connected' : 'gossip-only'} ${p.synced ? 'synced ' : 'syncing'} load ${String(p.load).padEnd(4)} instances ${String(p.entries).padEnd(5)} last heartbeat ${Date.now() - p.lastSeen} ms ago  ${p.origin}`)].join('\n'),
+      );
+      return 0;
+    }
+    case 'status': {
+      const r = await call(c.t, 'GET', '/api/v1/status');
       print(c, r.body, () => JSON.stringify(r.body, null, 2));
       return 0;
     }

@@ -1,7 +1,7 @@
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { activationRoutes } from './api/activations.ts';
-import type { ApiContext } from './api/context.ts';
+import { principalOf, type ApiContext } from './api/context.ts';
 import { functionRoutes } from './api/functions.ts';
 import { namespaceRoutes } from './api/namespaces.ts';
 import { problems } from './api/problems.ts';
@@ -39,6 +39,24 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
     host: ctx.hostId,
   }));
   app.get('/healthz', { schema: { tags: ['meta'], summary: 'Liveness', security: [] } }, async () => ({ ok: true }));
+  app.get('/api/v1/status', { schema: { tags: ['meta'], summary: 'This daemon: host, cluster, pool, activations (any key)' } }, async (req) => {
+    principalOf(ctx, req);
+    return {
+      host: ctx.hostId,
+      version: VERSION,
+      peerId: ctx.cluster?.peerId ?? null,
+      addresses: ctx.cluster?.addresses() ?? [],
+      peers: ctx.cluster ? ctx.cluster.peers().length : 0,
+      forgedDropped: ctx.cluster?.forged ?? 0,
+      localInstances: ctx.directory.map.size(),
+      runningActivations: ctx.invoker.running,
+      containers: ctx.pool.stats(),
+    };
+  });
+  app.get('/api/v1/cluster/peers', { schema: { tags: ['meta'], summary: 'Cluster members seen by this daemon (any key)' } }, async (req) => {
+    principalOf(ctx, req);
+    return { self: ctx.cluster ? { peerId: ctx.cluster.peerId, host: ctx.hostId, addresses: ctx.cluster.addresses() } : null, peers: ctx.cluster?.peers() ?? [] };
+  });
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   namespaceRoutes(app, ctx);
   functionRoutes(app, ctx);

@@ -28,6 +28,15 @@ export interface DaemonConfig {
     idleTimeoutMs: number;
   };
   limits: Limits;
+  /** peer-to-peer cluster; off while key is empty */
+  cluster: {
+    key: string;
+    listen: string[];
+    peers: string[];
+    heartbeatMs: number;
+    failureTimeoutMs: number;
+    batchMs: number;
+  };
 }
 
 export const DEFAULTS: DaemonConfig = {
@@ -46,6 +55,7 @@ export const DEFAULTS: DaemonConfig = {
     payloadBytes: 1024 * 1024,
     logBytes: 10 * 1024 * 1024,
   },
+  cluster: { key: '', listen: ['/ip4/0.0.0.0/tcp/7946'], peers: [], heartbeatMs: 250, failureTimeoutMs: 1500, batchMs: 5 },
 };
 
 export class ConfigError extends Error {
@@ -74,6 +84,11 @@ const ENV_KEYS: Record<string, string> = {
   PEERLESS_PREWARM_PYTHON: 'pool.prewarm.python',
   PEERLESS_PAUSE_GRACE_MS: 'pool.pauseGraceMs',
   PEERLESS_IDLE_TIMEOUT_MS: 'pool.idleTimeoutMs',
+  PEERLESS_CLUSTER_KEY: 'cluster.key',
+  PEERLESS_CLUSTER_LISTEN: 'cluster.listen',
+  PEERLESS_CLUSTER_PEERS: 'cluster.peers',
+  PEERLESS_HEARTBEAT_MS: 'cluster.heartbeatMs',
+  PEERLESS_FAILURE_TIMEOUT_MS: 'cluster.failureTimeoutMs',
 };
 
 /** Flags, --port 3233 → listen.port. */
@@ -90,6 +105,11 @@ const FLAG_KEYS: Record<string, string> = {
   'prewarm-python': 'pool.prewarm.python',
   'pause-grace-ms': 'pool.pauseGraceMs',
   'idle-timeout-ms': 'pool.idleTimeoutMs',
+  'cluster-key': 'cluster.key',
+  'cluster-listen': 'cluster.listen',
+  'cluster-peers': 'cluster.peers',
+  'heartbeat-ms': 'cluster.heartbeatMs',
+  'failure-timeout-ms': 'cluster.failureTimeoutMs',
 };
 
 export const FLAG_NAMES = Object.keys(FLAG_KEYS);
@@ -135,6 +155,16 @@ function int(tree: Tree, key: string, min: number, max: number): number {
   if (typeof n !== 'number' || !Number.isInteger(n)) throw new ConfigError(key, `must be an integer, got ${JSON.stringify(v)}`);
   if (n < min || n > max) throw new ConfigError(key, `must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+/** A list: a JSON array in the file, comma-separated in the environment and on the command line. */
+function list(tree: Tree, key: string, pattern: RegExp): string[] {
+  const v = key.split('.').reduce<Json | undefined>((n, p) => (n && typeof n === 'object' && !Array.isArray(n) ? n[p] : undefined), tree);
+  const xs = typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v;
+  if (!Array.isArray(xs) || xs.some((x) => typeof x !== 'string')) throw new ConfigError(key, 'must be a list of strings');
+  const bad = (xs as string[]).find((x) => !pattern.test(x));
+  if (bad !== undefined) throw new ConfigError(key, `${JSON.stringify(bad)} is not a multiaddr like /ip4/10.0.0.2/tcp/7946`);
+  return xs as string[];
 }
 
 function str(tree: Tree, key: string, pattern?: RegExp): string {
@@ -191,5 +221,27 @@ export function loadConfig(src: ConfigSources = {}): DaemonConfig {
       idleTimeoutMs: int(tree, 'pool.idleTimeoutMs', 1000, 86_400_000),
     },
     limits: structuredClone(lim),
+    cluster: {
+      key: clusterKey(tree),
+      listen: list(tree, 'cluster.listen', MULTIADDR),
+      peers: list(tree, 'cluster.peers', MULTIADDR),
+      heartbeatMs: int(tree, 'cluster.heartbeatMs', 20, 60_000),
+      failureTimeoutMs: int(tree, 'cluster.failureTimeoutMs', 100, 600_000),
+      batchMs: int(tree, 'cluster.batchMs', 1, 1000),
+    },
   };
+}
+
+const MULTIADDR = /^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d+(\/p2p\/\w+)?$/;
+
+function clusterKey(tree: Tree): string {
+  const v = (tree.cluster as Tree | undefined)?.key;
+  if (v === '' || v === undefined) return '';
+  if (typeof v !== 'string' || !/^[0-9a-fA-F]{64}$/.test(v)) throw new ConfigError('cluster.key', 'must be 64 hex characters (e.g. openssl rand -hex 32)');
+  return v;
+}
+
+/** The effective configuration with secrets hidden, for --print-config. */
+export function printable(c: DaemonConfig): DaemonConfig {
+  return { ...c, cluster: { ...c.cluster, key: c.cluster.key ? '***' : '' } };
 }

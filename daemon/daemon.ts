@@ -6,6 +6,7 @@ import { ensureRuntimeImage } from '../sandbox/images.ts';
 import { ensureControlNetwork, ensureNamespaceNetwork, removeNamespaceNetwork } from '../sandbox/networks.ts';
 import { Pool, removeLeftovers } from '../sandbox/pool.ts';
 import { AddressMap } from '../gossip/addrmap.ts';
+import { Cluster } from '../gossip/cluster.ts';
 import { buildApp } from './app.ts';
 import { Directory } from './directory.ts';
 import { FunctionApi } from './fnapi.ts';
@@ -107,7 +108,21 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     spawn: (r) => startInstances(starter, r.namespace as NamespaceName, r.function as FunctionName, r.params, r.instances, '/body/instances')
       .map(({ instance, activationId }) => ({ instance, activationId })),
   });
+  let cluster: Cluster | null = null;
+  if (config.cluster.key) {
+    cluster = await Cluster.start({
+      ...config.cluster,
+      identityFile: join(config.dataDir, 'node.key'),
+      hostName: hostId,
+      local: directory.map,
+      load: () => invoker.running,
+      onChange: (nss) => directory.remoteChanged(nss),
+      log,
+    });
+    directory.setRemote(cluster.replica);
+  }
   const app = await buildApp({
+    cluster,
     config,
     store,
     blobs,
@@ -135,6 +150,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     stop(drainMs = 30_000) {
       stopping ??= (async () => {
         log.info({ running: invoker.running, drainMs }, 'stopping: draining running activations');
+        await cluster?.stop();
         const closing = app.close();
         const drained = await invoker.drain(drainMs);
         if (!drained) log.warn({ running: invoker.running }, 'drain deadline passed; remaining activations will be failed at next start');

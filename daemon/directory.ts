@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AddressMap, type Entry } from '../gossip/addrmap.ts';
+import { AddressMap, InstanceClash, type Entry } from '../gossip/addrmap.ts';
 
 // The daemon's side of the address map: the state machine plus everything a
 // function sees of it. Each container has its own directory, mounted read-only
@@ -21,6 +21,12 @@ export interface Caller {
 
 type Listener = (ns: string) => void;
 
+/** Other daemons' entries, as the gossip layer knows them. */
+export interface RemoteEntries {
+  list(ns: string): Entry[];
+  get(ns: string, id: string): Entry | undefined;
+}
+
 export class Directory {
   readonly map: AddressMap;
   private readonly attached = new Map<string, string>(); // slot dir → namespace
@@ -29,6 +35,8 @@ export class Directory {
   private readonly listeners = new Set<Listener>();
   private readonly tokens = new Map<string, Caller>();
   private readonly socketOf: (ns: string) => string;
+  private remote: RemoteEntries | null = null;
+  private readonly remoteVersions = new Map<string, number>();
 
   constructor(map: AddressMap, socketOf: (ns: string) => string) {
     this.map = map;
@@ -49,9 +57,27 @@ export class Directory {
     return this.tokens.get(token);
   }
 
-  // the map
+  // the map: this host's entries, plus other hosts' once a cluster is joined
+
+  setRemote(r: RemoteEntries): void {
+    this.remote = r;
+  }
+
+  /** The gossip layer learned of changes to other hosts' entries in these namespaces. */
+  remoteChanged(namespaces: string[]): void {
+    for (const ns of namespaces) {
+      this.remoteVersions.set(ns, (this.remoteVersions.get(ns) ?? 0) + 1);
+      this.changed(ns);
+    }
+  }
+
+  get(ns: string, id: string): Entry | undefined {
+    return this.map.get(ns, id) ?? this.remote?.get(ns, id);
+  }
 
   reserve(entries: Omit<Entry, 'state' | 'ip' | 'status' | 'port' | 'since'>[]): Entry[] {
+    // An ID alive on another host is taken too (as far as gossip has told us).
+    for (const e of entries) if (this.remote?.get(e.namespace, e.instance)) throw new InstanceClash(e.instance);
     const now = Date.now();
     const out = this.map.reserve(entries.map((e) => ({ ...e, port: MESSAGE_PORT, since: now })));
     for (const e of new Set(entries.map((x) => x.namespace))) this.changed(e);
@@ -74,7 +100,7 @@ export class Directory {
   /** Resolves with the entries once every ID is running, or with null at the deadline. */
   waitFor(ns: string, ids: string[], timeoutMs: number, signal?: AbortSignal): Promise<Entry[] | null> {
     const ready = () => {
-      const es = ids.map((id) => this.map.get(ns, id));
+      const es = ids.map((id) => this.get(ns, id));
       return es.every((e) => e?.state === 'running') ? (es as Entry[]) : null;
     };
     const now = ready();
@@ -114,7 +140,9 @@ export class Directory {
   }
 
   view(ns: string): { version: number; instances: Entry[] } {
-    return { version: this.map.version(ns), instances: this.map.list(ns) };
+    const remote = this.remote?.list(ns) ?? [];
+    const instances = remote.length === 0 ? this.map.list(ns) : [...this.map.list(ns), ...remote].sort((a, b) => (a.instance < b.instance ? -1 : 1));
+    return { version: this.map.version(ns) + (this.remoteVersions.get(ns) ?? 0), instances };
   }
 
   private render(ns: string): string {

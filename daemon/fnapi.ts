@@ -93,12 +93,12 @@ export class FunctionApi {
 
     app.get('/v1/self', async (req) => {
       const c = callerOf(dir, req);
-      return { namespace: c.namespace, activation: c.activation, instance: c.instance, entry: c.instance ? (dir.map.get(c.namespace, c.instance) ?? null) : null };
+      return { namespace: c.namespace, activation: c.activation, instance: c.instance, entry: c.instance ? (dir.get(c.namespace, c.instance) ?? null) : null };
     });
     app.get('/v1/instances', async (req) => dir.view(callerOf(dir, req).namespace));
     app.get<{ Params: { id: string } }>('/v1/instances/:id', { schema: { params: idParams } }, async (req) => {
       const c = callerOf(dir, req);
-      const e = dir.map.get(c.namespace, req.params.id);
+      const e = dir.get(c.namespace, req.params.id);
       if (!e) throw notFound(`instance ${req.params.id}`, '/params/id');
       return e;
     });
@@ -120,7 +120,7 @@ export class FunctionApi {
         const ids = req.query.ids.flatMap((s) => s.split(',')).filter(Boolean);
         const got = await dir.waitFor(c.namespace, ids, req.query.timeout, ac.signal);
         if (!got) {
-          const missing = ids.filter((id) => dir.map.get(c.namespace, id)?.state !== 'running');
+          const missing = ids.filter((id) => dir.get(c.namespace, id)?.state !== 'running');
           return reply.code(408).type('application/problem+json').send({
             type: 'https://peerless.dev/problems/timeout', title: 'timeout', status: 408, code: 'timeout',
             detail: `not running after ${req.query.timeout} ms: ${missing.slice(0, 20).join(', ')}`, field: '/query/ids', missing,

@@ -1,7 +1,7 @@
 import Docker from 'dockerode';
 import { parseArgs, UsageError } from '../cli/args.ts';
 import { ensureRuntimeImage } from '../sandbox/images.ts';
-import { ConfigError, FLAG_NAMES, loadConfig } from './config.ts';
+import { ConfigError, FLAG_NAMES, loadConfig, printable } from './config.ts';
 import { startDaemon } from './daemon.ts';
 
 // `peerless daemon`: parse flags, validate the whole configuration once, run
@@ -17,7 +17,7 @@ export async function daemonMain(argv: string[]): Promise<number> {
     const file = a.flags.get('config');
     config = loadConfig({ file: typeof file === 'string' ? file : undefined, env: process.env, flags });
     if (a.flags.has('print-config')) {
-      process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(printable(config), null, 2)}\n`);
       return 0;
     }
     const drainMs = Number(a.flags.get('drain-ms') ?? 30_000);

@@ -46,6 +46,8 @@ export class AddressMap {
   private readonly versions = new Map<string, number>();
   private pending: Change[] = [];
   private seq = 0;
+  /** Deltas are kept for takeDelta only once a gossip layer consumes them; a lone daemon keeps none. */
+  replicating = false;
   readonly origin: string;
   readonly incarnation: number;
 
@@ -74,7 +76,7 @@ export class AddressMap {
 
   private record(ns: string, c: Change): void {
     this.versions.set(ns, this.version(ns) + 1);
-    this.pending.push(c);
+    if (this.replicating) this.pending.push(c);
     this.seq++;
   }
 
@@ -97,10 +99,10 @@ export class AddressMap {
     });
   }
 
-  /** Changes fields of a live entry; only this origin's own entries can change here. */
+  /** Changes fields of a live entry. This map holds only this origin's own entries: others live in a Replica. */
   update(ns: string, id: string, patch: Partial<Pick<Entry, 'ip' | 'state' | 'status'>>): Entry | undefined {
     const e = this.entries.get(key(ns, id));
-    if (!e || e.host !== this.origin) return undefined;
+    if (!e) return undefined;
     Object.assign(e, patch);
     this.record(ns, { kind: 'upsert', entry: { ...e } });
     return e;
@@ -108,8 +110,7 @@ export class AddressMap {
 
   remove(ns: string, id: string): boolean {
     const k = key(ns, id);
-    const e = this.entries.get(k);
-    if (!e || e.host !== this.origin) return false;
+    if (!this.entries.has(k)) return false;
     this.entries.delete(k);
     this.record(ns, { kind: 'remove', namespace: ns, instance: id });
     return true;

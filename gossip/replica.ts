@@ -70,6 +70,12 @@ export class Replica {
     return out;
   }
 
+  list(ns: string): Entry[] {
+    const out: Entry[] = [];
+    for (const s of this.origins.values()) for (const e of s.entries.values()) if (e.namespace === ns) out.push(e);
+    return out;
+  }
+
   get(ns: string, id: string): Entry | undefined {
     for (const s of this.origins.values()) {
       const e = s.entries.get(key(ns, id));

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { Cluster } from '../../gossip/cluster.ts';
 import type { Pool } from '../../sandbox/pool.ts';
 import { authenticate, requireNamespace, type Principal } from '../auth.ts';
 import type { BlobStore } from '../blobs.ts';
@@ -24,6 +25,7 @@ export interface ApiContext {
   log: Logger;
   directory: Directory;
   starter: Starter;
+  cluster: Cluster | null;
   /** creates the namespace's network if it does not exist yet */
   namespaceNetwork: (ns: string) => Promise<string>;
   removeNamespaceNetwork: (ns: string) => Promise<void>;

@@ -249,7 +249,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (req) => {
       const ns = namespaceFor(ctx, req, req.params.namespace);
-      const e = ctx.directory.map.get(ns, req.params.id);
+      const e = ctx.directory.get(ns, req.params.id);
       if (!e) throw notFound(`instance ${req.params.id}`, '/params/id');
       return e;
     },

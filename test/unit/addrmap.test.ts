@@ -29,6 +29,7 @@ describe('address map', () => {
 
   it('counts a version per namespace and emits deltas with the sequence number of their last change', () => {
     const m = new AddressMap('h1', 7);
+    m.replicating = true;
     m.reserve([base('p'), base('q')]);
     m.reserve([base('r', 'b')]);
     expect(m.version('a')).toBe(2);
@@ -43,11 +44,14 @@ describe('address map', () => {
     expect(d2.changes).toEqual([{ kind: 'remove', namespace: 'a', instance: 'p' }]);
   });
 
-  it("never changes another origin's entries", () => {
+  it('keeps deltas only while a gossip layer consumes them', () => {
     const m = new AddressMap('h1', 1);
-    m.reserve([{ ...base('foreign'), host: 'h2' }]);
-    expect(m.update('a', 'foreign', { status: 'x' })).toBeUndefined();
-    expect(m.remove('a', 'foreign')).toBe(false);
+    m.reserve([base('p')]);
+    expect(m.takeDelta()).toBeNull();
+    expect(m.sequence).toBe(1);
+    m.replicating = true;
+    m.remove('a', 'p');
+    expect(m.takeDelta()).toMatchObject({ seq: 2, changes: [{ kind: 'remove', instance: 'p' }] });
   });
 
   it('expands instance patterns', () => {

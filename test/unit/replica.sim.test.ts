@@ -38,7 +38,9 @@ function simulate(seed: number, opts: { hosts: number; steps: number; loss: numb
   const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)]!;
   const hosts: Host[] = Array.from({ length: opts.hosts }, (_, i) => {
     const id = `h${i}`;
-    return { id, alive: true, local: new AddressMap(id, 1), replica: new Replica(id, TIMEOUT), incarnation: 1, next: 0 };
+    const local = new AddressMap(id, 1);
+    local.replicating = true;
+    return { id, alive: true, local, replica: new Replica(id, TIMEOUT), incarnation: 1, next: 0 };
   });
   const byId = new Map(hosts.map((h) => [h.id, h]));
   let queue: Packet[] = [];
@@ -119,6 +121,7 @@ function simulate(seed: number, opts: { hosts: number; steps: number; loss: numb
     h.alive = true;
     h.incarnation += 1;
     h.local = new AddressMap(h.id, h.incarnation);
+    h.local.replicating = true;
     h.replica = new Replica(h.id, TIMEOUT);
   }
 
@@ -150,6 +153,7 @@ describe('address-map replication (seeded simulation)', () => {
 
   it('ignores old and duplicate deltas, pulls a snapshot on a gap, replaces a restarted origin', () => {
     const a = new AddressMap('a', 1);
+    a.replicating = true;
     const r = new Replica('b', 1000);
     a.reserve([{ namespace: 'n', instance: 'x', function: 'f', activation: '1', host: 'a', port: 7700, since: 0 }]);
     const d1 = a.takeDelta()!;

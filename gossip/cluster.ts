@@ -1,0 +1,198 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
+import { gossipsub } from '@libp2p/gossipsub';
+import { identify } from '@libp2p/identify';
+import type { PrivateKey } from '@libp2p/interface';
+import { ping } from '@libp2p/ping';
+import { preSharedKey } from '@libp2p/pnet';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p } from 'libp2p';
+import type { Logger } from 'pino';
+import type { AddressMap } from './addrmap.ts';
+import { Replica, type Effect, type GossipMessage, type Member } from './replica.ts';
+
+// The daemon-to-daemon layer: a libp2p node (TCP, Noise, yamux, identify,
+// ping) on a private network (a pre-shared cluster key: a daemon without it
+// cannot even finish a handshake), and gossipsub with strictly signed
+// messages carrying the address-map protocol. A message's origin must be its
+// signer's peer ID, so no daemon can speak for another's entries.
+
+export const TOPIC = 'peerless/addrmap/1';
+
+type Wire = GossipMessage & { host?: string } | { type: 'pull'; origin: string; from: string };
+
+export interface ClusterOptions {
+  /** 32 bytes as 64 hex characters, the same on every daemon of the cluster */
+  key: string;
+  /** where this daemon's libp2p identity is kept */
+  identityFile: string;
+  listen: string[];
+  /** multiaddrs of peers to keep connected to */
+  peers: string[];
+  heartbeatMs: number;
+  failureTimeoutMs: number;
+  batchMs: number;
+  hostName: string;
+  local: AddressMap;
+  load: () => number;
+  onChange: (namespaces: string[]) => void;
+  log: Logger;
+}
+
+export interface PeerInfo extends Member {
+  host: string;
+  connected: boolean;
+}
+
+export function pskFromHex(hex: string): Uint8Array {
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new Error('the cluster key must be 64 hex characters (32 random bytes)');
+  return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${hex.toLowerCase()}`);
+}
+
+export async function loadIdentity(file: string): Promise<PrivateKey> {
+  if (existsSync(file)) return privateKeyFromProtobuf(readFileSync(file));
+  const key = await generateKeyPair('Ed25519');
+  writeFileSync(file, privateKeyToProtobuf(key), { mode: 0o600 });
+  return key;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export class Cluster {
+  readonly replica: Replica;
+  readonly peerId: string;
+  /** messages refused because their origin was not their signer */
+  forged = 0;
+  private readonly hosts = new Map<string, string>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly lastPull = new Map<string, number>();
+  private lastSnapshot = 0;
+  private readonly node: Awaited<ReturnType<typeof Cluster.createNode>>;
+  private readonly o: ClusterOptions;
+
+  private constructor(o: ClusterOptions, node: Cluster['node']) {
+    this.o = o;
+    this.node = node;
+    this.peerId = node.peerId.toString();
+    this.replica = new Replica(this.peerId, o.failureTimeoutMs);
+  }
+
+  private static createNode(o: ClusterOptions, privateKey: PrivateKey) {
+    return createLibp2p({
+      privateKey,
+      addresses: { listen: o.listen },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionProtector: preSharedKey({ psk: pskFromHex(o.key) }),
+      services: {
+        identify: identify(),
+        ping: ping(),
+        pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, globalSignaturePolicy: 'StrictSign', emitSelf: false }),
+      },
+    });
+  }
+
+  static async start(o: ClusterOptions): Promise<Cluster> {
+    const node = await Cluster.createNode(o, await loadIdentity(o.identityFile));
+    const c = new Cluster(o, node);
+    o.local.replicating = true;
+    o.local.takeDelta(); // what happened before the cluster started reaches peers in the first snapshot
+    node.services.pubsub.subscribe(TOPIC);
+    node.services.pubsub.addEventListener('message', (ev) => c.onMessage(ev.detail));
+    c.timers.push(setInterval(() => c.flushDelta(), o.batchMs));
+    c.timers.push(setInterval(() => c.heartbeat(), o.heartbeatMs));
+    c.timers.push(setInterval(() => c.apply(c.replica.tick(Date.now())), Math.max(50, Math.floor(o.failureTimeoutMs / 10))));
+    c.timers.push(setInterval(() => void c.dialPeers(), 2000));
+    void c.dialPeers();
+    c.heartbeat();
+    o.log.info({ peerId: c.peerId, addrs: c.addresses() }, 'cluster node started');
+    return c;
+  }
+
+  addresses(): string[] {
+    return this.node.getMultiaddrs().map((a) => a.toString());
+  }
+
+  peers(): PeerInfo[] {
+    const connected = new Set(this.node.getPeers().map((p) => p.toString()));
+    return this.replica.members().map((m) => ({ ...m, host: this.hosts.get(m.origin) ?? '?', connected: connected.has(m.origin) }));
+  }
+
+  private async dialPeers(): Promise<void> {
+    const connected = new Set(this.node.getConnections().map((c) => c.remoteAddr.toString().replace(/\/p2p\/.*/, '')));
+    for (const p of this.o.peers) {
+      const bare = p.replace(/\/p2p\/.*/, '');
+      if (connected.has(bare)) continue;
+      await this.node.dial(multiaddr(p), { signal: AbortSignal.timeout(3000) }).catch((err: Error) => this.o.log.debug({ peer: p, err: err.message }, 'peer not reachable yet'));
+    }
+  }
+
+  private publish(m: Wire): void {
+    this.node.services.pubsub.publish(TOPIC, enc.encode(JSON.stringify(m))).catch((err: Error) => this.o.log.debug({ err: err.message }, 'publish failed'));
+  }
+
+  private flushDelta(): void {
+    const d = this.o.local.takeDelta();
+    if (d) this.publish({ type: 'delta', origin: this.peerId, incarnation: d.incarnation, seq: d.seq, changes: d.changes });
+  }
+
+  private heartbeat(): void {
+    this.publish({ type: 'heartbeat', origin: this.peerId, incarnation: this.o.local.incarnation, seq: this.o.local.sequence, load: this.o.load(), host: this.o.hostName });
+  }
+
+  private onMessage(msg: { type: string; from?: { toString(): string }; data: Uint8Array }): void {
+    if (msg.type !== 'signed' || !msg.from) return;
+    let m: Wire;
+    try {
+      m = JSON.parse(dec.decode(msg.data)) as Wire;
+    } catch {
+      return;
+    }
+    const signer = msg.from.toString();
+    if (m.type === 'pull') {
+      if (m.from !== signer) return void this.forged++;
+      if (m.origin === this.peerId && Date.now() - this.lastSnapshot > 100) {
+        // Answered on the topic: any other daemon that lags catches up from the same snapshot.
+        this.lastSnapshot = Date.now();
+        const s = this.o.local.snapshot();
+        this.publish({ type: 'snapshot', origin: this.peerId, incarnation: s.incarnation, seq: s.seq, entries: s.entries });
+      }
+      return;
+    }
+    if (m.origin !== signer) {
+      this.forged++;
+      this.o.log.warn({ claimed: m.origin, signer }, 'dropped a message whose origin is not its signer');
+      return;
+    }
+    if (m.type === 'heartbeat' && m.host) this.hosts.set(m.origin, m.host);
+    this.apply(this.replica.receive(m, Date.now()));
+  }
+
+  private apply(fx: Effect[]): void {
+    for (const f of fx) {
+      if (f.kind === 'changed') this.o.onChange(f.namespaces);
+      else if (f.kind === 'pull-snapshot') {
+        const last = this.lastPull.get(f.origin) ?? 0;
+        if (Date.now() - last > 200) {
+          this.lastPull.set(f.origin, Date.now());
+          this.publish({ type: 'pull', origin: f.origin, from: this.peerId });
+        }
+      } else if (f.kind === 'origin-down') this.o.log.info({ origin: f.origin, host: this.hosts.get(f.origin), reason: f.reason, entries: f.entries.length }, 'peer down');
+      else if (f.kind === 'origin-up') this.o.log.info({ origin: f.origin }, 'peer up');
+    }
+  }
+
+  /** A clean exit: peers drop this daemon's entries at once instead of waiting for the failure timeout. */
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.flushDelta();
+    this.publish({ type: 'leave', origin: this.peerId, incarnation: this.o.local.incarnation });
+    await new Promise((r) => setTimeout(r, 50));
+    await this.node.stop();
+  }
+}

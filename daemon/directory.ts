@@ -30,6 +30,8 @@ export interface RemoteEntries {
 export class Directory {
   readonly map: AddressMap;
   private readonly attached = new Map<string, string>(); // slot dir → namespace
+  /** slot dirs whose container is running an activation now: only these get every map change */
+  private readonly active = new Set<string>();
   private readonly dirty = new Set<string>();
   private flushing: NodeJS.Immediate | null = null;
   private readonly listeners = new Set<Listener>();
@@ -125,18 +127,29 @@ export class Directory {
 
   // what containers see
 
-  /** Makes a container's /peerless directory show this namespace (idempotent). */
+  /**
+   * Makes a container's /peerless directory show this namespace, up to date, for the activation it is
+   * about to run. Idle containers are left alone by later changes: they are brought up to date here.
+   */
   attach(slotDir: string, ns: string): void {
-    if (this.attached.get(slotDir) === ns) return;
-    mkdirSync(slotDir, { recursive: true });
-    rmSync(join(slotDir, SOCKET_FILE), { force: true });
-    linkSync(this.socketOf(ns), join(slotDir, SOCKET_FILE));
-    this.attached.set(slotDir, ns);
+    if (this.attached.get(slotDir) !== ns) {
+      mkdirSync(slotDir, { recursive: true });
+      rmSync(join(slotDir, SOCKET_FILE), { force: true });
+      linkSync(this.socketOf(ns), join(slotDir, SOCKET_FILE));
+      this.attached.set(slotDir, ns);
+    }
+    this.active.add(slotDir);
     this.writeMap(slotDir, ns, this.render(ns));
+  }
+
+  /** The container's activation ended: it stops receiving map changes until it is attached again. */
+  idle(slotDir: string): void {
+    this.active.delete(slotDir);
   }
 
   detach(slotDir: string): void {
     this.attached.delete(slotDir);
+    this.active.delete(slotDir);
   }
 
   view(ns: string): { version: number; instances: Entry[] } {
@@ -157,7 +170,7 @@ export class Directory {
       renameSync(tmp, join(slotDir, MAP_FILE));
     } catch {
       rmSync(tmp, { force: true }); // the container went away meanwhile
-      if (this.attached.get(slotDir) === ns) this.attached.delete(slotDir);
+      if (this.attached.get(slotDir) === ns) this.detach(slotDir);
     }
   }
 
@@ -175,6 +188,6 @@ export class Directory {
   flush(ns: string): void {
     if (!this.dirty.delete(ns)) return;
     const content = this.render(ns);
-    for (const [dir, owner] of this.attached) if (owner === ns) this.writeMap(dir, ns, content);
+    for (const dir of this.active) if (this.attached.get(dir) === ns) this.writeMap(dir, ns, content);
   }
 }

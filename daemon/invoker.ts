@@ -165,6 +165,7 @@ export class Invoker {
       return out;
     } finally {
       this.d.directory.revokeToken(token);
+      this.d.directory.idle(lease.slotDir);
       if (healthy) this.d.pool.release(lease);
       else await this.d.pool.destroy(lease);
     }

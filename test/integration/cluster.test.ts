@@ -1,0 +1,133 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { gossipsub } from '@libp2p/gossipsub';
+import { identify } from '@libp2p/identify';
+import { preSharedKey } from '@libp2p/pnet';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p } from 'libp2p';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pskFromHex, TOPIC } from '../../gossip/cluster.ts';
+import { api, cleanupHost, deploy, invoke, namespace, ROOT, startDaemon, waitFor, type Api, type TestDaemon } from '../helpers/daemon.ts';
+
+// Daemons gossiping the address map, as separate processes on loopback that
+// share this machine's Docker engine (so instances on different daemons can
+// reach each other over their namespace's bridge). Each daemon has its own
+// host ID, store, pool and libp2p identity.
+
+const RUN = process.pid;
+const KEY = randomBytes(32).toString('hex');
+const port = (i: number) => 17900 + (RUN % 50) * 10 + i;
+const addr = (i: number) => `/ip4/127.0.0.1/tcp/${port(i)}`;
+const FAILURE_MS = 1500;
+const hosts: TestDaemon[] = [];
+const clients: { call: Api; ns: string }[] = [];
+const NS = `it-cl-${RUN}-ns`;
+
+async function start(i: number, opts: { key?: string; dataDir?: string; apiPort?: number } = {}): Promise<TestDaemon> {
+  const flags = ['--cluster-key', opts.key ?? KEY, '--cluster-listen', addr(i), '--cluster-peers', [0, 1, 2].filter((j) => j !== i).map(addr).join(','),
+    '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200'];
+  return startDaemon({ hostId: `it-cl-${RUN}-h${i}`, flags, ...(opts.dataDir ? { dataDir: opts.dataDir } : {}), ...(opts.apiPort ? { port: opts.apiPort } : {}) });
+}
+
+const peersOf = async (d: TestDaemon) => (await api(d.url, d.admin)('GET', '/api/v1/cluster/peers')).body;
+const instancesOn = async (i: number) => (await clients[i]!.call('GET', `/api/v1/namespaces/${NS}/instances`)).body.instances as { instance: string; host: string }[];
+
+beforeAll(async () => {
+  for (let i = 0; i < 3; i++) hosts.push(await start(i));
+  for (const d of hosts) {
+    const { call } = await namespace(d, NS);
+    clients.push({ call, ns: NS });
+    await deploy(call, NS, 'pingpong', { kind: 'nodejs', code: readFileSync(join(ROOT, 'examples/pingpong/pingpong.js'), 'utf8') });
+    await deploy(call, NS, 'hold', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main(p) { await peerless.recv(undefined, p.ms || 30000).catch(() => {}); return {} }` });
+  }
+  await waitFor(async () => (await Promise.all(hosts.map(peersOf))).every((p) => p.peers.length === 2), 20_000, 'a full mesh of three');
+});
+
+afterAll(async () => {
+  for (const d of hosts) await d.stop().catch(() => undefined);
+  for (const d of hosts) await cleanupHost(d.hostId, d.dataDir);
+});
+
+describe('cluster of three daemons', () => {
+  it('lets an instance on one daemon find and message an instance on another', async () => {
+    const pong = invoke(clients[0]!.call, NS, 'pingpong', { n: 200, size: 4096 }, 'blocking=true&result=true&instance=pong');
+    await waitFor(async () => (await instancesOn(2)).some((e) => e.instance === 'pong' && e.host === hosts[0]!.hostId), 20_000, 'pong seen on host 3');
+    const ping = await invoke(clients[2]!.call, NS, 'pingpong', { n: 200, size: 4096 }, 'blocking=true&result=true&instance=ping');
+    expect(ping.body).toMatchObject({ role: 'ping', reply: 'got 200 messages, 819200 bytes' });
+    expect((await pong).body).toEqual({ role: 'pong', received: 200, bytes: 819200 });
+    // An ID alive on another daemon is taken cluster-wide.
+    await invoke(clients[0]!.call, NS, 'hold', { ms: 5000 }, 'blocking=false&instance=taken');
+    await waitFor(async () => (await instancesOn(1)).some((e) => e.instance === 'taken'), 20_000, 'taken seen on host 2');
+    expect((await invoke(clients[1]!.call, NS, 'hold', {}, 'blocking=false&instance=taken')).status).toBe(409);
+  });
+
+  it('drops a dead daemon\'s instances from every map within the failure timeout, and takes a restart as a new incarnation', async () => {
+    await invoke(clients[1]!.call, NS, 'hold', {}, 'blocking=false&instance=doomed');
+    await waitFor(async () => (await instancesOn(0)).some((e) => e.instance === 'doomed') && (await instancesOn(2)).some((e) => e.instance === 'doomed'), 20_000, 'doomed everywhere');
+    const { dataDir, port: apiPort } = hosts[1]!;
+    await hosts[1]!.kill();
+    const t0 = Date.now();
+    await waitFor(async () => !(await instancesOn(0)).some((e) => e.instance === 'doomed') && !(await instancesOn(2)).some((e) => e.instance === 'doomed'), 10_000, 'doomed gone');
+    const detected = Date.now() - t0;
+    expect(detected).toBeLessThan(FAILURE_MS + 1500);
+    expect((await peersOf(hosts[0]!)).peers).toHaveLength(1);
+
+    hosts[1] = await start(1, { dataDir, apiPort });
+    await waitFor(async () => (await peersOf(hosts[0]!)).peers.length === 2, 20_000, 'restarted daemon back');
+    const back = (await peersOf(hosts[0]!)).peers.find((p: { host: string }) => p.host === hosts[1]!.hostId);
+    expect(back.incarnation).toBeGreaterThan(0);
+    await invoke(clients[1]!.call, NS, 'hold', { ms: 3000 }, 'blocking=false&instance=reborn');
+    await waitFor(async () => (await instancesOn(0)).some((e) => e.instance === 'reborn'), 20_000, 'reborn seen');
+  });
+
+  it('drops a cleanly stopped daemon at once (it says goodbye)', async () => {
+    // The holder ends by itself after 4 s: SIGTERM lets running activations finish, and the test is not to wait long.
+    await invoke(clients[2]!.call, NS, 'hold', { ms: 4000 }, 'blocking=false&instance=leaver');
+    await waitFor(async () => (await instancesOn(0)).some((e) => e.instance === 'leaver'), 20_000, 'leaver seen');
+    const { dataDir, port: apiPort } = hosts[2]!;
+    const stopping = hosts[2]!.stop();
+    const t0 = Date.now();
+    await waitFor(async () => !(await instancesOn(0)).some((e) => e.instance === 'leaver'), 10_000, 'leaver gone');
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await stopping;
+    hosts[2] = await start(2, { dataDir, apiPort });
+  });
+
+  it('keeps out a daemon without the cluster key', async () => {
+    const outsider = await startDaemon({ hostId: `it-cl-${RUN}-x`, flags: ['--cluster-key', randomBytes(32).toString('hex'), '--cluster-listen', addr(5), '--cluster-peers', addr(0)] });
+    try {
+      await new Promise((r) => setTimeout(r, 2500));
+      expect((await peersOf(outsider)).peers).toEqual([]);
+      for (const d of hosts) expect((await peersOf(d)).peers.map((p: { host: string }) => p.host)).not.toContain(`it-cl-${RUN}-x`);
+    } finally {
+      await outsider.stop();
+      await cleanupHost(outsider.hostId, outsider.dataDir);
+    }
+  });
+
+  it('drops a delta whose origin is not its signer', async () => {
+    const victim = (await peersOf(hosts[0]!)).self.peerId;
+    const node = await createLibp2p({
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()],
+      connectionProtector: preSharedKey({ psk: pskFromHex(KEY) }),
+      services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, globalSignaturePolicy: 'StrictSign' }) },
+    });
+    try {
+      node.services.pubsub.subscribe(TOPIC);
+      await node.dial(multiaddr(addr(1)));
+      await new Promise((r) => setTimeout(r, 1500));
+      const before = (await api(hosts[1]!.url, hosts[1]!.admin)('GET', '/api/v1/status')).body.forgedDropped;
+      const forged = { type: 'delta', origin: victim, incarnation: Date.now(), seq: 1, changes: [{ kind: 'upsert', entry: { namespace: NS, instance: 'forged', function: 'x', activation: 'x', host: 'evil', ip: '10.9.9.9', port: 7700, state: 'running', status: null, since: 0 } }] };
+      await node.services.pubsub.publish(TOPIC, new TextEncoder().encode(JSON.stringify(forged)));
+      await waitFor(async () => (await api(hosts[1]!.url, hosts[1]!.admin)('GET', '/api/v1/status')).body.forgedDropped > before, 5000, 'forgery noticed');
+      for (let i = 0; i < 3; i++) expect((await instancesOn(i)).map((e) => e.instance)).not.toContain('forged');
+    } finally {
+      await node.stop();
+    }
+  });
+});

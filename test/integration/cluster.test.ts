@@ -25,7 +25,8 @@ const addr = (i: number) => `/ip4/127.0.0.1/tcp/${port(i)}`;
 const FAILURE_MS = 1500;
 const hosts: TestDaemon[] = [];
 const clients: { call: Api; ns: string }[] = [];
-const NS = `it-cl-${RUN}-ns`;
+// Named under host 0, so that its clean-up removes the namespace network too.
+const NS = `it-cl-${RUN}-h0-ns`;
 
 async function start(i: number, opts: { key?: string; dataDir?: string; apiPort?: number } = {}): Promise<TestDaemon> {
   const flags = ['--cluster-key', opts.key ?? KEY, '--cluster-listen', addr(i), '--cluster-peers', [0, 1, 2].filter((j) => j !== i).map(addr).join(','),

@@ -184,8 +184,13 @@ export class Directory {
     });
   }
 
-  /** Rewrites the namespace's map files now, e.g. before an instance's code runs and reads its own. */
-  flush(ns: string): void {
+  /** Rewrites one container's map file now: before an instance's code runs, it must find itself there. */
+  refresh(slotDir: string): void {
+    const ns = this.attached.get(slotDir);
+    if (ns !== undefined) this.writeMap(slotDir, ns, this.render(ns));
+  }
+
+  private flush(ns: string): void {
     if (!this.dirty.delete(ns)) return;
     const content = this.render(ns);
     for (const dir of this.active) if (this.attached.get(dir) === ns) this.writeMap(dir, ns, content);

@@ -141,7 +141,8 @@ export class Invoker {
       // In the map from just before user code runs: a peer that looks it up now can reach it.
       if (instance) {
         this.d.directory.update(fn.namespace, instance, { ip: c.nsIp, state: 'running' });
-        this.d.directory.flush(fn.namespace);
+        // Its own file now; the other running instances' files follow on the next tick, in one batch.
+        this.d.directory.refresh(lease.slotDir);
       }
       const run = await this.call(c, '/run', {
         value: params,

@@ -11,11 +11,12 @@ import { buildApp } from './app.ts';
 import { Directory } from './directory.ts';
 import { FunctionApi } from './fnapi.ts';
 import { startInstances } from './instances.ts';
+import { Registry } from './replication.ts';
 import { ensureAdminKey } from './auth.ts';
 import { BlobStore } from './blobs.ts';
 import type { DaemonConfig } from './config.ts';
 import type { FunctionName, HostId, NamespaceName } from './ids.ts';
-import { Invoker } from './invoker.ts';
+import { fnKeyPrefix, Invoker } from './invoker.ts';
 import { Store } from './store.ts';
 
 // The composition root: opens the store, cleans up after a previous run,
@@ -108,6 +109,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     spawn: (r) => startInstances(starter, r.namespace as NamespaceName, r.function as FunctionName, r.params, r.instances, '/body/instances')
       .map(({ instance, activationId }) => ({ instance, activationId })),
   });
+  const registry = new Registry(store, blobs, hostId, log, {
+    retire: (ns, name) => pool.retire(fnKeyPrefix({ namespace: ns as NamespaceName, name: name as FunctionName })),
+  });
   let cluster: Cluster | null = null;
   if (config.cluster.key) {
     cluster = await Cluster.start({
@@ -120,9 +124,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       log,
     });
     directory.setRemote(cluster.replica);
+    registry.attach(cluster);
   }
   const app = await buildApp({
     cluster,
+    registry,
     config,
     store,
     blobs,

@@ -39,6 +39,9 @@ export class Store {
         host TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER, duration INTEGER, status TEXT NOT NULL,
         result TEXT, logs TEXT NOT NULL DEFAULT '[]', annotations TEXT NOT NULL DEFAULT '{}');
       CREATE INDEX IF NOT EXISTS activations_by_ns ON activations (namespace, start DESC);
+      CREATE TABLE IF NOT EXISTS registry_clock (
+        kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, hlc TEXT NOT NULL, deleted INTEGER NOT NULL,
+        PRIMARY KEY (kind, namespace, name));
       CREATE INDEX IF NOT EXISTS activations_running ON activations (status) WHERE status = 'running';
     `);
     const p = (sql: string) => this.db.prepare(sql);
@@ -65,6 +68,12 @@ export class Store {
       listAct: p('SELECT * FROM activations WHERE namespace = ? AND (? IS NULL OR name = ?) AND start >= ? ORDER BY start DESC LIMIT ? OFFSET ?'),
       failRunning: p(`UPDATE activations SET end = ?, duration = ? - start, status = 'whisk internal error', result = ? WHERE status = 'running' AND host = ?`),
       deleteActsOfNs: p('DELETE FROM activations WHERE namespace = ?'),
+      getClock: p('SELECT hlc, deleted FROM registry_clock WHERE kind = ? AND namespace = ? AND name = ?'),
+      setClock: p(`INSERT INTO registry_clock (kind, namespace, name, hlc, deleted) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (kind, namespace, name) DO UPDATE SET hlc = excluded.hlc, deleted = excluded.deleted`),
+      tombstones: p('SELECT kind, namespace, name, hlc FROM registry_clock WHERE deleted = 1'),
+      keysOf: p('SELECT uuid, hash FROM keys WHERE namespace = ?'),
+      nsCreated: p('SELECT created FROM namespaces WHERE name = ?'),
     };
   }
 
@@ -107,6 +116,26 @@ export class Store {
   }
   hasAdminKey(): boolean {
     return (this.st.countAdmin!.get() as { n: number }).n > 0;
+  }
+
+  keysOf(ns: NamespaceName): { uuid: string; hash: string }[] {
+    return this.st.keysOf!.all(ns) as { uuid: string; hash: string }[];
+  }
+  namespaceCreated(ns: NamespaceName): number | undefined {
+    return (this.st.nsCreated!.get(ns) as { created: number } | undefined)?.created;
+  }
+
+  // registry clocks: the last write (or delete) of each replicated entity, by hybrid logical clock
+
+  clockOf(kind: 'ns' | 'fn', ns: string, name = ''): { hlc: string; deleted: boolean } | undefined {
+    const r = this.st.getClock!.get(kind, ns, name) as { hlc: string; deleted: number } | undefined;
+    return r && { hlc: r.hlc, deleted: r.deleted === 1 };
+  }
+  setClock(kind: 'ns' | 'fn', ns: string, name: string, hlc: string, deleted: boolean): void {
+    this.st.setClock!.run(kind, ns, name, hlc, deleted ? 1 : 0);
+  }
+  tombstones(): { kind: 'ns' | 'fn'; namespace: string; name: string; hlc: string }[] {
+    return this.st.tombstones!.all() as { kind: 'ns' | 'fn'; namespace: string; name: string; hlc: string }[];
   }
 
   // functions

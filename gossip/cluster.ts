@@ -21,6 +21,7 @@ import { Replica, type Effect, type GossipMessage, type Member } from './replica
 // signer's peer ID, so no daemon can speak for another's entries.
 
 export const TOPIC = 'peerless/addrmap/1';
+export const REGISTRY_TOPIC = 'peerless/registry/1';
 
 type Wire = GossipMessage & { host?: string } | { type: 'pull'; origin: string; from: string };
 
@@ -67,6 +68,10 @@ export class Cluster {
   readonly peerId: string;
   /** messages refused because their origin was not their signer */
   forged = 0;
+  /** registry writes from other daemons (namespaces, functions); set by the daemon */
+  onRegistry: ((m: unknown, signer: string) => void) | null = null;
+  /** a daemon joined (or came back): the daemon answers with its whole registry (anti-entropy) */
+  onPeerUp: ((origin: string) => void) | null = null;
   private readonly hosts = new Map<string, string>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly lastPull = new Map<string, number>();
@@ -103,6 +108,7 @@ export class Cluster {
     o.local.replicating = true;
     o.local.takeDelta(); // what happened before the cluster started reaches peers in the first snapshot
     node.services.pubsub.subscribe(TOPIC);
+    node.services.pubsub.subscribe(REGISTRY_TOPIC);
     node.services.pubsub.addEventListener('message', (ev) => c.onMessage(ev.detail));
     c.timers.push(setInterval(() => c.flushDelta(), o.batchMs));
     c.timers.push(setInterval(() => c.heartbeat(), o.heartbeatMs));
@@ -132,6 +138,10 @@ export class Cluster {
     }
   }
 
+  publishRegistry(m: object): void {
+    this.node.services.pubsub.publish(REGISTRY_TOPIC, enc.encode(JSON.stringify(m))).catch((err: Error) => this.o.log.debug({ err: err.message }, 'publish failed'));
+  }
+
   private publish(m: Wire): void {
     this.node.services.pubsub.publish(TOPIC, enc.encode(JSON.stringify(m))).catch((err: Error) => this.o.log.debug({ err: err.message }, 'publish failed'));
   }
@@ -145,7 +155,7 @@ export class Cluster {
     this.publish({ type: 'heartbeat', origin: this.peerId, incarnation: this.o.local.incarnation, seq: this.o.local.sequence, load: this.o.load(), host: this.o.hostName });
   }
 
-  private onMessage(msg: { type: string; from?: { toString(): string }; data: Uint8Array }): void {
+  private onMessage(msg: { type: string; topic: string; from?: { toString(): string }; data: Uint8Array }): void {
     if (msg.type !== 'signed' || !msg.from) return;
     let m: Wire;
     try {
@@ -154,6 +164,10 @@ export class Cluster {
       return;
     }
     const signer = msg.from.toString();
+    if (msg.topic === REGISTRY_TOPIC) {
+      this.onRegistry?.(m, signer);
+      return;
+    }
     if (m.type === 'pull') {
       if (m.from !== signer) return void this.forged++;
       if (m.origin === this.peerId && Date.now() - this.lastSnapshot > 100) {
@@ -183,7 +197,10 @@ export class Cluster {
           this.publish({ type: 'pull', origin: f.origin, from: this.peerId });
         }
       } else if (f.kind === 'origin-down') this.o.log.info({ origin: f.origin, host: this.hosts.get(f.origin), reason: f.reason, entries: f.entries.length }, 'peer down');
-      else if (f.kind === 'origin-up') this.o.log.info({ origin: f.origin }, 'peer up');
+      else if (f.kind === 'origin-up') {
+        this.o.log.info({ origin: f.origin }, 'peer up');
+        this.onPeerUp?.(f.origin);
+      }
     }
   }
 

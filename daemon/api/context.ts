@@ -11,6 +11,7 @@ import type { HostId, NamespaceName } from '../ids.ts';
 import type { Directory } from '../directory.ts';
 import type { Starter } from '../instances.ts';
 import type { Invoker } from '../invoker.ts';
+import type { Registry } from '../replication.ts';
 import type { Store } from '../store.ts';
 
 /** What the routes need from the daemon, handed to each route plugin. */
@@ -26,6 +27,7 @@ export interface ApiContext {
   directory: Directory;
   starter: Starter;
   cluster: Cluster | null;
+  registry: Registry;
   /** creates the namespace's network if it does not exist yet */
   namespaceNetwork: (ns: string) => Promise<string>;
   removeNamespaceNetwork: (ns: string) => Promise<void>;

@@ -139,6 +139,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
         updated: now,
       };
       ctx.store.putFunction(f);
+      ctx.registry.functionWritten(f);
       if (old) {
         await ctx.pool.retire(fnKeyPrefix(old));
         if (old.digest !== digest && !ctx.store.digestInUse(old.digest)) ctx.blobs.delete(old.digest);
@@ -172,6 +173,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const ns = namespaceFor(ctx, req, req.params.namespace);
       const f = ctx.store.getFunction(ns, req.params.name);
       if (!f || !ctx.store.deleteFunction(ns, req.params.name)) throw notFound(`function ${req.params.name}`, '/params/name');
+      ctx.registry.functionDeleted(ns, req.params.name);
       await ctx.pool.retire(fnKeyPrefix(f));
       if (!ctx.store.digestInUse(f.digest)) ctx.blobs.delete(f.digest);
       return functionView(f);

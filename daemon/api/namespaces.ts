@@ -28,6 +28,7 @@ export function namespaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         ctx.store.createNamespace(ns, Date.now());
         return issueKey(ctx.store, ns);
       });
+      ctx.registry.namespaceWritten(ns);
       // The network is made now so the first invocation does not pay for it; if the engine is down, it is made then.
       const network = await ctx.namespaceNetwork(ns).catch((err: unknown) => {
         req.log.warn({ err, namespace: ns }, 'namespace network not created yet');
@@ -46,6 +47,7 @@ export function namespaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (!ctx.store.hasNamespace(ns)) throw notFound(`namespace ${ns}`, '/params/namespace');
       const fns = ctx.store.listFunctions(ns, 1_000_000, 0);
       ctx.store.deleteNamespace(ns);
+      ctx.registry.namespaceDeleted(ns);
       for (const f of fns) {
         await ctx.pool.retire(fnKeyPrefix(f));
         if (!ctx.store.digestInUse(f.digest)) ctx.blobs.delete(f.digest);

@@ -25,6 +25,7 @@ const addr = (i: number) => `/ip4/127.0.0.1/tcp/${port(i)}`;
 const FAILURE_MS = 1500;
 const hosts: TestDaemon[] = [];
 const clients: { call: Api; ns: string }[] = [];
+let nsAuth = '';
 // Named under host 0, so that its clean-up removes the namespace network too.
 const NS = `it-cl-${RUN}-h0-ns`;
 
@@ -39,13 +40,17 @@ const instancesOn = async (i: number) => (await clients[i]!.call('GET', `/api/v1
 
 beforeAll(async () => {
   for (let i = 0; i < 3; i++) hosts.push(await start(i));
-  for (const d of hosts) {
-    const { call } = await namespace(d, NS);
-    clients.push({ call, ns: NS });
-    await deploy(call, NS, 'pingpong', { kind: 'nodejs', code: readFileSync(join(ROOT, 'examples/pingpong/pingpong.js'), 'utf8') });
-    await deploy(call, NS, 'hold', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main(p) { await peerless.recv(undefined, p.ms || 30000).catch(() => {}); return {} }` });
-  }
   await waitFor(async () => (await Promise.all(hosts.map(peersOf))).every((p) => p.peers.length === 2), 20_000, 'a full mesh of three');
+  // The namespace and its functions are created on host 1 only: the registry replicates them, keys included.
+  const { auth } = await namespace(hosts[0]!, NS);
+  nsAuth = auth;
+  await deploy(api(hosts[0]!.url, auth), NS, 'pingpong', { kind: 'nodejs', code: readFileSync(join(ROOT, 'examples/pingpong/pingpong.js'), 'utf8') });
+  await deploy(api(hosts[0]!.url, auth), NS, 'hold', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main(p) { await peerless.recv(undefined, p.ms || 30000).catch(() => {}); return {} }` });
+  for (const d of hosts) clients.push({ call: api(d.url, auth), ns: NS });
+  await waitFor(async () => {
+    const got = await Promise.all(clients.map((c) => c.call('GET', `/api/v1/namespaces/${NS}/actions`)));
+    return got.every((r) => r.status === 200 && r.body.length === 2);
+  }, 20_000, 'namespace, key and functions on every host');
 });
 
 afterAll(async () => {
@@ -64,6 +69,25 @@ describe('cluster of three daemons', () => {
     await invoke(clients[0]!.call, NS, 'hold', { ms: 5000 }, 'blocking=false&instance=taken');
     await waitFor(async () => (await instancesOn(1)).some((e) => e.instance === 'taken'), 20_000, 'taken seen on host 2');
     expect((await invoke(clients[1]!.call, NS, 'hold', {}, 'blocking=false&instance=taken')).status).toBe(409);
+  });
+
+  it('replicates function updates and deletes, last writer wins, and catches up a late joiner', async () => {
+    await deploy(clients[1]!.call, NS, 'v', { kind: 'nodejs', code: 'function main() { return { v: 1 } }' });
+    await waitFor(async () => (await invoke(clients[2]!.call, NS, 'v', {}, 'blocking=true&result=true')).body?.v === 1, 20_000, 'v1 on host 3');
+    await deploy(clients[2]!.call, NS, 'v', { kind: 'nodejs', code: 'function main() { return { v: 2 } }' });
+    await waitFor(async () => (await invoke(clients[0]!.call, NS, 'v', {}, 'blocking=true&result=true')).body?.v === 2, 20_000, 'v2 on host 1');
+    const late = await startDaemon({ hostId: `it-cl-${RUN}-h3`, flags: ['--cluster-key', KEY, '--cluster-listen', addr(3), '--cluster-peers', addr(0), '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200'] });
+    try {
+      const c = api(late.url, nsAuth);
+      await waitFor(async () => (await invoke(c, NS, 'v', {}, 'blocking=true&result=true')).body?.v === 2, 30_000, 'late joiner runs v2');
+      expect((await c('GET', `/api/v1/namespaces/${NS}/actions`)).body.map((f: { name: string }) => f.name).sort()).toEqual(['hold', 'pingpong', 'v']);
+      expect((await clients[1]!.call('DELETE', `/api/v1/namespaces/${NS}/actions/v`)).status).toBe(200);
+      await waitFor(async () => (await c('GET', `/api/v1/namespaces/${NS}/actions/v`)).status === 404, 20_000, 'delete reaches the late joiner');
+      expect((await clients[0]!.call('GET', `/api/v1/namespaces/${NS}/actions/v`)).status).toBe(404);
+    } finally {
+      await late.stop();
+      await cleanupHost(late.hostId, late.dataDir);
+    }
   });
 
   it('drops a dead daemon\'s instances from every map within the failure timeout, and takes a restart as a new incarnation', async () => {

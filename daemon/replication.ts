@@ -1,0 +1,157 @@
+import type { Logger } from 'pino';
+import type { Cluster } from '../gossip/cluster.ts';
+import { Hlc, newer } from '../gossip/hlc.ts';
+import type { BlobStore } from './blobs.ts';
+import { digestOf } from './blobs.ts';
+import { isName, type FunctionName, type NamespaceName } from './ids.ts';
+import type { Store } from './store.ts';
+import type { FunctionRecord } from './types.ts';
+
+// Registry replication between daemons: namespaces (with their hashed keys)
+// and functions (with their code) are written anywhere and merged everywhere,
+// last writer wins by hybrid logical clock. Deletes leave a tombstone with its
+// clock, so an old copy arriving later cannot bring the entity back. When a
+// daemon joins, every other one sends its whole registry (anti-entropy), so a
+// late joiner catches up. Code travels inline, checked against its digest.
+
+/** Code larger than this is not sent over gossip (a blob transfer protocol is still to come). */
+export const INLINE_CODE_LIMIT = 512 * 1024;
+
+type NsMsg = { type: 'ns'; name: string; hlc: string; deleted: boolean; created?: number; keys?: { uuid: string; hash: string }[] };
+type FnMsg = { type: 'fn'; ns: string; name: string; hlc: string; deleted: boolean; record?: FunctionRecord; code?: string };
+
+export interface ReplicationHooks {
+  /** a function changed or went away: warm containers hold old code */
+  retire: (ns: string, name: string) => Promise<void>;
+}
+
+export class Registry {
+  readonly clock: Hlc;
+  private cluster: Cluster | null = null;
+  private readonly store: Store;
+  private readonly blobs: BlobStore;
+  private readonly log: Logger;
+  private readonly hooks: ReplicationHooks;
+
+  constructor(store: Store, blobs: BlobStore, node: string, log: Logger, hooks: ReplicationHooks) {
+    this.store = store;
+    this.blobs = blobs;
+    this.log = log;
+    this.hooks = hooks;
+    this.clock = new Hlc(node);
+  }
+
+  attach(cluster: Cluster): void {
+    this.cluster = cluster;
+    cluster.onRegistry = (m) => void this.receive(m).catch((err: unknown) => this.log.warn({ err }, 'registry message not applied'));
+    // Several peers come up together when a daemon joins: answer them all with one round.
+    let pending: NodeJS.Timeout | null = null;
+    cluster.onPeerUp = () => {
+      pending ??= setTimeout(() => {
+        pending = null;
+        this.sendAll();
+      }, 200);
+    };
+  }
+
+  // local writes: stamp, then tell the others
+
+  namespaceWritten(ns: NamespaceName): void {
+    const hlc = this.clock.now();
+    this.store.setClock('ns', ns, '', hlc, false);
+    this.cluster?.publishRegistry(this.nsMessage(ns, hlc));
+  }
+  namespaceDeleted(ns: NamespaceName): void {
+    const hlc = this.clock.now();
+    this.store.setClock('ns', ns, '', hlc, true);
+    this.cluster?.publishRegistry({ type: 'ns', name: ns, hlc, deleted: true } satisfies NsMsg);
+  }
+  functionWritten(f: FunctionRecord): void {
+    const hlc = this.clock.now();
+    this.store.setClock('fn', f.namespace, f.name, hlc, false);
+    this.cluster?.publishRegistry(this.fnMessage(f, hlc));
+  }
+  functionDeleted(ns: NamespaceName, name: FunctionName): void {
+    const hlc = this.clock.now();
+    this.store.setClock('fn', ns, name, hlc, true);
+    this.cluster?.publishRegistry({ type: 'fn', ns, name, hlc, deleted: true } satisfies FnMsg);
+  }
+
+  private nsMessage(ns: NamespaceName, hlc: string): NsMsg {
+    return { type: 'ns', name: ns, hlc, deleted: false, created: this.store.namespaceCreated(ns) ?? Date.now(), keys: this.store.keysOf(ns) };
+  }
+
+  private fnMessage(f: FunctionRecord, hlc: string): FnMsg {
+    const code = this.blobs.get(f.digest);
+    return { type: 'fn', ns: f.namespace, name: f.name, hlc, deleted: false, record: f, ...(code.length <= INLINE_CODE_LIMIT ? { code: code.toString('base64') } : {}) };
+  }
+
+  /** Anti-entropy: everything this daemon knows, tombstones included. */
+  sendAll(): void {
+    if (!this.cluster) return;
+    for (const { name } of this.store.listNamespaces()) {
+      const c = this.store.clockOf('ns', name);
+      if (c) this.cluster.publishRegistry(this.nsMessage(name, c.hlc));
+      for (const f of this.store.listFunctions(name, 1_000_000, 0)) {
+        const fc = this.store.clockOf('fn', f.namespace, f.name);
+        if (fc) this.cluster.publishRegistry(this.fnMessage(f, fc.hlc));
+      }
+    }
+    for (const t of this.store.tombstones()) {
+      this.cluster.publishRegistry(t.kind === 'ns' ? { type: 'ns', name: t.namespace, hlc: t.hlc, deleted: true } : { type: 'fn', ns: t.namespace, name: t.name, hlc: t.hlc, deleted: true });
+    }
+  }
+
+  async receive(raw: unknown): Promise<void> {
+    const m = raw as NsMsg | FnMsg;
+    if (!m || typeof m !== 'object' || typeof m.hlc !== 'string' || typeof m.deleted !== 'boolean') return;
+    this.clock.receive(m.hlc);
+    if (m.type === 'ns' && typeof m.name === 'string' && isName(m.name)) return this.applyNamespace(m);
+    if (m.type === 'fn' && typeof m.ns === 'string' && typeof m.name === 'string' && isName(m.ns) && isName(m.name)) return this.applyFunction(m);
+  }
+
+  private applyNamespace(m: NsMsg): void {
+    const ns = m.name as NamespaceName;
+    if (!newer(m.hlc, this.store.clockOf('ns', ns)?.hlc)) return;
+    this.store.transaction(() => {
+      this.store.setClock('ns', ns, '', m.hlc, m.deleted);
+      if (m.deleted) {
+        this.store.deleteNamespace(ns);
+        return;
+      }
+      if (!this.store.hasNamespace(ns)) this.store.createNamespace(ns, typeof m.created === 'number' ? m.created : Date.now());
+      for (const k of Array.isArray(m.keys) ? m.keys : []) {
+        if (typeof k?.uuid === 'string' && /^[0-9a-f]{64}$/.test(String(k.hash)) && !this.store.getKey(k.uuid)) this.store.insertKey(k.uuid, k.hash, ns, Date.now());
+      }
+    });
+    this.log.info({ namespace: ns, deleted: m.deleted }, 'namespace replicated');
+  }
+
+  private async applyFunction(m: FnMsg): Promise<void> {
+    const ns = m.ns as NamespaceName;
+    const name = m.name as FunctionName;
+    if (!newer(m.hlc, this.store.clockOf('fn', ns, name)?.hlc)) return;
+    if (m.deleted) {
+      this.store.setClock('fn', ns, name, m.hlc, true);
+      if (this.store.deleteFunction(ns, name)) await this.hooks.retire(ns, name);
+      return;
+    }
+    const r = m.record;
+    if (!r || typeof r !== 'object' || r.namespace !== ns || r.name !== name || typeof r.digest !== 'string') return;
+    if (!this.store.hasNamespace(ns)) return; // its namespace comes first; anti-entropy repeats both
+    if (typeof m.code !== 'string') {
+      this.log.warn({ namespace: ns, function: name }, 'function code too large to replicate over gossip yet');
+      return;
+    }
+    const code = Buffer.from(m.code, 'base64');
+    if (digestOf(code) !== r.digest) {
+      this.log.warn({ namespace: ns, function: name }, 'replicated code does not match its digest; dropped');
+      return;
+    }
+    this.blobs.put(code);
+    this.store.putFunction({ ...r, namespace: ns, name });
+    this.store.setClock('fn', ns, name, m.hlc, false);
+    await this.hooks.retire(ns, name);
+    this.log.info({ namespace: ns, function: name }, 'function replicated');
+  }
+}

@@ -11,6 +11,7 @@ import { buildApp } from './app.ts';
 import { Directory } from './directory.ts';
 import { FunctionApi } from './fnapi.ts';
 import { startInstances } from './instances.ts';
+import { Forwarder } from './forward.ts';
 import { Registry } from './replication.ts';
 import { ensureAdminKey } from './auth.ts';
 import { BlobStore } from './blobs.ts';
@@ -120,15 +121,19 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       hostName: hostId,
       local: directory.map,
       load: () => invoker.running,
+      freeMb: () => pool.freeMb(),
       onChange: (nss) => directory.remoteChanged(nss),
       log,
     });
     directory.setRemote(cluster.replica);
     registry.attach(cluster);
   }
+  const forwarder = cluster ? new Forwarder({ cluster, store, invoker, pool, hostId, image: (fn) => invoker.image(fn), log }) : null;
+  await forwarder?.listen();
   const app = await buildApp({
     cluster,
     registry,
+    forwarder,
     config,
     store,
     blobs,

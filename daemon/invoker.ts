@@ -34,6 +34,8 @@ export interface InvokerDeps {
 export interface StartOptions {
   /** an entry already reserved in the address map for this activation */
   instance?: Entry;
+  /** an ID chosen by the daemon that forwarded this invocation */
+  activationId?: ActivationId;
 }
 
 type Outcome = { status: Exclude<ActivationStatus, 'running'>; result: unknown; logs: string[] };
@@ -41,7 +43,7 @@ type Outcome = { status: Exclude<ActivationStatus, 'running'>; result: unknown; 
 const LOG_WAIT_MS = 2_000;
 
 export const fnKeyPrefix = (f: Pick<FunctionRecord, 'namespace' | 'name'>) => `${f.namespace}/${f.name}@`;
-const fnKey = (f: FunctionRecord) => `${fnKeyPrefix(f)}${f.version}`;
+export const fnKeyOf = (f: FunctionRecord) => `${fnKeyPrefix(f)}${f.version}`;
 
 const developerError = (error: string, logs: string[] = []): Outcome => ({ status: 'action developer error', result: { error }, logs });
 
@@ -60,7 +62,7 @@ export class Invoker {
 
   /** Records the activation, then runs it in the background. */
   start(fn: FunctionRecord, params: Record<string, unknown>, opts: StartOptions = {}): { activationId: ActivationId; done: Promise<ActivationRecord> } {
-    const activationId = (opts.instance?.activation as ActivationId | undefined) ?? newActivationId();
+    const activationId = (opts.instance?.activation as ActivationId | undefined) ?? opts.activationId ?? newActivationId();
     const start = Date.now();
     const annotations: Partial<ActivationAnnotations> = {
       kind: fn.runtime.kind === 'image' ? `image:${fn.runtime.image}` : fn.runtime.kind,
@@ -90,7 +92,7 @@ export class Invoker {
     return (await Promise.race([all, t])) !== 'late';
   }
 
-  private image(fn: FunctionRecord): string {
+  image(fn: FunctionRecord): string {
     return fn.runtime.kind === 'image' ? fn.runtime.image : this.d.images[fn.runtime.kind];
   }
 
@@ -103,7 +105,7 @@ export class Invoker {
     try {
       lease = await this.d.pool.acquire(
         {
-          fnKey: fnKey(fn),
+          fnKey: fnKeyOf(fn),
           memoryMb: fn.limits.memoryMb,
           image: this.image(fn),
           namespaceNetwork: network,

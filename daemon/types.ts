@@ -48,6 +48,7 @@ export interface ActivationAnnotations {
   initTime?: number;
   path: string;
   instance: string;
+  forwardedTo: string;
 }
 
 export interface ActivationRecord {

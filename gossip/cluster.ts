@@ -7,6 +7,7 @@ import { identify } from '@libp2p/identify';
 import type { PrivateKey } from '@libp2p/interface';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
@@ -23,7 +24,13 @@ import { Replica, type Effect, type GossipMessage, type Member } from './replica
 export const TOPIC = 'peerless/addrmap/1';
 export const REGISTRY_TOPIC = 'peerless/registry/1';
 
-type Wire = GossipMessage & { host?: string } | { type: 'pull'; origin: string; from: string };
+type Wire = GossipMessage & { host?: string; freeMb?: number; addrs?: string[] } | { type: 'pull'; origin: string; from: string };
+
+async function readAll(stream: AsyncIterable<Uint8Array | { subarray(): Uint8Array }>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const c of stream) chunks.push(c instanceof Uint8Array ? c : c.subarray());
+  return Buffer.concat(chunks);
+}
 
 export interface ClusterOptions {
   /** 32 bytes as 64 hex characters, the same on every daemon of the cluster */
@@ -39,12 +46,15 @@ export interface ClusterOptions {
   hostName: string;
   local: AddressMap;
   load: () => number;
+  /** memory the pool can still promise, in MB, for placement */
+  freeMb: () => number;
   onChange: (namespaces: string[]) => void;
   log: Logger;
 }
 
 export interface PeerInfo extends Member {
   host: string;
+  freeMb: number;
   connected: boolean;
 }
 
@@ -72,7 +82,7 @@ export class Cluster {
   onRegistry: ((m: unknown, signer: string) => void) | null = null;
   /** a daemon joined (or came back): the daemon answers with its whole registry (anti-entropy) */
   onPeerUp: ((origin: string) => void) | null = null;
-  private readonly hosts = new Map<string, string>();
+  private readonly hosts = new Map<string, { host: string; freeMb: number }>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly lastPull = new Map<string, number>();
   private lastSnapshot = 0;
@@ -126,7 +136,34 @@ export class Cluster {
 
   peers(): PeerInfo[] {
     const connected = new Set(this.node.getPeers().map((p) => p.toString()));
-    return this.replica.members().map((m) => ({ ...m, host: this.hosts.get(m.origin) ?? '?', connected: connected.has(m.origin) }));
+    return this.replica.members().map((m) => ({ ...m, host: this.hosts.get(m.origin)?.host ?? '?', freeMb: this.hosts.get(m.origin)?.freeMb ?? 0, connected: connected.has(m.origin) }));
+  }
+
+  /** Live members with the room they last reported, for placement. */
+  candidates(): { origin: string; freeMb: number }[] {
+    return this.peers().filter((p) => p.synced).map((p) => ({ origin: p.origin, freeMb: p.freeMb }));
+  }
+
+  /** Request/response with one peer over its own stream: JSON in, JSON out. */
+  async request(peer: string, protocol: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    const stream = await this.node.dialProtocol(peerIdFromString(peer), protocol, { signal });
+    stream.send(enc.encode(JSON.stringify(body)));
+    await stream.close({ signal });
+    return JSON.parse(dec.decode(await readAll(stream)));
+  }
+
+  async handle(protocol: string, fn: (body: unknown, signer: string) => Promise<unknown>): Promise<void> {
+    await this.node.handle(protocol, async (stream, connection) => {
+      try {
+        const body = JSON.parse(dec.decode(await readAll(stream)));
+        stream.send(enc.encode(JSON.stringify(await fn(body, connection.remotePeer.toString()))));
+        await stream.close();
+      } catch (err) {
+        this.o.log.warn({ err, protocol }, 'request from a peer failed');
+        stream.abort(err as Error);
+      }
+    }, { maxInboundStreams: 1024 });
   }
 
   private async dialPeers(): Promise<void> {
@@ -152,7 +189,7 @@ export class Cluster {
   }
 
   private heartbeat(): void {
-    this.publish({ type: 'heartbeat', origin: this.peerId, incarnation: this.o.local.incarnation, seq: this.o.local.sequence, load: this.o.load(), host: this.o.hostName });
+    this.publish({ type: 'heartbeat', origin: this.peerId, incarnation: this.o.local.incarnation, seq: this.o.local.sequence, load: this.o.load(), host: this.o.hostName, freeMb: this.o.freeMb(), addrs: this.addresses() });
   }
 
   private onMessage(msg: { type: string; topic: string; from?: { toString(): string }; data: Uint8Array }): void {
@@ -183,7 +220,21 @@ export class Cluster {
       this.o.log.warn({ claimed: m.origin, signer }, 'dropped a message whose origin is not its signer');
       return;
     }
-    if (m.type === 'heartbeat' && m.host) this.hosts.set(m.origin, m.host);
+    if (m.type === 'heartbeat' && m.host) {
+      const known = this.hosts.has(m.origin);
+      this.hosts.set(m.origin, { host: m.host, freeMb: Number(m.freeMb) || 0 });
+      // Heartbeats carry addresses, so a daemon can open a stream to any member, not only those it dialled.
+      if (!known && Array.isArray(m.addrs)) {
+        const addrs = m.addrs.flatMap((a) => {
+          try {
+            return [multiaddr(String(a))];
+          } catch {
+            return [];
+          }
+        });
+        void this.node.peerStore.merge(peerIdFromString(m.origin), { multiaddrs: addrs }).catch(() => undefined);
+      }
+    }
     this.apply(this.replica.receive(m, Date.now()));
   }
 

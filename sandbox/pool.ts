@@ -73,6 +73,18 @@ export class Pool {
     return [...this.entries.values()].map((e) => e.slot);
   }
 
+  /** Memory not held by running (or starting) activations: idle containers can be evicted for it. */
+  freeMb(): number {
+    let held = 0;
+    for (const e of this.entries.values()) if (e.slot.state === 'busy' || e.slot.state === 'starting') held += e.slot.memoryMb;
+    return this.o.memoryBudgetMb - held;
+  }
+
+  /** Could this host serve the request now, warm or by creating a container, without waiting? */
+  hasRoom(fnKey: string, image: string, memoryMb: number): boolean {
+    return decide(this.slots(), { fnKey, runtimeKey: runtimeKey(image, memoryMb), memoryMb }, this.o.memoryBudgetMb).kind !== 'wait';
+  }
+
   stats(): Record<SlotState, number> {
     const out: Record<SlotState, number> = { starting: 0, prewarm: 0, idle: 0, paused: 0, busy: 0, removing: 0 };
     for (const e of this.entries.values()) out[e.slot.state]++;

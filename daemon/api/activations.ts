@@ -56,19 +56,22 @@ export function activationRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  const one = (req: { params: { namespace: string; id: ActivationId } } & Parameters<typeof namespaceFor>[1]) => {
+  /** The activation as a view: held here, or (in a cluster) by the daemon that ran it. */
+  const one = async (req: { params: { namespace: string; id: ActivationId } } & Parameters<typeof namespaceFor>[1]) => {
     const ns: NamespaceName = namespaceFor(ctx, req, req.params.namespace);
     const a = ctx.store.getActivation(req.params.id);
     // Another namespace's activation is reported as missing, not as forbidden: its existence is not ours to reveal.
-    if (!a || a.namespace !== ns) throw notFound(`activation ${req.params.id}`, '/params/id');
-    return a;
+    if (a && a.namespace === ns) return activationView(a);
+    const remote = a ? null : await ctx.forwarder?.findActivation(ns, req.params.id);
+    if (!remote) throw notFound(`activation ${req.params.id}`, '/params/id');
+    return remote;
   };
   const schema = (summary: string) => ({ schema: { tags: ['activations'], summary, params: activationParams } });
 
   app.get<{ Params: { namespace: string; id: ActivationId } }>('/api/v1/namespaces/:namespace/activations/:id', schema('Get an activation'),
-    async (req) => activationView(one(req)));
+    async (req) => one(req));
   app.get<{ Params: { namespace: string; id: ActivationId } }>('/api/v1/namespaces/:namespace/activations/:id/logs', schema("Get an activation's logs"),
-    async (req) => ({ logs: one(req).logs }));
+    async (req) => ({ logs: (await one(req)).logs }));
   app.get<{ Params: { namespace: string; id: ActivationId } }>('/api/v1/namespaces/:namespace/activations/:id/result', schema("Get an activation's result"),
-    async (req) => activationView(one(req)).response);
+    async (req) => (await one(req)).response);
 }

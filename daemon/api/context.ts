@@ -10,6 +10,7 @@ import { notFound } from '../errors.ts';
 import type { HostId, NamespaceName } from '../ids.ts';
 import type { Directory } from '../directory.ts';
 import type { Starter } from '../instances.ts';
+import type { Forwarder } from '../forward.ts';
 import type { Invoker } from '../invoker.ts';
 import type { Registry } from '../replication.ts';
 import type { Store } from '../store.ts';
@@ -28,6 +29,8 @@ export interface ApiContext {
   starter: Starter;
   cluster: Cluster | null;
   registry: Registry;
+  /** null outside a cluster */
+  forwarder: Forwarder | null;
   /** creates the namespace's network if it does not exist yet */
   namespaceNetwork: (ns: string) => Promise<string>;
   removeNamespaceNetwork: (ns: string) => Promise<void>;

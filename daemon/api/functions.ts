@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { conflict, invalid, notFound, tooLarge } from '../errors.ts';
+import { conflict, invalid, notFound, PeerlessError, tooLarge } from '../errors.ts';
 import { expandInstances } from '../../gossip/addrmap.ts';
 import { MAX_GROUP } from '../fnapi.ts';
 import { isName, type FunctionName } from '../ids.ts';
@@ -219,6 +219,18 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
         }
         const bad = ids.find((id) => !isName(id));
         if (bad !== undefined) throw invalid('/query/instances', `${JSON.stringify(bad)} is not a valid instance ID`);
+      }
+      if (ids.length === 0 && ctx.forwarder) {
+        // No room here: another daemon runs it (named instances and groups still run where they are asked).
+        const fn = ctx.store.getFunction(ns, req.params.name);
+        const peer = fn && ctx.forwarder.target(fn);
+        if (fn && peer) {
+          const r = await ctx.forwarder.invoke(peer, fn, { ...fn.parameters, ...(req.body ?? {}) }, q.blocking || q.result);
+          if ('error' in r) throw new PeerlessError('unavailable', `forwarding to ${peer} failed: ${r.error}`);
+          if ('activationId' in r) return reply.code(202).send({ activationId: r.activationId });
+          const code = r.activation.response.status === 'success' ? 200 : r.activation.response.status === 'whisk internal error' ? 500 : 502;
+          return reply.code(code).send(q.result ? r.activation.response.result : r.activation);
+        }
       }
       const started = startInstances(ctx.starter, ns, req.params.name, req.body ?? {}, ids, q.instance ? '/query/instance' : '/query/instances');
       const group = q.instances !== undefined;

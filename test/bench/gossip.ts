@@ -34,7 +34,7 @@ async function cluster(n: number, failureTimeoutMs = 1500): Promise<Member[]> {
     const m: Member = { local, arrived, cluster: undefined as unknown as Cluster };
     m.cluster = await Cluster.start({
       key, identityFile: join(dir, `${n}-${i}.key`), listen: [`/ip4/127.0.0.1/tcp/${base + i}`], peers,
-      heartbeatMs: 250, failureTimeoutMs, batchMs: 5, hostName: `h${i}`, local, load: () => 0, log,
+      heartbeatMs: 250, failureTimeoutMs, batchMs: 5, hostName: `h${i}`, local, load: () => 0, freeMb: () => 4096, log,
       onChange: () => {
         const now = performance.now();
         for (const e of m.cluster.replica.entries()) if (!arrived.has(e.instance)) arrived.set(e.instance, now);

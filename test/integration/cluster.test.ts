@@ -122,6 +122,53 @@ describe('cluster of three daemons', () => {
     hosts[2] = await start(2, { dataDir, apiPort });
   });
 
+  it('forwards an invocation when the receiving daemon is full, and reads the activation from anywhere', async () => {
+    const small = await startDaemon({ hostId: `it-cl-${RUN}-s`, flags: ['--cluster-key', KEY, '--cluster-listen', addr(6), '--cluster-peers', addr(0), '--memory-budget-mb', '128', '--heartbeat-ms', '200'] });
+    try {
+      const c = api(small.url, nsAuth);
+      await deploy(clients[0]!.call, NS, 'hold128', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main(p) { await peerless.recv(undefined, p.ms).catch(() => {}); return { on: process.env.__OW_PEERLESS_IP } }` }, { limits: { memory: 128 } });
+      await deploy(clients[0]!.call, NS, 'where', { kind: 'nodejs', code: 'function main() { return { ok: true } }' }, { limits: { memory: 128 } });
+      await waitFor(async () => (await c('GET', `/api/v1/namespaces/${NS}/actions/where`)).status === 200 && (await peersOf(small)).peers.length >= 3, 20_000, 'small caught up');
+      // Fill the small daemon, then invoke through it.
+      await deploy(clients[0]!.call, NS, 'slow', { kind: 'nodejs', code: 'async function main() { await new Promise(r => setTimeout(r, 30000)); return {} }' }, { limits: { memory: 128 } });
+      const filler = await invoke(c, NS, 'hold128', { ms: 15000 }, 'blocking=false');
+      expect(filler.status).toBe(202);
+      await waitFor(async () => (await c('GET', '/api/v1/status')).body.containers.busy === 1, 20_000, 'filler running');
+      const r = await invoke(c, NS, 'where', {}, 'blocking=true');
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body.response.result).toEqual({ ok: true });
+      expect(r.body.host).not.toBe(small.hostId);
+      expect(hosts.map((h) => h.hostId)).toContain(r.body.host);
+      // The record lives where it ran; the small daemon finds it for the caller.
+      const again = await c('GET', `/api/v1/namespaces/${NS}/activations/${r.body.activationId}`);
+      expect(again.status).toBe(200);
+      expect(again.body.host).toBe(r.body.host);
+      expect((await c('GET', `/api/v1/namespaces/${NS}/activations/${'f'.repeat(32)}`)).status).toBe(404);
+
+      // The executing daemon dies mid-invocation: the caller gets a failed activation, not a hang.
+      await waitFor(async () => (await c('GET', `/api/v1/namespaces/${NS}/actions/slow`)).status === 200, 20_000, 'slow replicated');
+      const slow = invoke(c, NS, 'slow', {}, 'blocking=true');
+      const i = await waitFor(async () => {
+        for (let k = 0; k < hosts.length; k++) {
+          const list = (await clients[k]!.call('GET', `/api/v1/namespaces/${NS}/activations?name=slow`)).body;
+          if (Array.isArray(list) && list.some((a: { response: { status: string } }) => a.response.status === 'running')) return k + 1;
+        }
+        return 0;
+      }, 20_000, 'slow running somewhere');
+      const victim = hosts[i - 1]!;
+      const { dataDir, port: apiPort } = victim;
+      await victim.kill();
+      const failed = await slow;
+      expect(failed.status).toBe(500);
+      expect(failed.body.response).toMatchObject({ status: 'whisk internal error', result: { error: 'The host running the activation is gone.' } });
+      expect((await c('GET', `/api/v1/namespaces/${NS}/activations/${failed.body.activationId}`)).body.response.status).toBe('whisk internal error');
+      hosts[i - 1] = await start(i - 1, { dataDir, apiPort });
+    } finally {
+      await small.stop();
+      await cleanupHost(small.hostId, small.dataDir);
+    }
+  });
+
   it('keeps out a daemon without the cluster key', async () => {
     const outsider = await startDaemon({ hostId: `it-cl-${RUN}-x`, flags: ['--cluster-key', randomBytes(32).toString('hex'), '--cluster-listen', addr(5), '--cluster-peers', addr(0)] });
     try {

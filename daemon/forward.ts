@@ -1,0 +1,92 @@
+import type { Logger } from 'pino';
+import type { Cluster } from '../gossip/cluster.ts';
+import { rendezvous } from '../gossip/placement.ts';
+import type { Pool } from '../sandbox/pool.ts';
+import { activationView } from './api/activations.ts';
+import { isName, newActivationId, type ActivationId, type FunctionName, type HostId, type NamespaceName } from './ids.ts';
+import { fnKeyOf, type Invoker } from './invoker.ts';
+import type { Store } from './store.ts';
+import type { FunctionRecord } from './types.ts';
+
+// Invocations and activation reads that cross daemons. A daemon runs an
+// invocation itself when its pool has room; otherwise it forwards it to the
+// peer that rendezvous hashing picks among those with room (so a function
+// keeps landing where it is warm). The forwarder chooses the activation ID;
+// if the executing daemon dies before answering, the forwarder records that
+// activation as failed, so it is never left "running". Activations are kept
+// where they ran; any daemon finds one by asking its peers.
+
+export const INVOKE_PROTOCOL = '/peerless/invoke/1.0.0';
+export const ACTIVATION_PROTOCOL = '/peerless/activation/1.0.0';
+const BLOCKING_WAIT_MS = 60_000;
+
+type View = ReturnType<typeof activationView>;
+interface InvokeRequest { namespace: string; name: string; params: Record<string, unknown>; blocking: boolean; activationId: string }
+type InvokeReply = { activation: View } | { activationId: string } | { error: string };
+
+export interface ForwardDeps {
+  cluster: Cluster;
+  store: Store;
+  invoker: Invoker;
+  pool: Pool;
+  hostId: HostId;
+  image: (fn: FunctionRecord) => string;
+  log: Logger;
+}
+
+export class Forwarder {
+  private readonly d: ForwardDeps;
+  constructor(d: ForwardDeps) {
+    this.d = d;
+  }
+
+  async listen(): Promise<void> {
+    await this.d.cluster.handle(INVOKE_PROTOCOL, async (raw): Promise<InvokeReply> => {
+      const r = raw as InvokeRequest;
+      if (!isName(r.namespace) || !isName(r.name) || !/^[0-9a-f]{32}$/.test(r.activationId)) return { error: 'malformed request' };
+      const fn = this.d.store.getFunction(r.namespace as NamespaceName, r.name as FunctionName);
+      if (!fn) return { error: `function ${r.name} does not exist on ${this.d.hostId}` };
+      const { activationId, done } = this.d.invoker.start(fn, r.params ?? {}, { activationId: r.activationId as ActivationId });
+      if (!r.blocking) return { activationId };
+      const late = new Promise<'late'>((ok) => setTimeout(() => ok('late'), BLOCKING_WAIT_MS).unref());
+      const a = await Promise.race([done, late]);
+      return a === 'late' ? { activationId } : { activation: activationView(a) };
+    });
+    await this.d.cluster.handle(ACTIVATION_PROTOCOL, async (raw) => {
+      const r = raw as { namespace: string; id: string };
+      const a = typeof r.id === 'string' ? this.d.store.getActivation(r.id as ActivationId) : undefined;
+      return a && a.namespace === r.namespace ? activationView(a) : null;
+    });
+  }
+
+  /** The peer to run this invocation on, or null to run it here. */
+  target(fn: FunctionRecord): string | null {
+    if (this.d.pool.hasRoom(fnKeyOf(fn), this.d.image(fn), fn.limits.memoryMb)) return null;
+    return rendezvous(fnKeyOf(fn), this.d.cluster.candidates(), fn.limits.memoryMb);
+  }
+
+  async invoke(peer: string, fn: FunctionRecord, params: Record<string, unknown>, blocking: boolean): Promise<InvokeReply & { forwardedTo: string }> {
+    const activationId = newActivationId();
+    const req: InvokeRequest = { namespace: fn.namespace, name: fn.name, params, blocking, activationId };
+    try {
+      const reply = (await this.d.cluster.request(peer, INVOKE_PROTOCOL, req, blocking ? BLOCKING_WAIT_MS + 5000 : 10_000)) as InvokeReply;
+      return { ...reply, forwardedTo: peer };
+    } catch (err) {
+      // The executing daemon is gone (or unreachable) mid-invocation: the activation ends here, failed.
+      this.d.log.warn({ err, peer, activationId }, 'forwarded invocation lost its host');
+      const now = Date.now();
+      this.d.store.startActivation({ activationId, namespace: fn.namespace, name: fn.name, version: fn.version, host: this.d.hostId, start: now, annotations: { forwardedTo: peer } });
+      this.d.store.finishActivation(activationId, Date.now(), now, 'whisk internal error', { error: 'The host running the activation is gone.' }, [], { forwardedTo: peer });
+      return { activation: activationView(this.d.store.getActivation(activationId)!), forwardedTo: peer };
+    }
+  }
+
+  /** An activation this daemon does not hold: ask every peer, take the first that has it. */
+  async findActivation(namespace: string, id: string): Promise<View | null> {
+    const asks = this.d.cluster.candidates().map((c) =>
+      this.d.cluster.request(c.origin, ACTIVATION_PROTOCOL, { namespace, id }, 3000).then((v) => (v ? (v as View) : Promise.reject(new Error('not there')))),
+    );
+    if (asks.length === 0) return null;
+    return Promise.any(asks).catch(() => null);
+  }
+}

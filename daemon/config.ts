@@ -55,7 +55,8 @@ export const DEFAULTS: DaemonConfig = {
     payloadBytes: 1024 * 1024,
     logBytes: 10 * 1024 * 1024,
   },
-  cluster: { key: '', listen: ['/ip4/0.0.0.0/tcp/7946'], peers: [], heartbeatMs: 250, failureTimeoutMs: 1500, batchMs: 5 },
+  // 7946 is Docker swarm's own gossip port, hence 7948.
+  cluster: { key: '', listen: ['/ip4/0.0.0.0/tcp/7948'], peers: [], heartbeatMs: 250, failureTimeoutMs: 1500, batchMs: 5 },
 };
 
 export class ConfigError extends Error {
@@ -163,7 +164,7 @@ function list(tree: Tree, key: string, pattern: RegExp): string[] {
   const xs = typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v;
   if (!Array.isArray(xs) || xs.some((x) => typeof x !== 'string')) throw new ConfigError(key, 'must be a list of strings');
   const bad = (xs as string[]).find((x) => !pattern.test(x));
-  if (bad !== undefined) throw new ConfigError(key, `${JSON.stringify(bad)} is not a multiaddr like /ip4/10.0.0.2/tcp/7946`);
+  if (bad !== undefined) throw new ConfigError(key, `${JSON.stringify(bad)} is not a multiaddr like /ip4/10.0.0.2/tcp/7948`);
   return xs as string[];
 }
 

@@ -1,0 +1,121 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import Docker from 'dockerode';
+
+// Several real hosts on one machine: each host is a network namespace with
+// its own Docker engine (and, in the tests, its own peerless daemon). A bridge
+// in the root namespace joins them; the engines form one Docker swarm so each
+// peerless namespace gets an overlay network spanning the hosts.
+// Recipe and traps: ../shared/ENVIRONMENT.md ("Several real hosts").
+
+export const BRIDGE = 'plbr0';
+const BASE = '/var/lib/peerless-hosts';
+export const hostIp = (i: number) => `10.123.0.${10 + i}`;
+export const hostNs = (i: number) => `pl-h${i}`;
+export const runDir = (i: number) => `/var/run/pl-h${i}`;
+export const socketOf = (i: number) => `${runDir(i)}/docker.sock`;
+
+const sh = (cmd: string, args: string[], ok = false) => {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (e) {
+    if (ok) return '';
+    throw new Error(`${cmd} ${args.join(' ')}: ${(e as { stderr?: string }).stderr ?? e}`);
+  }
+};
+const inNs = (i: number, args: string[]) => sh('ip', ['netns', 'exec', hostNs(i), ...args]);
+const engine = (i: number) => new Docker({ socketPath: socketOf(i) });
+
+async function engineUp(i: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await engine(i).ping().then(() => true, () => false)) return true;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return false;
+}
+
+function stopEngine(i: number): void {
+  const pidFile = `${runDir(i)}/pid`;
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let k = 0; k < 100; k++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    execFileSync('sleep', ['0.1']);
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+}
+
+/** Creates (or re-creates) N hosts with fresh engines in one swarm. Idempotent on a reused machine. */
+export async function hostsUp(n: number): Promise<void> {
+  if (!sh('ip', ['link', 'show', BRIDGE], true)) {
+    sh('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
+    sh('ip', ['addr', 'add', '10.123.0.1/24', 'dev', BRIDGE]);
+  }
+  sh('ip', ['link', 'set', BRIDGE, 'up']);
+  // The root engine's FORWARD policy is DROP: let the hosts talk to each other across the bridge.
+  if (!checkRule()) sh('iptables', ['-I', 'DOCKER-USER', '-i', BRIDGE, '-o', BRIDGE, '-j', 'ACCEPT']);
+  for (let i = 0; i < n; i++) {
+    if (!sh('ip', ['netns', 'list'], true).split('\n').some((l) => l.split(' ')[0] === hostNs(i))) sh('ip', ['netns', 'add', hostNs(i)]);
+    if (!sh('ip', ['link', 'show', `plv${i}`], true)) {
+      sh('ip', ['link', 'add', `plv${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostNs(i)]);
+      sh('ip', ['link', 'set', `plv${i}`, 'master', BRIDGE]);
+    }
+    sh('ip', ['link', 'set', `plv${i}`, 'up']);
+    inNs(i, ['ip', 'addr', 'replace', `${hostIp(i)}/24`, 'dev', 'eth0']);
+    inNs(i, ['ip', 'link', 'set', 'eth0', 'up']);
+    inNs(i, ['ip', 'link', 'set', 'lo', 'up']);
+    // A fresh engine every run: no swarm or network state survives from an earlier one.
+    stopEngine(i);
+    rmSync(`${BASE}/h${i}`, { recursive: true, force: true });
+    mkdirSync(`${BASE}/h${i}`, { recursive: true });
+    mkdirSync(runDir(i), { recursive: true });
+    // nsenter, not `ip netns exec`: the latter remounts /sys and the engine then fails on cgroups.
+    spawn('nsenter', [`--net=/var/run/netns/${hostNs(i)}`, 'dockerd', '--data-root', `${BASE}/h${i}/data`, '--exec-root', `${runDir(i)}/exec`,
+      '--pidfile', `${runDir(i)}/pid`, '-H', `unix://${socketOf(i)}`, '--bip', `172.30.${i + 1}.1/24`], {
+      detached: true,
+      stdio: 'ignore',
+    }).unref();
+  }
+  for (let i = 0; i < n; i++) if (!(await engineUp(i, 60_000))) throw new Error(`engine of host ${i} did not start (see ${BASE}/h${i})`);
+  await engine(0).swarmInit({ ListenAddr: `${hostIp(0)}:2377`, AdvertiseAddr: hostIp(0) });
+  const token = ((await engine(0).swarmInspect()) as { JoinTokens: { Manager: string } }).JoinTokens.Manager;
+  // All managers: any host may create a namespace's overlay network.
+  for (let i = 1; i < n; i++) await engine(i).swarmJoin({ ListenAddr: `${hostIp(i)}:2377`, AdvertiseAddr: hostIp(i), RemoteAddrs: [`${hostIp(0)}:2377`], JoinToken: token });
+}
+
+function checkRule(): boolean {
+  try {
+    execFileSync('iptables', ['-C', 'DOCKER-USER', '-i', BRIDGE, '-o', BRIDGE, '-j', 'ACCEPT'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Cuts a host off the network (its veth down) or puts it back. */
+export function setLink(i: number, up: boolean): void {
+  sh('ip', ['link', 'set', `plv${i}`, up ? 'up' : 'down']);
+}
+
+/** Stops the engines (by the PIDs they wrote) and removes their state; the namespaces and bridge stay for reuse. */
+export async function hostsDown(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    await engine(i).swarmLeave({ force: true }).catch(() => undefined);
+    stopEngine(i);
+    rmSync(`${BASE}/h${i}`, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,104 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { namespaceNetworkName } from '../../sandbox/networks.ts';
+import { api, CLI, deploy, invoke, ROOT, waitFor, type Api } from '../helpers/daemon.ts';
+import { hostIp, hostNs, hostsDown, hostsUp, setLink, socketOf } from './hosts.ts';
+
+// Three real hosts: network namespaces, each with its own Docker engine and
+// its own peerless daemon, the engines in one swarm. Instances on different
+// hosts talk over their namespace's overlay network.
+
+const N = 3;
+const KEY = randomBytes(32).toString('hex');
+const FAILURE_MS = 1500;
+const NS = 'mh';
+const procs: (ChildProcess | null)[] = [];
+const dataDirs: string[] = [];
+let call: Api[] = [];
+
+const url = (i: number) => `http://${hostIp(i)}:3233`;
+
+async function startDaemon(i: number): Promise<void> {
+  dataDirs[i] ??= mkdtempSync(join(tmpdir(), `peerless-mh${i}-`));
+  const peers = Array.from({ length: N }, (_, j) => j).filter((j) => j !== i).map((j) => `/ip4/${hostIp(j)}/tcp/7948`).join(',');
+  const p = spawn('nsenter', [`--net=/var/run/netns/${hostNs(i)}`, process.execPath, CLI, 'daemon', '--data-dir', dataDirs[i]!, '--host', hostIp(i), '--port', '3233',
+    '--host-id', `mh${i}`, '--docker-socket', socketOf(i), '--prewarm-nodejs', '0', '--cluster-key', KEY, '--cluster-listen', `/ip4/${hostIp(i)}/tcp/7948`,
+    '--cluster-peers', peers, '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200', '--drain-ms', '3000'], { stdio: 'ignore' });
+  procs[i] = p;
+  await waitFor(async () => (await fetch(`${url(i)}/healthz`).then((r) => r.ok, () => false)), 60_000, `daemon on host ${i}`);
+}
+
+const instancesOn = async (i: number) => ((await call[i]!('GET', `/api/v1/namespaces/${NS}/instances`)).body.instances ?? []) as { instance: string; host: string; ip: string }[];
+
+beforeAll(async () => {
+  await hostsUp(N);
+  for (let i = 0; i < N; i++) await startDaemon(i);
+  const admin = readFileSync(join(dataDirs[0]!, 'admin.key'), 'utf8').trim();
+  const r = await api(url(0), admin)('PUT', `/api/v1/namespaces/${NS}`);
+  expect(r.status).toBe(201);
+  call = Array.from({ length: N }, (_, i) => api(url(i), r.body.auth));
+  await deploy(call[0]!, NS, 'pingpong', { kind: 'nodejs', code: readFileSync(join(ROOT, 'examples/pingpong/pingpong.js'), 'utf8') });
+  await deploy(call[0]!, NS, 'hold', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main(p) { await peerless.recv(undefined, p.ms).catch(() => {}); return {} }` });
+}, 180_000);
+
+afterAll(async () => {
+  for (const p of procs) {
+    if (p && p.exitCode === null && p.signalCode === null) {
+      p.kill('SIGTERM');
+      await new Promise((r) => p.once('exit', r));
+    }
+  }
+  await hostsDown(N);
+  for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
+}, 120_000);
+
+describe('three hosts, each with its own engine and daemon', () => {
+  it('runs a function created on host 1 when invoked through host 3, in host 3\'s engine', async () => {
+    await waitFor(async () => (await call[2]!('GET', `/api/v1/namespaces/${NS}/actions/pingpong`)).status === 200, 20_000, 'replicated function');
+    const engine3 = new Docker({ socketPath: socketOf(2) });
+    const before = (await engine3.listContainers({ all: true })).length;
+    const r = await invoke(call[2]!, NS, 'hold', { ms: 1 }, 'blocking=true');
+    expect(r.status).toBe(200);
+    expect(r.body.host).toBe('mh2');
+    expect((await engine3.listContainers({ all: true })).length).toBeGreaterThan(before);
+  });
+
+  it('lets instances on different hosts find each other and talk over the namespace overlay', async () => {
+    const pong = invoke(call[0]!, NS, 'pingpong', { n: 500, size: 65536 }, 'blocking=true&result=true&instance=pong');
+    await waitFor(async () => (await instancesOn(2)).some((e) => e.instance === 'pong' && e.host === 'mh0'), 30_000, 'pong seen on host 3');
+    const ping = await invoke(call[2]!, NS, 'pingpong', { n: 500, size: 65536 }, 'blocking=true&result=true&instance=ping');
+    expect(ping.body).toMatchObject({ role: 'ping', reply: `got 500 messages, ${500 * 65536} bytes` });
+    expect((await pong).body).toEqual({ role: 'pong', received: 500, bytes: 500 * 65536 });
+    const net = await new Docker({ socketPath: socketOf(0) }).getNetwork(namespaceNetworkName(NS)).inspect();
+    expect(net.Driver).toBe('overlay');
+  });
+
+  it('drops a host whose link goes down and converges again when it comes back', async () => {
+    await invoke(call[1]!, NS, 'hold', { ms: 60_000 }, 'blocking=false&instance=h1-holder');
+    await waitFor(async () => (await instancesOn(0)).some((e) => e.instance === 'h1-holder'), 20_000, 'holder seen on host 1');
+    setLink(1, false);
+    const t0 = Date.now();
+    try {
+      await waitFor(async () => !(await instancesOn(0)).some((e) => e.instance === 'h1-holder'), 10_000, 'holder dropped on host 1');
+      expect(Date.now() - t0).toBeLessThan(FAILURE_MS + 2000);
+    } finally {
+      setLink(1, true);
+    }
+    await waitFor(async () => (await instancesOn(0)).some((e) => e.instance === 'h1-holder') && (await instancesOn(2)).some((e) => e.instance === 'h1-holder'), 20_000, 'maps converge');
+  });
+
+  it('drops a killed daemon\'s instances from the other hosts within the failure timeout', async () => {
+    await invoke(call[2]!, NS, 'hold', { ms: 60_000 }, 'blocking=false&instance=h2-holder');
+    await waitFor(async () => (await instancesOn(0)).some((e) => e.instance === 'h2-holder'), 20_000, 'seen');
+    procs[2]!.kill('SIGKILL');
+    await new Promise((r) => procs[2]!.once('exit', r));
+    const t0 = Date.now();
+    await waitFor(async () => !(await instancesOn(0)).some((e) => e.instance === 'h2-holder') && !(await instancesOn(1)).some((e) => e.instance === 'h2-holder'), 10_000, 'dropped');
+    expect(Date.now() - t0).toBeLessThan(FAILURE_MS + 1500);
+  });
+});

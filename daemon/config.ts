@@ -33,6 +33,8 @@ export interface DaemonConfig {
     key: string;
     listen: string[];
     peers: string[];
+    hyperswarm: boolean;
+    bootstrap: string[];
     heartbeatMs: number;
     failureTimeoutMs: number;
     batchMs: number;
@@ -56,7 +58,7 @@ export const DEFAULTS: DaemonConfig = {
     logBytes: 10 * 1024 * 1024,
   },
   // 7946 is Docker swarm's own gossip port, hence 7948.
-  cluster: { key: '', listen: ['/ip4/0.0.0.0/tcp/7948'], peers: [], heartbeatMs: 250, failureTimeoutMs: 1500, batchMs: 5 },
+  cluster: { key: '', listen: ['/ip4/0.0.0.0/tcp/7948'], peers: [], hyperswarm: false, bootstrap: [], heartbeatMs: 250, failureTimeoutMs: 1500, batchMs: 5 },
 };
 
 export class ConfigError extends Error {
@@ -88,6 +90,8 @@ const ENV_KEYS: Record<string, string> = {
   PEERLESS_CLUSTER_KEY: 'cluster.key',
   PEERLESS_CLUSTER_LISTEN: 'cluster.listen',
   PEERLESS_CLUSTER_PEERS: 'cluster.peers',
+  PEERLESS_CLUSTER_HYPERSWARM: 'cluster.hyperswarm',
+  PEERLESS_CLUSTER_BOOTSTRAP: 'cluster.bootstrap',
   PEERLESS_HEARTBEAT_MS: 'cluster.heartbeatMs',
   PEERLESS_FAILURE_TIMEOUT_MS: 'cluster.failureTimeoutMs',
 };
@@ -109,6 +113,8 @@ const FLAG_KEYS: Record<string, string> = {
   'cluster-key': 'cluster.key',
   'cluster-listen': 'cluster.listen',
   'cluster-peers': 'cluster.peers',
+  'cluster-hyperswarm': 'cluster.hyperswarm',
+  'cluster-bootstrap': 'cluster.bootstrap',
   'heartbeat-ms': 'cluster.heartbeatMs',
   'failure-timeout-ms': 'cluster.failureTimeoutMs',
 };
@@ -158,13 +164,20 @@ function int(tree: Tree, key: string, min: number, max: number): number {
   return n;
 }
 
+function bool(tree: Tree, key: string): boolean {
+  const v = key.split('.').reduce<Json | undefined>((n, p) => (n && typeof n === 'object' && !Array.isArray(n) ? n[p] : undefined), tree);
+  if (v === true || v === 'true' || v === '1') return true;
+  if (v === false || v === 'false' || v === '0') return false;
+  throw new ConfigError(key, `must be true or false, got ${JSON.stringify(v)}`);
+}
+
 /** A list: a JSON array in the file, comma-separated in the environment and on the command line. */
 function list(tree: Tree, key: string, pattern: RegExp): string[] {
   const v = key.split('.').reduce<Json | undefined>((n, p) => (n && typeof n === 'object' && !Array.isArray(n) ? n[p] : undefined), tree);
   const xs = typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v;
   if (!Array.isArray(xs) || xs.some((x) => typeof x !== 'string')) throw new ConfigError(key, 'must be a list of strings');
   const bad = (xs as string[]).find((x) => !pattern.test(x));
-  if (bad !== undefined) throw new ConfigError(key, `${JSON.stringify(bad)} is not a multiaddr like /ip4/10.0.0.2/tcp/7948`);
+  if (bad !== undefined) throw new ConfigError(key, `${JSON.stringify(bad)} does not have the expected form (${pattern.source})`);
   return xs as string[];
 }
 
@@ -226,6 +239,8 @@ export function loadConfig(src: ConfigSources = {}): DaemonConfig {
       key: clusterKey(tree),
       listen: list(tree, 'cluster.listen', MULTIADDR),
       peers: list(tree, 'cluster.peers', MULTIADDR),
+      hyperswarm: bool(tree, 'cluster.hyperswarm'),
+      bootstrap: list(tree, 'cluster.bootstrap', /^[A-Za-z0-9.-]+:\d{1,5}$/),
       heartbeatMs: int(tree, 'cluster.heartbeatMs', 20, 60_000),
       failureTimeoutMs: int(tree, 'cluster.failureTimeoutMs', 100, 600_000),
       batchMs: int(tree, 'cluster.batchMs', 1, 1000),

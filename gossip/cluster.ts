@@ -13,6 +13,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import type { Logger } from 'pino';
 import type { AddressMap } from './addrmap.ts';
+import { startHyperswarm, type Discovery } from './discovery.ts';
 import { Replica, type Effect, type GossipMessage, type Member } from './replica.ts';
 
 // The daemon-to-daemon layer: a libp2p node (TCP, Noise, yamux, identify,
@@ -40,6 +41,10 @@ export interface ClusterOptions {
   listen: string[];
   /** multiaddrs of peers to keep connected to */
   peers: string[];
+  /** find peers through a hyperswarm topic derived from the key */
+  hyperswarm: boolean;
+  /** DHT bootstrap nodes as host:port; empty means hyperswarm's public ones */
+  bootstrap: string[];
   heartbeatMs: number;
   failureTimeoutMs: number;
   batchMs: number;
@@ -84,6 +89,8 @@ export class Cluster {
   onPeerUp: ((origin: string) => void) | null = null;
   private readonly hosts = new Map<string, { host: string; freeMb: number }>();
   private readonly timers: NodeJS.Timeout[] = [];
+  private readonly found = new Set<string>();
+  private discovery: Discovery | null = null;
   private readonly lastPull = new Map<string, number>();
   private lastSnapshot = 0;
   private readonly node: Awaited<ReturnType<typeof Cluster.createNode>>;
@@ -126,6 +133,18 @@ export class Cluster {
     c.timers.push(setInterval(() => void c.dialPeers(), 2000));
     void c.dialPeers();
     c.heartbeat();
+    if (o.hyperswarm) {
+      c.discovery = startHyperswarm({
+        key: o.key,
+        bootstrap: o.bootstrap,
+        addresses: () => c.addresses(),
+        found: (addrs) => {
+          for (const a of addrs) c.found.add(a);
+          void c.dialPeers();
+        },
+        log: o.log,
+      });
+    }
     o.log.info({ peerId: c.peerId, addrs: c.addresses() }, 'cluster node started');
     return c;
   }
@@ -168,7 +187,7 @@ export class Cluster {
 
   private async dialPeers(): Promise<void> {
     const connected = new Set(this.node.getConnections().map((c) => c.remoteAddr.toString().replace(/\/p2p\/.*/, '')));
-    for (const p of this.o.peers) {
+    for (const p of [...this.o.peers, ...this.found]) {
       const bare = p.replace(/\/p2p\/.*/, '');
       if (connected.has(bare)) continue;
       await this.node.dial(multiaddr(p), { signal: AbortSignal.timeout(3000) }).catch((err: Error) => this.o.log.debug({ peer: p, err: err.message }, 'peer not reachable yet'));
@@ -258,6 +277,7 @@ export class Cluster {
   /** Stops without a goodbye, as a crash would: for fault tests and the failure-detection benchmark. */
   async crash(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    await this.discovery?.stop();
     await this.node.stop();
   }
 
@@ -267,6 +287,7 @@ export class Cluster {
     this.flushDelta();
     this.publish({ type: 'leave', origin: this.peerId, incarnation: this.o.local.incarnation });
     await new Promise((r) => setTimeout(r, 50));
+    await this.discovery?.stop();
     await this.node.stop();
   }
 }

@@ -33,7 +33,7 @@ async function cluster(n: number, failureTimeoutMs = 1500): Promise<Member[]> {
     const peers = [...new Set([0, 1, 2, 3, Math.floor(i / 2), i - 3, i - 2, i - 1].filter((j) => j >= 0 && j < i))].map((j) => `/ip4/127.0.0.1/tcp/${base + j}`);
     const m: Member = { local, arrived, cluster: undefined as unknown as Cluster };
     m.cluster = await Cluster.start({
-      key, identityFile: join(dir, `${n}-${i}.key`), listen: [`/ip4/127.0.0.1/tcp/${base + i}`], peers,
+      key, identityFile: join(dir, `${n}-${i}.key`), listen: [`/ip4/127.0.0.1/tcp/${base + i}`], peers, hyperswarm: false, bootstrap: [],
       heartbeatMs: 250, failureTimeoutMs, batchMs: 5, hostName: `h${i}`, local, load: () => 0, freeMb: () => 4096, log,
       onChange: () => {
         const now = performance.now();

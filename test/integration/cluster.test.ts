@@ -169,6 +169,26 @@ describe('cluster of three daemons', () => {
     }
   });
 
+  it('finds its peers through hyperswarm, with no static peer list', async () => {
+    const { default: createTestnet } = await import('hyperdht/testnet.js');
+    const testnet = await createTestnet(3, { host: '127.0.0.1' });
+    const key = randomBytes(32).toString('hex');
+    const boot = testnet.bootstrap.map((b) => `${b.host}:${b.port}`).join(',');
+    const flags = (i: number) => ['--cluster-key', key, '--cluster-listen', addr(7 + i), '--cluster-hyperswarm', 'true', '--cluster-bootstrap', boot, '--heartbeat-ms', '200'];
+    const a = await startDaemon({ hostId: `it-cl-${RUN}-ha`, flags: flags(0) });
+    const b = await startDaemon({ hostId: `it-cl-${RUN}-hb`, flags: flags(1) });
+    try {
+      await waitFor(async () => (await peersOf(a)).peers.some((p: { host: string }) => p.host === b.hostId), 30_000, 'a and b find each other');
+      expect((await peersOf(b)).peers.map((p: { host: string }) => p.host)).toContain(a.hostId);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await cleanupHost(a.hostId, a.dataDir);
+      await cleanupHost(b.hostId, b.dataDir);
+      await testnet.destroy();
+    }
+  });
+
   it('keeps out a daemon without the cluster key', async () => {
     const outsider = await startDaemon({ hostId: `it-cl-${RUN}-x`, flags: ['--cluster-key', randomBytes(32).toString('hex'), '--cluster-listen', addr(5), '--cluster-peers', addr(0)] });
     try {

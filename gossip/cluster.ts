@@ -129,7 +129,8 @@ export class Cluster {
     node.services.pubsub.addEventListener('message', (ev) => c.onMessage(ev.detail));
     c.timers.push(setInterval(() => c.flushDelta(), o.batchMs));
     c.timers.push(setInterval(() => c.heartbeat(), o.heartbeatMs));
-    c.timers.push(setInterval(() => c.apply(c.replica.tick(Date.now())), Math.max(50, Math.floor(o.failureTimeoutMs / 10))));
+    // Failure detection and gap timeouts; cheap, so often.
+    c.timers.push(setInterval(() => c.apply(c.replica.tick(Date.now())), 25));
     c.timers.push(setInterval(() => void c.dialPeers(), 2000));
     void c.dialPeers();
     c.heartbeat();

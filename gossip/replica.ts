@@ -28,6 +28,10 @@ export type Effect =
 
 interface OriginState {
   incarnation: number;
+  /** deltas that arrived ahead of a missing one, by the seq they continue from */
+  ahead: Map<number, { seq: number; changes: Change[] }>;
+  /** when the oldest unfilled gap was seen; a snapshot is pulled if it stays open past the grace */
+  gapSince: number | null;
   /** -1 until a snapshot (or the very first delta of an incarnation) tells us where we stand */
   seq: number;
   entries: Map<string, Entry>;
@@ -50,11 +54,14 @@ export interface Member {
 export class Replica {
   readonly self: string;
   readonly failureTimeoutMs: number;
+  /** how long a gap may wait for the missing delta (gossip paths reorder) before a snapshot is pulled */
+  readonly gapGraceMs: number;
   private readonly origins = new Map<string, OriginState>();
 
-  constructor(self: string, failureTimeoutMs: number) {
+  constructor(self: string, failureTimeoutMs: number, gapGraceMs = 50) {
     this.self = self;
     this.failureTimeoutMs = failureTimeoutMs;
+    this.gapGraceMs = gapGraceMs;
   }
 
   members(): Member[] {
@@ -91,7 +98,7 @@ export class Replica {
     if (!s || incarnation > s.incarnation) {
       if (s) fx.push({ kind: 'origin-down', origin, reason: 'restart', entries: [...s.entries.values()] });
       if (s && s.entries.size > 0) fx.push({ kind: 'changed', origin, namespaces: namespaces(s.entries.values()) });
-      const fresh: OriginState = { incarnation, seq: -1, entries: new Map(), lastSeen: now, load: 0 };
+      const fresh: OriginState = { incarnation, seq: -1, entries: new Map(), lastSeen: now, load: 0, ahead: new Map(), gapSince: null };
       this.origins.set(origin, fresh);
       fx.push({ kind: 'origin-up', origin, incarnation });
       return fresh;
@@ -115,21 +122,35 @@ export class Replica {
         const first = m.seq - m.changes.length; // the seq this delta continues from
         if (m.seq <= s.seq) break; // duplicate or old
         if (s.seq === first || (s.seq === -1 && first === 0)) {
-          applyChanges(s, m.changes);
-          s.seq = m.seq;
-          fx.push({ kind: 'changed', origin: m.origin, namespaces: namespaces(m.changes.map((c) => (c.kind === 'upsert' ? c.entry : c))) });
-        } else fx.push({ kind: 'pull-snapshot', origin: m.origin });
+          this.applyInOrder(m.origin, s, m.seq, m.changes, fx);
+        } else {
+          // Ahead of a missing delta: keep it a moment, the missing one is likely on another path.
+          s.ahead.set(first, { seq: m.seq, changes: m.changes });
+          s.gapSince ??= now;
+          if (s.seq === -1) fx.push({ kind: 'pull-snapshot', origin: m.origin });
+        }
         break;
       }
       case 'heartbeat':
         s.load = m.load;
-        if (m.seq > s.seq) fx.push({ kind: 'pull-snapshot', origin: m.origin });
+        if (m.seq > s.seq) {
+          if (s.seq === -1 || s.gapSince === null) fx.push({ kind: 'pull-snapshot', origin: m.origin });
+          else if (now - s.gapSince > this.gapGraceMs) fx.push({ kind: 'pull-snapshot', origin: m.origin });
+        }
         break;
       case 'snapshot': {
         if (m.seq < s.seq) break;
         const before = namespaces(s.entries.values());
         s.entries = new Map(m.entries.map((e) => [key(e.namespace, e.instance), e]));
         s.seq = m.seq;
+        // Deltas held for a gap the snapshot has now covered: apply those that continue from it.
+        for (const k of [...s.ahead.keys()]) if (s.ahead.get(k)!.seq <= s.seq) s.ahead.delete(k);
+        s.gapSince = null;
+        const next = s.ahead.get(s.seq);
+        if (next) {
+          s.ahead.delete(s.seq);
+          this.applyInOrder(m.origin, s, next.seq, next.changes, fx);
+        } else if (s.ahead.size > 0) s.gapSince = now;
         fx.push({ kind: 'changed', origin: m.origin, namespaces: [...new Set([...before, ...namespaces(m.entries)])] });
         break;
       }
@@ -137,10 +158,36 @@ export class Replica {
     return fx;
   }
 
-  /** Failure detection: origins silent for longer than the timeout are dropped with their entries. */
+  /** Applies a delta that continues the sequence, then any held ones that now continue it. */
+  private applyInOrder(origin: string, s: OriginState, seq: number, changes: Change[], fx: Effect[]): void {
+    const touched = new Set<string>();
+    for (;;) {
+      applyChanges(s, changes);
+      for (const c of changes) touched.add(c.kind === 'upsert' ? c.entry.namespace : c.namespace);
+      s.seq = seq;
+      const next = s.ahead.get(seq);
+      if (!next) break;
+      s.ahead.delete(seq);
+      ({ seq, changes } = next);
+    }
+    for (const k of [...s.ahead.keys()]) if (s.ahead.get(k)!.seq <= s.seq) s.ahead.delete(k);
+    s.gapSince = s.ahead.size > 0 ? s.gapSince : null;
+    fx.push({ kind: 'changed', origin, namespaces: [...touched] });
+  }
+
+  /**
+   * Failure detection: origins silent for longer than the timeout are dropped with their entries.
+   * Also asks for a snapshot of an origin whose gap outlived the grace.
+   */
   tick(now: number): Effect[] {
     const fx: Effect[] = [];
-    for (const [origin, s] of this.origins) if (now - s.lastSeen > this.failureTimeoutMs) this.drop(origin, 'timeout', fx);
+    for (const [origin, s] of this.origins) {
+      if (now - s.lastSeen > this.failureTimeoutMs) this.drop(origin, 'timeout', fx);
+      else if (s.gapSince !== null && now - s.gapSince > this.gapGraceMs) {
+        s.gapSince = now; // ask again only after another grace
+        fx.push({ kind: 'pull-snapshot', origin });
+      }
+    }
     return fx;
   }
 

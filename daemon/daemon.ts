@@ -128,7 +128,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     directory.setRemote(cluster.replica);
     registry.attach(cluster);
   }
-  const forwarder = cluster ? new Forwarder({ cluster, store, invoker, pool, hostId, image: (fn) => invoker.image(fn), log }) : null;
+  const forwarder = cluster ? new Forwarder({ cluster, store, invoker, pool, hostId, image: (fn) => invoker.image(fn), starter, log }) : null;
   await forwarder?.listen();
   const app = await buildApp({
     cluster,

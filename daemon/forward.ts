@@ -1,9 +1,11 @@
 import type { Logger } from 'pino';
 import type { Cluster } from '../gossip/cluster.ts';
-import { rendezvous } from '../gossip/placement.ts';
+import { rendezvous, spread } from '../gossip/placement.ts';
 import type { Pool } from '../sandbox/pool.ts';
 import { activationView } from './api/activations.ts';
 import { isName, newActivationId, type ActivationId, type FunctionName, type HostId, type NamespaceName } from './ids.ts';
+import { PeerlessError } from './errors.ts';
+import { startInstances, type Starter } from './instances.ts';
 import { fnKeyOf, type Invoker } from './invoker.ts';
 import type { Store } from './store.ts';
 import type { FunctionRecord } from './types.ts';
@@ -21,8 +23,9 @@ export const ACTIVATION_PROTOCOL = '/peerless/activation/1.0.0';
 const BLOCKING_WAIT_MS = 60_000;
 
 type View = ReturnType<typeof activationView>;
-interface InvokeRequest { namespace: string; name: string; params: Record<string, unknown>; blocking: boolean; activationId: string }
-type InvokeReply = { activation: View } | { activationId: string } | { error: string };
+interface InvokeRequest { namespace: string; name: string; params: Record<string, unknown>; blocking: boolean; activationId: string; instances?: string[] }
+type Member = View | { instance: string | null; activationId: string } | { instance: string; error: string };
+type InvokeReply = { activation: View } | { activationId: string } | { error: string } | { activations: Member[] };
 
 export interface ForwardDeps {
   cluster: Cluster;
@@ -31,6 +34,7 @@ export interface ForwardDeps {
   pool: Pool;
   hostId: HostId;
   image: (fn: FunctionRecord) => string;
+  starter: Starter;
   log: Logger;
 }
 
@@ -43,6 +47,7 @@ export class Forwarder {
   async listen(): Promise<void> {
     await this.d.cluster.handle(INVOKE_PROTOCOL, async (raw): Promise<InvokeReply> => {
       const r = raw as InvokeRequest;
+      if (Array.isArray(r.instances)) return this.runShare(r);
       if (!isName(r.namespace) || !isName(r.name) || !/^[0-9a-f]{32}$/.test(r.activationId)) return { error: 'malformed request' };
       const fn = this.d.store.getFunction(r.namespace as NamespaceName, r.name as FunctionName);
       if (!fn) return { error: `function ${r.name} does not exist on ${this.d.hostId}` };
@@ -57,6 +62,50 @@ export class Forwarder {
       const a = typeof r.id === 'string' ? this.d.store.getActivation(r.id as ActivationId) : undefined;
       return a && a.namespace === r.namespace ? activationView(a) : null;
     });
+  }
+
+  /** This daemon's share of a group another daemon spread. */
+  private async runShare(r: InvokeRequest): Promise<InvokeReply> {
+    if (!isName(r.namespace) || !isName(r.name) || !r.instances!.every((i) => typeof i === 'string' && isName(i))) return { error: 'malformed request' };
+    try {
+      const started = startInstances(this.d.starter, r.namespace as NamespaceName, r.name as FunctionName, r.params ?? {}, r.instances!);
+      if (!r.blocking) return { activations: started.map(({ instance, activationId }) => ({ instance, activationId })) };
+      return { activations: (await Promise.all(started.map((x) => x.done))).map(activationView) };
+    } catch (e) {
+      return { error: e instanceof PeerlessError ? e.message : 'the group could not start here' };
+    }
+  }
+
+  /**
+   * A group spread over the cluster in proportion to free memory (this daemon included). Each
+   * daemon claims its share's IDs itself; members whose daemon failed come back with an error.
+   */
+  async group(fn: FunctionRecord, ids: string[], params: Record<string, unknown>, blocking: boolean): Promise<Member[]> {
+    const shares = spread(ids.length, [{ origin: 'self', freeMb: this.d.pool.freeMb() }, ...this.d.cluster.candidates()], fn.limits.memoryMb);
+    const parts: { origin: string; ids: string[] }[] = [];
+    let next = 0;
+    for (const [origin, n] of shares) {
+      parts.push({ origin, ids: ids.slice(next, next + n) });
+      next += n;
+    }
+    const mine = parts.find((p) => p.origin === 'self') ?? (parts.unshift({ origin: 'self', ids: [] }), parts[0]!);
+    mine.ids.push(...ids.slice(next)); // what fits nowhere waits here for room
+    const local = startInstances(this.d.starter, fn.namespace, fn.name, params, mine.ids);
+    const remote = parts.filter((p) => p !== mine && p.ids.length > 0).map(async (p): Promise<Member[]> => {
+      const req: InvokeRequest = { namespace: fn.namespace, name: fn.name, params, blocking, activationId: '', instances: p.ids };
+      try {
+        const r = (await this.d.cluster.request(p.origin, INVOKE_PROTOCOL, req, blocking ? BLOCKING_WAIT_MS + 5000 : 10_000)) as InvokeReply;
+        if ('activations' in r) return r.activations;
+        const why = 'error' in r ? r.error : 'unexpected answer';
+        return p.ids.map((instance) => ({ instance, error: why }));
+      } catch {
+        return p.ids.map((instance) => ({ instance, error: 'The host running these instances is gone.' }));
+      }
+    });
+    const localMembers: Promise<Member[]> = blocking
+      ? Promise.all(local.map((x) => x.done)).then((as) => as.map(activationView))
+      : Promise.resolve(local.map(({ instance, activationId }) => ({ instance, activationId })));
+    return (await Promise.all([localMembers, ...remote])).flat();
   }
 
   /** The peer to run this invocation on, or null to run it here. */

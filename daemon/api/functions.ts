@@ -228,9 +228,23 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
           const r = await ctx.forwarder.invoke(peer, fn, { ...fn.parameters, ...(req.body ?? {}) }, q.blocking || q.result);
           if ('error' in r) throw new PeerlessError('unavailable', `forwarding to ${peer} failed: ${r.error}`);
           if ('activationId' in r) return reply.code(202).send({ activationId: r.activationId });
+          if (!('activation' in r)) throw new PeerlessError('unavailable', `forwarding to ${peer} gave an unexpected answer`);
           const code = r.activation.response.status === 'success' ? 200 : r.activation.response.status === 'whisk internal error' ? 500 : 502;
           return reply.code(code).send(q.result ? r.activation.response.result : r.activation);
         }
+      }
+      if (q.instances !== undefined && ctx.forwarder) {
+        // A group in a cluster is spread over the daemons by free memory.
+        const fn = ctx.store.getFunction(ns, req.params.name);
+        if (!fn) throw notFound(`function ${req.params.name}`, '/params/name');
+        const clash = ids.find((id) => ctx.directory.get(ns, id));
+        if (clash) throw conflict(`instance ${clash} is already alive in this namespace`, '/query/instances');
+        const members = await ctx.forwarder.group(fn, ids, req.body ?? {}, q.blocking || q.result);
+        if (!q.blocking && !q.result) return reply.code(202).send({ activations: members });
+        type M = { response?: { status: string; result: unknown }; error?: string };
+        const worst = (members as M[]).some((m) => m.error || m.response?.status === 'whisk internal error') ? 500
+          : (members as M[]).some((m) => m.response?.status !== 'success') ? 502 : 200;
+        return reply.code(worst).send({ activations: q.result ? (members as M[]).map((m) => m.response?.result ?? { error: m.error }) : members });
       }
       const started = startInstances(ctx.starter, ns, req.params.name, req.body ?? {}, ids, q.instance ? '/query/instance' : '/query/instances');
       const group = q.instances !== undefined;

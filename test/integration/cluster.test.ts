@@ -169,6 +169,17 @@ describe('cluster of three daemons', () => {
     }
   });
 
+  it('spreads a group over the daemons by free memory', async () => {
+    const r = await invoke(clients[0]!.call, NS, 'pingpong', { n: 1, size: 1 }, `blocking=true&instances=${encodeURIComponent('ping,pong')}`);
+    expect(r.status, JSON.stringify(r.body).slice(0, 300)).toBe(200);
+    const g = await invoke(clients[0]!.call, NS, 'hold', { ms: 1 }, `blocking=true&instances=${encodeURIComponent('sp-{0..8}')}`);
+    expect(g.status, JSON.stringify(g.body).slice(0, 300)).toBe(200);
+    const hostsUsed = new Set(g.body.activations.map((a: { host: string }) => a.host));
+    expect(g.body.activations).toHaveLength(9);
+    expect(hostsUsed.size).toBeGreaterThan(1);
+    expect(g.body.activations.every((a: { response: { status: string } }) => a.response.status === 'success')).toBe(true);
+  });
+
   it('finds its peers through hyperswarm, with no static peer list', async () => {
     const { default: createTestnet } = await import('hyperdht/testnet.js');
     const testnet = await createTestnet(3, { host: '127.0.0.1' });
@@ -178,8 +189,8 @@ describe('cluster of three daemons', () => {
     const a = await startDaemon({ hostId: `it-cl-${RUN}-ha`, flags: flags(0) });
     const b = await startDaemon({ hostId: `it-cl-${RUN}-hb`, flags: flags(1) });
     try {
-      await waitFor(async () => (await peersOf(a)).peers.some((p: { host: string }) => p.host === b.hostId), 30_000, 'a and b find each other');
-      expect((await peersOf(b)).peers.map((p: { host: string }) => p.host)).toContain(a.hostId);
+      await waitFor(async () => (await peersOf(a)).peers.some((p: { host: string }) => p.host === b.hostId)
+        && (await peersOf(b)).peers.some((p: { host: string }) => p.host === a.hostId), 30_000, 'a and b find each other');
     } finally {
       await a.stop();
       await b.stop();

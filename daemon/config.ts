@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { ClusterSettings } from '../gossip/cluster.ts';
 
 // The daemon's configuration: defaults < file < environment < flags, validated
 // once here so the rest of the daemon can trust every value it reads.
@@ -29,16 +30,7 @@ export interface DaemonConfig {
   };
   limits: Limits;
   /** peer-to-peer cluster; off while key is empty */
-  cluster: {
-    key: string;
-    listen: string[];
-    peers: string[];
-    hyperswarm: boolean;
-    bootstrap: string[];
-    heartbeatMs: number;
-    failureTimeoutMs: number;
-    batchMs: number;
-  };
+  cluster: ClusterSettings;
 }
 
 export const DEFAULTS: DaemonConfig = {

@@ -33,11 +33,10 @@ async function readAll(stream: AsyncIterable<Uint8Array | { subarray(): Uint8Arr
   return Buffer.concat(chunks);
 }
 
-export interface ClusterOptions {
-  /** 32 bytes as 64 hex characters, the same on every daemon of the cluster */
+/** What an operator configures (the daemon's `cluster` settings). */
+export interface ClusterSettings {
+  /** 32 bytes as 64 hex characters, the same on every daemon of the cluster; empty: no cluster */
   key: string;
-  /** where this daemon's libp2p identity is kept */
-  identityFile: string;
   listen: string[];
   /** multiaddrs of peers to keep connected to */
   peers: string[];
@@ -48,6 +47,11 @@ export interface ClusterOptions {
   heartbeatMs: number;
   failureTimeoutMs: number;
   batchMs: number;
+}
+
+export interface ClusterOptions extends ClusterSettings {
+  /** where this daemon's libp2p identity is kept */
+  identityFile: string;
   hostName: string;
   local: AddressMap;
   load: () => number;

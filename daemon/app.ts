@@ -57,6 +57,16 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
     principalOf(ctx, req);
     return { self: ctx.cluster ? { peerId: ctx.cluster.peerId, host: ctx.hostId, addresses: ctx.cluster.addresses() } : null, peers: ctx.cluster?.peers() ?? [] };
   });
+  // Prometheus scrapes without credentials; the daemon listens on loopback by default.
+  app.get('/metrics', { schema: { tags: ['meta'], summary: 'Prometheus metrics', security: [] } }, async (_req, reply) =>
+    reply.type('text/plain; version=0.0.4').send(ctx.metrics.render({
+      containers: ctx.pool.stats(),
+      mapEntries: ctx.directory.map.size(),
+      remoteEntries: ctx.cluster?.replica.entries().length ?? 0,
+      peers: ctx.cluster?.peers().length ?? 0,
+      running: ctx.invoker.running,
+      forged: ctx.cluster?.forged ?? 0,
+    })));
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   namespaceRoutes(app, ctx);
   functionRoutes(app, ctx);

@@ -12,6 +12,7 @@ import { Directory } from './directory.ts';
 import { FunctionApi } from './fnapi.ts';
 import { startInstances } from './instances.ts';
 import { Forwarder } from './forward.ts';
+import { Metrics } from './metrics.ts';
 import { Registry } from './replication.ts';
 import { ensureAdminKey } from './auth.ts';
 import { BlobStore } from './blobs.ts';
@@ -98,8 +99,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     onRemove: (dir) => directory.detach(dir),
     log,
   });
+  const metrics = new Metrics();
   const invoker = new Invoker({
-    store, blobs, pool, hostId, limits: config.limits, log, images: { nodejs: nodejs.tag, python: python.tag }, namespaceNetwork, directory,
+    metrics, store, blobs, pool, hostId, limits: config.limits, log, images: { nodejs: nodejs.tag, python: python.tag }, namespaceNetwork, directory,
     ensureSocket: (ns) => fnApi!.ensureSocket(ns),
   });
   const starter = { store, invoker, directory, hostId, payloadBytes: config.limits.payloadBytes };
@@ -134,6 +136,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     cluster,
     registry,
     forwarder,
+    metrics,
     config,
     store,
     blobs,

@@ -6,6 +6,7 @@ import type { BlobStore } from './blobs.ts';
 import type { Entry } from '../gossip/addrmap.ts';
 import type { Limits } from './config.ts';
 import { MESSAGE_PORT, type Directory } from './directory.ts';
+import type { Metrics } from './metrics.ts';
 import { newActivationId, type ActivationId, type HostId } from './ids.ts';
 import type { Store } from './store.ts';
 import type { ActivationAnnotations, ActivationRecord, ActivationStatus, FunctionRecord } from './types.ts';
@@ -29,6 +30,7 @@ export interface InvokerDeps {
   directory: Directory;
   /** starts the namespace's function-API socket if needed */
   ensureSocket: (ns: string) => Promise<string>;
+  metrics: Metrics;
 }
 
 export interface StartOptions {
@@ -78,7 +80,9 @@ export class Invoker {
       })
       .then((o) => {
         if (opts.instance) this.d.directory.remove(fn.namespace, opts.instance.instance);
-        this.d.store.finishActivation(activationId, Date.now(), start, o.status, o.result, o.logs, annotations);
+        const end = Date.now();
+        this.d.store.finishActivation(activationId, end, start, o.status, o.result, o.logs, annotations);
+        this.d.metrics.activation(o.status, annotations.coldStart ?? true, end - start);
         return this.d.store.getActivation(activationId)!;
       });
     this.inFlight.add(done);

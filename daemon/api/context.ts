@@ -12,6 +12,7 @@ import type { Directory } from '../directory.ts';
 import type { Starter } from '../instances.ts';
 import type { Forwarder } from '../forward.ts';
 import type { Invoker } from '../invoker.ts';
+import type { Metrics } from '../metrics.ts';
 import type { Registry } from '../replication.ts';
 import type { Store } from '../store.ts';
 
@@ -31,6 +32,7 @@ export interface ApiContext {
   registry: Registry;
   /** null outside a cluster */
   forwarder: Forwarder | null;
+  metrics: Metrics;
   /** creates the namespace's network if it does not exist yet */
   namespaceNetwork: (ns: string) => Promise<string>;
   removeNamespaceNetwork: (ns: string) => Promise<void>;

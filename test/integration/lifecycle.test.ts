@@ -229,4 +229,17 @@ describe('failures', () => {
     expect(info.Config.Labels).toMatchObject({ 'peerless.managed-by': 'peerless', 'peerless.host': HOST, 'peerless.namespace': ns, 'peerless.function': 'hard' });
     expect(info.Config.Labels['peerless.activation']).toMatch(/^[0-9a-f]{32}$/);
   });
+
+  it('counts what happened in Prometheus metrics', async () => {
+    const res = await fetch(`${d.url}/metrics`);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    const text = await res.text();
+    const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    expect(value(/peerless_invocations_total\{status="success",start="cold"\} (\d+)/)).toBeGreaterThan(0);
+    expect(value(/peerless_invocations_total\{status="success",start="warm"\} (\d+)/)).toBeGreaterThan(0);
+    expect(value(/peerless_invocations_total\{status="action developer error",start="\w+"\} (\d+)/)).toBeGreaterThan(0);
+    const count = value(/peerless_activation_duration_seconds_count (\d+)/);
+    expect(value(/peerless_activation_duration_seconds_bucket\{le="\+Inf"\} (\d+)/)).toBe(count);
+    expect(text).toMatch(/peerless_containers\{state="idle"\} \d+/);
+  });
 });

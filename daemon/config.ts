@@ -29,6 +29,8 @@ export interface DaemonConfig {
     idleTimeoutMs: number;
   };
   limits: Limits;
+  /** per namespace; 0 means no limit */
+  quota: { invocationsPerMinute: number; concurrentActivations: number };
   /** peer-to-peer cluster; off while key is empty */
   cluster: ClusterSettings;
 }
@@ -49,6 +51,7 @@ export const DEFAULTS: DaemonConfig = {
     payloadBytes: 1024 * 1024,
     logBytes: 10 * 1024 * 1024,
   },
+  quota: { invocationsPerMinute: 0, concurrentActivations: 0 },
   // 7946 is Docker swarm's own gossip port, hence 7948.
   cluster: { key: '', listen: ['/ip4/0.0.0.0/tcp/7948'], peers: [], hyperswarm: false, bootstrap: [], heartbeatMs: 250, failureTimeoutMs: 1500, batchMs: 5 },
 };
@@ -79,6 +82,8 @@ const ENV_KEYS: Record<string, string> = {
   PEERLESS_PREWARM_PYTHON: 'pool.prewarm.python',
   PEERLESS_PAUSE_GRACE_MS: 'pool.pauseGraceMs',
   PEERLESS_IDLE_TIMEOUT_MS: 'pool.idleTimeoutMs',
+  PEERLESS_INVOCATIONS_PER_MINUTE: 'quota.invocationsPerMinute',
+  PEERLESS_CONCURRENT_ACTIVATIONS: 'quota.concurrentActivations',
   PEERLESS_CLUSTER_KEY: 'cluster.key',
   PEERLESS_CLUSTER_LISTEN: 'cluster.listen',
   PEERLESS_CLUSTER_PEERS: 'cluster.peers',
@@ -102,6 +107,8 @@ const FLAG_KEYS: Record<string, string> = {
   'prewarm-python': 'pool.prewarm.python',
   'pause-grace-ms': 'pool.pauseGraceMs',
   'idle-timeout-ms': 'pool.idleTimeoutMs',
+  'invocations-per-minute': 'quota.invocationsPerMinute',
+  'concurrent-activations': 'quota.concurrentActivations',
   'cluster-key': 'cluster.key',
   'cluster-listen': 'cluster.listen',
   'cluster-peers': 'cluster.peers',
@@ -227,6 +234,10 @@ export function loadConfig(src: ConfigSources = {}): DaemonConfig {
       idleTimeoutMs: int(tree, 'pool.idleTimeoutMs', 1000, 86_400_000),
     },
     limits: structuredClone(lim),
+    quota: {
+      invocationsPerMinute: int(tree, 'quota.invocationsPerMinute', 0, 10_000_000),
+      concurrentActivations: int(tree, 'quota.concurrentActivations', 0, 1_000_000),
+    },
     cluster: {
       key: clusterKey(tree),
       listen: list(tree, 'cluster.listen', MULTIADDR),

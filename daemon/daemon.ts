@@ -13,6 +13,7 @@ import { FunctionApi } from './fnapi.ts';
 import { startInstances } from './instances.ts';
 import { Forwarder } from './forward.ts';
 import { Metrics } from './metrics.ts';
+import { Quota } from './quota.ts';
 import { Registry } from './replication.ts';
 import { ensureAdminKey } from './auth.ts';
 import { BlobStore } from './blobs.ts';
@@ -104,7 +105,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     metrics, store, blobs, pool, hostId, limits: config.limits, log, images: { nodejs: nodejs.tag, python: python.tag }, namespaceNetwork, directory,
     ensureSocket: (ns) => fnApi!.ensureSocket(ns),
   });
-  const starter = { store, invoker, directory, hostId, payloadBytes: config.limits.payloadBytes };
+  const starter = { quota: new Quota(config.quota.invocationsPerMinute, config.quota.concurrentActivations), store, invoker, directory, hostId, payloadBytes: config.limits.payloadBytes };
   fnApi = await FunctionApi.create({
     root: join(config.runDir, 'ns'),
     directory,

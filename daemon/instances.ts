@@ -3,6 +3,7 @@ import type { Directory } from './directory.ts';
 import { conflict, notFound, PeerlessError } from './errors.ts';
 import { newActivationId, type ActivationId, type FunctionName, type HostId, type NamespaceName } from './ids.ts';
 import type { Invoker } from './invoker.ts';
+import type { Quota } from './quota.ts';
 import type { Store } from './store.ts';
 import type { ActivationRecord } from './types.ts';
 
@@ -17,6 +18,7 @@ export interface Started {
 }
 
 export interface Starter {
+  quota: Quota;
   store: Store;
   invoker: Invoker;
   directory: Directory;
@@ -30,19 +32,30 @@ export function startInstances(s: Starter, ns: NamespaceName, name: FunctionName
   const params = { ...fn.parameters, ...given };
   if (Buffer.byteLength(JSON.stringify(params)) > s.payloadBytes)
     throw new PeerlessError('payload_too_large', `parameters exceed ${s.payloadBytes} bytes`, { field: '/body' });
+  admit(s.quota, ns, Math.max(1, ids.length));
+  const release = (d: Promise<unknown>) => void d.finally(() => s.quota.done(ns));
   if (ids.length === 0) {
     const { activationId, done } = s.invoker.start(fn, params);
+    release(done);
     return [{ instance: null, activationId, done }];
   }
   let entries: Entry[];
   try {
     entries = s.directory.reserve(ids.map((instance) => ({ namespace: ns, instance, function: name, activation: newActivationId(), host: s.hostId })));
   } catch (e) {
+    for (let i = 0; i < ids.length; i++) s.quota.done(ns);
     if (e instanceof InstanceClash) throw conflict(e.message, field);
     throw e;
   }
   return entries.map((entry) => {
     const { activationId, done } = s.invoker.start(fn, params, { instance: entry });
+    release(done);
     return { instance: entry.instance, activationId, done };
   });
+}
+
+/** Refuses with 429 and Retry-After when the namespace is over its rate or its concurrency. */
+export function admit(q: Quota, ns: string, n: number): void {
+  const a = q.admit(ns, n, Date.now());
+  if (!a.ok) throw new PeerlessError('too_many_requests', a.reason, { headers: { 'retry-after': String(a.retryAfterS) } });
 }

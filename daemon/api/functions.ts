@@ -3,7 +3,7 @@ import { conflict, invalid, notFound, PeerlessError, tooLarge } from '../errors.
 import { expandInstances } from '../../gossip/addrmap.ts';
 import { MAX_GROUP } from '../fnapi.ts';
 import { isName, type FunctionName } from '../ids.ts';
-import { startInstances } from '../instances.ts';
+import { admit, startInstances } from '../instances.ts';
 import { fnKeyPrefix } from '../invoker.ts';
 import type { FunctionRecord, Runtime } from '../types.ts';
 import { activationView } from './activations.ts';
@@ -225,7 +225,8 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
         const fn = ctx.store.getFunction(ns, req.params.name);
         const peer = fn && ctx.forwarder.target(fn);
         if (fn && peer) {
-          const r = await ctx.forwarder.invoke(peer, fn, { ...fn.parameters, ...(req.body ?? {}) }, q.blocking || q.result);
+          admit(ctx.starter.quota, ns, 1);
+          const r = await ctx.forwarder.invoke(peer, fn, { ...fn.parameters, ...(req.body ?? {}) }, q.blocking || q.result).finally(() => ctx.starter.quota.done(ns));
           if ('error' in r) throw new PeerlessError('unavailable', `forwarding to ${peer} failed: ${r.error}`);
           if ('activationId' in r) return reply.code(202).send({ activationId: r.activationId });
           if (!('activation' in r)) throw new PeerlessError('unavailable', `forwarding to ${peer} gave an unexpected answer`);

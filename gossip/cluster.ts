@@ -279,13 +279,6 @@ export class Cluster {
     }
   }
 
-  /** Stops without a goodbye, as a crash would: for fault tests and the failure-detection benchmark. */
-  async crash(): Promise<void> {
-    for (const t of this.timers) clearInterval(t);
-    await this.discovery?.stop();
-    await this.node.stop();
-  }
-
   /** A clean exit: peers drop this daemon's entries at once instead of waiting for the failure timeout. */
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);

@@ -155,8 +155,13 @@ function walkUnknown(defaults: Tree, given: Tree, prefix: string): void {
   }
 }
 
+/** The value at a dotted key ("pool.prewarm.nodejs"), if the path exists. */
+function at(tree: Tree, key: string): Json | undefined {
+  return key.split('.').reduce<Json | undefined>((n, p) => (n && typeof n === 'object' && !Array.isArray(n) ? n[p] : undefined), tree);
+}
+
 function int(tree: Tree, key: string, min: number, max: number): number {
-  const v = key.split('.').reduce<Json | undefined>((n, p) => (n && typeof n === 'object' && !Array.isArray(n) ? n[p] : undefined), tree);
+  const v = at(tree, key);
   const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
   if (typeof n !== 'number' || !Number.isInteger(n)) throw new ConfigError(key, `must be an integer, got ${JSON.stringify(v)}`);
   if (n < min || n > max) throw new ConfigError(key, `must be between ${min} and ${max}, got ${n}`);
@@ -164,7 +169,7 @@ function int(tree: Tree, key: string, min: number, max: number): number {
 }
 
 function bool(tree: Tree, key: string): boolean {
-  const v = key.split('.').reduce<Json | undefined>((n, p) => (n && typeof n === 'object' && !Array.isArray(n) ? n[p] : undefined), tree);
+  const v = at(tree, key);
   if (v === true || v === 'true' || v === '1') return true;
   if (v === false || v === 'false' || v === '0') return false;
   throw new ConfigError(key, `must be true or false, got ${JSON.stringify(v)}`);
@@ -172,7 +177,7 @@ function bool(tree: Tree, key: string): boolean {
 
 /** A list: a JSON array in the file, comma-separated in the environment and on the command line. */
 function list(tree: Tree, key: string, pattern: RegExp): string[] {
-  const v = key.split('.').reduce<Json | undefined>((n, p) => (n && typeof n === 'object' && !Array.isArray(n) ? n[p] : undefined), tree);
+  const v = at(tree, key);
   const xs = typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v;
   if (!Array.isArray(xs) || xs.some((x) => typeof x !== 'string')) throw new ConfigError(key, 'must be a list of strings');
   const bad = (xs as string[]).find((x) => !pattern.test(x));
@@ -181,7 +186,7 @@ function list(tree: Tree, key: string, pattern: RegExp): string[] {
 }
 
 function str(tree: Tree, key: string, pattern?: RegExp): string {
-  const v = key.split('.').reduce<Json | undefined>((n, p) => (n && typeof n === 'object' && !Array.isArray(n) ? n[p] : undefined), tree);
+  const v = at(tree, key);
   if (typeof v !== 'string' || v === '') throw new ConfigError(key, 'must be a non-empty string');
   if (pattern && !pattern.test(v)) throw new ConfigError(key, `must match ${pattern}, got ${JSON.stringify(v)}`);
   return v;

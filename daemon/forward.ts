@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Cluster } from '../gossip/cluster.ts';
 import { rendezvous, spread } from '../gossip/placement.ts';
 import type { Pool } from '../sandbox/pool.ts';
-import { activationView } from './api/activations.ts';
+import { activationView, BLOCKING_WAIT_MS, withinBlockingWait } from './api/activations.ts';
 import { isName, newActivationId, type ActivationId, type FunctionName, type HostId, type NamespaceName } from './ids.ts';
 import { PeerlessError } from './errors.ts';
 import { startInstances, type Starter } from './instances.ts';
@@ -20,7 +20,6 @@ import type { FunctionRecord } from './types.ts';
 
 export const INVOKE_PROTOCOL = '/peerless/invoke/1.0.0';
 export const ACTIVATION_PROTOCOL = '/peerless/activation/1.0.0';
-const BLOCKING_WAIT_MS = 60_000;
 
 type View = ReturnType<typeof activationView>;
 interface InvokeRequest { namespace: string; name: string; params: Record<string, unknown>; blocking: boolean; activationId: string; instances?: string[] }
@@ -53,8 +52,7 @@ export class Forwarder {
       if (!fn) return { error: `function ${r.name} does not exist on ${this.d.hostId}` };
       const { activationId, done } = this.d.invoker.start(fn, r.params ?? {}, { activationId: r.activationId as ActivationId });
       if (!r.blocking) return { activationId };
-      const late = new Promise<'late'>((ok) => setTimeout(() => ok('late'), BLOCKING_WAIT_MS).unref());
-      const a = await Promise.race([done, late]);
+      const a = await withinBlockingWait(done);
       return a === 'late' ? { activationId } : { activation: activationView(a) };
     });
     await this.d.cluster.handle(ACTIVATION_PROTOCOL, async (raw) => {

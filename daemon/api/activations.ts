@@ -7,6 +7,24 @@ import { activationParams, name, nsParams, paging } from './schemas.ts';
 
 // Activation records, in OpenWhisk's shape.
 
+/** A blocking invocation waits this long, then answers 202 with the activation ID (OpenWhisk's rule). */
+export const BLOCKING_WAIT_MS = 60_000;
+
+/** The outcome within the blocking wait, or 'late'. */
+export function withinBlockingWait<T>(p: Promise<T>): Promise<T | 'late'> {
+  const late = new Promise<'late'>((r) => setTimeout(() => r('late'), BLOCKING_WAIT_MS).unref());
+  return Promise.race([p, late]);
+}
+
+/**
+ * The HTTP status of a blocking answer, as OpenWhisk gives it: 200 when every activation succeeded,
+ * 500 when any failed inside the platform (undefined: one whose host was lost), else 502.
+ */
+export function httpStatusFor(statuses: (string | undefined)[]): number {
+  if (statuses.some((s) => s === undefined || s === 'whisk internal error')) return 500;
+  return statuses.every((s) => s === 'success') ? 200 : 502;
+}
+
 export const activationView = (a: ActivationRecord) => ({
   activationId: a.activationId,
   namespace: a.namespace,

@@ -6,7 +6,7 @@ import { isName, type FunctionName } from '../ids.ts';
 import { admit, startInstances } from '../instances.ts';
 import { fnKeyPrefix } from '../invoker.ts';
 import type { FunctionRecord, Runtime } from '../types.ts';
-import { activationView } from './activations.ts';
+import { activationView, httpStatusFor, withinBlockingWait } from './activations.ts';
 import { namespaceFor, type ApiContext } from './context.ts';
 import { fnParams, keyValueList, name, nsParams, paging } from './schemas.ts';
 
@@ -19,8 +19,6 @@ interface PutBody {
 }
 
 const IMAGE_PATTERN = '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?$';
-/** A blocking invocation waits this long, then answers 202 with the activation ID (OpenWhisk's rule). */
-const BLOCKING_WAIT_MS = 60_000;
 
 export const functionView = (f: FunctionRecord, code?: string) => ({
   namespace: f.namespace,
@@ -230,8 +228,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
           if ('error' in r) throw new PeerlessError('unavailable', `forwarding to ${peer} failed: ${r.error}`);
           if ('activationId' in r) return reply.code(202).send({ activationId: r.activationId });
           if (!('activation' in r)) throw new PeerlessError('unavailable', `forwarding to ${peer} gave an unexpected answer`);
-          const code = r.activation.response.status === 'success' ? 200 : r.activation.response.status === 'whisk internal error' ? 500 : 502;
-          return reply.code(code).send(q.result ? r.activation.response.result : r.activation);
+          return reply.code(httpStatusFor([r.activation.response.status])).send(q.result ? r.activation.response.result : r.activation);
         }
       }
       if (q.instances !== undefined && ctx.forwarder) {
@@ -243,21 +240,17 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
         const members = await ctx.forwarder.group(fn, ids, req.body ?? {}, q.blocking || q.result);
         if (!q.blocking && !q.result) return reply.code(202).send({ activations: members });
         type M = { response?: { status: string; result: unknown }; error?: string };
-        const worst = (members as M[]).some((m) => m.error || m.response?.status === 'whisk internal error') ? 500
-          : (members as M[]).some((m) => m.response?.status !== 'success') ? 502 : 200;
-        return reply.code(worst).send({ activations: q.result ? (members as M[]).map((m) => m.response?.result ?? { error: m.error }) : members });
+        return reply.code(httpStatusFor((members as M[]).map((m) => m.response?.status))).send({ activations: q.result ? (members as M[]).map((m) => m.response?.result ?? { error: m.error }) : members });
       }
       const started = startInstances(ctx.starter, ns, req.params.name, req.body ?? {}, ids, q.instance ? '/query/instance' : '/query/instances');
       const group = q.instances !== undefined;
       if (!q.blocking && !q.result) {
         return reply.code(202).send(group ? { activations: started.map(({ instance, activationId }) => ({ instance, activationId })) } : { activationId: started[0]!.activationId });
       }
-      const timer = new Promise<'late'>((r) => setTimeout(() => r('late'), BLOCKING_WAIT_MS).unref());
-      const all = await Promise.race([Promise.all(started.map((s) => s.done)), timer]);
+      const all = await withinBlockingWait(Promise.all(started.map((s) => s.done)));
       if (all === 'late') return reply.code(202).send(group ? { activations: started.map(({ instance, activationId }) => ({ instance, activationId })) } : { activationId: started[0]!.activationId });
-      const worst = all.some((a) => a.status === 'whisk internal error') ? 500 : all.some((a) => a.status !== 'success') ? 502 : 200;
       const shown = all.map((a) => (q.result ? a.result : activationView(a)));
-      return reply.code(worst).send(group ? { activations: shown } : shown[0]);
+      return reply.code(httpStatusFor(all.map((a) => a.status))).send(group ? { activations: shown } : shown[0]);
     },
   );
 

@@ -50,6 +50,8 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
       forgedDropped: ctx.cluster?.forged ?? 0,
       localInstances: ctx.directory.map.size(),
       runningActivations: ctx.invoker.running,
+      unsavedActivations: ctx.invoker.unsavedCount,
+      engine: ctx.engine.isLost ? 'lost' : 'up',
       containers: ctx.pool.stats(),
     };
   });

@@ -4,6 +4,7 @@ import Docker from 'dockerode';
 import pino, { type Logger } from 'pino';
 import { ensureRuntimeImage } from '../sandbox/images.ts';
 import { ensureControlNetwork, ensureNamespaceNetwork, removeNamespaceNetwork } from '../sandbox/networks.ts';
+import { EngineWatch } from '../sandbox/engine.ts';
 import { Pool, removeLeftovers } from '../sandbox/pool.ts';
 import { AddressMap } from '../gossip/addrmap.ts';
 import { Cluster } from '../gossip/cluster.ts';
@@ -100,6 +101,17 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     onRemove: (dir) => directory.detach(dir),
     log,
   });
+  const engine = new EngineWatch(docker, hostId, log, (e) => {
+    if (e.type === 'died') pool.containerDied(e.containerId);
+    else if (e.type === 'lost') pool.engineLost();
+    else {
+      // Networks survive a restart in the engine's own store, but a reset engine would have lost them.
+      networks.clear();
+      void ensureControlNetwork(docker, hostId)
+        .then(() => pool.engineBack())
+        .catch((err: unknown) => log.error({ err }, 'could not restore the pool after the engine came back'));
+    }
+  });
   const metrics = new Metrics();
   const invoker = new Invoker({
     metrics, store, blobs, pool, hostId, limits: config.limits, log, images: { nodejs: nodejs.tag, python: python.tag }, namespaceNetwork, directory,
@@ -144,6 +156,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     invoker,
     pool,
     docker,
+    engine,
     hostId,
     log,
     directory,
@@ -166,6 +179,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       stopping ??= (async () => {
         log.info({ running: invoker.running, drainMs }, 'stopping: draining running activations');
         await cluster?.stop();
+        await engine.stop();
         const closing = app.close();
         const drained = await invoker.drain(drainMs);
         if (!drained) log.warn({ running: invoker.running }, 'drain deadline passed; remaining activations will be failed at next start');

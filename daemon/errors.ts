@@ -11,7 +11,8 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'too_many_requests'
-  | 'unavailable';
+  | 'unavailable'
+  | 'insufficient_storage';
 
 const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
@@ -24,6 +25,7 @@ const STATUS: Record<ErrorCode, number> = {
   unsupported_media_type: 415,
   too_many_requests: 429,
   unavailable: 503,
+  insufficient_storage: 507,
 };
 
 export class PeerlessError extends Error {
@@ -72,3 +74,15 @@ export function toProblem(err: PeerlessError, instance?: string): Problem {
   if (instance !== undefined) p.instance = instance;
   return p;
 }
+
+/** The data disk is full: SQLite says so in its own words, the file system as ENOSPC or EDQUOT. */
+export function isStorageFull(err: unknown): boolean {
+  const e = err as { code?: string; errcode?: number; errstr?: string } | null;
+  if (!e || typeof e !== 'object') return false;
+  if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return true;
+  // SQLITE_FULL is 13; a full disk while the WAL grows can also surface as an I/O error (10).
+  return e.code === 'ERR_SQLITE_ERROR' && (e.errcode === 13 || (e.errcode !== undefined && (e.errcode & 0xff) === 10) || /full/i.test(e.errstr ?? ''));
+}
+
+export const storageFull = () =>
+  new PeerlessError('insufficient_storage', 'the daemon\'s data disk is full: nothing was changed; free space and retry');

@@ -7,6 +7,7 @@ import type { Entry } from '../gossip/addrmap.ts';
 import type { Limits } from './config.ts';
 import { MESSAGE_PORT, type Directory } from './directory.ts';
 import type { Metrics } from './metrics.ts';
+import { isStorageFull } from './errors.ts';
 import { newActivationId, type ActivationId, type HostId } from './ids.ts';
 import type { Store } from './store.ts';
 import type { ActivationAnnotations, ActivationRecord, ActivationStatus, FunctionRecord } from './types.ts';
@@ -48,11 +49,14 @@ export const fnKeyPrefix = (f: Pick<FunctionRecord, 'namespace' | 'name'>) => `$
 export const fnKeyOf = (f: FunctionRecord) => `${fnKeyPrefix(f)}${f.version}`;
 
 const developerError = (error: string, logs: string[] = []): Outcome => ({ status: 'action developer error', result: { error }, logs });
+const internalError = (error: string, logs: string[] = []): Outcome => ({ status: 'whisk internal error', result: { error }, logs });
 
 class Timeout extends Error {}
 
 export class Invoker {
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly unsaved = new Map<ActivationId, () => void>();
+  private retrying: NodeJS.Timeout | null = null;
   private readonly d: InvokerDeps;
   constructor(deps: InvokerDeps) {
     this.d = deps;
@@ -76,25 +80,72 @@ export class Invoker {
     const done = this.execute(fn, params, activationId, start, annotations, opts.instance?.instance ?? null)
       .catch((err: unknown): Outcome => {
         this.d.log.error({ err, activationId }, 'activation failed inside the platform');
-        return { status: 'whisk internal error', result: { error: 'The platform failed to run the action.' }, logs: [] };
+        return internalError('The platform failed to run the action.');
       })
       .then((o) => {
         if (opts.instance) this.d.directory.remove(fn.namespace, opts.instance.instance);
         const end = Date.now();
-        this.d.store.finishActivation(activationId, end, start, o.status, o.result, o.logs, annotations);
+        const record = () => this.d.store.finishActivation(activationId, end, start, o.status, o.result, o.logs, annotations);
         this.d.metrics.activation(o.status, annotations.coldStart ?? true, end - start);
-        return this.d.store.getActivation(activationId)!;
+        if (this.save(activationId, record)) return this.d.store.getActivation(activationId)!;
+        // Not on disk yet (the disk is full): the caller still gets the outcome, and the retry writes it later.
+        return { ...this.d.store.getActivation(activationId)!, end, duration: end - start, status: o.status, result: o.result, logs: o.logs,
+          annotations: annotations as ActivationAnnotations };
       });
     this.inFlight.add(done);
     void done.finally(() => this.inFlight.delete(done));
     return { activationId, done };
   }
 
+  /**
+   * Writes an activation's outcome. With the data disk full it keeps the write and retries every second,
+   * so the record ends finished once there is room, instead of staying "running" for ever.
+   */
+  private save(id: ActivationId, write: () => void): boolean {
+    try {
+      write();
+      return true;
+    } catch (err) {
+      if (!isStorageFull(err)) throw err;
+      this.d.log.error({ err, activationId: id }, 'data disk full: the outcome is kept in memory and written when there is room');
+      this.unsaved.set(id, write);
+      this.retrying ??= setInterval(() => this.retryUnsaved(), 1000);
+      this.retrying.unref();
+      return false;
+    }
+  }
+
+  private retryUnsaved(): void {
+    for (const [id, write] of this.unsaved) {
+      try {
+        write();
+        this.unsaved.delete(id);
+      } catch (err) {
+        if (!isStorageFull(err)) this.unsaved.delete(id);
+        break;
+      }
+    }
+    if (this.unsaved.size === 0 && this.retrying) {
+      clearInterval(this.retrying);
+      this.retrying = null;
+      this.d.log.info('data disk has room again: every kept outcome is written');
+    }
+  }
+
+  /** Outcomes not yet on disk. */
+  get unsavedCount(): number {
+    return this.unsaved.size;
+  }
+
   async drain(timeoutMs: number): Promise<boolean> {
     const all = Promise.allSettled([...this.inFlight]);
     const t = new Promise<'late'>((r) => setTimeout(() => r('late'), timeoutMs).unref());
-    return (await Promise.race([all, t])) !== 'late';
+    const drained = (await Promise.race([all, t])) !== 'late';
+    // Last chance for outcomes kept in memory; what still does not fit is failed at the next start.
+    if (this.unsaved.size > 0) this.retryUnsaved();
+    return drained;
   }
+
 
   image(fn: FunctionRecord): string {
     return fn.runtime.kind === 'image' ? fn.runtime.image : this.d.images[fn.runtime.kind];
@@ -188,7 +239,10 @@ export class Invoker {
     }
   }
 
-  /** The proxy's connection broke: find out whether the kernel's OOM killer or the code itself ended it. */
+  /**
+   * The proxy's connection broke: find out who ended it. The kernel's OOM killer or the code itself is
+   * the function's fault; a kill from outside the container (an operator, an engine restart) is not.
+   */
   private async crashed(c: ActionContainer, failure: Error): Promise<Outcome> {
     let st = await c.state();
     for (let i = 0; i < 20 && st.running; i++) {
@@ -198,7 +252,10 @@ export class Invoker {
     const logs = await c.logs.take(200);
     const heap = logs.some((l) => l.includes('heap out of memory') || l.includes('MemoryError'));
     this.d.log.debug({ err: failure, state: st }, 'action container failed');
+    if (!st.engine) return internalError('The Docker engine became unavailable while the action was running.', logs);
     if (st.oomKilled || heap) return developerError('The action exhausted its memory and was aborted.', logs);
+    if (st.exitCode === -1 || st.exitCode === 137 || st.exitCode === 143)
+      return internalError(`The action's container was stopped from outside the action${st.exitCode > 0 ? ` (exit code ${st.exitCode})` : ' (removed)'}.`, logs);
     return developerError('The action did not produce a valid response and exited unexpectedly.', logs);
   }
 

@@ -176,13 +176,14 @@ export class ActionContainer {
     await this.docker.getNetwork(network).connect({ Container: this.id });
     this.nsIp = (await this.handle.inspect()).NetworkSettings.Networks[network]?.IPAddress ?? null;
   }
-  /** Why the container stopped serving, if it did: OOM, or it exited. */
-  async state(): Promise<{ running: boolean; oomKilled: boolean; exitCode: number }> {
+  /** Why the container stopped serving, if it did: OOM, or it exited; `engine: false` when the engine did not answer. */
+  async state(): Promise<{ engine: boolean; running: boolean; oomKilled: boolean; exitCode: number }> {
     try {
       const st = (await this.handle.inspect()).State;
-      return { running: st.Running, oomKilled: st.OOMKilled, exitCode: st.ExitCode };
-    } catch {
-      return { running: false, oomKilled: false, exitCode: -1 };
+      return { engine: true, running: st.Running, oomKilled: st.OOMKilled, exitCode: st.ExitCode };
+    } catch (e) {
+      // 404: removed from outside, which the engine answered; anything else: the engine is gone.
+      return { engine: (e as { statusCode?: number }).statusCode === 404, running: false, oomKilled: false, exitCode: -1 };
     }
   }
   async remove(): Promise<void> {

@@ -64,6 +64,8 @@ export class Pool {
   private waiters: (() => void)[] = [];
   private nextId = 0;
   private closed = false;
+  /** the engine is unreachable: nothing can be created until it is back */
+  private lost = false;
   private readonly o: PoolOptions;
   constructor(options: PoolOptions) {
     this.o = options;
@@ -146,6 +148,10 @@ export class Pool {
     for (;;) {
       if (this.closed) throw new PoolClosedError('the pool is shutting down');
       signal.throwIfAborted();
+      if (this.lost) {
+        await this.nextWake(signal);
+        continue;
+      }
       const d = decide(this.slots(), { fnKey: req.fnKey, runtimeKey: runtimeKey(req.image, req.memoryMb), memoryMb: req.memoryMb }, this.o.memoryBudgetMb);
       if (d.kind === 'warm' || d.kind === 'prewarmed') {
         const e = this.entries.get(d.id)!;
@@ -190,15 +196,46 @@ export class Pool {
         }
         return { container: e.container, slotId: e.slot.id, slotDir: e.dir, cold: true, prewarmed: false };
       }
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = () => reject(signal.reason);
-        signal.addEventListener('abort', onAbort, { once: true });
-        this.waiters.push(() => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        });
-      });
+      await this.nextWake(signal);
     }
+  }
+
+  private nextWake(signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
+  }
+
+  /** A container died behind our back. One serving an activation is left to it: it sees the broken connection. */
+  containerDied(containerId: string): void {
+    for (const e of this.entries.values()) {
+      if (e.container?.id !== containerId) continue;
+      if (e.slot.state === 'idle' || e.slot.state === 'paused' || e.slot.state === 'prewarm') {
+        this.o.log.warn({ container: containerId }, 'an idle container died outside the platform; dropping it');
+        void this.drop(e);
+      }
+    }
+  }
+
+  /** The engine went away: its containers are gone or will be killed when it restarts. */
+  engineLost(): void {
+    this.lost = true;
+    for (const e of [...this.entries.values()]) if (e.slot.state !== 'busy' && e.slot.state !== 'starting') void this.drop(e);
+  }
+
+  /** The engine is back: remove what it restored of ours that we no longer track, then serve again. */
+  async engineBack(): Promise<void> {
+    const known = new Set([...this.entries.values()].map((e) => e.container?.id).filter((id) => id !== undefined));
+    const removed = await removeLeftovers(this.o.docker, this.o.hostId, known);
+    if (removed > 0) this.o.log.info({ removed }, 'removed containers the engine kept from before it restarted');
+    this.lost = false;
+    this.wake();
+    void this.topUp();
   }
 
   /** Back to the pool after a clean run; a container in doubt must go through destroy instead. */
@@ -242,6 +279,7 @@ export class Pool {
 
   /** Keeps the configured number of prewarmed containers per runtime, within the memory budget. */
   async topUp(): Promise<void> {
+    if (this.lost || this.closed) return;
     const jobs: Promise<void>[] = [];
     for (const p of this.o.prewarm) {
       const rk = runtimeKey(p.image, p.memoryMb);
@@ -281,12 +319,12 @@ export class Pool {
   }
 }
 
-/** Recovery: a daemon that starts removes every container a previous run of it left on this engine. */
-export async function removeLeftovers(docker: Docker, hostId: string): Promise<number> {
-  const list = await docker.listContainers({
+/** Recovery: a daemon that starts removes every container a previous run of it left on this engine (but those in `keep`). */
+export async function removeLeftovers(docker: Docker, hostId: string, keep: ReadonlySet<string> = new Set()): Promise<number> {
+  const list = (await docker.listContainers({
     all: true,
     filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.host}=${hostId}`] },
-  });
+  })).filter((c) => !keep.has(c.Id));
   await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
   return list.length;
 }

@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Cluster } from '../../gossip/cluster.ts';
+import type { EngineWatch } from '../../sandbox/engine.ts';
 import type { Pool } from '../../sandbox/pool.ts';
 import { authenticate, requireNamespace, type Principal } from '../auth.ts';
 import type { BlobStore } from '../blobs.ts';
@@ -24,6 +25,7 @@ export interface ApiContext {
   invoker: Invoker;
   pool: Pool;
   docker: Docker;
+  engine: EngineWatch;
   hostId: HostId;
   log: Logger;
   directory: Directory;

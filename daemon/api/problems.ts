@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { PeerlessError, toProblem, type ErrorCode } from '../errors.ts';
+import { isStorageFull, PeerlessError, storageFull, toProblem, type ErrorCode } from '../errors.ts';
 
 // Every error leaves as RFC 9457 problem+json naming the field at fault. A
 // fault of ours is logged in full and answered with a 500 that reveals nothing.
@@ -46,8 +46,11 @@ export function sendProblem(reply: FastifyReply, err: PeerlessError, url: string
 
 export function problems(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
-    const known = error instanceof PeerlessError ? error : fromFastify(error);
-    if (known) return sendProblem(reply, known, req.url);
+    const known = error instanceof PeerlessError ? error : isStorageFull(error) ? storageFull() : fromFastify(error);
+    if (known) {
+      if (known.code === 'insufficient_storage') req.log.error({ err: error }, 'data disk full');
+      return sendProblem(reply, known, req.url);
+    }
     req.log.error({ err: error }, 'unhandled error');
     return reply.code(500).type('application/problem+json').send({
       type: 'https://peerless.dev/problems/internal',

@@ -59,6 +59,22 @@ function stopEngine(i: number): void {
   }
 }
 
+function startEngine(i: number): void {
+  // nsenter, not `ip netns exec`: the latter remounts /sys and the engine then fails on cgroups.
+  spawn('nsenter', [`--net=/var/run/netns/${hostNs(i)}`, 'dockerd', '--data-root', `${BASE}/h${i}/data`, '--exec-root', `${runDir(i)}/exec`,
+    '--pidfile', `${runDir(i)}/pid`, '-H', `unix://${socketOf(i)}`, '--bip', `172.30.${i + 1}.1/24`], {
+    detached: true,
+    stdio: 'ignore',
+  }).unref();
+}
+
+/** Stops host i's engine (SIGTERM, as systemd would) and starts it again on the same state. */
+export async function restartEngine(i: number): Promise<void> {
+  stopEngine(i);
+  startEngine(i);
+  if (!(await engineUp(i, 60_000))) throw new Error(`engine of host ${i} did not come back`);
+}
+
 /** Creates (or re-creates) N hosts with fresh engines in one swarm. Idempotent on a reused machine. */
 export async function hostsUp(n: number): Promise<void> {
   if (!sh('ip', ['link', 'show', BRIDGE], true)) {
@@ -83,12 +99,7 @@ export async function hostsUp(n: number): Promise<void> {
     rmSync(`${BASE}/h${i}`, { recursive: true, force: true });
     mkdirSync(`${BASE}/h${i}`, { recursive: true });
     mkdirSync(runDir(i), { recursive: true });
-    // nsenter, not `ip netns exec`: the latter remounts /sys and the engine then fails on cgroups.
-    spawn('nsenter', [`--net=/var/run/netns/${hostNs(i)}`, 'dockerd', '--data-root', `${BASE}/h${i}/data`, '--exec-root', `${runDir(i)}/exec`,
-      '--pidfile', `${runDir(i)}/pid`, '-H', `unix://${socketOf(i)}`, '--bip', `172.30.${i + 1}.1/24`], {
-      detached: true,
-      stdio: 'ignore',
-    }).unref();
+    startEngine(i);
   }
   for (let i = 0; i < n; i++) if (!(await engineUp(i, 60_000))) throw new Error(`engine of host ${i} did not start (see ${BASE}/h${i})`);
   await engine(0).swarmInit({ ListenAddr: `${hostIp(0)}:2377`, AdvertiseAddr: hostIp(0) });

@@ -251,7 +251,7 @@ export class Invoker {
     }
     const logs = await c.logs.take(200);
     const heap = logs.some((l) => l.includes('heap out of memory') || l.includes('MemoryError'));
-    this.d.log.debug({ err: failure, state: st }, 'action container failed');
+    this.d.log.info({ err: failure.message, state: st }, 'action container failed');
     if (!st.engine) return internalError('The Docker engine became unavailable while the action was running.', logs);
     if (st.oomKilled || heap) return developerError('The action exhausted its memory and was aborted.', logs);
     if (st.exitCode === -1 || st.exitCode === 137 || st.exitCode === 143)

@@ -1,5 +1,5 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import Docker from 'dockerode';
 
 // Several real hosts on one machine: each host is a network namespace with
@@ -129,4 +129,21 @@ export async function hostsDown(n: number): Promise<void> {
     stopEngine(i);
     rmSync(`${BASE}/h${i}`, { recursive: true, force: true });
   }
+}
+
+/** Runs `peerless daemon` inside host i's namespace against host i's engine, API on <host IP>:3233. */
+export async function daemonOn(i: number, dataDir: string, flags: string[]): Promise<ChildProcess> {
+  // Its log is kept beside its data: the first thing to read when a cluster test fails.
+  const log = openSync(`${dataDir}/daemon.log`, 'a');
+  const cli = new URL('../../cli/peerless.js', import.meta.url).pathname;
+  const p = spawn('nsenter', [`--net=/var/run/netns/${hostNs(i)}`, process.execPath, cli, 'daemon', '--data-dir', dataDir, '--host', hostIp(i), '--port', '3233',
+    '--docker-socket', socketOf(i), '--prewarm-nodejs', '0', ...flags], { stdio: ['ignore', log, log] });
+  closeSync(log);
+  const deadline = Date.now() + 90_000;
+  while (!(await fetch(`http://${hostIp(i)}:3233/healthz`).then((r) => r.ok, () => false))) {
+    if (p.exitCode !== null) throw new Error(`daemon on host ${i} exited with ${p.exitCode}`);
+    if (Date.now() > deadline) throw new Error(`daemon on host ${i} did not come up`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return p;
 }

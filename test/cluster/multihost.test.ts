@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { namespaceNetworkName } from '../../sandbox/networks.ts';
-import { api, CLI, deploy, invoke, ROOT, waitFor, type Api } from '../helpers/daemon.ts';
-import { hostIp, hostNs, hostsDown, hostsUp, setLink, socketOf } from './hosts.ts';
+import { api, deploy, invoke, ROOT, waitFor, type Api } from '../helpers/daemon.ts';
+import { daemonOn, hostIp, hostsDown, hostsUp, setLink, socketOf } from './hosts.ts';
 
 // Three real hosts: network namespaces, each with its own Docker engine and
 // its own peerless daemon, the engines in one swarm. Instances on different
@@ -26,11 +26,8 @@ const url = (i: number) => `http://${hostIp(i)}:3233`;
 async function startDaemon(i: number): Promise<void> {
   dataDirs[i] ??= mkdtempSync(join(tmpdir(), `peerless-mh${i}-`));
   const peers = Array.from({ length: N }, (_, j) => j).filter((j) => j !== i).map((j) => `/ip4/${hostIp(j)}/tcp/7948`).join(',');
-  const p = spawn('nsenter', [`--net=/var/run/netns/${hostNs(i)}`, process.execPath, CLI, 'daemon', '--data-dir', dataDirs[i]!, '--host', hostIp(i), '--port', '3233',
-    '--host-id', `mh${i}`, '--docker-socket', socketOf(i), '--prewarm-nodejs', '0', '--cluster-key', KEY, '--cluster-listen', `/ip4/${hostIp(i)}/tcp/7948`,
-    '--cluster-peers', peers, '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200', '--drain-ms', '3000'], { stdio: 'ignore' });
-  procs[i] = p;
-  await waitFor(async () => (await fetch(`${url(i)}/healthz`).then((r) => r.ok, () => false)), 60_000, `daemon on host ${i}`);
+  procs[i] = await daemonOn(i, dataDirs[i]!, ['--host-id', `mh${i}`, '--cluster-key', KEY, '--cluster-listen', `/ip4/${hostIp(i)}/tcp/7948`,
+    '--cluster-peers', peers, '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200', '--drain-ms', '3000']);
 }
 
 const instancesOn = async (i: number) => ((await call[i]!('GET', `/api/v1/namespaces/${NS}/instances`)).body.instances ?? []) as { instance: string; host: string; ip: string }[];

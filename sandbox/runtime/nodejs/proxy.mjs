@@ -112,4 +112,5 @@ const server = http.createServer((req, res) => {
 });
 server.keepAliveTimeout = 600_000;
 server.listen(8080, '0.0.0.0');
-process.on('SIGTERM', () => process.exit(0));
+// 128 + 15, as a shell reports it: the daemon tells a stop from outside apart from code that exits by itself.
+process.on('SIGTERM', () => process.exit(143));

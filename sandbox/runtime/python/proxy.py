@@ -3,6 +3,7 @@
 # parameters. Both stdout and stderr end every activation with the sentinel.
 import json
 import os
+import signal
 import sys
 import traceback
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -100,4 +101,6 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     sys.stdout = open(sys.stdout.fileno(), "w", buffering=1, closefd=False)
+    # As PID 1 a TERM would be ignored until the engine's KILL; 143 (128 + 15) tells the daemon it came from outside.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(143))
     HTTPServer(("0.0.0.0", 8080), Handler).serve_forever()

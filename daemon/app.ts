@@ -2,9 +2,11 @@ import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { activationRoutes } from './api/activations.ts';
 import { principalOf, type ApiContext } from './api/context.ts';
+import { dashboardRoutes } from './api/dashboard.ts';
 import { functionRoutes } from './api/functions.ts';
 import { namespaceRoutes } from './api/namespaces.ts';
-import { problems } from './api/problems.ts';
+import { problems, sendProblem } from './api/problems.ts';
+import { PeerlessError } from './errors.ts';
 import { problem } from './api/schemas.ts';
 
 export const VERSION = '0.1.0';
@@ -21,6 +23,10 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
     return503OnClosing: true,
     // Long names reach the schema, which answers with a problem naming the field, instead of the router's bare 414.
     routerOptions: { maxParamLength: 2048 },
+    // Errors fastify raises before routing (a malformed percent-encoding in the path) leave as problems too.
+    frameworkErrors: (error, req, reply) => {
+      void sendProblem(reply, new PeerlessError('bad_request', `the URL is malformed: ${error.message}`, { field: '/path' }), req.url);
+    },
   });
   problems(app);
   await app.register(swagger, {
@@ -73,5 +79,6 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   namespaceRoutes(app, ctx);
   functionRoutes(app, ctx);
   activationRoutes(app, ctx);
+  dashboardRoutes(app, ctx);
   return app;
 }

@@ -42,6 +42,7 @@ export class Store {
       CREATE TABLE IF NOT EXISTS registry_clock (
         kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, hlc TEXT NOT NULL, deleted INTEGER NOT NULL,
         PRIMARY KEY (kind, namespace, name));
+      CREATE INDEX IF NOT EXISTS activations_by_start ON activations (start DESC);
       CREATE INDEX IF NOT EXISTS activations_running ON activations (status) WHERE status = 'running';
     `);
     const p = (sql: string) => this.db.prepare(sql);
@@ -66,6 +67,8 @@ export class Store {
       finishAct: p(`UPDATE activations SET end = ?, duration = ?, status = ?, result = ?, logs = ?, annotations = ? WHERE id = ? AND status = 'running'`),
       getAct: p('SELECT * FROM activations WHERE id = ?'),
       listAct: p('SELECT * FROM activations WHERE namespace = ? AND (? IS NULL OR name = ?) AND start >= ? ORDER BY start DESC LIMIT ? OFFSET ?'),
+      recentAll: p('SELECT * FROM activations ORDER BY start DESC LIMIT ?'),
+      recentOfNs: p('SELECT * FROM activations WHERE namespace = ? ORDER BY start DESC LIMIT ?'),
       failRunning: p(`UPDATE activations SET end = ?, duration = ? - start, status = 'whisk internal error', result = ? WHERE status = 'running' AND host = ?`),
       deleteActsOfNs: p('DELETE FROM activations WHERE namespace = ?'),
       getClock: p('SELECT hlc, deleted FROM registry_clock WHERE kind = ? AND namespace = ? AND name = ?'),
@@ -175,6 +178,10 @@ export class Store {
   }
   listActivations(ns: NamespaceName, name: FunctionName | null, since: number, limit: number, skip: number): ActivationRecord[] {
     return (this.st.listAct!.all(ns, name, name, since, limit, skip) as Row[]).map(actFromRow);
+  }
+  /** The latest activations of one namespace, or of all (null). */
+  recentActivations(ns: NamespaceName | null, limit: number): ActivationRecord[] {
+    return ((ns === null ? this.st.recentAll!.all(limit) : this.st.recentOfNs!.all(ns, limit)) as Row[]).map(actFromRow);
   }
   /** Recovery: whatever this host left running when it died will never finish. */
   failRunningActivations(host: HostId, now: number, reason: string): number {

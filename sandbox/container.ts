@@ -10,6 +10,9 @@ import { LogCollector } from './logs.ts';
 // its namespace network, reached over HTTP on its control address.
 
 export const PROXY_PORT = 8080;
+// Generous: with a couple of hundred containers starting on two cores a proxy can take tens of seconds to
+// listen. A container that dies meanwhile is noticed sooner, and the caller's signal bounds the wait too.
+const PROXY_START_MS = 120_000;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1, keepAliveMsecs: 30_000 });
 
 export interface ContainerSpec {
@@ -95,7 +98,7 @@ export class ActionContainer {
       if (!ip) throw new ContainerGoneError(`container has no address on ${spec.controlNetwork}`);
       const nsIp = spec.namespaceNetwork ? (info.NetworkSettings.Networks[spec.namespaceNetwork]?.IPAddress ?? null) : null;
       const c = new ActionContainer(docker, handle, ip, nsIp, logs);
-      await c.waitForProxy(10_000, signal);
+      await c.waitForProxy(PROXY_START_MS, signal);
       return c;
     } catch (e) {
       await handle.remove({ force: true }).catch(() => undefined);

@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The dashboard test drives Debian's chromium headless (through playwright-core); only the tests need it.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "[test] installing chromium for the dashboard test"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 echo "[test] type-check"
 npx tsc -p tsconfig.json
 echo "[test] vitest"

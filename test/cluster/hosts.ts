@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import Docker from 'dockerode';
 
 // Several real hosts on one machine: each host is a network namespace with
@@ -37,25 +37,41 @@ async function engineUp(i: number, timeoutMs: number): Promise<boolean> {
 
 function stopEngine(i: number): void {
   const pidFile = `${runDir(i)}/pid`;
-  if (!existsSync(pidFile)) return;
-  const pid = Number(readFileSync(pidFile, 'utf8'));
-  try {
+  const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
+  if (pid > 0 && alive(pid)) {
     process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
+    // It stops its containers first, in parallel, each with a 10 s grace.
+    for (let k = 0; k < 300 && alive(pid); k++) execFileSync('sleep', ['0.1']);
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
   }
-  for (let k = 0; k < 100; k++) {
+  // An engine killed hard leaves its containerd shims (and their containers and mounts) behind: they
+  // would keep the state directory busy. They are this engine's, found by its own containerd address.
+  const mine = `${runDir(i)}/exec/containerd`;
+  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let cmd = '';
     try {
-      process.kill(pid, 0);
+      cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
     } catch {
-      return;
+      continue;
     }
-    execFileSync('sleep', ['0.1']);
+    if (cmd.startsWith('/usr/bin/containerd-shim') && cmd.includes(mine)) {
+      try {
+        process.kill(Number(p), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
   }
+  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(`${BASE}/h${i}/`));
+  for (const m of mounts.reverse()) sh('umount', ['-l', m], true);
+}
+
+function alive(pid: number): boolean {
   try {
-    process.kill(pid, 'SIGKILL');
+    process.kill(pid, 0);
+    return true;
   } catch {
-    /* gone */
+    return false;
   }
 }
 

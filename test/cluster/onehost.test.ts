@@ -56,7 +56,7 @@ afterAll(async () => {
     await new Promise((r) => proc!.once('exit', r));
   }
   await hostsDown(1);
-  //TMP rmSync(dataDir, { recursive: true, force: true });
+  rmSync(dataDir, { recursive: true, force: true });
 }, 120_000);
 
 describe('one host with its own engine', () => {

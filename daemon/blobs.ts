@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Digest } from './ids.ts';
 
@@ -26,6 +26,10 @@ export class BlobStore {
     writeFileSync(tmp, bytes, { mode: 0o600 });
     renameSync(tmp, this.path(d));
     return d;
+  }
+
+  has(d: Digest): boolean {
+    return existsSync(this.path(d));
   }
 
   get(d: Digest): Buffer {

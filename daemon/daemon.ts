@@ -127,7 +127,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   });
   const registry = new Registry(store, blobs, hostId, log, {
     retire: (ns, name) => pool.retire(fnKeyPrefix({ namespace: ns as NamespaceName, name: name as FunctionName })),
-  });
+  }, config.limits.codeBytes);
   let cluster: Cluster | null = null;
   if (config.cluster.key) {
     cluster = await Cluster.start({

@@ -19,3 +19,5 @@ export const isName = (s: string): boolean => NAME_RE.test(s) && s !== '.' && s 
 
 export const newActivationId = (): ActivationId => randomBytes(16).toString('hex') as ActivationId;
 export const ACTIVATION_ID_PATTERN = '^[0-9a-f]{32}$';
+
+export const isDigest = (s: string): s is Digest => /^sha256:[0-9a-f]{64}$/.test(s);

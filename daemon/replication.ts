@@ -3,7 +3,7 @@ import type { Cluster } from '../gossip/cluster.ts';
 import { Hlc, newer } from '../gossip/hlc.ts';
 import type { BlobStore } from './blobs.ts';
 import { digestOf } from './blobs.ts';
-import { isName, type FunctionName, type NamespaceName } from './ids.ts';
+import { isDigest, isName, type Digest, type FunctionName, type NamespaceName } from './ids.ts';
 import type { Store } from './store.ts';
 import type { FunctionRecord } from './types.ts';
 
@@ -12,10 +12,14 @@ import type { FunctionRecord } from './types.ts';
 // last writer wins by hybrid logical clock. Deletes leave a tombstone with its
 // clock, so an old copy arriving later cannot bring the entity back. When a
 // daemon joins, every other one sends its whole registry (anti-entropy), so a
-// late joiner catches up. Code travels inline, checked against its digest.
+// late joiner catches up. Small code travels inline; larger code is fetched by
+// digest over its own stream from the daemon that announced it (or any other
+// that has it), and checked against the digest either way.
 
-/** Code larger than this is not sent over gossip (a blob transfer protocol is still to come). */
-export const INLINE_CODE_LIMIT = 512 * 1024;
+/** Code up to this size rides along in the gossip message; larger code is fetched by digest. */
+export const INLINE_CODE_LIMIT = 64 * 1024;
+export const BLOB_PROTOCOL = '/peerless/blob/1.0.0';
+const FETCH_TIMEOUT_MS = 60_000;
 
 type NsMsg = { type: 'ns'; name: string; hlc: string; deleted: boolean; created?: number; keys?: { uuid: string; hash: string }[] };
 type FnMsg = { type: 'fn'; ns: string; name: string; hlc: string; deleted: boolean; record?: FunctionRecord; code?: string };
@@ -33,7 +37,10 @@ export class Registry {
   private readonly log: Logger;
   private readonly hooks: ReplicationHooks;
 
-  constructor(store: Store, blobs: BlobStore, node: string, log: Logger, hooks: ReplicationHooks) {
+  private readonly maxCodeBytes: number;
+
+  constructor(store: Store, blobs: BlobStore, node: string, log: Logger, hooks: ReplicationHooks, maxCodeBytes: number) {
+    this.maxCodeBytes = maxCodeBytes;
     this.store = store;
     this.blobs = blobs;
     this.log = log;
@@ -43,7 +50,13 @@ export class Registry {
 
   attach(cluster: Cluster): void {
     this.cluster = cluster;
-    cluster.onRegistry = (m) => void this.receive(m).catch((err: unknown) => this.log.warn({ err }, 'registry message not applied'));
+    cluster.onRegistry = (m, signer) => void this.receive(m, signer).catch((err: unknown) => this.log.warn({ err }, 'registry message not applied'));
+    // Only code some function uses is served, by exact digest: nothing else of the data dir is reachable.
+    void cluster.handleBytes(BLOB_PROTOCOL, async (body) => {
+      const d = String((body as { digest?: unknown } | null)?.digest ?? '');
+      if (!isDigest(d) || !this.store.digestInUse(d) || !this.blobs.has(d)) throw new Error(`no blob ${d.slice(0, 80)}`);
+      return this.blobs.get(d);
+    }).catch((err: unknown) => this.log.error({ err }, 'could not serve code blobs to peers'));
     // Several peers come up together when a daemon joins: answer them all with one round.
     let pending: NodeJS.Timeout | null = null;
     cluster.onPeerUp = () => {
@@ -102,12 +115,12 @@ export class Registry {
     }
   }
 
-  async receive(raw: unknown): Promise<void> {
+  async receive(raw: unknown, signer: string): Promise<void> {
     const m = raw as NsMsg | FnMsg;
     if (!m || typeof m !== 'object' || typeof m.hlc !== 'string' || typeof m.deleted !== 'boolean') return;
     this.clock.receive(m.hlc);
     if (m.type === 'ns' && typeof m.name === 'string' && isName(m.name)) return this.applyNamespace(m);
-    if (m.type === 'fn' && typeof m.ns === 'string' && typeof m.name === 'string' && isName(m.ns) && isName(m.name)) return this.applyFunction(m);
+    if (m.type === 'fn' && typeof m.ns === 'string' && typeof m.name === 'string' && isName(m.ns) && isName(m.name)) return this.applyFunction(m, signer);
   }
 
   private applyNamespace(m: NsMsg): void {
@@ -127,7 +140,7 @@ export class Registry {
     this.log.info({ namespace: ns, deleted: m.deleted }, 'namespace replicated');
   }
 
-  private async applyFunction(m: FnMsg): Promise<void> {
+  private async applyFunction(m: FnMsg, signer: string): Promise<void> {
     const ns = m.ns as NamespaceName;
     const name = m.name as FunctionName;
     if (!newer(m.hlc, this.store.clockOf('fn', ns, name)?.hlc)) return;
@@ -137,21 +150,44 @@ export class Registry {
       return;
     }
     const r = m.record;
-    if (!r || typeof r !== 'object' || r.namespace !== ns || r.name !== name || typeof r.digest !== 'string') return;
+    if (!r || typeof r !== 'object' || r.namespace !== ns || r.name !== name || typeof r.digest !== 'string' || !isDigest(r.digest)) return;
     if (!this.store.hasNamespace(ns)) return; // its namespace comes first; anti-entropy repeats both
-    if (typeof m.code !== 'string') {
-      this.log.warn({ namespace: ns, function: name }, 'function code too large to replicate over gossip yet');
-      return;
+    if (typeof m.code === 'string') {
+      const code = Buffer.from(m.code, 'base64');
+      if (digestOf(code) !== r.digest) {
+        this.log.warn({ namespace: ns, function: name }, 'replicated code does not match its digest; dropped');
+        return;
+      }
+      this.blobs.put(code);
+    } else if (!this.blobs.has(r.digest)) {
+      const code = await this.fetchCode(r.digest, signer);
+      if (!code) {
+        this.log.warn({ namespace: ns, function: name, digest: r.digest }, 'no peer could give this function\'s code; the next anti-entropy round retries');
+        return;
+      }
+      this.blobs.put(code);
+      // Another write may have won while the code was on its way.
+      if (!newer(m.hlc, this.store.clockOf('fn', ns, name)?.hlc)) return;
     }
-    const code = Buffer.from(m.code, 'base64');
-    if (digestOf(code) !== r.digest) {
-      this.log.warn({ namespace: ns, function: name }, 'replicated code does not match its digest; dropped');
-      return;
-    }
-    this.blobs.put(code);
     this.store.putFunction({ ...r, namespace: ns, name });
     this.store.setClock('fn', ns, name, m.hlc, false);
     await this.hooks.retire(ns, name);
     this.log.info({ namespace: ns, function: name }, 'function replicated');
+  }
+
+  /** From the daemon that announced it first, then from any other connected one; checked against its digest. */
+  private async fetchCode(digest: Digest, announcer: string): Promise<Buffer | null> {
+    const c = this.cluster;
+    if (!c) return null;
+    for (const peer of [announcer, ...c.connectedPeers().filter((p) => p !== announcer)]) {
+      try {
+        const bytes = Buffer.from(await c.requestBytes(peer, BLOB_PROTOCOL, { digest }, FETCH_TIMEOUT_MS, this.maxCodeBytes));
+        if (digestOf(bytes) === digest) return bytes;
+        this.log.warn({ peer, digest }, 'a peer sent code that does not match its digest');
+      } catch (err) {
+        this.log.debug({ peer, digest, err: (err as Error).message }, 'peer could not give the code');
+      }
+    }
+    return null;
   }
 }

@@ -48,6 +48,8 @@ export class AddressMap {
   private seq = 0;
   /** Deltas are kept for takeDelta only once a gossip layer consumes them; a lone daemon keeps none. */
   replicating = false;
+  /** told when a change starts a new pending delta, so the gossip layer ships it after its batching delay */
+  onPending: (() => void) | null = null;
   readonly origin: string;
   readonly incarnation: number;
 
@@ -76,7 +78,7 @@ export class AddressMap {
 
   private record(ns: string, c: Change): void {
     this.versions.set(ns, this.version(ns) + 1);
-    if (this.replicating) this.pending.push(c);
+    if (this.replicating && this.pending.push(c) === 1) this.onPending?.();
     this.seq++;
   }
 

@@ -27,9 +27,15 @@ export const REGISTRY_TOPIC = 'peerless/registry/1';
 
 type Wire = GossipMessage & { host?: string; freeMb?: number; addrs?: string[] } | { type: 'pull'; origin: string; from: string };
 
-async function readAll(stream: AsyncIterable<Uint8Array | { subarray(): Uint8Array }>): Promise<Uint8Array> {
+async function readAll(stream: AsyncIterable<Uint8Array | { subarray(): Uint8Array }>, maxBytes: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
-  for await (const c of stream) chunks.push(c instanceof Uint8Array ? c : c.subarray());
+  let size = 0;
+  for await (const c of stream) {
+    const b = c instanceof Uint8Array ? c : c.subarray();
+    size += b.length;
+    if (size > maxBytes) throw new Error(`a peer sent more than ${maxBytes} bytes`);
+    chunks.push(b);
+  }
   return Buffer.concat(chunks);
 }
 
@@ -79,6 +85,14 @@ export async function loadIdentity(file: string): Promise<PrivateKey> {
   return key;
 }
 
+const TICK_MS = 50;
+const CHUNK_BYTES = 64 * 1024;
+const ADDRS_EVERY = 20;
+// Every daemon usually holds a direct connection to every other and publishes to all of them (flood
+// publish), so the mesh only needs to cover the few it does not reach: a small degree keeps the
+// duplicates each message costs every daemon down, which is what bounds latency on a busy host.
+const MESH = { D: 3, Dlo: 2, Dhi: 5, Dout: 1, Dlazy: 3 };
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -97,6 +111,10 @@ export class Cluster {
   private discovery: Discovery | null = null;
   private readonly lastPull = new Map<string, number>();
   private lastSnapshot = 0;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private beats = 0;
+  /** members whose addresses are in the peer store */
+  private readonly addressed = new Set<string>();
   private readonly node: Awaited<ReturnType<typeof Cluster.createNode>>;
   private readonly o: ClusterOptions;
 
@@ -118,7 +136,7 @@ export class Cluster {
       services: {
         identify: identify(),
         ping: ping(),
-        pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, globalSignaturePolicy: 'StrictSign', emitSelf: false }),
+        pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, globalSignaturePolicy: 'StrictSign', emitSelf: false, floodPublish: true, ...MESH }),
       },
     });
   }
@@ -128,13 +146,19 @@ export class Cluster {
     const c = new Cluster(o, node);
     o.local.replicating = true;
     o.local.takeDelta(); // what happened before the cluster started reaches peers in the first snapshot
+    // Changes are shipped batchMs after the first of a batch: no timer runs while nothing changes.
+    o.local.onPending = () => {
+      c.flushTimer ??= setTimeout(() => {
+        c.flushTimer = null;
+        c.flushDelta();
+      }, o.batchMs);
+    };
     node.services.pubsub.subscribe(TOPIC);
     node.services.pubsub.subscribe(REGISTRY_TOPIC);
     node.services.pubsub.addEventListener('message', (ev) => c.onMessage(ev.detail));
-    c.timers.push(setInterval(() => c.flushDelta(), o.batchMs));
     c.timers.push(setInterval(() => c.heartbeat(), o.heartbeatMs));
-    // Failure detection and gap timeouts; cheap, so often.
-    c.timers.push(setInterval(() => c.apply(c.replica.tick(Date.now())), 25));
+    // Failure detection and gap timeouts.
+    c.timers.push(setInterval(() => c.apply(c.replica.tick(Date.now())), TICK_MS));
     c.timers.push(setInterval(() => void c.dialPeers(), 2000));
     void c.dialPeers();
     c.heartbeat();
@@ -159,7 +183,7 @@ export class Cluster {
   }
 
   peers(): PeerInfo[] {
-    const connected = new Set(this.node.getPeers().map((p) => p.toString()));
+    const connected = new Set(this.connectedPeers());
     return this.replica.members().map((m) => ({ ...m, host: this.hosts.get(m.origin)?.host ?? '?', freeMb: this.hosts.get(m.origin)?.freeMb ?? 0, connected: connected.has(m.origin) }));
   }
 
@@ -170,24 +194,40 @@ export class Cluster {
 
   /** Request/response with one peer over its own stream: JSON in, JSON out. */
   async request(peer: string, protocol: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    return JSON.parse(dec.decode(await this.requestBytes(peer, protocol, body, timeoutMs)));
+  }
+
+  /** As request, but the answer is raw bytes (code blobs), capped at maxBytes. */
+  async requestBytes(peer: string, protocol: string, body: unknown, timeoutMs: number, maxBytes = 64 * 1024 * 1024): Promise<Uint8Array> {
     const signal = AbortSignal.timeout(timeoutMs);
     const stream = await this.node.dialProtocol(peerIdFromString(peer), protocol, { signal });
     stream.send(enc.encode(JSON.stringify(body)));
     await stream.close({ signal });
-    return JSON.parse(dec.decode(await readAll(stream)));
+    return readAll(stream, maxBytes);
   }
 
   async handle(protocol: string, fn: (body: unknown, signer: string) => Promise<unknown>): Promise<void> {
+    await this.handleBytes(protocol, async (body, signer) => enc.encode(JSON.stringify(await fn(body, signer))));
+  }
+
+  async handleBytes(protocol: string, fn: (body: unknown, signer: string) => Promise<Uint8Array>): Promise<void> {
     await this.node.handle(protocol, async (stream, connection) => {
       try {
-        const body = JSON.parse(dec.decode(await readAll(stream)));
-        stream.send(enc.encode(JSON.stringify(await fn(body, connection.remotePeer.toString()))));
+        const body = JSON.parse(dec.decode(await readAll(stream, 1024 * 1024)));
+        const out = await fn(body, connection.remotePeer.toString());
+        // In pieces, waiting when the stream asks to: one multi-megabyte write overruns the encrypter's memory.
+        for (let i = 0; i < out.length; i += CHUNK_BYTES) if (!stream.send(out.subarray(i, i + CHUNK_BYTES))) await stream.onDrain();
         await stream.close();
       } catch (err) {
         this.o.log.warn({ err, protocol }, 'request from a peer failed');
         stream.abort(err as Error);
       }
     }, { maxInboundStreams: 1024 });
+  }
+
+  /** Peers this daemon holds a connection to now. */
+  connectedPeers(): string[] {
+    return this.node.getPeers().map((p) => p.toString());
   }
 
   private async dialPeers(): Promise<void> {
@@ -213,7 +253,9 @@ export class Cluster {
   }
 
   private heartbeat(): void {
-    this.publish({ type: 'heartbeat', origin: this.peerId, incarnation: this.o.local.incarnation, seq: this.o.local.sequence, load: this.o.load(), host: this.o.hostName, freeMb: this.o.freeMb(), addrs: this.addresses() });
+    // Addresses change rarely: the first beats carry them, then one in ADDRS_EVERY, which is enough for a late joiner.
+    const addrs = this.beats++ < 3 || this.beats % ADDRS_EVERY === 0 ? { addrs: this.addresses() } : {};
+    this.publish({ type: 'heartbeat', origin: this.peerId, incarnation: this.o.local.incarnation, seq: this.o.local.sequence, load: this.o.load(), host: this.o.hostName, freeMb: this.o.freeMb(), ...addrs });
   }
 
   private onMessage(msg: { type: string; topic: string; from?: { toString(): string }; data: Uint8Array }): void {
@@ -245,10 +287,10 @@ export class Cluster {
       return;
     }
     if (m.type === 'heartbeat' && m.host) {
-      const known = this.hosts.has(m.origin);
       this.hosts.set(m.origin, { host: m.host, freeMb: Number(m.freeMb) || 0 });
-      // Heartbeats carry addresses, so a daemon can open a stream to any member, not only those it dialled.
-      if (!known && Array.isArray(m.addrs)) {
+      // Some heartbeats carry addresses, so a daemon can open a stream to any member, not only those it dialled.
+      if (Array.isArray(m.addrs) && !this.addressed.has(m.origin)) {
+        this.addressed.add(m.origin);
         const addrs = m.addrs.flatMap((a) => {
           try {
             return [multiaddr(String(a))];
@@ -282,6 +324,8 @@ export class Cluster {
   /** A clean exit: peers drop this daemon's entries at once instead of waiting for the failure timeout. */
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.o.local.onPending = null;
     this.flushDelta();
     this.publish({ type: 'leave', origin: this.peerId, incarnation: this.o.local.incarnation });
     await new Promise((r) => setTimeout(r, 50));

@@ -11,7 +11,7 @@ local.replicating = true;
 const seen = new Set<string>();
 const cluster: Cluster = await Cluster.start({
   key, identityFile: identity, listen: [`/ip4/127.0.0.1/tcp/${port}`], peers: peers ? peers.split(',') : [], hyperswarm: false, bootstrap: [],
-  heartbeatMs: 250, failureTimeoutMs: 1500, batchMs: 5, hostName: `h${index}`, local, load: () => 0, freeMb: () => 4096, log: pino({ level: 'silent' }),
+  heartbeatMs: 500, failureTimeoutMs: 1500, batchMs: 5, hostName: `h${index}`, local, load: () => 0, freeMb: () => 4096, log: pino({ level: 'silent' }),
   onChange: () => {
     const at = now();
     for (const e of cluster.replica.entries()) {

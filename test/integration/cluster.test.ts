@@ -90,6 +90,19 @@ describe('cluster of three daemons', () => {
     }
   });
 
+  it('fetches code too large for a gossip message by its digest from the daemon that has it', async () => {
+    // 3 MB of source: far over what rides inline, so it travels over the blob stream and is checked on arrival.
+    const big = `const pad = "${'p'.repeat(3 * 1024 * 1024)}";\nfunction main() { return { size: pad.length } }`;
+    expect((await deploy(clients[1]!.call, NS, 'big', { kind: 'nodejs', code: big })).status).toBe(201);
+    const r = await waitFor(async () => {
+      const x = await invoke(clients[2]!.call, NS, 'big', {}, 'blocking=true&result=true');
+      return x.status === 200 && x;
+    }, 30_000, 'the big function on host 3');
+    expect(r.body).toEqual({ size: 3 * 1024 * 1024 });
+    expect(hosts[2]!.logs()).toMatch(/"function":"big","msg":"function replicated"/);
+    expect((await clients[0]!.call('GET', `/api/v1/namespaces/${NS}/actions/big?code=true`)).body.exec.code).toBe(big);
+  });
+
   it('drops a dead daemon\'s instances from every map within the failure timeout, and takes a restart as a new incarnation', async () => {
     await invoke(clients[1]!.call, NS, 'hold', {}, 'blocking=false&instance=doomed');
     await waitFor(async () => (await instancesOn(0)).some((e) => e.instance === 'doomed') && (await instancesOn(2)).some((e) => e.instance === 'doomed'), 20_000, 'doomed everywhere');

@@ -1,30 +1,41 @@
-// One daemon's gossip layer in its own process, driven by test/bench/gossip.ts over IPC:
-// {reserve: id} adds a local entry; it reports {arrived: id, at} when a remote entry first shows up.
+// Daemons' gossip layers in one process, driven by test/bench/gossip.ts over IPC. Each has its own
+// libp2p identity, TCP port and connections; a process holds one or several of them (argv: key, then
+// a JSON list of {index, port, peers, identity}).
+// {reserve: id, node: i} adds a local entry on node i; the process reports {arrived: id, node, at} when
+// a remote entry first shows up on one of its nodes, and each node's member count as {peers, node}.
 import pino from 'pino';
 import { AddressMap } from '../../gossip/addrmap.ts';
 import { Cluster } from '../../gossip/cluster.ts';
 
-const [key, index, port, peers, identity] = process.argv.slice(2) as [string, string, string, string, string];
+type Spec = { index: number; port: number; peers: string[]; identity: string };
+const [key, specs] = [process.argv[2]!, JSON.parse(process.argv[3]!) as Spec[]];
 const now = () => performance.timeOrigin + performance.now();
-const local = new AddressMap(`h${index}`, Date.now());
-local.replicating = true;
-const seen = new Set<string>();
-const cluster: Cluster = await Cluster.start({
-  key, identityFile: identity, listen: [`/ip4/127.0.0.1/tcp/${port}`], peers: peers ? peers.split(',') : [], hyperswarm: false, bootstrap: [],
-  heartbeatMs: 500, failureTimeoutMs: 1500, batchMs: 5, hostName: `h${index}`, local, load: () => 0, freeMb: () => 4096, log: pino({ level: 'silent' }),
-  onChange: () => {
-    const at = now();
-    for (const e of cluster.replica.entries()) {
-      if (seen.has(e.instance)) continue;
-      seen.add(e.instance);
-      process.send!({ arrived: e.instance, at });
-    }
-  },
-});
-setInterval(() => process.send!({ peers: cluster.peers().length }), 500);
-process.on('message', (m: { reserve?: string; crash?: boolean; stop?: boolean }) => {
-  if (m.reserve) local.reserve([{ namespace: 'bench', instance: m.reserve, function: 'f', activation: m.reserve, host: `h${index}`, port: 7700, since: Date.now() }]);
+const nodes = new Map<number, { local: AddressMap; cluster: Cluster }>();
+
+for (const s of specs) {
+  const local = new AddressMap(`h${s.index}`, Date.now());
+  const seen = new Set<string>();
+  const cluster: Cluster = await Cluster.start({
+    key, identityFile: s.identity, listen: [`/ip4/127.0.0.1/tcp/${s.port}`], peers: s.peers, hyperswarm: false, bootstrap: [],
+    heartbeatMs: 500, failureTimeoutMs: 1500, batchMs: 5, hostName: `h${s.index}`, local, load: () => 0, freeMb: () => 4096, log: pino({ level: 'silent' }),
+    onChange: () => {
+      const at = now();
+      for (const e of cluster.replica.entries()) {
+        if (seen.has(e.instance)) continue;
+        seen.add(e.instance);
+        process.send!({ arrived: e.instance, node: s.index, at });
+      }
+    },
+  });
+  nodes.set(s.index, { local, cluster });
+}
+setInterval(() => {
+  for (const [i, n] of nodes) process.send!({ peers: n.cluster.peers().length, node: i });
+}, 500);
+process.on('message', (m: { reserve?: string; node?: number; crash?: boolean; stop?: boolean }) => {
+  const n = m.node === undefined ? undefined : nodes.get(m.node);
+  if (m.reserve && n) n.local.reserve([{ namespace: 'bench', instance: m.reserve, function: 'f', activation: m.reserve, host: `h${m.node}`, port: 7700, since: Date.now() }]);
   if (m.crash) process.exit(0); // no goodbye: peers must notice by themselves
-  if (m.stop) void cluster.stop().then(() => process.exit(0));
+  if (m.stop) void Promise.all([...nodes.values()].map((x) => x.cluster.stop())).then(() => process.exit(0));
 });
-process.send!({ ready: cluster.peerId });
+process.send!({ ready: true });

@@ -14,30 +14,48 @@ import { AddressMap } from '../../gossip/addrmap.ts';
 import { percentile, report, type Row } from './report.ts';
 
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 100);
+const PER_PROCESS_FROM = 10;
+const PER_PROCESS = 10;
 const dir = mkdtempSync(join(tmpdir(), 'bench-gossip-'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const entry = (host: string, instance: string) => ({ namespace: 'bench', instance, function: 'f', activation: instance, host, port: 7700, since: Date.now() });
 
-interface Member { proc: ChildProcess; peers: number; arrived: Map<string, number> }
+interface Member { proc: ChildProcess; index: number; peers: number; arrived: Map<string, number> }
 
-/** N daemons' gossip layers, one process each (as in production), on loopback. */
+/**
+ * N daemons' gossip layers on loopback, each with its own identity, port and connections. Up to
+ * PER_PROCESS_FROM daemons run one process each, as in production; above that they share processes
+ * (PER_PROCESS each), since fifty Node processes do not fit this machine's two cores. The last daemon
+ * always has a process of its own: the failure test kills it.
+ */
 async function cluster(n: number): Promise<Member[]> {
   const key = randomBytes(32).toString('hex');
   const base = 30000 + Math.floor(Math.random() * 20000);
+  const perProcess = n <= PER_PROCESS_FROM ? 1 : PER_PROCESS;
   const members: Member[] = [];
-  for (let i = 0; i < n; i++) {
-    // Each daemon is given up to eight earlier ones as static peers.
-    const peers = [...new Set([0, 1, 2, 3, Math.floor(i / 2), i - 3, i - 2, i - 1].filter((j) => j >= 0 && j < i))].map((j) => `/ip4/127.0.0.1/tcp/${base + j}`);
-    const proc = fork(join(import.meta.dirname, 'gossip-node.ts'), [key, String(i), String(base + i), peers.join(','), join(dir, `${n}-${i}.key`)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-    const m: Member = { proc, peers: 0, arrived: new Map() };
-    proc.on('message', (msg: { arrived?: string; at?: number; peers?: number }) => {
+  const groups: number[][] = [];
+  for (let i = 0; i < n - 1; i += perProcess) groups.push(Array.from({ length: Math.min(perProcess, n - 1 - i) }, (_, k) => i + k));
+  groups.push([n - 1]);
+  for (const g of groups) {
+    // Each daemon is given up to eight earlier ones as static peers; it learns the rest from their heartbeats.
+    const specs = g.map((i) => ({
+      index: i,
+      port: base + i,
+      peers: [...new Set([0, 1, 2, 3, Math.floor(i / 2), i - 3, i - 2, i - 1].filter((j) => j >= 0 && j < i))].map((j) => `/ip4/127.0.0.1/tcp/${base + j}`),
+      identity: join(dir, `${n}-${i}.key`),
+    }));
+    const proc = fork(join(import.meta.dirname, 'gossip-node.ts'), [key, JSON.stringify(specs)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const mine = g.map((index) => ({ proc, index, peers: 0, arrived: new Map<string, number>() }));
+    proc.on('message', (msg: { arrived?: string; node?: number; at?: number; peers?: number }) => {
+      const m = mine.find((x) => x.index === msg.node);
+      if (!m) return;
       if (msg.arrived) m.arrived.set(msg.arrived, msg.at!);
       if (msg.peers !== undefined) m.peers = msg.peers;
     });
     await new Promise((r) => proc.once('message', r));
-    members.push(m);
+    members.push(...mine);
   }
-  const deadline = Date.now() + 90_000;
+  const deadline = Date.now() + 120_000;
   while (members.some((m) => m.peers < n - 1) && Date.now() < deadline) await sleep(250);
   await sleep(1500);
   return members;
@@ -50,7 +68,8 @@ async function propagation(members: Member[]): Promise<number[]> {
   for (let c = 0; c < CHANGES; c++) {
     const id = `c${c}-${randomBytes(3).toString('hex')}`;
     sent.set(id, { t0: now(), origin: c % members.length });
-    members[c % members.length]!.proc.send({ reserve: id });
+    const m = members[c % members.length]!;
+    m.proc.send({ reserve: id, node: m.index });
     await sleep(20);
   }
   await sleep(2000);
@@ -103,16 +122,17 @@ for (const n of SIZES) {
   // Failure detection: the last daemon dies without a goodbye; when have all others dropped its entry?
   const victim = members.at(-1)!;
   const vid = `victim-${n}`;
-  victim.proc.send({ reserve: vid });
+  victim.proc.send({ reserve: vid, node: victim.index });
   await sleep(500);
   const others = members.slice(0, -1);
-  const dropped = others.map((m) => new Promise<number>((resolve) => m.proc.on('message', (msg: { peers?: number }) => { if (msg.peers === n - 2) resolve(now()); })));
+  const dropped = others.map((m) => new Promise<number>((resolve) => m.proc.on('message', (msg: { peers?: number; node?: number }) => { if (msg.node === m.index && msg.peers === n - 2) resolve(now()); })));
   const t0 = now();
   victim.proc.send({ crash: true });
   const dt = Math.max(...(await Promise.race([Promise.all(dropped), sleep(15_000).then(() => [Infinity])]))) - t0;
-  detection.push({ metric: `${n} daemons: crash detected by all`, unit: 'ms', ours: dt, baseline: 1500, baselineName: 'failure timeout setting', better: 'lower', note: 'heartbeat 250 ms; seen via 500 ms peer reports' });
-  for (const m of others) m.proc.send({ stop: true });
-  await Promise.all(others.map((m) => new Promise((r) => m.proc.once('exit', r))));
+  detection.push({ metric: `${n} daemons: crash detected by all`, unit: 'ms', ours: dt, baseline: 1500, baselineName: 'failure timeout setting', better: 'lower', note: 'heartbeat 500 ms; seen via 500 ms peer reports' });
+  const procs = [...new Set(others.map((m) => m.proc))];
+  for (const p of procs) p.send({ stop: true });
+  await Promise.all(procs.map((p) => new Promise((r) => p.once('exit', r))));
 }
 
 // Bytes per change: one new entry, as a delta vs the whole map as the seed design broadcasts it.

@@ -74,6 +74,9 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
       peers: ctx.cluster?.peers().length ?? 0,
       running: ctx.invoker.running,
       forged: ctx.cluster?.forged ?? 0,
+      oldestHeartbeatMs: Math.max(0, ...(ctx.cluster?.peers() ?? []).map((p) => Date.now() - p.lastSeen)),
+      engineUp: !ctx.engine.isLost,
+      unsaved: ctx.invoker.unsavedCount,
     })));
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   namespaceRoutes(app, ctx);

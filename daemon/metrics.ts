@@ -18,7 +18,8 @@ export class Metrics {
     for (let i = 0; i < BUCKETS_MS.length; i++) if (ms <= BUCKETS_MS[i]!) this.buckets[i]!++;
   }
 
-  render(gauges: { containers: Record<string, number>; mapEntries: number; remoteEntries: number; peers: number; running: number; forged: number }): string {
+  render(gauges: { containers: Record<string, number>; mapEntries: number; remoteEntries: number; peers: number; running: number; forged: number;
+    oldestHeartbeatMs: number; engineUp: boolean; unsaved: number }): string {
     const out: string[] = [];
     const metric = (name: string, type: string, help: string, lines: string[]) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
     metric('peerless_invocations_total', 'counter', 'Finished activations by status and cold or warm start.',
@@ -35,6 +36,10 @@ export class Metrics {
     metric('peerless_addrmap_entries', 'gauge', "Address-map entries: this host's own and those gossiped by peers.",
       [`peerless_addrmap_entries{origin="local"} ${gauges.mapEntries}`, `peerless_addrmap_entries{origin="remote"} ${gauges.remoteEntries}`]);
     metric('peerless_cluster_peers', 'gauge', 'Cluster members this daemon hears from.', [`peerless_cluster_peers ${gauges.peers}`]);
+    metric('peerless_gossip_heartbeat_age_seconds', 'gauge', 'Gossip lag: age of the stalest heartbeat among the peers heard from (0 alone).',
+      [`peerless_gossip_heartbeat_age_seconds ${gauges.oldestHeartbeatMs / 1000}`]);
+    metric('peerless_engine_up', 'gauge', 'Whether the Docker engine answers (1) or is lost (0).', [`peerless_engine_up ${gauges.engineUp ? 1 : 0}`]);
+    metric('peerless_activations_unsaved', 'gauge', 'Finished activations whose outcome waits for room on the data disk.', [`peerless_activations_unsaved ${gauges.unsaved}`]);
     metric('peerless_gossip_forged_total', 'counter', 'Gossip messages dropped because their origin was not their signer.', [`peerless_gossip_forged_total ${gauges.forged}`]);
     return `${out.join('\n')}\n`;
   }

@@ -69,6 +69,10 @@ describe('cluster of three daemons', () => {
     await invoke(clients[0]!.call, NS, 'hold', { ms: 5000 }, 'blocking=false&instance=taken');
     await waitFor(async () => (await instancesOn(1)).some((e) => e.instance === 'taken'), 20_000, 'taken seen on host 2');
     expect((await invoke(clients[1]!.call, NS, 'hold', {}, 'blocking=false&instance=taken')).status).toBe(409);
+    // Gossip health as Prometheus sees it: both peers heard, none silent for longer than the failure timeout.
+    const metrics = await (await fetch(`${hosts[0]!.url}/metrics`)).text();
+    expect(metrics).toMatch(/^peerless_cluster_peers 2$/m);
+    expect(Number(/^peerless_gossip_heartbeat_age_seconds ([\d.]+)$/m.exec(metrics)?.[1])).toBeLessThan(FAILURE_MS / 1000);
   });
 
   it('replicates function updates and deletes, last writer wins, and catches up a late joiner', async () => {

@@ -241,5 +241,7 @@ describe('failures', () => {
     const count = value(/peerless_activation_duration_seconds_count (\d+)/);
     expect(value(/peerless_activation_duration_seconds_bucket\{le="\+Inf"\} (\d+)/)).toBe(count);
     expect(text).toMatch(/peerless_containers\{state="idle"\} \d+/);
+    expect(value(/peerless_engine_up (\d+)/)).toBe(1);
+    expect(value(/peerless_activations_unsaved (\d+)/)).toBe(0);
   });
 });

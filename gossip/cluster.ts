@@ -11,6 +11,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
+import xsalsa20 from 'xsalsa20';
 import type { Logger } from 'pino';
 import type { AddressMap } from './addrmap.ts';
 import { startHyperswarm, type Discovery } from './discovery.ts';
@@ -73,6 +74,21 @@ export interface PeerInfo extends Member {
   connected: boolean;
 }
 
+/**
+ * The private network's cipher keeps one WebAssembly memory for all connections and, when a write outgrows
+ * it, grows it by the size seen from the connection's own (possibly stale) view: with many connections the
+ * memory over-grows until it hits its 64 MB cap and the daemon crashes. Growing it once, before any
+ * connection exists, gives every connection a view that no write of ours (64 KB pieces) outgrows.
+ */
+let pnetMemoryReserved = false;
+function reservePnetMemory(): void {
+  if (pnetMemoryReserved) return;
+  pnetMemoryReserved = true;
+  const x = xsalsa20(new Uint8Array(24), new Uint8Array(32));
+  x.update(new Uint8Array(16 * 1024 * 1024));
+  x.finalize();
+}
+
 export function pskFromHex(hex: string): Uint8Array {
   if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new Error('the cluster key must be 64 hex characters (32 random bytes)');
   return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${hex.toLowerCase()}`);
@@ -120,6 +136,8 @@ export class Cluster {
   private lastSnapshot = 0;
   private flushTimer: NodeJS.Timeout | null = null;
   private beats = 0;
+  /** heartbeats still to send with addresses: some after start and after each member that joins */
+  private addrsBeats = 3;
   /** members whose addresses are in the peer store */
   private readonly addressed = new Set<string>();
   private readonly node: Awaited<ReturnType<typeof Cluster.createNode>>;
@@ -133,6 +151,7 @@ export class Cluster {
   }
 
   private static createNode(o: ClusterOptions, privateKey: PrivateKey) {
+    reservePnetMemory();
     return createLibp2p({
       privateKey,
       addresses: { listen: o.listen },
@@ -194,9 +213,9 @@ export class Cluster {
     return this.replica.members().map((m) => ({ ...m, host: this.hosts.get(m.origin)?.host ?? '?', freeMb: this.hosts.get(m.origin)?.freeMb ?? 0, connected: connected.has(m.origin) }));
   }
 
-  /** Live members with the room they last reported, for placement. */
+  /** Live members this daemon can open a stream to, with the room they last reported, for placement. */
   candidates(): { origin: string; freeMb: number }[] {
-    return this.peers().filter((p) => p.synced).map((p) => ({ origin: p.origin, freeMb: p.freeMb }));
+    return this.peers().filter((p) => p.synced && (p.connected || this.addressed.has(p.origin))).map((p) => ({ origin: p.origin, freeMb: p.freeMb }));
   }
 
   /** Request/response with one peer over its own stream: JSON in, JSON out. */
@@ -260,8 +279,9 @@ export class Cluster {
   }
 
   private heartbeat(): void {
-    // Addresses change rarely: the first beats carry them, then one in ADDRS_EVERY, which is enough for a late joiner.
-    const addrs = this.beats++ < 3 || this.beats % ADDRS_EVERY === 0 ? { addrs: this.addresses() } : {};
+    // Addresses change rarely: the first beats after a member joins carry them (it has to learn them), then one in ADDRS_EVERY.
+    const addrs = this.addrsBeats > 0 || ++this.beats % ADDRS_EVERY === 0 ? { addrs: this.addresses() } : {};
+    if (this.addrsBeats > 0) this.addrsBeats--;
     this.publish({ type: 'heartbeat', origin: this.peerId, incarnation: this.o.local.incarnation, seq: this.o.local.sequence, load: this.o.load(), host: this.o.hostName, freeMb: this.o.freeMb(), ...addrs });
   }
 
@@ -323,6 +343,7 @@ export class Cluster {
       } else if (f.kind === 'origin-down') this.o.log.info({ origin: f.origin, host: this.hosts.get(f.origin), reason: f.reason, entries: f.entries.length }, 'peer down');
       else if (f.kind === 'origin-up') {
         this.o.log.info({ origin: f.origin }, 'peer up');
+        this.addrsBeats = 2;
         this.onPeerUp?.(f.origin);
       }
     }

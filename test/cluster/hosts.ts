@@ -35,17 +35,26 @@ async function engineUp(i: number, timeoutMs: number): Promise<boolean> {
   return false;
 }
 
-function stopEngine(i: number): void {
-  const pidFile = `${runDir(i)}/pid`;
-  const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
-  if (pid > 0 && alive(pid)) {
-    process.kill(pid, 'SIGTERM');
-    // It stops its containers first, in parallel, each with a 10 s grace.
-    for (let k = 0; k < 300 && alive(pid); k++) execFileSync('sleep', ['0.1']);
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
-  }
-  // An engine killed hard leaves its containerd shims (and their containers and mounts) behind: they
-  // would keep the state directory busy. They are this engine's, found by its own containerd address.
+/** Stops the engines of these hosts together (SIGTERM, as systemd would; SIGKILL after 30 s) and clears what they leave. */
+async function stopEngines(hosts: number[]): Promise<void> {
+  const pids = hosts.map((i) => {
+    const pidFile = `${runDir(i)}/pid`;
+    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
+    if (pid > 0 && alive(pid)) process.kill(pid, 'SIGTERM');
+    return pid;
+  });
+  // Each stops its containers first, in parallel, each with a 10 s grace.
+  const deadline = Date.now() + 30_000;
+  while (pids.some((p) => p > 0 && alive(p)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const p of pids) if (p > 0 && alive(p)) process.kill(p, 'SIGKILL');
+  for (const i of hosts) clearEngine(i);
+}
+
+/**
+ * An engine killed hard leaves its containerd shims (and their containers and mounts) behind: they would
+ * keep its state directory busy. They are this engine's, found by its own containerd address.
+ */
+function clearEngine(i: number): void {
   const mine = `${runDir(i)}/exec/containerd`;
   for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     let cmd = '';
@@ -86,7 +95,7 @@ function startEngine(i: number): void {
 
 /** Stops host i's engine (SIGTERM, as systemd would) and starts it again on the same state. */
 export async function restartEngine(i: number): Promise<void> {
-  stopEngine(i);
+  await stopEngines([i]);
   startEngine(i);
   if (!(await engineUp(i, 60_000))) throw new Error(`engine of host ${i} did not come back`);
 }
@@ -111,7 +120,7 @@ export async function hostsUp(n: number): Promise<void> {
     inNs(i, ['ip', 'link', 'set', 'eth0', 'up']);
     inNs(i, ['ip', 'link', 'set', 'lo', 'up']);
     // A fresh engine every run: no swarm or network state survives from an earlier one.
-    stopEngine(i);
+    await stopEngines([i]);
     rmSync(`${BASE}/h${i}`, { recursive: true, force: true });
     mkdirSync(`${BASE}/h${i}`, { recursive: true });
     mkdirSync(runDir(i), { recursive: true });
@@ -140,11 +149,10 @@ export function setLink(i: number, up: boolean): void {
 
 /** Stops the engines (by the PIDs they wrote) and removes their state; the namespaces and bridge stay for reuse. */
 export async function hostsDown(n: number): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    await engine(i).swarmLeave({ force: true }).catch(() => undefined);
-    stopEngine(i);
-    rmSync(`${BASE}/h${i}`, { recursive: true, force: true });
-  }
+  const all = Array.from({ length: n }, (_, i) => i);
+  await Promise.all(all.map((i) => engine(i).swarmLeave({ force: true }).catch(() => undefined)));
+  await stopEngines(all);
+  for (const i of all) rmSync(`${BASE}/h${i}`, { recursive: true, force: true });
 }
 
 /** Runs `peerless daemon` inside host i's namespace against host i's engine, API on <host IP>:3233. */

@@ -52,7 +52,7 @@ afterAll(async () => {
   }
   await hostsDown(N);
   for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
-}, 120_000);
+}, 180_000);
 
 describe('three hosts, each with its own engine and daemon', () => {
   it('runs a function created on host 1 when invoked through host 3, in host 3\'s engine', async () => {

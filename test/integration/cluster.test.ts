@@ -54,6 +54,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const d of hosts) if (d.proc.exitCode !== null && d.proc.exitCode !== 0) console.log(`daemon ${d.hostId} died; the end of its log:`, d.logs().split('\n').filter((l) => !l.includes('"level":30')).slice(-30).join('\n'));
   for (const d of hosts) await d.stop().catch(() => undefined);
   for (const d of hosts) await cleanupHost(d.hostId, d.dataDir);
 });
@@ -207,7 +208,7 @@ describe('cluster of three daemons', () => {
     const b = await startDaemon({ hostId: `it-cl-${RUN}-hb`, flags: flags(1) });
     try {
       await waitFor(async () => (await peersOf(a)).peers.some((p: { host: string }) => p.host === b.hostId)
-        && (await peersOf(b)).peers.some((p: { host: string }) => p.host === a.hostId), 30_000, 'a and b find each other');
+        && (await peersOf(b)).peers.some((p: { host: string }) => p.host === a.hostId), 60_000, 'a and b find each other');
     } finally {
       await a.stop();
       await b.stop();
@@ -215,7 +216,7 @@ describe('cluster of three daemons', () => {
       await cleanupHost(b.hostId, b.dataDir);
       await testnet.destroy();
     }
-  });
+  }, 120_000);
 
   it('keeps out a daemon without the cluster key', async () => {
     const outsider = await startDaemon({ hostId: `it-cl-${RUN}-x`, flags: ['--cluster-key', randomBytes(32).toString('hex'), '--cluster-listen', addr(5), '--cluster-peers', addr(0)] });

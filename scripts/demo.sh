@@ -37,4 +37,5 @@ echo
 echo "[demo] the daemon is still running (pid $(cat "$DATA/daemon.pid" 2>/dev/null || echo '?'), log $DATA/daemon.log). Try:"
 echo "  export PEERLESS_APIHOST=$PEERLESS_APIHOST PEERLESS_AUTH=\$(cat $DATA/demo.auth)"
 echo "  peerless fn invoke fib -p n 30 --result"
+echo "  open $PEERLESS_APIHOST/dashboard    # live dashboard; key: \$(cat $DATA/demo.auth), or the admin key in $DATA/admin.key"
 echo "  kill \$(cat $DATA/daemon.pid)    # to stop it"

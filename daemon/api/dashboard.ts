@@ -13,7 +13,7 @@ const PAGE = readFileSync(new URL('../dashboard.html', import.meta.url), 'utf8')
 const RECENT = 25;
 const TICK_MS = 500;
 
-export function snapshot(ctx: ApiContext, p: Principal) {
+function snapshot(ctx: ApiContext, p: Principal) {
   const namespaces = p.kind === 'admin' ? ctx.store.listNamespaces().map((n) => n.name) : [p.namespace];
   const self = {
     host: ctx.hostId,

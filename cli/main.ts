@@ -11,6 +11,7 @@ const USAGE = `usage: peerless <command> [flags]
   daemon [--config FILE] [--print-config] [--port N] [--data-dir DIR] ...   run the host daemon
   images build                                        build the runtime images on this engine
   namespace create|list|delete [NAME]                 (admin key)
+  namespace limits NAME [--per-minute N] [--concurrent N]   its quota (setting it: admin key; 0 = no limit)
   fn create|update NAME FILE [--runtime nodejs|python|image:NAME] [--main NAME]
                              [--memory MB] [--timeout SECONDS] [-p KEY VALUE]...
   fn get NAME [--code] | fn list | fn delete NAME
@@ -63,6 +64,14 @@ function num(a: Parsed, flag: string): number | undefined {
   const n = Number(v);
   if (typeof v !== 'string' || !Number.isFinite(n) || n <= 0) throw new UsageError(`--${flag} must be a positive number`);
   return n;
+}
+
+/** A count where 0 means "no limit". */
+function count(a: Parsed, flag: string): number | undefined {
+  const v = a.flags.get(flag);
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !/^\d{1,7}$/.test(v)) throw new UsageError(`--${flag} must be a whole number (0: no limit)`);
+  return Number(v);
 }
 
 function paramsOf(a: Parsed): Record<string, unknown> {
@@ -171,6 +180,22 @@ async function dispatch(c: Cmd): Promise<number> {
       print(c, r.body, () => (r.body as { name: string }[]).map((n) => n.name).join('\n'));
       return 0;
     }
+    case 'namespace limits': {
+      const name = need(c.a, 2, 'namespace NAME');
+      const path = `/api/v1/namespaces/${enc(name)}/limits`;
+      type L = { invocationsPerMinute: number; concurrentActivations: number; own: boolean };
+      let r = await call(c.t, 'GET', path);
+      const perMinute = count(c.a, 'per-minute');
+      const concurrent = count(c.a, 'concurrent');
+      if (perMinute !== undefined || concurrent !== undefined) {
+        const now = r.body as L;
+        r = await call(c.t, 'PUT', path, { invocationsPerMinute: perMinute ?? now.invocationsPerMinute, concurrentActivations: concurrent ?? now.concurrentActivations });
+      }
+      const l = r.body as L;
+      const show = (n: number) => (n === 0 ? 'no limit' : String(n));
+      print(c, r.body, () => `${name}: ${show(l.invocationsPerMinute)} invocations a minute, ${show(l.concurrentActivations)} at once (${l.own ? 'its own' : 'the default'})`);
+      return 0;
+    }
     case 'namespace delete': {
       const name = need(c.a, 2, 'namespace NAME');
       const r = await call(c.t, 'DELETE', `/api/v1/namespaces/${enc(name)}`);
@@ -270,7 +295,7 @@ async function dispatch(c: Cmd): Promise<number> {
   }
 }
 
-const VERB_VALUES = ['runtime', 'main', 'memory', 'timeout', 'param-file', 'limit', 'instance', 'instances', 'interval'];
+const VERB_VALUES = ['runtime', 'main', 'memory', 'timeout', 'param-file', 'limit', 'instance', 'instances', 'interval', 'per-minute', 'concurrent'];
 const VERB_SWITCHES = ['result', 'blocking', 'code', 'watch'];
 
 export async function main(argv: string[]): Promise<number> {

@@ -21,7 +21,8 @@ export const INLINE_CODE_LIMIT = 64 * 1024;
 export const BLOB_PROTOCOL = '/peerless/blob/1.0.0';
 const FETCH_TIMEOUT_MS = 60_000;
 
-type NsMsg = { type: 'ns'; name: string; hlc: string; deleted: boolean; created?: number; keys?: { uuid: string; hash: string }[] };
+type NsMsg = { type: 'ns'; name: string; hlc: string; deleted: boolean; created?: number; keys?: { uuid: string; hash: string }[];
+  limits?: { perMinute: number; concurrent: number } };
 type FnMsg = { type: 'fn'; ns: string; name: string; hlc: string; deleted: boolean; record?: FunctionRecord; code?: string };
 
 export interface ReplicationHooks {
@@ -91,7 +92,8 @@ export class Registry {
   }
 
   private nsMessage(ns: NamespaceName, hlc: string): NsMsg {
-    return { type: 'ns', name: ns, hlc, deleted: false, created: this.store.namespaceCreated(ns) ?? Date.now(), keys: this.store.keysOf(ns) };
+    const limits = this.store.namespaceLimits(ns);
+    return { type: 'ns', name: ns, hlc, deleted: false, created: this.store.namespaceCreated(ns) ?? Date.now(), keys: this.store.keysOf(ns), ...(limits ? { limits } : {}) };
   }
 
   private fnMessage(f: FunctionRecord, hlc: string): FnMsg {
@@ -136,6 +138,8 @@ export class Registry {
       for (const k of Array.isArray(m.keys) ? m.keys : []) {
         if (typeof k?.uuid === 'string' && /^[0-9a-f]{64}$/.test(String(k.hash)) && !this.store.getKey(k.uuid)) this.store.insertKey(k.uuid, k.hash, ns, Date.now());
       }
+      const l = m.limits;
+      if (l && Number.isSafeInteger(l.perMinute) && Number.isSafeInteger(l.concurrent) && l.perMinute >= 0 && l.concurrent >= 0) this.store.setNamespaceLimits(ns, l);
     });
     this.log.info({ namespace: ns, deleted: m.deleted }, 'namespace replicated');
   }

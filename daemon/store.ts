@@ -42,6 +42,9 @@ export class Store {
       CREATE TABLE IF NOT EXISTS registry_clock (
         kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, hlc TEXT NOT NULL, deleted INTEGER NOT NULL,
         PRIMARY KEY (kind, namespace, name));
+      CREATE TABLE IF NOT EXISTS namespace_limits (
+        namespace TEXT PRIMARY KEY REFERENCES namespaces(name) ON DELETE CASCADE,
+        per_minute INTEGER NOT NULL, concurrent INTEGER NOT NULL);
       CREATE INDEX IF NOT EXISTS activations_by_start ON activations (start DESC);
       CREATE INDEX IF NOT EXISTS activations_running ON activations (status) WHERE status = 'running';
     `);
@@ -67,6 +70,9 @@ export class Store {
       finishAct: p(`UPDATE activations SET end = ?, duration = ?, status = ?, result = ?, logs = ?, annotations = ? WHERE id = ? AND status = 'running'`),
       getAct: p('SELECT * FROM activations WHERE id = ?'),
       listAct: p('SELECT * FROM activations WHERE namespace = ? AND (? IS NULL OR name = ?) AND start >= ? ORDER BY start DESC LIMIT ? OFFSET ?'),
+      getLimits: p('SELECT per_minute, concurrent FROM namespace_limits WHERE namespace = ?'),
+      setLimits: p(`INSERT INTO namespace_limits (namespace, per_minute, concurrent) VALUES (?, ?, ?)
+        ON CONFLICT (namespace) DO UPDATE SET per_minute = excluded.per_minute, concurrent = excluded.concurrent`),
       recentAll: p('SELECT * FROM activations ORDER BY start DESC LIMIT ?'),
       recentOfNs: p('SELECT * FROM activations WHERE namespace = ? ORDER BY start DESC LIMIT ?'),
       failRunning: p(`UPDATE activations SET end = ?, duration = ? - start, status = 'whisk internal error', result = ? WHERE status = 'running' AND host = ?`),
@@ -119,6 +125,15 @@ export class Store {
   }
   hasAdminKey(): boolean {
     return (this.st.countAdmin!.get() as { n: number }).n > 0;
+  }
+
+  /** A namespace's own quota, if an operator set one (0 = no limit). */
+  namespaceLimits(ns: NamespaceName): { perMinute: number; concurrent: number } | undefined {
+    const r = this.st.getLimits!.get(ns) as { per_minute: number; concurrent: number } | undefined;
+    return r && { perMinute: r.per_minute, concurrent: r.concurrent };
+  }
+  setNamespaceLimits(ns: NamespaceName, l: { perMinute: number; concurrent: number }): void {
+    this.st.setLimits!.run(ns, l.perMinute, l.concurrent);
   }
 
   keysOf(ns: NamespaceName): { uuid: string; hash: string }[] {

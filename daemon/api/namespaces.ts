@@ -3,7 +3,7 @@ import { issueKey, requireAdmin } from '../auth.ts';
 import { conflict, invalid, notFound } from '../errors.ts';
 import type { NamespaceName } from '../ids.ts';
 import { fnKeyPrefix } from '../invoker.ts';
-import { principalOf, type ApiContext } from './context.ts';
+import { namespaceFor, principalOf, type ApiContext } from './context.ts';
 import { nsParams } from './schemas.ts';
 
 // Namespaces (tenants). Creating and deleting them takes the admin key; a
@@ -54,6 +54,40 @@ export function namespaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
       }
       await ctx.removeNamespaceNetwork(ns);
       return { name: ns, deleted: true };
+    },
+  );
+
+  const limitsBody = {
+    type: 'object',
+    required: ['invocationsPerMinute', 'concurrentActivations'],
+    additionalProperties: false,
+    properties: {
+      invocationsPerMinute: { type: 'integer', minimum: 0, maximum: 1_000_000, description: '0: no limit' },
+      concurrentActivations: { type: 'integer', minimum: 0, maximum: 100_000, description: '0: no limit' },
+    },
+  } as const;
+  const limitsView = (ns: NamespaceName) => {
+    const own = ctx.store.namespaceLimits(ns);
+    const l = own ?? ctx.starter.quota.defaults;
+    return { namespace: ns, invocationsPerMinute: l.perMinute, concurrentActivations: l.concurrent, own: own !== undefined };
+  };
+
+  app.get<{ Params: { namespace: string } }>(
+    '/api/v1/namespaces/:namespace/limits',
+    { schema: { tags: ['namespaces'], summary: "The namespace's quota: its own, or the daemon's default", params: nsParams } },
+    async (req) => limitsView(namespaceFor(ctx, req, req.params.namespace)),
+  );
+
+  app.put<{ Params: { namespace: NamespaceName }; Body: { invocationsPerMinute: number; concurrentActivations: number } }>(
+    '/api/v1/namespaces/:namespace/limits',
+    { schema: { tags: ['namespaces'], summary: "Set the namespace's own quota (admin); replicated to every daemon", params: nsParams, body: limitsBody } },
+    async (req) => {
+      requireAdmin(principalOf(ctx, req));
+      const ns = req.params.namespace;
+      if (!ctx.store.hasNamespace(ns)) throw notFound(`namespace ${ns}`, '/params/namespace');
+      ctx.store.setNamespaceLimits(ns, { perMinute: req.body.invocationsPerMinute, concurrent: req.body.concurrentActivations });
+      ctx.registry.namespaceWritten(ns);
+      return limitsView(ns);
     },
   );
 }

@@ -81,6 +81,9 @@ describe('cluster of three daemons', () => {
     await waitFor(async () => (await invoke(clients[2]!.call, NS, 'v', {}, 'blocking=true&result=true')).body?.v === 1, 20_000, 'v1 on host 3');
     await deploy(clients[2]!.call, NS, 'v', { kind: 'nodejs', code: 'function main() { return { v: 2 } }' });
     await waitFor(async () => (await invoke(clients[0]!.call, NS, 'v', {}, 'blocking=true&result=true')).body?.v === 2, 20_000, 'v2 on host 1');
+    // A namespace's own quota, set on one daemon, holds on all.
+    expect((await api(hosts[0]!.url, hosts[0]!.admin)('PUT', `/api/v1/namespaces/${NS}/limits`, { invocationsPerMinute: 0, concurrentActivations: 500 })).status).toBe(200);
+    await waitFor(async () => (await clients[2]!.call('GET', `/api/v1/namespaces/${NS}/limits`)).body.concurrentActivations === 500, 20_000, 'limits on host 3');
     const late = await startDaemon({ hostId: `it-cl-${RUN}-h3`, flags: ['--cluster-key', KEY, '--cluster-listen', addr(3), '--cluster-peers', addr(0), '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200'] });
     try {
       const c = api(late.url, nsAuth);

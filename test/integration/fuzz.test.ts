@@ -159,12 +159,12 @@ describe('fuzzing the CLI', () => {
     return r;
   };
   const verbs: string[][] = [
-    ['namespace', 'create'], ['namespace', 'list'], ['namespace', 'delete'], ['fn', 'create'], ['fn', 'update'], ['fn', 'get'], ['fn', 'list'], ['fn', 'delete'],
+    ['namespace', 'create'], ['namespace', 'list'], ['namespace', 'delete'], ['namespace', 'limits'], ['fn', 'create'], ['fn', 'update'], ['fn', 'get'], ['fn', 'list'], ['fn', 'delete'],
     ['fn', 'invoke'], ['instances'], ['instance', 'get'], ['peers'], ['status'], ['activation', 'list'], ['activation', 'get'], ['activation', 'result'],
     ['activation', 'logs'], ['config', 'set'], ['config', 'show'], ['nonsense'], [],
   ];
   const flag = fc.oneof(
-    fc.constantFrom('--runtime', '--main', '--memory', '--timeout', '-p', '-P', '--limit', '--instance', '--instances', '--result', '--blocking', '--json', '--code', '--watch', '--bogus', '-'),
+    fc.constantFrom('--runtime', '--main', '--memory', '--timeout', '-p', '-P', '--limit', '--per-minute', '--concurrent', '--instance', '--instances', '--result', '--blocking', '--json', '--code', '--watch', '--bogus', '-'),
     nasty,
   );
 

@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupHost, deploy, invoke, namespace, startDaemon, waitFor, type Api, type TestDaemon } from '../helpers/daemon.ts';
+import { api, CLI, cleanupHost, deploy, invoke, namespace, startDaemon, waitFor, type Api, type TestDaemon } from '../helpers/daemon.ts';
 
 // Per-namespace quotas: over the rate or the concurrency, a 429 problem with
 // Retry-After, never a crash, and no activation is started or lost for it.
@@ -62,5 +63,27 @@ describe('namespace quotas', () => {
     const acts = (await call('GET', `/api/v1/namespaces/${ns}/activations?limit=200`)).body;
     expect(acts).toHaveLength(6);
     expect(acts.every((x: { response: { status: string } }) => x.response.status === 'success')).toBe(true);
+  });
+
+  it('takes a namespace\'s own quota, set by the admin, over the daemon\'s default, and leaves others alone', async () => {
+    const admin = api(d.url, d.admin);
+    const other = await namespace(d, `${HOST}-b`);
+    await deploy(other.call, other.ns, 'slow', { kind: 'nodejs', code: 'async function main() { await new Promise(r => setTimeout(r, 1500)); return { ok: 1 } }' });
+    expect((await other.call('GET', `/api/v1/namespaces/${other.ns}/limits`)).body).toEqual({ namespace: other.ns, invocationsPerMinute: 6, concurrentActivations: 2, own: false });
+    // Only the admin sets it; values are checked and named.
+    expect((await other.call('PUT', `/api/v1/namespaces/${other.ns}/limits`, { invocationsPerMinute: 0, concurrentActivations: 1 })).status).toBe(403);
+    const bad = await admin('PUT', `/api/v1/namespaces/${other.ns}/limits`, { invocationsPerMinute: -1, concurrentActivations: 1 });
+    expect(bad.status).toBe(400);
+    expect(bad.body.field).toBe('/body/invocationsPerMinute');
+    const set = await admin('PUT', `/api/v1/namespaces/${other.ns}/limits`, { invocationsPerMinute: 0, concurrentActivations: 1 });
+    expect(set.body).toEqual({ namespace: other.ns, invocationsPerMinute: 0, concurrentActivations: 1, own: true });
+    expect((await invoke(other.call, other.ns, 'slow', {}, 'blocking=false')).status).toBe(202);
+    const second = await invoke(other.call, other.ns, 'slow', {}, 'blocking=false');
+    expect(second.status).toBe(429);
+    expect(second.body.detail).toMatch(/at most 1 activations at once/);
+    // The CLI reads and sets the same.
+    const cli = (args: string[]) => execFileSync(process.execPath, [CLI, ...args, '--apihost', d.url, '--auth', d.admin], { encoding: 'utf8' }).trim();
+    expect(cli(['namespace', 'limits', other.ns, '--per-minute', '100'])).toBe(`${other.ns}: 100 invocations a minute, 1 at once (its own)`);
+    expect((await admin('GET', `/api/v1/namespaces/${other.ns}/limits`)).body.invocationsPerMinute).toBe(100);
   });
 });

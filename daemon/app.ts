@@ -66,18 +66,20 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
     return { self: ctx.cluster ? { peerId: ctx.cluster.peerId, host: ctx.hostId, addresses: ctx.cluster.addresses() } : null, peers: ctx.cluster?.peers() ?? [] };
   });
   // Prometheus scrapes without credentials; the daemon listens on loopback by default.
-  app.get('/metrics', { schema: { tags: ['meta'], summary: 'Prometheus metrics', security: [] } }, async (_req, reply) =>
-    reply.type('text/plain; version=0.0.4').send(ctx.metrics.render({
+  app.get('/metrics', { schema: { tags: ['meta'], summary: 'Prometheus metrics', security: [] } }, async (_req, reply) => {
+    const peers = ctx.cluster?.peers() ?? [];
+    return reply.type('text/plain; version=0.0.4').send(ctx.metrics.render({
       containers: ctx.pool.stats(),
       mapEntries: ctx.directory.map.size(),
       remoteEntries: ctx.cluster?.replica.entries().length ?? 0,
-      peers: ctx.cluster?.peers().length ?? 0,
+      peers: peers.length,
       running: ctx.invoker.running,
       forged: ctx.cluster?.forged ?? 0,
-      oldestHeartbeatMs: Math.max(0, ...(ctx.cluster?.peers() ?? []).map((p) => Date.now() - p.lastSeen)),
+      oldestHeartbeatMs: Math.max(0, ...peers.map((p) => Date.now() - p.lastSeen)),
       engineUp: !ctx.engine.isLost,
       unsaved: ctx.invoker.unsavedCount,
-    })));
+    }));
+  });
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   namespaceRoutes(app, ctx);
   functionRoutes(app, ctx);

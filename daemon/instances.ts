@@ -3,7 +3,7 @@ import type { Directory } from './directory.ts';
 import { conflict, notFound, PeerlessError } from './errors.ts';
 import { newActivationId, type ActivationId, type FunctionName, type HostId, type NamespaceName } from './ids.ts';
 import type { Invoker } from './invoker.ts';
-import type { Limits, Quota } from './quota.ts';
+import type { Quota } from './quota.ts';
 import type { Store } from './store.ts';
 import type { ActivationRecord } from './types.ts';
 
@@ -32,7 +32,7 @@ export function startInstances(s: Starter, ns: NamespaceName, name: FunctionName
   const params = { ...fn.parameters, ...given };
   if (Buffer.byteLength(JSON.stringify(params)) > s.payloadBytes)
     throw new PeerlessError('payload_too_large', `parameters exceed ${s.payloadBytes} bytes`, { field: '/body' });
-  admit(s.quota, ns, Math.max(1, ids.length), s.store.namespaceLimits(ns));
+  admit(s, ns, Math.max(1, ids.length));
   const release = (d: Promise<unknown>) => void d.finally(() => s.quota.done(ns));
   if (ids.length === 0) {
     const { activationId, done } = s.invoker.start(fn, params);
@@ -54,8 +54,8 @@ export function startInstances(s: Starter, ns: NamespaceName, name: FunctionName
   });
 }
 
-/** Refuses with 429 and Retry-After when the namespace is over its rate or its concurrency. */
-export function admit(q: Quota, ns: string, n: number, own?: Limits): void {
-  const a = q.admit(ns, n, Date.now(), own);
+/** Refuses with 429 and Retry-After when the namespace is over its rate or its concurrency (its own, or the default). */
+export function admit(s: Pick<Starter, 'quota' | 'store'>, ns: NamespaceName, n: number): void {
+  const a = s.quota.admit(ns, n, Date.now(), s.store.namespaceLimits(ns));
   if (!a.ok) throw new PeerlessError('too_many_requests', a.reason, { headers: { 'retry-after': String(a.retryAfterS) } });
 }

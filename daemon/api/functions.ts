@@ -223,7 +223,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
         const fn = ctx.store.getFunction(ns, req.params.name);
         const peer = fn && ctx.forwarder.target(fn);
         if (fn && peer) {
-          admit(ctx.starter.quota, ns, 1, ctx.store.namespaceLimits(ns));
+          admit(ctx.starter, ns, 1);
           const r = await ctx.forwarder.invoke(peer, fn, { ...fn.parameters, ...(req.body ?? {}) }, q.blocking || q.result).finally(() => ctx.starter.quota.done(ns));
           if ('error' in r) throw new PeerlessError('unavailable', `forwarding to ${peer} failed: ${r.error}`);
           if ('activationId' in r) return reply.code(202).send({ activationId: r.activationId });

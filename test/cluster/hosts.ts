@@ -110,17 +110,18 @@ export async function hostsUp(n: number): Promise<void> {
   // The root engine's FORWARD policy is DROP: let the hosts talk to each other across the bridge.
   if (!checkRule()) sh('iptables', ['-I', 'DOCKER-USER', '-i', BRIDGE, '-o', BRIDGE, '-j', 'ACCEPT']);
   for (let i = 0; i < n; i++) {
-    if (!sh('ip', ['netns', 'list'], true).split('\n').some((l) => l.split(' ')[0] === hostNs(i))) sh('ip', ['netns', 'add', hostNs(i)]);
-    if (!sh('ip', ['link', 'show', `plv${i}`], true)) {
-      sh('ip', ['link', 'add', `plv${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostNs(i)]);
-      sh('ip', ['link', 'set', `plv${i}`, 'master', BRIDGE]);
-    }
+    // A fresh engine in a fresh namespace every run: no swarm, network or bridge device survives from an
+    // earlier one (an engine's state wiped under its namespace leaves its bridges there, and enough of
+    // them exhaust the engine's default address pools on a reused machine).
+    await stopEngines([i]);
+    dropNamespace(i);
+    sh('ip', ['netns', 'add', hostNs(i)]);
+    sh('ip', ['link', 'add', `plv${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostNs(i)]);
+    sh('ip', ['link', 'set', `plv${i}`, 'master', BRIDGE]);
     sh('ip', ['link', 'set', `plv${i}`, 'up']);
     inNs(i, ['ip', 'addr', 'replace', `${hostIp(i)}/24`, 'dev', 'eth0']);
     inNs(i, ['ip', 'link', 'set', 'eth0', 'up']);
     inNs(i, ['ip', 'link', 'set', 'lo', 'up']);
-    // A fresh engine every run: no swarm or network state survives from an earlier one.
-    await stopEngines([i]);
     rmSync(`${BASE}/h${i}`, { recursive: true, force: true });
     mkdirSync(`${BASE}/h${i}`, { recursive: true });
     mkdirSync(runDir(i), { recursive: true });
@@ -131,6 +132,13 @@ export async function hostsUp(n: number): Promise<void> {
   const token = ((await engine(0).swarmInspect()) as { JoinTokens: { Manager: string } }).JoinTokens.Manager;
   // All managers: any host may create a namespace's overlay network.
   for (let i = 1; i < n; i++) await engine(i).swarmJoin({ ListenAddr: `${hostIp(i)}:2377`, AdvertiseAddr: hostIp(i), RemoteAddrs: [`${hostIp(0)}:2377`], JoinToken: token });
+}
+
+/** Deletes host i's namespace (and with it every device in it) and its end of the bridge. */
+function dropNamespace(i: number): void {
+  if (sh('ip', ['netns', 'list'], true).split('\n').some((l) => l.split(' ')[0] === hostNs(i))) sh('ip', ['netns', 'del', hostNs(i)]);
+  // Normally gone with its peer; still there if something kept the old namespace alive.
+  if (sh('ip', ['link', 'show', `plv${i}`], true)) sh('ip', ['link', 'del', `plv${i}`]);
 }
 
 function checkRule(): boolean {
@@ -147,12 +155,15 @@ export function setLink(i: number, up: boolean): void {
   sh('ip', ['link', 'set', `plv${i}`, up ? 'up' : 'down']);
 }
 
-/** Stops the engines (by the PIDs they wrote) and removes their state; the namespaces and bridge stay for reuse. */
+/** Stops the engines (by the PIDs they wrote), removes their state and their namespaces; the bridge stays for reuse. */
 export async function hostsDown(n: number): Promise<void> {
   const all = Array.from({ length: n }, (_, i) => i);
   await Promise.all(all.map((i) => engine(i).swarmLeave({ force: true }).catch(() => undefined)));
   await stopEngines(all);
-  for (const i of all) rmSync(`${BASE}/h${i}`, { recursive: true, force: true });
+  for (const i of all) {
+    rmSync(`${BASE}/h${i}`, { recursive: true, force: true });
+    dropNamespace(i);
+  }
 }
 
 /** Runs `peerless daemon` inside host i's namespace against host i's engine, API on <host IP>:3233. */
@@ -165,9 +176,18 @@ export async function daemonOn(i: number, dataDir: string, flags: string[]): Pro
   closeSync(log);
   const deadline = Date.now() + 90_000;
   while (!(await fetch(`http://${hostIp(i)}:3233/healthz`).then((r) => r.ok, () => false))) {
-    if (p.exitCode !== null) throw new Error(`daemon on host ${i} exited with ${p.exitCode}`);
-    if (Date.now() > deadline) throw new Error(`daemon on host ${i} did not come up`);
+    if (p.exitCode !== null) throw new Error(`daemon on host ${i} exited with ${p.exitCode}:\n${logTail(dataDir)}`);
+    if (Date.now() > deadline) throw new Error(`daemon on host ${i} did not come up:\n${logTail(dataDir)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
   return p;
+}
+
+/** The end of a daemon's log, so a failure in CI says why without a second run. */
+export function logTail(dataDir: string, lines = 30): string {
+  try {
+    return readFileSync(`${dataDir}/daemon.log`, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no daemon.log)';
+  }
 }

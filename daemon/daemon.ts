@@ -11,7 +11,8 @@ import { Cluster } from '../gossip/cluster.ts';
 import { buildApp } from './app.ts';
 import { Directory } from './directory.ts';
 import { FunctionApi } from './fnapi.ts';
-import { startInstances } from './instances.ts';
+import { startInstances, type Starter } from './instances.ts';
+import { serveClaims } from './claims.ts';
 import { Forwarder } from './forward.ts';
 import { Metrics } from './metrics.ts';
 import { Quota } from './quota.ts';
@@ -117,12 +118,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     metrics, store, blobs, pool, hostId, limits: config.limits, log, images: { nodejs: nodejs.tag, python: python.tag }, namespaceNetwork, directory,
     ensureSocket: (ns) => fnApi!.ensureSocket(ns),
   });
-  const starter = { quota: new Quota(config.quota.invocationsPerMinute, config.quota.concurrentActivations), store, invoker, directory, hostId, payloadBytes: config.limits.payloadBytes };
+  const starter: Starter = { quota: new Quota(config.quota.invocationsPerMinute, config.quota.concurrentActivations), store, invoker, directory, hostId, payloadBytes: config.limits.payloadBytes };
   fnApi = await FunctionApi.create({
     root: join(config.runDir, 'ns'),
     directory,
     log,
-    spawn: (r) => startInstances(starter, r.namespace as NamespaceName, r.function as FunctionName, r.params, r.instances, '/body/instances')
+    spawn: async (r) => (await startInstances(starter, r.namespace as NamespaceName, r.function as FunctionName, r.params, r.instances, '/body/instances'))
       .map(({ instance, activationId }) => ({ instance, activationId })),
   });
   const registry = new Registry(store, blobs, hostId, log, {
@@ -142,6 +143,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     });
     directory.setRemote(cluster.replica);
     registry.attach(cluster);
+    starter.claims = await serveClaims(cluster, directory, config.cluster.failureTimeoutMs);
   }
   const forwarder = cluster ? new Forwarder({ cluster, store, invoker, pool, hostId, image: (fn) => invoker.image(fn), starter, log }) : null;
   await forwarder?.listen();

@@ -26,7 +26,7 @@ export interface SpawnRequest {
   params: Record<string, unknown>;
 }
 
-export type Spawner = (req: SpawnRequest) => { instance: string | null; activationId: string }[];
+export type Spawner = (req: SpawnRequest) => Promise<{ instance: string | null; activationId: string }[]>;
 
 const NS = Symbol('namespace');
 
@@ -184,7 +184,7 @@ export class FunctionApi {
         } catch (e) {
           throw invalid('/body/instances', (e as Error).message);
         }
-        const started = opts.spawn({ namespace: c.namespace, function: b.function, instances: ids, params: b.params ?? {} });
+        const started = await opts.spawn({ namespace: c.namespace, function: b.function, instances: ids, params: b.params ?? {} });
         return reply.code(202).send({ activations: started });
       },
     );

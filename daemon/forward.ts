@@ -4,7 +4,8 @@ import { rendezvous, spread } from '../gossip/placement.ts';
 import type { Pool } from '../sandbox/pool.ts';
 import { activationView, BLOCKING_WAIT_MS, withinBlockingWait } from './api/activations.ts';
 import { isName, newActivationId, type ActivationId, type FunctionName, type HostId, type NamespaceName } from './ids.ts';
-import { PeerlessError } from './errors.ts';
+import { conflict, PeerlessError } from './errors.ts';
+import { InstanceClash } from '../gossip/addrmap.ts';
 import { startInstances, type Starter } from './instances.ts';
 import { fnKeyOf, type Invoker } from './invoker.ts';
 import type { Store } from './store.ts';
@@ -22,7 +23,7 @@ export const INVOKE_PROTOCOL = '/peerless/invoke/1.0.0';
 export const ACTIVATION_PROTOCOL = '/peerless/activation/1.0.0';
 
 type View = ReturnType<typeof activationView>;
-interface InvokeRequest { namespace: string; name: string; params: Record<string, unknown>; blocking: boolean; activationId: string; instances?: string[] }
+interface InvokeRequest { namespace: string; name: string; params: Record<string, unknown>; blocking: boolean; activationId: string; instances?: string[]; claimedBy?: string }
 type Member = View | { instance: string | null; activationId: string } | { instance: string; error: string };
 type InvokeReply = { activation: View } | { activationId: string } | { error: string } | { activations: Member[] };
 
@@ -66,7 +67,8 @@ export class Forwarder {
   private async runShare(r: InvokeRequest): Promise<InvokeReply> {
     if (!isName(r.namespace) || !isName(r.name) || !r.instances!.every((i) => typeof i === 'string' && isName(i))) return { error: 'malformed request' };
     try {
-      const started = startInstances(this.d.starter, r.namespace as NamespaceName, r.name as FunctionName, r.params ?? {}, r.instances!);
+      const claimedBy = typeof r.claimedBy === 'string' ? r.claimedBy : undefined;
+      const started = await startInstances(this.d.starter, r.namespace as NamespaceName, r.name as FunctionName, r.params ?? {}, r.instances!, '/query/instances', claimedBy);
       if (!r.blocking) return { activations: started.map(({ instance, activationId }) => ({ instance, activationId })) };
       return { activations: (await Promise.all(started.map((x) => x.done))).map(activationView) };
     } catch (e) {
@@ -75,10 +77,14 @@ export class Forwarder {
   }
 
   /**
-   * A group spread over the cluster in proportion to free memory (this daemon included). Each
-   * daemon claims its share's IDs itself; members whose daemon failed come back with an error.
+   * A group spread over the cluster in proportion to free memory (this daemon included). The group's
+   * IDs are claimed whole here first, so a clash anywhere starts none of it; members whose daemon
+   * failed come back with an error.
    */
   async group(fn: FunctionRecord, ids: string[], params: Record<string, unknown>, blocking: boolean): Promise<Member[]> {
+    const claimed = await this.d.starter.claims!.claim(fn.namespace, ids);
+    if (!claimed.ok) throw conflict(new InstanceClash(claimed.taken).message, '/query/instances');
+    const claimedBy = this.d.starter.claims!.self;
     const shares = spread(ids.length, [{ origin: 'self', freeMb: this.d.pool.freeMb() }, ...this.d.cluster.candidates()], fn.limits.memoryMb);
     const parts: { origin: string; ids: string[] }[] = [];
     let next = 0;
@@ -88,9 +94,9 @@ export class Forwarder {
     }
     const mine = parts.find((p) => p.origin === 'self') ?? (parts.unshift({ origin: 'self', ids: [] }), parts[0]!);
     mine.ids.push(...ids.slice(next)); // what fits nowhere waits here for room
-    const local = startInstances(this.d.starter, fn.namespace, fn.name, params, mine.ids);
+    const local = await startInstances(this.d.starter, fn.namespace, fn.name, params, mine.ids, '/query/instances', claimedBy);
     const remote = parts.filter((p) => p !== mine && p.ids.length > 0).map(async (p): Promise<Member[]> => {
-      const req: InvokeRequest = { namespace: fn.namespace, name: fn.name, params, blocking, activationId: '', instances: p.ids };
+      const req: InvokeRequest = { namespace: fn.namespace, name: fn.name, params, blocking, activationId: '', instances: p.ids, claimedBy };
       try {
         const r = (await this.d.cluster.request(p.origin, INVOKE_PROTOCOL, req, blocking ? BLOCKING_WAIT_MS + 5000 : 10_000)) as InvokeReply;
         if ('activations' in r) return r.activations;

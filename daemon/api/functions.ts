@@ -242,7 +242,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
         type M = { response?: { status: string; result: unknown }; error?: string };
         return reply.code(httpStatusFor((members as M[]).map((m) => m.response?.status))).send({ activations: q.result ? (members as M[]).map((m) => m.response?.result ?? { error: m.error }) : members });
       }
-      const started = startInstances(ctx.starter, ns, req.params.name, req.body ?? {}, ids, q.instance ? '/query/instance' : '/query/instances');
+      const started = await startInstances(ctx.starter, ns, req.params.name, req.body ?? {}, ids, q.instance ? '/query/instance' : '/query/instances');
       const group = q.instances !== undefined;
       if (!q.blocking && !q.result) {
         return reply.code(202).send(group ? { activations: started.map(({ instance, activationId }) => ({ instance, activationId })) } : { activationId: started[0]!.activationId });

@@ -76,6 +76,15 @@ describe('cluster of three daemons', () => {
     expect(Number(/^peerless_gossip_heartbeat_age_seconds ([\d.]+)$/m.exec(metrics)?.[1])).toBeLessThan(FAILURE_MS / 1000);
   });
 
+  it('grants an instance ID asked of two daemons at the same moment to exactly one of them', async () => {
+    const statuses: number[][] = [];
+    for (let k = 0; k < 20; k++) {
+      const both = await Promise.all([0, 1].map((i) => invoke(clients[i]!.call, NS, 'hold', { ms: 300 }, `blocking=false&instance=race-${k}`)));
+      statuses.push(both.map((r) => r.status).sort());
+    }
+    expect(statuses).toEqual(Array.from({ length: 20 }, () => [202, 409]));
+  });
+
   it('replicates function updates and deletes, last writer wins, and catches up a late joiner', async () => {
     await deploy(clients[1]!.call, NS, 'v', { kind: 'nodejs', code: 'function main() { return { v: 1 } }' });
     await waitFor(async () => (await invoke(clients[2]!.call, NS, 'v', {}, 'blocking=true&result=true')).body?.v === 1, 20_000, 'v1 on host 3');

@@ -1,0 +1,31 @@
+import { Claimant, ClaimTable, type ClaimRequest, type ClaimVerdict } from '../gossip/claims.ts';
+import type { Cluster } from '../gossip/cluster.ts';
+import type { Directory } from './directory.ts';
+import { isName } from './ids.ts';
+import { MAX_GROUP } from './fnapi.ts';
+
+// Instance IDs granted by their arbiters over a stream of their own (see
+// gossip/claims.ts): a claim is one round trip to one peer per arbiter.
+
+export const CLAIM_PROTOCOL = '/peerless/claim/1.0.0';
+const ASK_TIMEOUT_MS = 1000;
+
+function isClaimRequest(r: unknown): r is ClaimRequest {
+  const c = r as Partial<ClaimRequest> | null;
+  return (
+    !!c && (c.op === 'claim' || c.op === 'release') && typeof c.namespace === 'string' && isName(c.namespace) && Array.isArray(c.ids) && c.ids.length <= MAX_GROUP &&
+    c.ids.every(isName) && (c.holder === undefined || typeof c.holder === 'string')
+  );
+}
+
+export async function serveClaims(cluster: Cluster, directory: Directory, failureTimeoutMs: number): Promise<Claimant> {
+  const claims = new Claimant({
+    self: cluster.peerId,
+    members: () => cluster.candidates().map((c) => c.origin),
+    // A live claimant's entry reaches the arbiter well within the failure timeout, or the claimant is dead.
+    table: new ClaimTable(2 * failureTimeoutMs, (ns, id) => directory.get(ns, id) !== undefined),
+    ask: async (peer, r) => (await cluster.request(peer, CLAIM_PROTOCOL, r, ASK_TIMEOUT_MS)) as ClaimVerdict,
+  });
+  await cluster.handle(CLAIM_PROTOCOL, async (body, signer) => (isClaimRequest(body) ? claims.answer(signer, body) : { ok: false, taken: '(malformed claim)' }));
+  return claims;
+}

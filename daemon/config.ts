@@ -53,7 +53,7 @@ export const DEFAULTS: DaemonConfig = {
   },
   quota: { invocationsPerMinute: 0, concurrentActivations: 0 },
   // 7946 is Docker swarm's own gossip port, hence 7948.
-  cluster: { key: '', listen: ['/ip4/0.0.0.0/tcp/7948'], peers: [], hyperswarm: false, bootstrap: [], heartbeatMs: 500, failureTimeoutMs: 1500, batchMs: 5 },
+  cluster: { key: '', listen: ['/ip4/0.0.0.0/tcp/7948'], peers: [], hyperswarm: false, bootstrap: [], heartbeatMs: 250, failureTimeoutMs: 1500, batchMs: 5 },
 };
 
 export class ConfigError extends Error {

@@ -13,20 +13,27 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import xsalsa20 from 'xsalsa20';
 import type { Logger } from 'pino';
-import type { AddressMap } from './addrmap.ts';
+import type { AddressMap, Entry } from './addrmap.ts';
 import { startHyperswarm, type Discovery } from './discovery.ts';
+import { BeatTable, FANOUT, introValid, parseBeat, pick, signIntro, type Beat } from './liveness.ts';
 import { Replica, type Effect, type GossipMessage, type Member } from './replica.ts';
 
 // The daemon-to-daemon layer: a libp2p node (TCP, Noise, yamux, identify,
 // ping) on a private network (a pre-shared cluster key: a daemon without it
 // cannot even finish a handshake), and gossipsub with strictly signed
 // messages carrying the address-map protocol. A message's origin must be its
-// signer's peer ID, so no daemon can speak for another's entries.
+// signer's peer ID, so no daemon can speak for another's entries. Liveness,
+// load and addresses travel apart, as relayed beat counters (liveness.ts);
+// a daemon behind on an origin asks the origin itself for its snapshot.
 
 export const TOPIC = 'peerless/addrmap/1';
 export const REGISTRY_TOPIC = 'peerless/registry/1';
 
-type Wire = GossipMessage & { host?: string; freeMb?: number; addrs?: string[] } | { type: 'pull'; origin: string; from: string };
+type Wire = GossipMessage | { type: 'pull'; origin: string; from: string };
+
+export const BEAT_PROTOCOL = '/peerless/beat/1.0.0';
+/** an origin's snapshot straight from the origin: the connection proves who answers */
+export const SNAPSHOT_PROTOCOL = '/peerless/snapshot/1.0.0';
 
 async function readAll(stream: AsyncIterable<Uint8Array | { subarray(): Uint8Array }>, maxBytes: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
@@ -51,6 +58,7 @@ export interface ClusterSettings {
   hyperswarm: boolean;
   /** DHT bootstrap nodes as host:port; empty means hyperswarm's public ones */
   bootstrap: string[];
+  /** a beat round: this daemon's counter advances and its table goes to a few peers */
   heartbeatMs: number;
   failureTimeoutMs: number;
   batchMs: number;
@@ -102,8 +110,9 @@ export async function loadIdentity(file: string): Promise<PrivateKey> {
 }
 
 const TICK_MS = 50;
+/** rows taken from one table: far more members than a cluster has */
+const MAX_ROWS = 4096;
 const CHUNK_BYTES = 64 * 1024;
-const ADDRS_EVERY = 20;
 // Every daemon usually holds a direct connection to every other and publishes to all of them (flood
 // publish), so the mesh only needs to cover the few it does not reach: a small degree keeps the
 // duplicates each message costs every daemon down, which is what bounds latency on a busy host.
@@ -128,26 +137,31 @@ export class Cluster {
   onRegistry: ((m: unknown, signer: string) => void) | null = null;
   /** a daemon joined (or came back): the daemon answers with its whole registry (anti-entropy) */
   onPeerUp: ((origin: string) => void) | null = null;
-  private readonly hosts = new Map<string, { host: string; freeMb: number }>();
+  private readonly hosts = new Map<string, { host: string }>();
+  private readonly freeMb = new Map<string, number>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly found = new Set<string>();
   private discovery: Discovery | null = null;
   private readonly lastPull = new Map<string, number>();
   private lastSnapshot = 0;
   private flushTimer: NodeJS.Timeout | null = null;
-  private beats = 0;
-  /** heartbeats still to send with addresses: some after start and after each member that joins */
-  private addrsBeats = 3;
-  /** members whose addresses are in the peer store */
-  private readonly addressed = new Set<string>();
+  /** members' addresses as last put in the peer store */
+  private readonly addressed = new Map<string, string>();
+  /** origins whose snapshot is being fetched */
+  private readonly pulling = new Set<string>();
+  private readonly beats: BeatTable;
+  /** this daemon's signature of its incarnation, carried in its beats */
+  private readonly intro: string;
   private readonly node: Awaited<ReturnType<typeof Cluster.createNode>>;
   private readonly o: ClusterOptions;
 
-  private constructor(o: ClusterOptions, node: Cluster['node']) {
+  private constructor(o: ClusterOptions, node: Cluster['node'], intro: string) {
     this.o = o;
     this.node = node;
+    this.intro = intro;
     this.peerId = node.peerId.toString();
     this.replica = new Replica(this.peerId, o.failureTimeoutMs);
+    this.beats = new BeatTable(this.peerId, o.failureTimeoutMs);
   }
 
   private static createNode(o: ClusterOptions, privateKey: PrivateKey) {
@@ -168,8 +182,9 @@ export class Cluster {
   }
 
   static async start(o: ClusterOptions): Promise<Cluster> {
-    const node = await Cluster.createNode(o, await loadIdentity(o.identityFile));
-    const c = new Cluster(o, node);
+    const identity = await loadIdentity(o.identityFile);
+    const node = await Cluster.createNode(o, identity);
+    const c = new Cluster(o, node, await signIntro(identity, node.peerId.toString(), o.local.incarnation));
     o.local.replicating = true;
     o.local.takeDelta(); // what happened before the cluster started reaches peers in the first snapshot
     // Changes are shipped batchMs after the first of a batch: no timer runs while nothing changes.
@@ -182,12 +197,14 @@ export class Cluster {
     node.services.pubsub.subscribe(TOPIC);
     node.services.pubsub.subscribe(REGISTRY_TOPIC);
     node.services.pubsub.addEventListener('message', (ev) => c.onMessage(ev.detail));
-    c.timers.push(setInterval(() => c.heartbeat(), o.heartbeatMs));
+    await c.handle(BEAT_PROTOCOL, async (rows) => c.onBeats(rows));
+    await c.handle(SNAPSHOT_PROTOCOL, async () => o.local.snapshot());
+    c.timers.push(setInterval(() => c.round(), o.heartbeatMs));
     // Failure detection and gap timeouts.
     c.timers.push(setInterval(() => c.apply(c.replica.tick(Date.now())), TICK_MS));
     c.timers.push(setInterval(() => void c.dialPeers(), 2000));
     void c.dialPeers();
-    c.heartbeat();
+    c.round();
     if (o.hyperswarm) {
       c.discovery = startHyperswarm({
         key: o.key,
@@ -210,7 +227,7 @@ export class Cluster {
 
   peers(): PeerInfo[] {
     const connected = new Set(this.connectedPeers());
-    return this.replica.members().map((m) => ({ ...m, host: this.hosts.get(m.origin)?.host ?? '?', freeMb: this.hosts.get(m.origin)?.freeMb ?? 0, connected: connected.has(m.origin) }));
+    return this.replica.members().map((m) => ({ ...m, host: this.hosts.get(m.origin)?.host ?? '?', freeMb: this.freeMb.get(m.origin) ?? 0, connected: connected.has(m.origin) }));
   }
 
   /** Live members this daemon can open a stream to, with the room they last reported, for placement. */
@@ -278,11 +295,35 @@ export class Cluster {
     if (d) this.publish({ type: 'delta', origin: this.peerId, incarnation: d.incarnation, seq: d.seq, changes: d.changes });
   }
 
-  private heartbeat(): void {
-    // Addresses change rarely: the first beats after a member joins carry them (it has to learn them), then one in ADDRS_EVERY.
-    const addrs = this.addrsBeats > 0 || ++this.beats % ADDRS_EVERY === 0 ? { addrs: this.addresses() } : {};
-    if (this.addrsBeats > 0) this.addrsBeats--;
-    this.publish({ type: 'heartbeat', origin: this.peerId, incarnation: this.o.local.incarnation, seq: this.o.local.sequence, load: this.o.load(), host: this.o.hostName, freeMb: this.o.freeMb(), ...addrs });
+  /** One beat: this daemon's counter advances and it swaps tables of live members' beats with a few peers. */
+  private round(): void {
+    const now = Date.now();
+    this.beats.beat({ incarnation: this.o.local.incarnation, seq: this.o.local.sequence, load: this.o.load(), freeMb: this.o.freeMb(), host: this.o.hostName, addrs: this.addresses(), intro: this.intro }, now);
+    const table = this.beats.live(now);
+    for (const peer of pick(this.connectedPeers(), FANOUT)) {
+      this.request(peer, BEAT_PROTOCOL, table, this.o.failureTimeoutMs)
+        .then((rows) => this.onBeats(rows))
+        .catch((err: Error) => this.o.log.debug({ peer, err: err.message }, 'beats not swapped'));
+    }
+  }
+
+  /**
+   * A peer's table: what is news counts as a sign of life; answers with this daemon's own table. A row
+   * from an incarnation not taken in yet counts only if the origin signed that incarnation.
+   */
+  private async onBeats(rows: unknown): Promise<Beat[]> {
+    if (Array.isArray(rows)) {
+      const parsed = rows.slice(0, MAX_ROWS).map(parseBeat).filter((r): r is Beat => r !== null);
+      const ok = await Promise.all(parsed.map((b) => this.beats.knows(b) || introValid(b)));
+      const now = Date.now();
+      for (const b of this.beats.merge(parsed.filter((_, i) => ok[i]), now)) {
+        this.freeMb.set(b.origin, b.freeMb);
+        this.hosts.set(b.origin, { host: b.host });
+        this.learnAddresses(b.origin, b.addrs);
+        this.apply(this.replica.receive({ type: 'heartbeat', origin: b.origin, incarnation: b.incarnation, seq: b.seq, load: b.load }, now));
+      }
+    }
+    return this.beats.live(Date.now());
   }
 
   private onMessage(msg: { type: string; topic: string; from?: { toString(): string }; data: Uint8Array }): void {
@@ -313,37 +354,57 @@ export class Cluster {
       this.o.log.warn({ claimed: m.origin, signer }, 'dropped a message whose origin is not its signer');
       return;
     }
-    if (m.type === 'heartbeat' && m.host) {
-      this.hosts.set(m.origin, { host: m.host, freeMb: Number(m.freeMb) || 0 });
-      // Some heartbeats carry addresses, so a daemon can open a stream to any member, not only those it dialled.
-      if (Array.isArray(m.addrs) && !this.addressed.has(m.origin)) {
-        this.addressed.add(m.origin);
-        const addrs = m.addrs.flatMap((a) => {
-          try {
-            return [multiaddr(String(a))];
-          } catch {
-            return [];
-          }
-        });
-        void this.node.peerStore.merge(peerIdFromString(m.origin), { multiaddrs: addrs }).catch(() => undefined);
-      }
-    }
+    if (m.type === 'heartbeat') return; // liveness comes only from beat counters (an old daemon's heartbeat)
     this.apply(this.replica.receive(m, Date.now()));
+  }
+
+  /** Addresses from beats, so a daemon can open a stream to any member, not only those it dialled. */
+  private learnAddresses(origin: string, given: string[]): void {
+    const known = given.join(' ');
+    if (!known || this.addressed.get(origin) === known) return;
+    this.addressed.set(origin, known);
+    const addrs = given.flatMap((a) => {
+      try {
+        return [multiaddr(a)];
+      } catch {
+        return [];
+      }
+    });
+    // Replaced, not merged: a member that restarted elsewhere is not dialled at its old addresses.
+    void this.node.peerStore.patch(peerIdFromString(origin), { multiaddrs: addrs }).catch(() => undefined);
+  }
+
+  /**
+   * Behind on an origin: its snapshot, asked of the origin itself when connected to it (one stream, no
+   * broadcast, the connection proves who answers); through the topic otherwise, or if that fails
+   * (dialling every origin would grow a full mesh of connections).
+   */
+  private pull(origin: string): void {
+    if (this.pulling.has(origin) || Date.now() - (this.lastPull.get(origin) ?? 0) < 200) return;
+    this.lastPull.set(origin, Date.now());
+    if (!this.connectedPeers().includes(origin)) return this.publish({ type: 'pull', origin, from: this.peerId });
+    this.pulling.add(origin);
+    this.request(origin, SNAPSHOT_PROTOCOL, {}, this.o.failureTimeoutMs)
+      .then((r) => {
+        const snap = r as { incarnation?: unknown; seq?: unknown; entries?: unknown };
+        if (typeof snap.incarnation !== 'number' || typeof snap.seq !== 'number' || !Array.isArray(snap.entries)) throw new Error('not a snapshot');
+        this.apply(this.replica.receive({ type: 'snapshot', origin, incarnation: snap.incarnation, seq: snap.seq, entries: snap.entries as Entry[] }, Date.now()));
+      })
+      .catch(() => this.publish({ type: 'pull', origin, from: this.peerId }))
+      .finally(() => this.pulling.delete(origin));
   }
 
   private apply(fx: Effect[]): void {
     for (const f of fx) {
       if (f.kind === 'changed') this.o.onChange(f.namespaces);
-      else if (f.kind === 'pull-snapshot') {
-        const last = this.lastPull.get(f.origin) ?? 0;
-        if (Date.now() - last > 200) {
-          this.lastPull.set(f.origin, Date.now());
-          this.publish({ type: 'pull', origin: f.origin, from: this.peerId });
-        }
-      } else if (f.kind === 'origin-down') this.o.log.info({ origin: f.origin, host: this.hosts.get(f.origin), reason: f.reason, entries: f.entries.length }, 'peer down');
+      else if (f.kind === 'pull-snapshot') this.pull(f.origin); else if (f.kind === 'origin-down') {
+        this.o.log.info({ origin: f.origin, host: this.hosts.get(f.origin)?.host, reason: f.reason, entries: f.entries.length }, 'peer down');
+        this.addressed.delete(f.origin);
+        this.hosts.delete(f.origin);
+        this.freeMb.delete(f.origin);
+      }
       else if (f.kind === 'origin-up') {
         this.o.log.info({ origin: f.origin }, 'peer up');
-        this.addrsBeats = 2;
         this.onPeerUp?.(f.origin);
       }
     }

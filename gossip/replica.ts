@@ -133,8 +133,11 @@ export class Replica {
       }
       case 'heartbeat':
         s.load = m.load;
-        if (m.seq > s.seq) {
-          if (s.seq === -1 || s.gapSince === null) fx.push({ kind: 'pull-snapshot', origin: m.origin });
+        if (s.seq === -1 && m.seq === 0) s.seq = 0; // an incarnation that has shipped no delta has no entries yet
+        else if (m.seq > s.seq) {
+          // Behind: the missing delta may still be on its way by another path, so it gets the grace first.
+          if (s.seq === -1) fx.push({ kind: 'pull-snapshot', origin: m.origin });
+          else if (s.gapSince === null) s.gapSince = now;
           else if (now - s.gapSince > this.gapGraceMs) fx.push({ kind: 'pull-snapshot', origin: m.origin });
         }
         break;

@@ -17,7 +17,7 @@ for (const s of specs) {
   const seen = new Set<string>();
   const cluster: Cluster = await Cluster.start({
     key, identityFile: s.identity, listen: [`/ip4/127.0.0.1/tcp/${s.port}`], peers: s.peers, hyperswarm: false, bootstrap: [],
-    heartbeatMs: 500, failureTimeoutMs: 1500, batchMs: 5, hostName: `h${s.index}`, local, load: () => 0, freeMb: () => 4096, log: pino({ level: 'silent' }),
+    heartbeatMs: 250, failureTimeoutMs: 1500, batchMs: 5, hostName: `h${s.index}`, local, load: () => 0, freeMb: () => 4096, log: pino({ level: 'silent' }),
     onChange: () => {
       const at = now();
       for (const e of cluster.replica.entries()) {
@@ -29,9 +29,15 @@ for (const s of specs) {
   });
   nodes.set(s.index, { local, cluster });
 }
+// Member counts as they change (checked each 20 ms), so failure detection is timed to within a tick.
+const counts = new Map<number, number>();
 setInterval(() => {
-  for (const [i, n] of nodes) process.send!({ peers: n.cluster.peers().length, node: i });
-}, 500);
+  for (const [i, n] of nodes) {
+    const peers = n.cluster.peers().length;
+    if (counts.get(i) !== peers) process.send!({ peers, node: i });
+    counts.set(i, peers);
+  }
+}, 20);
 process.on('message', (m: { reserve?: string; node?: number; crash?: boolean; stop?: boolean }) => {
   const n = m.node === undefined ? undefined : nodes.get(m.node);
   if (m.reserve && n) n.local.reserve([{ namespace: 'bench', instance: m.reserve, function: 'f', activation: m.reserve, host: `h${m.node}`, port: 7700, since: Date.now() }]);

@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { AddressMap, type Entry } from '../../gossip/addrmap.ts';
+import { BeatTable, pick as pickSome, type Beat } from '../../gossip/liveness.ts';
 import { Replica, type GossipMessage } from '../../gossip/replica.ts';
 
 // A deterministic, seeded simulation of the address-map replication: hosts
 // change their local maps at random while the network loses, duplicates and
 // reorders messages, partitions split the cluster and hosts crash and
-// restart. After the faults stop, every live host must hold the same map, and
-// it must equal the union of the live hosts' own maps.
+// restart. Liveness travels as the daemons send it: beat tables relayed to a
+// few random peers each round, which answer with theirs. After the faults stop, every live host must
+// hold the same map, and it must equal the union of the live hosts' own maps.
 
 function rng(seed: number) {
   let s = seed >>> 0;
@@ -24,14 +26,16 @@ interface Host {
   alive: boolean;
   local: AddressMap;
   replica: Replica;
+  beats: BeatTable;
   incarnation: number;
   next: number;
 }
 
-type Packet = { at: number; to: string; msg: GossipMessage | { type: 'pull'; from: string; origin: string } };
+type Packet = { at: number; to: string; msg: GossipMessage | { type: 'pull'; from: string; origin: string } | { type: 'beats'; rows: Beat[]; from: string; answer: boolean } };
 
 const HEARTBEAT = 100;
 const TIMEOUT = 450;
+const FANOUT = 2; // as the daemons: push-pull with two peers a round
 
 function simulate(seed: number, opts: { hosts: number; steps: number; loss: number; dup: number; maxDelay: number; partitions: boolean; crashes: boolean }) {
   const rand = rng(seed);
@@ -40,7 +44,7 @@ function simulate(seed: number, opts: { hosts: number; steps: number; loss: numb
     const id = `h${i}`;
     const local = new AddressMap(id, 1);
     local.replicating = true;
-    return { id, alive: true, local, replica: new Replica(id, TIMEOUT), incarnation: 1, next: 0 };
+    return { id, alive: true, local, replica: new Replica(id, TIMEOUT), beats: new BeatTable(id, TIMEOUT), incarnation: 1, next: 0 };
   });
   const byId = new Map(hosts.map((h) => [h.id, h]));
   let queue: Packet[] = [];
@@ -65,8 +69,12 @@ function simulate(seed: number, opts: { hosts: number; steps: number; loss: numb
       if (p.msg.origin === h.id) send(h.id, p.msg.from, { type: 'snapshot', ...h.local.snapshot() });
       return;
     }
-    for (const fx of h.replica.receive(p.msg, now)) {
-      if (fx.kind === 'pull-snapshot') send(h.id, fx.origin, { type: 'pull', from: h.id, origin: fx.origin });
+    if (p.msg.type === 'beats' && p.msg.answer) send(h.id, p.msg.from, { type: 'beats', rows: h.beats.live(now), from: h.id, answer: false });
+    const msgs: GossipMessage[] = p.msg.type === 'beats'
+      ? h.beats.merge(p.msg.rows, now).map((b) => ({ type: 'heartbeat', origin: b.origin, incarnation: b.incarnation, seq: b.seq, load: b.load }))
+      : [p.msg];
+    for (const m of msgs) {
+      for (const fx of h.replica.receive(m, now)) if (fx.kind === 'pull-snapshot') send(h.id, fx.origin, { type: 'pull', from: h.id, origin: fx.origin });
     }
   };
 
@@ -102,14 +110,18 @@ function simulate(seed: number, opts: { hosts: number; steps: number; loss: numb
         else restart(h);
       }
     }
-    // Deltas go out batched every 5 ms, heartbeats every HEARTBEAT.
+    // Deltas go out batched every 5 ms; every HEARTBEAT a host beats and relays its table to FANOUT peers.
     for (const h of hosts) {
       if (!h.alive) continue;
       if (now % 5 === 0) {
         const d = h.local.takeDelta();
         if (d) broadcast(h, { type: 'delta', ...d });
       }
-      if (now % HEARTBEAT === 0) broadcast(h, { type: 'heartbeat', origin: h.id, incarnation: h.incarnation, seq: h.local.sequence, load: 0 });
+      if (now % HEARTBEAT === 0) {
+        h.beats.beat({ incarnation: h.incarnation, seq: h.local.sequence, load: 0, freeMb: 0, host: 'h', addrs: [], intro: '' }, now);
+        const rows = h.beats.live(now);
+        for (const to of pickSome(hosts.filter((x) => x.id !== h.id), FANOUT, rand)) send(h.id, to.id, { type: 'beats', rows, from: h.id, answer: true });
+      }
       for (const fx of h.replica.tick(now)) if (fx.kind === 'pull-snapshot') send(h.id, fx.origin, { type: 'pull', from: h.id, origin: fx.origin });
     }
     const due = queue.filter((p) => p.at <= now);
@@ -124,6 +136,7 @@ function simulate(seed: number, opts: { hosts: number; steps: number; loss: numb
     h.local = new AddressMap(h.id, h.incarnation);
     h.local.replicating = true;
     h.replica = new Replica(h.id, TIMEOUT);
+    h.beats = new BeatTable(h.id, TIMEOUT);
   }
 
   const live = hosts.filter((h) => h.alive);
@@ -188,7 +201,9 @@ describe('address-map replication (seeded simulation)', () => {
     expect(r.get('n', 'x')?.status).toBe('s2');
     const a2 = new AddressMap('a', 2);
     const fx = r.receive({ type: 'heartbeat', origin: 'a', incarnation: 2, seq: a2.sequence, load: 0 }, 4);
-    expect(fx.map((f) => f.kind)).toEqual(['origin-down', 'changed', 'origin-up', 'pull-snapshot']);
+    // A new incarnation that has shipped nothing has nothing: in sync at once, no snapshot to pull.
+    expect(fx.map((f) => f.kind)).toEqual(['origin-down', 'changed', 'origin-up']);
+    expect(r.members()[0]).toMatchObject({ incarnation: 2, synced: true, entries: 0 });
     expect(r.get('n', 'x')).toBeUndefined();
     expect(r.receive({ type: 'delta', ...d3 }, 5)).toEqual([]); // the old incarnation is gone for good
     expect(r.tick(2000).map((f) => f.kind)).toEqual(['origin-down']);

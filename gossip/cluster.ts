@@ -118,6 +118,12 @@ const CHUNK_BYTES = 64 * 1024;
 // duplicates each message costs every daemon down, which is what bounds latency on a busy host.
 const MESH = { D: 3, Dlo: 2, Dhi: 5, Dout: 1, Dlazy: 3 };
 
+// No penalty for many peers behind one IP address: it guards open networks against one machine posing as
+// many peers, but only key holders get into this one, and with it gossipsub refuses to mesh with more than
+// ten daemons sharing an address (all of a loopback cluster, or daemons behind one NAT) and stops
+// forwarding to them.
+const SCORE = { IPColocationFactorWeight: 0 };
+
 // Without it gossipsub checks the signature of every copy of a message before it sees it is a duplicate,
 // and signature checks are most of a daemon's gossip work. Only a copy that passed is remembered, so a
 // forged copy cannot shadow the real one.
@@ -137,12 +143,14 @@ export class Cluster {
   onRegistry: ((m: unknown, signer: string) => void) | null = null;
   /** a daemon joined (or came back): the daemon answers with its whole registry (anti-entropy) */
   onPeerUp: ((origin: string) => void) | null = null;
-  private readonly hosts = new Map<string, { host: string }>();
+  /** members' host names and free memory, from their beats */
+  private readonly hosts = new Map<string, string>();
   private readonly freeMb = new Map<string, number>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly found = new Set<string>();
   private discovery: Discovery | null = null;
   private readonly lastPull = new Map<string, number>();
+  private readonly lastTopicPull = new Map<string, number>();
   private lastSnapshot = 0;
   private flushTimer: NodeJS.Timeout | null = null;
   /** members' addresses as last put in the peer store */
@@ -176,7 +184,7 @@ export class Cluster {
       services: {
         identify: identify(),
         ping: ping(),
-        pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, globalSignaturePolicy: 'StrictSign', emitSelf: false, floodPublish: true, ...MESH, fastMsgIdFn }),
+        pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, globalSignaturePolicy: 'StrictSign', emitSelf: false, floodPublish: true, ...MESH, fastMsgIdFn, scoreParams: SCORE }),
       },
     });
   }
@@ -227,7 +235,7 @@ export class Cluster {
 
   peers(): PeerInfo[] {
     const connected = new Set(this.connectedPeers());
-    return this.replica.members().map((m) => ({ ...m, host: this.hosts.get(m.origin)?.host ?? '?', freeMb: this.freeMb.get(m.origin) ?? 0, connected: connected.has(m.origin) }));
+    return this.replica.members().map((m) => ({ ...m, host: this.hosts.get(m.origin) ?? '?', freeMb: this.freeMb.get(m.origin) ?? 0, connected: connected.has(m.origin) }));
   }
 
   /** Live members this daemon can open a stream to, with the room they last reported, for placement. */
@@ -317,10 +325,11 @@ export class Cluster {
       const ok = await Promise.all(parsed.map((b) => this.beats.knows(b) || introValid(b)));
       const now = Date.now();
       for (const b of this.beats.merge(parsed.filter((_, i) => ok[i]), now)) {
-        this.freeMb.set(b.origin, b.freeMb);
-        this.hosts.set(b.origin, { host: b.host });
-        this.learnAddresses(b.origin, b.addrs);
+        // First: a new incarnation drops what was known of the old one.
         this.apply(this.replica.receive({ type: 'heartbeat', origin: b.origin, incarnation: b.incarnation, seq: b.seq, load: b.load }, now));
+        this.freeMb.set(b.origin, b.freeMb);
+        this.hosts.set(b.origin, b.host);
+        this.learnAddresses(b.origin, b.addrs);
       }
     }
     return this.beats.live(Date.now());
@@ -375,30 +384,39 @@ export class Cluster {
   }
 
   /**
-   * Behind on an origin: its snapshot, asked of the origin itself when connected to it (one stream, no
-   * broadcast, the connection proves who answers); through the topic otherwise, or if that fails
-   * (dialling every origin would grow a full mesh of connections).
+   * Behind on an origin: its snapshot, asked of the origin itself over a stream (no broadcast; the
+   * connection proves who answers). A connection opened only for this is closed after, or pulls would
+   * grow a full mesh. Through the topic, at most once a second, when the origin cannot be reached: a pull
+   * there costs every daemon a signature check, and many at once is how a busy cluster melts down.
    */
   private pull(origin: string): void {
     if (this.pulling.has(origin) || Date.now() - (this.lastPull.get(origin) ?? 0) < 200) return;
     this.lastPull.set(origin, Date.now());
-    if (!this.connectedPeers().includes(origin)) return this.publish({ type: 'pull', origin, from: this.peerId });
     this.pulling.add(origin);
+    const wasConnected = this.connectedPeers().includes(origin);
     this.request(origin, SNAPSHOT_PROTOCOL, {}, this.o.failureTimeoutMs)
       .then((r) => {
         const snap = r as { incarnation?: unknown; seq?: unknown; entries?: unknown };
         if (typeof snap.incarnation !== 'number' || typeof snap.seq !== 'number' || !Array.isArray(snap.entries)) throw new Error('not a snapshot');
         this.apply(this.replica.receive({ type: 'snapshot', origin, incarnation: snap.incarnation, seq: snap.seq, entries: snap.entries as Entry[] }, Date.now()));
       })
-      .catch(() => this.publish({ type: 'pull', origin, from: this.peerId }))
-      .finally(() => this.pulling.delete(origin));
+      .catch(() => {
+        if (Date.now() - (this.lastTopicPull.get(origin) ?? 0) < 1000) return;
+        this.lastTopicPull.set(origin, Date.now());
+        this.publish({ type: 'pull', origin, from: this.peerId });
+      })
+      .finally(() => {
+        this.pulling.delete(origin);
+        if (!wasConnected) void this.node.hangUp(peerIdFromString(origin)).catch(() => undefined);
+      });
   }
 
   private apply(fx: Effect[]): void {
     for (const f of fx) {
       if (f.kind === 'changed') this.o.onChange(f.namespaces);
-      else if (f.kind === 'pull-snapshot') this.pull(f.origin); else if (f.kind === 'origin-down') {
-        this.o.log.info({ origin: f.origin, host: this.hosts.get(f.origin)?.host, reason: f.reason, entries: f.entries.length }, 'peer down');
+      else if (f.kind === 'pull-snapshot') this.pull(f.origin);
+      else if (f.kind === 'origin-down') {
+        this.o.log.info({ origin: f.origin, host: this.hosts.get(f.origin), reason: f.reason, entries: f.entries.length }, 'peer down');
         this.addressed.delete(f.origin);
         this.hosts.delete(f.origin);
         this.freeMb.delete(f.origin);

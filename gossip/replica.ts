@@ -9,8 +9,8 @@ import type { Change, Entry } from './addrmap.ts';
 // - only the origin speaks for its entries; a newer incarnation replaces all
 //   that was known of the old one;
 // - a delta applies when it continues the known sequence; an old or repeated
-//   one is ignored; a gap (or a heartbeat ahead of what we have) asks for a
-//   snapshot of that origin;
+//   one is ignored; a gap (or a heartbeat ahead of what we have, after a
+//   longer grace) asks for a snapshot of that origin;
 // - no word from an origin for the failure timeout, or its leave message,
 //   removes its entries.
 
@@ -32,6 +32,8 @@ interface OriginState {
   ahead: Map<number, { seq: number; changes: Change[] }>;
   /** when the oldest unfilled gap was seen; a snapshot is pulled if it stays open past the grace */
   gapSince: number | null;
+  /** a heartbeat said the origin is further on than we are: its delta is likely still on its way */
+  behind: { seq: number; since: number } | null;
   /** -1 until a snapshot (or the very first delta of an incarnation) tells us where we stand */
   seq: number;
   entries: Map<string, Entry>;
@@ -56,12 +58,18 @@ export class Replica {
   readonly failureTimeoutMs: number;
   /** how long a gap may wait for the missing delta (gossip paths reorder) before a snapshot is pulled */
   readonly gapGraceMs: number;
+  /**
+   * how long a daemon may lag behind what a heartbeat says before it pulls: longer than a gap's grace, as
+   * heartbeats take other paths than deltas and often outrun them; a lost delta is rare, a pull costs
+   */
+  readonly behindGraceMs: number;
   private readonly origins = new Map<string, OriginState>();
 
-  constructor(self: string, failureTimeoutMs: number, gapGraceMs = 50) {
+  constructor(self: string, failureTimeoutMs: number, gapGraceMs = 50, behindGraceMs = 500) {
     this.self = self;
     this.failureTimeoutMs = failureTimeoutMs;
     this.gapGraceMs = gapGraceMs;
+    this.behindGraceMs = behindGraceMs;
   }
 
   members(): Member[] {
@@ -98,7 +106,7 @@ export class Replica {
     if (!s || incarnation > s.incarnation) {
       if (s) fx.push({ kind: 'origin-down', origin, reason: 'restart', entries: [...s.entries.values()] });
       if (s && s.entries.size > 0) fx.push({ kind: 'changed', origin, namespaces: namespaces(s.entries.values()) });
-      const fresh: OriginState = { incarnation, seq: -1, entries: new Map(), lastSeen: now, load: 0, ahead: new Map(), gapSince: null };
+      const fresh: OriginState = { incarnation, seq: -1, entries: new Map(), lastSeen: now, load: 0, ahead: new Map(), gapSince: null, behind: null };
       this.origins.set(origin, fresh);
       fx.push({ kind: 'origin-up', origin, incarnation });
       return fresh;
@@ -134,12 +142,8 @@ export class Replica {
       case 'heartbeat':
         s.load = m.load;
         if (s.seq === -1 && m.seq === 0) s.seq = 0; // an incarnation that has shipped no delta has no entries yet
-        else if (m.seq > s.seq) {
-          // Behind: the missing delta may still be on its way by another path, so it gets the grace first.
-          if (s.seq === -1) fx.push({ kind: 'pull-snapshot', origin: m.origin });
-          else if (s.gapSince === null) s.gapSince = now;
-          else if (now - s.gapSince > this.gapGraceMs) fx.push({ kind: 'pull-snapshot', origin: m.origin });
-        }
+        else if (s.seq === -1) fx.push({ kind: 'pull-snapshot', origin: m.origin });
+        else if (m.seq > s.seq) s.behind = { seq: Math.max(m.seq, s.behind?.seq ?? 0), since: s.behind?.since ?? now };
         break;
       case 'snapshot': {
         if (m.seq < s.seq) break;
@@ -149,6 +153,7 @@ export class Replica {
         // Deltas held for a gap the snapshot has now covered: apply those that continue from it.
         for (const k of [...s.ahead.keys()]) if (s.ahead.get(k)!.seq <= s.seq) s.ahead.delete(k);
         s.gapSince = null;
+        if (s.behind && s.seq >= s.behind.seq) s.behind = null;
         const next = s.ahead.get(s.seq);
         if (next) {
           s.ahead.delete(s.seq);
@@ -175,6 +180,7 @@ export class Replica {
     }
     for (const k of [...s.ahead.keys()]) if (s.ahead.get(k)!.seq <= s.seq) s.ahead.delete(k);
     s.gapSince = s.ahead.size > 0 ? s.gapSince : null;
+    if (s.behind && s.seq >= s.behind.seq) s.behind = null;
     fx.push({ kind: 'changed', origin, namespaces: [...touched] });
   }
 
@@ -188,6 +194,9 @@ export class Replica {
       if (now - s.lastSeen > this.failureTimeoutMs) this.drop(origin, 'timeout', fx);
       else if (s.gapSince !== null && now - s.gapSince > this.gapGraceMs) {
         s.gapSince = now; // ask again only after another grace
+        fx.push({ kind: 'pull-snapshot', origin });
+      } else if (s.behind !== null && now - s.behind.since > this.behindGraceMs) {
+        s.behind.since = now;
         fx.push({ kind: 'pull-snapshot', origin });
       }
     }

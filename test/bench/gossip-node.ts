@@ -45,3 +45,5 @@ process.on('message', (m: { reserve?: string; node?: number; crash?: boolean; st
   if (m.stop) void Promise.all([...nodes.values()].map((x) => x.cluster.stop())).then(() => process.exit(0));
 });
 process.send!({ ready: true });
+
+

@@ -30,7 +30,8 @@ interface Member { proc: ChildProcess; index: number; peers: number; arrived: Ma
  */
 async function cluster(n: number): Promise<Member[]> {
   const key = randomBytes(32).toString('hex');
-  const base = 30000 + Math.floor(Math.random() * 20000);
+  // Below the kernel's ephemeral range (32768+), where an outgoing connection could hold a port first.
+  const base = 20000 + Math.floor(Math.random() * 12000);
   const perProcess = n <= PER_PROCESS_FROM ? 1 : PER_PROCESS;
   const members: Member[] = [];
   const groups: number[][] = [];

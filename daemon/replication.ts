@@ -104,13 +104,18 @@ export class Registry {
   /** Anti-entropy: everything this daemon knows, tombstones included. */
   sendAll(): void {
     if (!this.cluster) return;
+    // A record written before this daemon stamped its writes (an older version, or a data dir from before
+    // it joined a cluster) is stamped now, as if written now, so it replicates too.
+    const stamp = (kind: 'ns' | 'fn', ns: NamespaceName, name: string) => {
+      const c = this.store.clockOf(kind, ns, name);
+      if (c) return c.hlc;
+      const hlc = this.clock.now();
+      this.store.setClock(kind, ns, name, hlc, false);
+      return hlc;
+    };
     for (const { name } of this.store.listNamespaces()) {
-      const c = this.store.clockOf('ns', name);
-      if (c) this.cluster.publishRegistry(this.nsMessage(name, c.hlc));
-      for (const f of this.store.listFunctions(name, 1_000_000, 0)) {
-        const fc = this.store.clockOf('fn', f.namespace, f.name);
-        if (fc) this.cluster.publishRegistry(this.fnMessage(f, fc.hlc));
-      }
+      this.cluster.publishRegistry(this.nsMessage(name, stamp('ns', name, '')));
+      for (const f of this.store.listFunctions(name, 1_000_000, 0)) this.cluster.publishRegistry(this.fnMessage(f, stamp('fn', f.namespace, f.name)));
     }
     for (const t of this.store.tombstones()) {
       this.cluster.publishRegistry(t.kind === 'ns' ? { type: 'ns', name: t.namespace, hlc: t.hlc, deleted: true } : { type: 'fn', ns: t.namespace, name: t.name, hlc: t.hlc, deleted: true });

@@ -47,8 +47,12 @@ export async function startInstances(s: Starter, ns: NamespaceName, name: Functi
     release(done);
     return [{ instance: null, activationId, done }];
   }
-  const refuse = (message: string) => {
+  // Nothing starts: the quota admitted above is given back.
+  const giveBack = () => {
     for (let i = 0; i < ids.length; i++) s.quota.done(ns);
+  };
+  const refuse = (message: string) => {
+    giveBack();
     return conflict(message, field);
   };
   // Known taken here: no need to ask anyone.
@@ -65,7 +69,7 @@ export async function startInstances(s: Starter, ns: NamespaceName, name: Functi
   } catch (e) {
     // Not released at the arbiters: the clash may be a claim of this same daemon that holds them now.
     if (e instanceof InstanceClash) throw refuse(e.message);
-    for (let i = 0; i < ids.length; i++) s.quota.done(ns);
+    giveBack();
     throw e;
   }
   return entries.map((entry) => {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { weight } from './placement.ts';
 
 // Who may grant an instance ID. The gossiped map tells a daemon which IDs are
 // taken only a few milliseconds late, so two daemons asked for the same ID at
@@ -11,7 +11,6 @@ import { createHash } from 'node:crypto';
 
 export type ClaimVerdict = { ok: true } | { ok: false; taken: string };
 
-const weight = (key: string, origin: string) => createHash('sha256').update(key).update('\u0000').update(origin).digest().readBigUInt64BE(0);
 const keyOf = (ns: string, id: string) => `${ns}\u0000${id}`;
 
 /** The members in the order they arbitrate this ID: the first that answers decides. */
@@ -130,7 +129,9 @@ export class Claimant {
     const out = new Map<string, string[]>();
     for (const id of ids) {
       const a = arbiters(ns, id, live)[0]!;
-      out.set(a, [...(out.get(a) ?? []), id]);
+      const some = out.get(a);
+      if (some) some.push(id);
+      else out.set(a, [id]);
     }
     return out;
   }

@@ -144,8 +144,7 @@ export class Cluster {
   /** a daemon joined (or came back): the daemon answers with its whole registry (anti-entropy) */
   onPeerUp: ((origin: string) => void) | null = null;
   /** members' host names and free memory, from their beats */
-  private readonly hosts = new Map<string, string>();
-  private readonly freeMb = new Map<string, number>();
+  private readonly hosts = new Map<string, { host: string; freeMb: number }>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly found = new Set<string>();
   private discovery: Discovery | null = null;
@@ -205,7 +204,10 @@ export class Cluster {
     node.services.pubsub.subscribe(TOPIC);
     node.services.pubsub.subscribe(REGISTRY_TOPIC);
     node.services.pubsub.addEventListener('message', (ev) => c.onMessage(ev.detail));
-    await c.handle(BEAT_PROTOCOL, async (rows) => c.onBeats(rows));
+    await c.handle(BEAT_PROTOCOL, async (rows) => {
+      await c.takeBeats(rows);
+      return c.beats.live(Date.now()); // push-pull: the answer is this daemon's own table
+    });
     await c.handle(SNAPSHOT_PROTOCOL, async () => o.local.snapshot());
     c.timers.push(setInterval(() => c.round(), o.heartbeatMs));
     // Failure detection and gap timeouts.
@@ -235,7 +237,7 @@ export class Cluster {
 
   peers(): PeerInfo[] {
     const connected = new Set(this.connectedPeers());
-    return this.replica.members().map((m) => ({ ...m, host: this.hosts.get(m.origin) ?? '?', freeMb: this.freeMb.get(m.origin) ?? 0, connected: connected.has(m.origin) }));
+    return this.replica.members().map((m) => ({ ...m, host: this.hosts.get(m.origin)?.host ?? '?', freeMb: this.hosts.get(m.origin)?.freeMb ?? 0, connected: connected.has(m.origin) }));
   }
 
   /** Live members this daemon can open a stream to, with the room they last reported, for placement. */
@@ -310,29 +312,26 @@ export class Cluster {
     const table = this.beats.live(now);
     for (const peer of pick(this.connectedPeers(), FANOUT)) {
       this.request(peer, BEAT_PROTOCOL, table, this.o.failureTimeoutMs)
-        .then((rows) => this.onBeats(rows))
+        .then((rows) => this.takeBeats(rows))
         .catch((err: Error) => this.o.log.debug({ peer, err: err.message }, 'beats not swapped'));
     }
   }
 
   /**
-   * A peer's table: what is news counts as a sign of life; answers with this daemon's own table. A row
-   * from an incarnation not taken in yet counts only if the origin signed that incarnation.
+   * A peer's table: what is news counts as a sign of life. A row from an incarnation not taken in yet
+   * counts only if the origin signed that incarnation.
    */
-  private async onBeats(rows: unknown): Promise<Beat[]> {
-    if (Array.isArray(rows)) {
-      const parsed = rows.slice(0, MAX_ROWS).map(parseBeat).filter((r): r is Beat => r !== null);
-      const ok = await Promise.all(parsed.map((b) => this.beats.knows(b) || introValid(b)));
-      const now = Date.now();
-      for (const b of this.beats.merge(parsed.filter((_, i) => ok[i]), now)) {
-        // First: a new incarnation drops what was known of the old one.
-        this.apply(this.replica.receive({ type: 'heartbeat', origin: b.origin, incarnation: b.incarnation, seq: b.seq, load: b.load }, now));
-        this.freeMb.set(b.origin, b.freeMb);
-        this.hosts.set(b.origin, b.host);
-        this.learnAddresses(b.origin, b.addrs);
-      }
+  private async takeBeats(rows: unknown): Promise<void> {
+    if (!Array.isArray(rows)) return;
+    const parsed = rows.slice(0, MAX_ROWS).map(parseBeat).filter((r): r is Beat => r !== null);
+    const ok = await Promise.all(parsed.map((b) => this.beats.knows(b) || introValid(b)));
+    const now = Date.now();
+    for (const b of this.beats.merge(parsed.filter((_, i) => ok[i]), now)) {
+      // First: a new incarnation drops what was known of the old one.
+      this.apply(this.replica.receive({ type: 'heartbeat', origin: b.origin, incarnation: b.incarnation, seq: b.seq, load: b.load }, now));
+      this.hosts.set(b.origin, { host: b.host, freeMb: b.freeMb });
+      this.learnAddresses(b.origin, b.addrs);
     }
-    return this.beats.live(Date.now());
   }
 
   private onMessage(msg: { type: string; topic: string; from?: { toString(): string }; data: Uint8Array }): void {
@@ -416,10 +415,9 @@ export class Cluster {
       if (f.kind === 'changed') this.o.onChange(f.namespaces);
       else if (f.kind === 'pull-snapshot') this.pull(f.origin);
       else if (f.kind === 'origin-down') {
-        this.o.log.info({ origin: f.origin, host: this.hosts.get(f.origin), reason: f.reason, entries: f.entries.length }, 'peer down');
+        this.o.log.info({ origin: f.origin, host: this.hosts.get(f.origin)?.host, reason: f.reason, entries: f.entries.length }, 'peer down');
         this.addressed.delete(f.origin);
         this.hosts.delete(f.origin);
-        this.freeMb.delete(f.origin);
       }
       else if (f.kind === 'origin-up') {
         this.o.log.info({ origin: f.origin }, 'peer up');

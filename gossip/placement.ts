@@ -11,7 +11,8 @@ export interface Candidate {
   freeMb: number;
 }
 
-const weight = (key: string, origin: string) => createHash('sha256').update(key).update('\u0000').update(origin).digest().readBigUInt64BE(0);
+/** A member's rendezvous weight for a key: the highest weight wins the key. */
+export const weight = (key: string, origin: string) => createHash('sha256').update(key).update('\u0000').update(origin).digest().readBigUInt64BE(0);
 
 export function rendezvous(fnKey: string, candidates: Candidate[], memoryMb: number): string | null {
   let best: { origin: string; w: bigint } | null = null;

@@ -94,7 +94,8 @@ export class Forwarder {
     }
     const mine = parts.find((p) => p.origin === 'self') ?? (parts.unshift({ origin: 'self', ids: [] }), parts[0]!);
     mine.ids.push(...ids.slice(next)); // what fits nowhere waits here for room
-    const local = await startInstances(this.d.starter, fn.namespace, fn.name, params, mine.ids, '/query/instances', claimedBy);
+    // No share here: startInstances with no IDs would start one unnamed activation.
+    const local = mine.ids.length > 0 ? await startInstances(this.d.starter, fn.namespace, fn.name, params, mine.ids, '/query/instances', claimedBy) : [];
     const remote = parts.filter((p) => p !== mine && p.ids.length > 0).map(async (p): Promise<Member[]> => {
       const req: InvokeRequest = { namespace: fn.namespace, name: fn.name, params, blocking, activationId: '', instances: p.ids, claimedBy };
       try {

@@ -174,6 +174,11 @@ describe('cluster of three daemons', () => {
       expect(again.status).toBe(200);
       expect(again.body.host).toBe(r.body.host);
       expect((await c('GET', `/api/v1/namespaces/${NS}/activations/${'f'.repeat(32)}`)).status).toBe(404);
+      // A group through the full daemon goes wholly to the others, and nothing else starts here.
+      const g = await invoke(c, NS, 'where', {}, `blocking=true&instances=${encodeURIComponent('full-{0..1}')}`);
+      expect(g.status, JSON.stringify(g.body).slice(0, 300)).toBe(200);
+      expect(g.body.activations.map((a: { host: string; annotations: { key: string; value: unknown }[] }) => a.host).filter((h: string) => h === small.hostId)).toEqual([]);
+      expect(g.body.activations).toHaveLength(2);
 
       // The executing daemon dies mid-invocation: the caller gets a failed activation, not a hang.
       await waitFor(async () => (await c('GET', `/api/v1/namespaces/${NS}/actions/slow`)).status === 200, 20_000, 'slow replicated');

@@ -33,7 +33,7 @@ for (const s of specs) {
 const counts = new Map<number, number>();
 setInterval(() => {
   for (const [i, n] of nodes) {
-    const peers = n.cluster.peers().length;
+    const peers = n.cluster.replica.members().length;
     if (counts.get(i) !== peers) process.send!({ peers, node: i });
     counts.set(i, peers);
   }

@@ -6,7 +6,7 @@
 //  3. bytes on the wire per change vs map size: a delta vs the full-map broadcast of the seed design.
 // Run: node test/bench/gossip.ts   (bounded: about a minute)
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,6 +64,16 @@ async function cluster(n: number): Promise<Member[]> {
 
 const now = () => performance.timeOrigin + performance.now();
 
+/** CPU the cluster's processes use while nothing changes: beats, pings, gossipsub heartbeats (in cores). */
+async function idleCores(members: Member[], ms: number): Promise<number> {
+  const pids = [...new Set(members.map((m) => m.proc.pid!))];
+  // utime + stime, fields 14 and 15 of /proc/PID/stat, in clock ticks (100 a second on Linux)
+  const ticks = () => pids.reduce((s, pid) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return s + Number(f[11]) + Number(f[12]); }, 0);
+  const t0 = ticks();
+  await sleep(ms);
+  return (ticks() - t0) / 100 / (ms / 1000);
+}
+
 async function propagation(members: Member[]): Promise<number[]> {
   const sent = new Map<string, { t0: number; origin: number }>();
   for (let c = 0; c < CHANGES; c++) {
@@ -113,11 +123,12 @@ const detection: Row[] = [];
 const SIZES = (process.env.BENCH_SIZES ?? '3,10').split(',').map(Number);
 for (const n of SIZES) {
   const members = await cluster(n);
+  const idle = await idleCores(members, 5000);
   const ours = await propagation(members);
   const base = await controllerBaseline(n);
-  rows.push({ metric: `${n} daemons, p50`, unit: 'ms', ours: percentile(ours, 50), baseline: percentile(base, 50), baselineName: 'controller, 1 s + 1 s', better: 'lower' });
+  rows.push({ metric: `${n} daemons, p50`, unit: 'ms', ours: percentile(ours, 50), baseline: percentile(base, 50), baselineName: 'controller, 1 s + 1 s', better: 'lower', note: `idle cluster: ${idle.toFixed(2)} cores` });
   rows.push({ metric: `${n} daemons, p99`, unit: 'ms', ours: percentile(ours, 99), baseline: percentile(base, 99), baselineName: 'controller, 1 s + 1 s', better: 'lower', note: `${CHANGES} changes, ${ours.filter((x) => x === Infinity).length} never arrived` });
-  process.stdout.write(`${n} daemons: p50 ${percentile(ours, 50).toFixed(1)} ms, p99 ${percentile(ours, 99).toFixed(1)} ms (controller p99 ${percentile(base, 99).toFixed(0)} ms)\n`);
+  process.stdout.write(`${n} daemons: p50 ${percentile(ours, 50).toFixed(1)} ms, p99 ${percentile(ours, 99).toFixed(1)} ms (controller p99 ${percentile(base, 99).toFixed(0)} ms), idle ${idle.toFixed(2)} cores\n`);
 
   // Failure detection: the last daemon dies without a goodbye; when have all others dropped its entry?
   const victim = members.at(-1)!;

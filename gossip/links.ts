@@ -66,18 +66,17 @@ export const MAX_ROWS = 4096;
  * shrinks from 17 KB to about 1.5 KB, and tables are most of what a cluster sends while idle.
  */
 export class RowEncoder {
-  private readonly sent = new Map<string, { i: number; facts: string }>();
+  private readonly sent = new Map<string, { i: number; facts: Beat }>();
 
   encode(rows: Beat[]): unknown[] {
     return rows.map((b) => {
       const known = this.sent.get(b.origin);
-      const facts = `${b.incarnation}\n${b.host}\n${b.intro}\n${b.addrs.join(' ')}`;
-      if (known?.facts === facts) return [known.i, b.beat, b.seq, b.load, b.freeMb];
+      if (known && sameFacts(known.facts, b)) return [known.i, b.beat, b.seq, b.load, b.freeMb];
       // Indices are never reused for another member; after MAX_ROWS members the numbering starts over,
       // every member's facts going out again and overwriting what the other end holds.
       if (!known && this.sent.size >= MAX_ROWS) return this.restart(b);
       const i = known?.i ?? this.sent.size;
-      this.sent.set(b.origin, { i, facts });
+      this.sent.set(b.origin, { i, facts: b });
       return { ...b, i };
     });
   }
@@ -86,6 +85,10 @@ export class RowEncoder {
     this.sent.clear();
     return this.encode([b])[0];
   }
+}
+
+function sameFacts(a: Beat, b: Beat): boolean {
+  return a.incarnation === b.incarnation && a.host === b.host && a.intro === b.intro && (a.addrs === b.addrs || (a.addrs.length === b.addrs.length && a.addrs.every((x, k) => x === b.addrs[k])));
 }
 
 /** The receiving end of a RowEncoder: rows back whole, each checked as any row from the wire. */

@@ -20,7 +20,7 @@ import { Registry } from './replication.ts';
 import { ensureAdminKey } from './auth.ts';
 import { BlobStore } from './blobs.ts';
 import type { DaemonConfig } from './config.ts';
-import type { FunctionName, HostId, NamespaceName } from './ids.ts';
+import type { ActivationId, FunctionName, HostId, NamespaceName } from './ids.ts';
 import { fnKeyPrefix, Invoker } from './invoker.ts';
 import { Store } from './store.ts';
 
@@ -142,6 +142,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       log,
     });
     directory.setRemote(cluster.replica);
+    directory.onYield = (mine, theirs) => {
+      log.warn({ namespace: mine.namespace, instance: mine.instance, activation: mine.activation, holder: theirs.activation, holderHost: theirs.host }, 'instance ID granted twice across a partition: this instance yields it');
+      invoker.stop(mine.activation as ActivationId, `The instance ID ${mine.instance} was granted on both sides of a network partition; the instance started first ` +
+        `(activation ${theirs.activation} on host ${theirs.host}) keeps it, so this one was stopped.`);
+    };
     registry.attach(cluster);
     starter.claims = await serveClaims(cluster, directory, config.cluster.failureTimeoutMs);
   }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AddressMap, InstanceClash, type Entry } from '../gossip/addrmap.ts';
+import { AddressMap, holder, InstanceClash, type Entry } from '../gossip/addrmap.ts';
 
 // The daemon's side of the address map: the state machine plus everything a
 // function sees of it. Each container has its own directory, mounted read-only
@@ -10,6 +10,13 @@ import { AddressMap, InstanceClash, type Entry } from '../gossip/addrmap.ts';
 // namespace's map, replaced atomically (write, then rename) on every change.
 
 export const MAP_FILE = 'addrmap.json';
+/**
+ * How long another host's older entry for a local instance's ID must last before the local instance
+ * yields the ID. A partition's twin lasts until one of them ends; an instance that ended elsewhere just
+ * before its ID was granted here can show up for a moment (its start and end arrive one after the other)
+ * and must not stop anything.
+ */
+export const YIELD_AFTER_MS = 1000;
 export const SOCKET_FILE = 'api.sock';
 export const MESSAGE_PORT = 7700;
 
@@ -39,6 +46,10 @@ export class Directory {
   private readonly socketOf: (ns: string) => string;
   private remote: RemoteEntries | null = null;
   private readonly remoteVersions = new Map<string, number>();
+  /** local instances whose ID another host's older entry holds, by activation, until YIELD_AFTER_MS says */
+  private readonly yielding = new Map<string, NodeJS.Timeout>();
+  /** a local instance must give up its ID: the daemon stops it (set by the daemon) */
+  onYield: ((mine: Entry, holder: Entry) => void) | null = null;
 
   constructor(map: AddressMap, socketOf: (ns: string) => string) {
     this.map = map;
@@ -70,11 +81,32 @@ export class Directory {
     for (const ns of namespaces) {
       this.remoteVersions.set(ns, (this.remoteVersions.get(ns) ?? 0) + 1);
       this.changed(ns);
+      for (const mine of this.map.list(ns)) if (this.heldElsewhere(mine)) this.yieldLater(mine);
     }
   }
 
+  private heldElsewhere(mine: Entry): Entry | undefined {
+    const theirs = this.remote?.get(mine.namespace, mine.instance);
+    return theirs && holder(mine, theirs) === theirs ? theirs : undefined;
+  }
+
+  private yieldLater(mine: Entry): void {
+    if (this.yielding.has(mine.activation)) return;
+    const timer = setTimeout(() => {
+      this.yielding.delete(mine.activation);
+      const now = this.map.get(mine.namespace, mine.instance);
+      const theirs = now?.activation === mine.activation ? this.heldElsewhere(now) : undefined;
+      if (now && theirs) this.onYield?.(now, theirs);
+    }, YIELD_AFTER_MS);
+    timer.unref();
+    this.yielding.set(mine.activation, timer);
+  }
+
+  /** The entry that holds this ID, here or on another host. */
   get(ns: string, id: string): Entry | undefined {
-    return this.map.get(ns, id) ?? this.remote?.get(ns, id);
+    const mine = this.map.get(ns, id);
+    const theirs = this.remote?.get(ns, id);
+    return mine && theirs ? holder(mine, theirs) : (mine ?? theirs);
   }
 
   reserve(entries: Omit<Entry, 'state' | 'ip' | 'status' | 'port' | 'since'>[]): Entry[] {
@@ -154,8 +186,15 @@ export class Directory {
 
   view(ns: string): { version: number; instances: Entry[] } {
     const remote = this.remote?.list(ns) ?? [];
-    const instances = remote.length === 0 ? this.map.list(ns) : [...this.map.list(ns), ...remote].sort((a, b) => (a.instance < b.instance ? -1 : 1));
-    return { version: this.map.version(ns) + (this.remoteVersions.get(ns) ?? 0), instances };
+    const version = this.map.version(ns) + (this.remoteVersions.get(ns) ?? 0);
+    if (remote.length === 0) return { version, instances: this.map.list(ns) };
+    // One entry per ID, the one that holds it: every reader of the map names the same instance by it.
+    const byId = new Map<string, Entry>();
+    for (const e of [...this.map.list(ns), ...remote]) {
+      const other = byId.get(e.instance);
+      byId.set(e.instance, other ? holder(other, e) : e);
+    }
+    return { version, instances: [...byId.values()].sort((a, b) => (a.instance < b.instance ? -1 : 1)) };
   }
 
   private render(ns: string): string {

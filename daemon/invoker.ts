@@ -52,10 +52,14 @@ const developerError = (error: string, logs: string[] = []): Outcome => ({ statu
 const internalError = (error: string, logs: string[] = []): Outcome => ({ status: 'whisk internal error', result: { error }, logs });
 
 class Timeout extends Error {}
+/** the daemon stopped the activation (see Invoker.stop); the message says why */
+class Stopped extends Error {}
 
 export class Invoker {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly unsaved = new Map<ActivationId, () => void>();
+  /** running activations the daemon may stop before they end */
+  private readonly stoppers = new Map<ActivationId, AbortController>();
   private retrying: NodeJS.Timeout | null = null;
   private readonly d: InvokerDeps;
   constructor(deps: InvokerDeps) {
@@ -95,6 +99,16 @@ export class Invoker {
     this.inFlight.add(done);
     void done.finally(() => this.inFlight.delete(done));
     return { activationId, done };
+  }
+
+  /**
+   * Ends a running activation from outside: its container is destroyed and it fails as a platform error
+   * that says why. False when it is not running here (any more).
+   */
+  stop(id: ActivationId, why: string): boolean {
+    const s = this.stoppers.get(id);
+    s?.abort(new Stopped(why));
+    return s !== undefined;
   }
 
   /**
@@ -153,9 +167,21 @@ export class Invoker {
 
   private async execute(fn: FunctionRecord, params: Record<string, unknown>, id: ActivationId, start: number,
     ann: Partial<ActivationAnnotations>, instance: string | null): Promise<Outcome> {
+    const stopper = new AbortController();
+    this.stoppers.set(id, stopper);
+    try {
+      return await this.executeStoppable(fn, params, id, start, ann, instance, stopper.signal);
+    } finally {
+      this.stoppers.delete(id);
+    }
+  }
+
+  private async executeStoppable(fn: FunctionRecord, params: Record<string, unknown>, id: ActivationId, start: number,
+    ann: Partial<ActivationAnnotations>, instance: string | null, stop: AbortSignal): Promise<Outcome> {
+    const stopped = () => internalError((stop.reason as Stopped).message);
     const [network] = await Promise.all([this.d.namespaceNetwork(fn.namespace), this.d.ensureSocket(fn.namespace)]);
     // Waiting for a container is bounded too: past the function's own time limit the caller gets an error, not a hang.
-    const waitLimit = AbortSignal.timeout(Math.max(fn.limits.timeoutMs, 30_000));
+    const waitLimit = AbortSignal.any([AbortSignal.timeout(Math.max(fn.limits.timeoutMs, 30_000)), stop]);
     let lease: Lease;
     try {
       lease = await this.d.pool.acquire(
@@ -169,6 +195,7 @@ export class Invoker {
         waitLimit,
       );
     } catch (err) {
+      if (stop.aborted) return stopped();
       // A user image this engine does not have is the function's fault, not the platform's.
       if ((err as { statusCode?: number }).statusCode === 404 && fn.runtime.kind === 'image')
         return developerError(`The image ${fn.runtime.image} does not exist on host ${this.d.hostId}.`);
@@ -185,8 +212,9 @@ export class Invoker {
       if (lease.cold) {
         const t0 = Date.now();
         const code = this.d.blobs.get(fn.digest).toString(fn.binary ? 'base64' : 'utf8');
-        const init = await this.call(c, '/init', { value: { name: fn.name, main: fn.main, code, binary: fn.binary } }, fn.limits.timeoutMs);
+        const init = await this.call(c, '/init', { value: { name: fn.name, main: fn.main, code, binary: fn.binary } }, fn.limits.timeoutMs, stop);
         ann.initTime = Date.now() - t0;
+        if (init instanceof Stopped) return { ...stopped(), logs: await c.logs.take(0) };
         if (init instanceof Timeout) return developerError(`The action exceeded its time limits of ${fn.limits.timeoutMs} milliseconds during initialization.`, await c.logs.take(0));
         if ('failure' in init) return this.crashed(c, init.failure);
         if (init.status !== 200) {
@@ -212,9 +240,10 @@ export class Invoker {
         peerless_instance: instance ?? '',
         peerless_ip: c.nsIp ?? '',
         peerless_port: String(MESSAGE_PORT),
-      }, fn.limits.timeoutMs);
+      }, fn.limits.timeoutMs, stop);
       // ...and out of it as soon as it has returned, crashed or timed out.
       if (instance) this.d.directory.remove(fn.namespace, instance);
+      if (run instanceof Stopped) return { ...stopped(), logs: await c.logs.take(0) };
       if (run instanceof Timeout) return developerError(`The action exceeded its time limits of ${fn.limits.timeoutMs} milliseconds.`, await c.logs.take(0));
       if ('failure' in run) return this.crashed(c, run.failure);
       const out = this.classify(run);
@@ -229,12 +258,13 @@ export class Invoker {
     }
   }
 
-  private async call(c: ActionContainer, path: '/init' | '/run', body: unknown, timeoutMs: number): Promise<ProxyResponse | Timeout | { failure: Error }> {
-    const signal = AbortSignal.timeout(timeoutMs);
+  private async call(c: ActionContainer, path: '/init' | '/run', body: unknown, timeoutMs: number, stop: AbortSignal): Promise<ProxyResponse | Timeout | Stopped | { failure: Error }> {
+    const timeout = AbortSignal.timeout(timeoutMs);
     try {
-      return await c.post(path, body, this.d.limits.payloadBytes, signal);
+      return await c.post(path, body, this.d.limits.payloadBytes, AbortSignal.any([timeout, stop]));
     } catch (e) {
-      if (signal.aborted) return new Timeout();
+      if (stop.aborted) return stop.reason as Stopped;
+      if (timeout.aborted) return new Timeout();
       return { failure: e as Error };
     }
   }

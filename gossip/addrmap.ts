@@ -41,6 +41,17 @@ export class InstanceClash extends Error {
 
 const key = (ns: string, id: string) => `${ns}\u0000${id}`;
 
+/**
+ * Of two entries for one instance ID, the one that holds it. Arbiters keep IDs unique while the cluster is
+ * whole; two sides of a partition each have arbiters, and may grant the same ID. Once the maps meet
+ * again, every daemon must name the same instance by it: the older one (then the smaller activation ID),
+ * a choice made from the entries alone, so every daemon makes it alike.
+ */
+export function holder(a: Entry, b: Entry): Entry {
+  if (a.since !== b.since) return a.since < b.since ? a : b;
+  return a.activation <= b.activation ? a : b;
+}
+
 export class AddressMap {
   private readonly entries = new Map<string, Entry>();
   private readonly versions = new Map<string, number>();

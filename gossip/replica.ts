@@ -1,4 +1,4 @@
-import type { Change, Entry } from './addrmap.ts';
+import { holder, type Change, type Entry } from './addrmap.ts';
 
 // What one daemon knows of everyone else's address map, as a pure state
 // machine: messages in, effects out, time passed in. No sockets, no timers, so
@@ -91,12 +91,14 @@ export class Replica {
     return out;
   }
 
+  /** The entry that holds this ID: after a partition two origins may both have one (see holder). */
   get(ns: string, id: string): Entry | undefined {
+    let found: Entry | undefined;
     for (const s of this.origins.values()) {
       const e = s.entries.get(key(ns, id));
-      if (e) return e;
+      if (e) found = found ? holder(found, e) : e;
     }
-    return undefined;
+    return found;
   }
 
   /** Known origin at this incarnation or newer; creates or resets state as needed. */

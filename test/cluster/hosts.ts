@@ -108,7 +108,7 @@ export async function hostsUp(n: number): Promise<void> {
   }
   sh('ip', ['link', 'set', BRIDGE, 'up']);
   // The root engine's FORWARD policy is DROP: let the hosts talk to each other across the bridge.
-  if (!checkRule()) sh('iptables', ['-I', 'DOCKER-USER', '-i', BRIDGE, '-o', BRIDGE, '-j', 'ACCEPT']);
+  if (!hasRule(['DOCKER-USER', '-i', BRIDGE, '-o', BRIDGE, '-j', 'ACCEPT'])) sh('iptables', ['-I', 'DOCKER-USER', '-i', BRIDGE, '-o', BRIDGE, '-j', 'ACCEPT']);
   for (let i = 0; i < n; i++) {
     // A fresh engine in a fresh namespace every run: no swarm, network or bridge device survives from an
     // earlier one (an engine's state wiped under its namespace leaves its bridges there, and enough of
@@ -141,9 +141,12 @@ function dropNamespace(i: number): void {
   if (sh('ip', ['link', 'show', `plv${i}`], true)) sh('ip', ['link', 'del', `plv${i}`]);
 }
 
-function checkRule(): boolean {
+/** Whether an iptables rule is there, in host i's namespace or (without i) the root one. */
+function hasRule(rule: string[], i?: number): boolean {
+  const cmd = ['iptables', '-C', ...rule];
   try {
-    execFileSync('iptables', ['-C', 'DOCKER-USER', '-i', BRIDGE, '-o', BRIDGE, '-j', 'ACCEPT'], { stdio: 'ignore' });
+    if (i === undefined) execFileSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore' });
+    else execFileSync('ip', ['netns', 'exec', hostNs(i), ...cmd], { stdio: 'ignore' });
     return true;
   } catch {
     return false;
@@ -153,6 +156,21 @@ function checkRule(): boolean {
 /** Cuts a host off the network (its veth down) or puts it back. */
 export function setLink(i: number, up: boolean): void {
   sh('ip', ['link', 'set', `plv${i}`, up ? 'up' : 'down']);
+}
+
+/**
+ * Splits host i from these other hosts (packets between them dropped in i's namespace) or joins them
+ * again; the root namespace, where clients and tests are, still reaches both sides, as users on either
+ * side of a real partition would.
+ */
+export function splitOff(i: number, others: number[], split: boolean): void {
+  for (const j of others) {
+    for (const rule of [['INPUT', '-s', hostIp(j)], ['OUTPUT', '-d', hostIp(j)]]) {
+      const has = hasRule([...rule, '-j', 'DROP'], i);
+      if (split && !has) inNs(i, ['iptables', '-I', ...rule, '-j', 'DROP']);
+      if (!split && has) inNs(i, ['iptables', '-D', ...rule, '-j', 'DROP']);
+    }
+  }
 }
 
 /** Stops the engines (by the PIDs they wrote), removes their state and their namespaces; the bridge stays for reuse. */

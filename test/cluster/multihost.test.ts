@@ -7,7 +7,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { namespaceNetworkName } from '../../sandbox/networks.ts';
 import { api, deploy, invoke, ROOT, waitFor, type Api } from '../helpers/daemon.ts';
-import { daemonOn, hostIp, hostsDown, hostsUp, setLink, socketOf } from './hosts.ts';
+import { daemonOn, hostIp, hostsDown, hostsUp, setLink, socketOf, splitOff } from './hosts.ts';
 
 // Three real hosts: network namespaces, each with its own Docker engine and
 // its own peerless daemon, the engines in one swarm. Instances on different
@@ -30,6 +30,7 @@ async function startDaemon(i: number): Promise<void> {
     '--cluster-peers', peers, '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200', '--drain-ms', '3000']);
 }
 
+const peersOf = async (i: number) => ((await call[i]!('GET', '/api/v1/cluster/peers')).body.peers ?? []) as unknown[];
 const instancesOn = async (i: number) => ((await call[i]!('GET', `/api/v1/namespaces/${NS}/instances`)).body.instances ?? []) as { instance: string; host: string; ip: string }[];
 
 beforeAll(async () => {
@@ -87,6 +88,35 @@ describe('three hosts, each with its own engine and daemon', () => {
       setLink(1, true);
     }
     await waitFor(async () => (await instancesOn(0)).some((e) => e.instance === 'h1-holder') && (await instancesOn(2)).some((e) => e.instance === 'h1-holder'), 20_000, 'maps converge');
+  });
+
+  it('settles an instance ID granted on both sides of a partition: every host names the older instance, the younger stops and says why', async () => {
+    await waitFor(async () => (await peersOf(1)).length === N - 1, 20_000, 'host 2 back with everyone');
+    splitOff(1, [0, 2], true);
+    let younger: string;
+    try {
+      await waitFor(async () => (await peersOf(1)).length === 0 && (await peersOf(0)).length === N - 2, 10_000, 'the two sides lost each other');
+      // Each side has arbiters of its own: both grant the ID. Host 2's is asked first, so it is the older.
+      expect((await invoke(call[1]!, NS, 'hold', { ms: 60_000 }, 'blocking=false&instance=twin')).status).toBe(202);
+      const other = await invoke(call[0]!, NS, 'hold', { ms: 60_000 }, 'blocking=false&instance=twin');
+      expect(other.status).toBe(202);
+      younger = other.body.activationId;
+    } finally {
+      splitOff(1, [0, 2], false);
+    }
+    const twins = async (i: number) => (await instancesOn(i)).filter((e) => e.instance === 'twin');
+    await waitFor(async () => {
+      for (let i = 0; i < N; i++) if ((await twins(i)).map((e) => e.host).join() !== 'mh1') return false;
+      return true;
+    }, 20_000, 'every host naming host 2\'s twin');
+    const ended = await waitFor(async () => {
+      const a = (await call[0]!('GET', `/api/v1/namespaces/${NS}/activations/${younger}`)).body;
+      return a.response?.status !== 'running' && a.response ? a : null;
+    }, 20_000, 'the younger twin stopped');
+    expect(ended.response.status).toBe('whisk internal error');
+    expect(ended.response.result.error).toMatch(/granted on both sides of a network partition; the instance started first \(activation \w+ on host mh1\)/);
+    // Only the holder is still there once the younger one has gone.
+    expect((await twins(0)).map((e) => e.host)).toEqual(['mh1']);
   });
 
   it('drops a killed daemon\'s instances from the other hosts within the failure timeout', async () => {

@@ -151,7 +151,7 @@ export class Cluster {
   private lastSnapshot = 0;
   private flushTimer: NodeJS.Timeout | null = null;
   /** members' addresses as last put in the peer store */
-  private readonly addressed = new Map<string, string>();
+  private readonly addressed = new Map<string, string[]>();
   /** origins whose snapshot is being fetched */
   private readonly pulling = new Set<string>();
   private readonly beats: BeatTable;
@@ -319,9 +319,14 @@ export class Cluster {
    * counts only if the origin signed that incarnation.
    */
   private async takeBeats(parsed: Beat[]): Promise<void> {
-    const ok = await Promise.all(parsed.map((b) => this.beats.knows(b) || introValid(b)));
+    const unknown = parsed.filter((b) => !this.beats.knows(b));
+    if (unknown.length > 0) {
+      const signed = await Promise.all(unknown.map(introValid));
+      const forged = new Set(unknown.filter((_, i) => !signed[i]));
+      parsed = parsed.filter((b) => !forged.has(b));
+    }
     const now = Date.now();
-    for (const b of this.beats.merge(parsed.filter((_, i) => ok[i]), now)) {
+    for (const b of this.beats.merge(parsed, now)) {
       // First: a new incarnation drops what was known of the old one.
       this.apply(this.replica.receive({ type: 'heartbeat', origin: b.origin, incarnation: b.incarnation, seq: b.seq, load: b.load }, now));
       this.hosts.set(b.origin, { host: b.host, freeMb: b.freeMb });
@@ -363,9 +368,10 @@ export class Cluster {
 
   /** Addresses from beats, so a daemon can open a stream to any member, not only those it dialled. */
   private learnAddresses(origin: string, given: string[]): void {
-    const known = given.join(' ');
-    if (!known || this.addressed.get(origin) === known) return;
-    this.addressed.set(origin, known);
+    const had = this.addressed.get(origin);
+    // Checked on every fresh beat: most often the very array of the row before (see RowDecoder).
+    if (given.length === 0 || had === given || (had?.length === given.length && had.every((a, k) => a === given[k]))) return;
+    this.addressed.set(origin, given);
     const addrs = given.flatMap((a) => {
       try {
         return [multiaddr(a)];

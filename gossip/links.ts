@@ -87,6 +87,8 @@ export class RowEncoder {
   }
 }
 
+const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+
 function sameFacts(a: Beat, b: Beat): boolean {
   return a.incarnation === b.incarnation && a.host === b.host && a.intro === b.intro && (a.addrs === b.addrs || (a.addrs.length === b.addrs.length && a.addrs.every((x, k) => x === b.addrs[k])));
 }
@@ -100,9 +102,12 @@ export class RowDecoder {
     const out: Beat[] = [];
     for (const r of rows.slice(0, MAX_ROWS) as unknown[]) {
       if (Array.isArray(r)) {
+        // The facts were checked when they came; only the numbers are new. Rows of one member share its
+        // addresses array, which lets the cluster see at a glance they have not changed.
         const base = this.facts.get(r[0] as number);
-        const b = base && parseBeat({ ...base, beat: r[1], seq: r[2], load: r[3], freeMb: r[4] });
-        if (b) out.push(b);
+        const [, beat, seq, load, freeMb] = r as unknown[];
+        if (base && isNum(beat) && isNum(seq) && isNum(load) && isNum(freeMb))
+          out.push({ origin: base.origin, incarnation: base.incarnation, beat, seq, load, freeMb, host: base.host, addrs: base.addrs, intro: base.intro });
         continue;
       }
       const b = parseBeat(r);

@@ -72,6 +72,11 @@ export class Replica {
     this.behindGraceMs = behindGraceMs;
   }
 
+  /** how many members are known: members() without building them */
+  get memberCount(): number {
+    return this.origins.size;
+  }
+
   members(): Member[] {
     return [...this.origins].map(([origin, s]) => ({
       origin, incarnation: s.incarnation, seq: s.seq, load: s.load, lastSeen: s.lastSeen, entries: s.entries.size, synced: s.seq >= 0,

@@ -37,7 +37,7 @@ for (const s of specs) {
 const counts = new Map<number, number>();
 setInterval(() => {
   for (const [i, n] of nodes) {
-    const peers = n.cluster.replica.members().length;
+    const peers = n.cluster.replica.memberCount;
     if (counts.get(i) !== peers) report({ peers, node: i });
     counts.set(i, peers);
   }

@@ -38,11 +38,15 @@ async function cluster(n: number): Promise<Member[]> {
   for (let i = 0; i < n - 1; i += perProcess) groups.push(Array.from({ length: Math.min(perProcess, n - 1 - i) }, (_, k) => i + k));
   groups.push([n - 1]);
   for (const g of groups) {
-    // Each daemon is given up to eight earlier ones as static peers; it learns the rest from their heartbeats.
+    // Each daemon is given up to eight earlier ones as static peers, spread over the cluster as discovery
+    // would find them (one seed, the rest scattered): a few seeds every daemon dials would each carry
+    // a fifth of all beat swaps, and the process holding them would set the pace. It learns the rest
+    // from their beats.
     const specs = g.map((i) => ({
       index: i,
       port: base + i,
-      peers: [...new Set([0, 1, 2, 3, Math.floor(i / 2), i - 3, i - 2, i - 1].filter((j) => j >= 0 && j < i))].map((j) => `/ip4/127.0.0.1/tcp/${base + j}`),
+      peers: [...new Set([0, Math.floor(i / 2), Math.floor(i / 3), Math.floor((i * 2) / 3), i - 3, i - 2, i - 1, (i * 7) % Math.max(1, i)].filter((j) => j >= 0 && j < i))]
+        .map((j) => `/ip4/127.0.0.1/tcp/${base + j}`),
       identity: join(dir, `${n}-${i}.key`),
     }));
     const proc = fork(join(import.meta.dirname, 'gossip-node.ts'), [key, JSON.stringify(specs)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });

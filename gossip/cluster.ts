@@ -210,7 +210,9 @@ export class Cluster {
     node.services.pubsub.addEventListener('message', (ev) => c.onMessage(ev.detail));
     await c.links.start();
     await c.handle(SNAPSHOT_PROTOCOL, async () => o.local.snapshot());
-    c.timers.push(setInterval(() => c.round(), o.heartbeatMs));
+    // Each daemon beats at its own phase: daemons started together (a cluster booted at once, or several
+    // in one process) would otherwise swap tables all in the same instant, and a change arriving then waits.
+    c.timers.push(setTimeout(() => c.timers.push(setInterval(() => c.round(), o.heartbeatMs)), Math.random() * o.heartbeatMs));
     // Failure detection and gap timeouts.
     c.timers.push(setInterval(() => c.apply(c.replica.tick(Date.now())), TICK_MS));
     c.timers.push(setInterval(() => void c.dialPeers(), 2000));

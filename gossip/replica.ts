@@ -64,6 +64,12 @@ export class Replica {
    */
   readonly behindGraceMs: number;
   private readonly origins = new Map<string, OriginState>();
+  /**
+   * The incarnation each origin said goodbye in. Its last beats and deltas are still on their way when
+   * the goodbye lands; without this they would bring it back as a member for a failure timeout, one that
+   * takes forwarded work and never answers.
+   */
+  private readonly left = new Map<string, number>();
 
   constructor(self: string, failureTimeoutMs: number, gapGraceMs = 50, behindGraceMs = 500) {
     this.self = self;
@@ -110,6 +116,7 @@ export class Replica {
   private track(origin: string, incarnation: number, now: number, fx: Effect[]): OriginState | null {
     const s = this.origins.get(origin);
     if (s && incarnation < s.incarnation) return null; // a message from a previous life
+    if (incarnation <= (this.left.get(origin) ?? -Infinity)) return null; // or from the life it ended
     if (!s || incarnation > s.incarnation) {
       if (s) fx.push({ kind: 'origin-down', origin, reason: 'restart', entries: [...s.entries.values()] });
       if (s && s.entries.size > 0) fx.push({ kind: 'changed', origin, namespaces: namespaces(s.entries.values()) });
@@ -127,7 +134,9 @@ export class Replica {
     const fx: Effect[] = [];
     if (m.type === 'leave') {
       const s = this.origins.get(m.origin);
-      if (s && m.incarnation >= s.incarnation) this.drop(m.origin, 'leave', fx);
+      if (s && m.incarnation < s.incarnation) return fx;
+      this.left.set(m.origin, Math.max(m.incarnation, this.left.get(m.origin) ?? -Infinity));
+      this.drop(m.origin, 'leave', fx);
       return fx;
     }
     const s = this.track(m.origin, m.incarnation, now, fx);

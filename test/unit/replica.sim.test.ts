@@ -209,4 +209,23 @@ describe('address-map replication (seeded simulation)', () => {
     expect(r.tick(2000).map((f) => f.kind)).toEqual(['origin-down']);
     expect(r.members()).toEqual([]);
   });
+
+  it('keeps a member that said goodbye out, though its last beats and deltas arrive after, until it comes back as a new life', () => {
+    const a = new AddressMap('a', 1);
+    a.replicating = true;
+    const r = new Replica('b', 1000);
+    a.reserve([{ namespace: 'n', instance: 'x', function: 'f', activation: '1', host: 'a', port: 7700, since: 0 }]);
+    const d1 = a.takeDelta()!;
+    r.receive({ type: 'delta', ...d1 }, 0);
+    expect(r.receive({ type: 'leave', origin: 'a', incarnation: 1 }, 10).map((f) => f.kind)).toEqual(['origin-down', 'changed']);
+    // Late copies of its last life: no member, no entries, nothing to pull.
+    expect(r.receive({ type: 'heartbeat', origin: 'a', incarnation: 1, seq: 1, load: 0 }, 20)).toEqual([]);
+    expect(r.receive({ type: 'delta', ...d1 }, 30)).toEqual([]);
+    expect(r.members()).toEqual([]);
+    expect(r.get('n', 'x')).toBeUndefined();
+    // A goodbye of an older life does not drop the new one.
+    expect(r.receive({ type: 'heartbeat', origin: 'a', incarnation: 2, seq: 0, load: 0 }, 40).map((f) => f.kind)).toEqual(['origin-up']);
+    expect(r.receive({ type: 'leave', origin: 'a', incarnation: 1 }, 50)).toEqual([]);
+    expect(r.members()).toMatchObject([{ origin: 'a', incarnation: 2 }]);
+  });
 });

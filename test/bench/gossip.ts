@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AddressMap } from '../../gossip/addrmap.ts';
+import { controllerBaseline } from './controller.ts';
 import { percentile, report, type Row } from './report.ts';
 
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 100);
@@ -106,33 +107,6 @@ async function propagation(members: Member[], gapMs: number): Promise<number[]> 
   });
 }
 
-/** The seed design, run with real timers: daemons report each second, the controller broadcasts each second. */
-async function controllerBaseline(n: number, gapMs: number): Promise<number[]> {
-  const local = Array.from({ length: n }, () => new Set<string>());
-  const controllerView = new Set<string>();
-  const daemonViews = Array.from({ length: n }, () => new Set<string>());
-  const timers: NodeJS.Timeout[] = [];
-  for (let i = 0; i < n; i++) {
-    timers.push(setTimeout(() => timers.push(setInterval(() => { for (const x of local[i]!) controllerView.add(x); }, 1000)), Math.random() * 1000));
-  }
-  timers.push(setTimeout(() => timers.push(setInterval(() => { for (const v of daemonViews) for (const x of controllerView) v.add(x); }, 1000)), Math.random() * 1000));
-  const sent = new Map<string, number>();
-  const seen = new Map<string, number>();
-  const poll = setInterval(() => {
-    for (const [id] of sent) if (!seen.has(id) && daemonViews.every((v, i) => v.has(id) || local[i]!.has(id))) seen.set(id, performance.now());
-  }, 2);
-  for (let c = 0; c < CHANGES; c++) {
-    const id = `b${c}`;
-    sent.set(id, performance.now());
-    local[c % n]!.add(id);
-    await sleep(gapMs);
-  }
-  await sleep(2500);
-  clearInterval(poll);
-  for (const t of timers) clearInterval(t);
-  return [...sent].map(([id, t0]) => (seen.get(id) ?? Infinity) - t0);
-}
-
 const rows: Row[] = [];
 const detection: Row[] = [];
 // 50 daemons (five processes of ten) form one cluster on this 2-core machine but saturate it: BENCH_SIZES=3,10,50 runs them.
@@ -145,7 +119,7 @@ for (const n of SIZES) {
   const ours = await propagation(members, 1000 / rate);
   // CPU a change costs a daemon: what the cluster used beyond idle, per change, per daemon
   const perChangeMs = ((cpuSeconds(members) - c0 - (idle * (performance.now() - w0)) / 1000) / CHANGES / n) * 1000;
-  const base = await controllerBaseline(n, 1000 / rate);
+  const base = await controllerBaseline(n, 1000 / rate, CHANGES);
   rows.push({ metric: `${n} daemons, p50`, unit: 'ms', ours: percentile(ours, 50), baseline: percentile(base, 50), baselineName: 'controller, 1 s + 1 s', better: 'lower', note: `${rate} changes/s; idle cluster ${idle.toFixed(2)} cores` });
   rows.push({ metric: `${n} daemons, p99`, unit: 'ms', ours: percentile(ours, 99), baseline: percentile(base, 99), baselineName: 'controller, 1 s + 1 s', better: 'lower', note: `${ours.filter((x) => x === Infinity).length} of ${CHANGES} never arrived; ${perChangeMs.toFixed(2)} ms CPU per change per daemon` });
   process.stdout.write(`${n} daemons: p50 ${percentile(ours, 50).toFixed(1)} ms, p99 ${percentile(ours, 99).toFixed(1)} ms (controller p99 ${percentile(base, 99).toFixed(0)} ms), idle ${idle.toFixed(2)} cores, ${perChangeMs.toFixed(2)} ms CPU per change per daemon\n`);

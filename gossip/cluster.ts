@@ -15,8 +15,8 @@ import xsalsa20 from 'xsalsa20';
 import type { Logger } from 'pino';
 import type { AddressMap, Entry } from './addrmap.ts';
 import { startHyperswarm, type Discovery } from './discovery.ts';
-import { BeatLinks } from './links.ts';
-import { BeatTable, FANOUT, introValid, pick, signIntro, type Beat } from './liveness.ts';
+import { BeatLinks, MAX_ROWS } from './links.ts';
+import { BeatTable, FANOUT, introValid, parseBeat, pick, signIntro, type Beat } from './liveness.ts';
 import { Replica, type Effect, type GossipMessage, type Member } from './replica.ts';
 
 // The daemon-to-daemon layer: a libp2p node (TCP, Noise, yamux, identify,
@@ -32,6 +32,11 @@ export const REGISTRY_TOPIC = 'peerless/registry/1';
 
 type Wire = GossipMessage | { type: 'pull'; origin: string; from: string };
 
+/**
+ * The previous build's beat swap, one request per swap: still answered, so a cluster upgraded one daemon
+ * at a time keeps seeing every member (older daemons push their table here and take this one back).
+ */
+export const BEAT_V1_PROTOCOL = '/peerless/beat/1.0.0';
 /** an origin's snapshot straight from the origin: the connection proves who answers */
 export const SNAPSHOT_PROTOCOL = '/peerless/snapshot/1.0.0';
 
@@ -209,6 +214,10 @@ export class Cluster {
     node.services.pubsub.subscribe(REGISTRY_TOPIC);
     node.services.pubsub.addEventListener('message', (ev) => c.onMessage(ev.detail));
     await c.links.start();
+    await c.handle(BEAT_V1_PROTOCOL, async (rows) => {
+      await c.takeBeats(Array.isArray(rows) ? rows.slice(0, MAX_ROWS).map(parseBeat).filter((b): b is Beat => b !== null) : []);
+      return c.beats.live(Date.now());
+    });
     await c.handle(SNAPSHOT_PROTOCOL, async () => o.local.snapshot());
     // Each daemon beats at its own phase: daemons started together (a cluster booted at once, or several
     // in one process) would otherwise swap tables all in the same instant, and a change arriving then waits.

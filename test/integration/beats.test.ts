@@ -1,0 +1,59 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AddressMap } from '../../gossip/addrmap.ts';
+import { BEAT_V1_PROTOCOL, Cluster } from '../../gossip/cluster.ts';
+import type { Beat } from '../../gossip/liveness.ts';
+import { waitFor } from '../helpers/daemon.ts';
+
+// Two gossip layers in this process, real libp2p nodes on loopback (private network, Noise, yamux): beats
+// travel over one kept stream per peer; the previous build's one-request-per-swap protocol is still answered.
+
+const FAILURE_MS = 600;
+const dir = mkdtempSync(join(tmpdir(), 'it-beats-'));
+const key = randomBytes(32).toString('hex');
+const base = 20000 + (process.pid % 1000) * 10;
+const nodes: Cluster[] = [];
+
+beforeAll(async () => {
+  for (let i = 0; i < 2; i++) {
+    nodes.push(await Cluster.start({
+      key, identityFile: join(dir, `${i}.key`), listen: [`/ip4/127.0.0.1/tcp/${base + i}`], peers: i === 0 ? [] : [`/ip4/127.0.0.1/tcp/${base}`],
+      hyperswarm: false, bootstrap: [], heartbeatMs: 100, failureTimeoutMs: FAILURE_MS, batchMs: 5, hostName: `b${i}`,
+      local: new AddressMap(`b${i}`, 1000 + i), load: () => i, freeMb: () => 4096, onChange: () => undefined, log: pino({ level: 'silent' }),
+    }));
+  }
+});
+
+afterAll(async () => {
+  await Promise.all(nodes.map((n) => n.stop()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('beat swaps', () => {
+  it('keep each daemon in the other’s sight over kept links, many failure timeouts long', async () => {
+    const [a, b] = nodes as [Cluster, Cluster];
+    await waitFor(async () => a.replica.memberCount === 1 && b.replica.memberCount === 1, 10_000, 'the two daemons seeing each other');
+    // Five failure timeouts: a member whose beats stopped coming would be dropped in the first.
+    const counts: number[] = [];
+    for (let t = 0; t < 30; t++) {
+      await new Promise((r) => setTimeout(r, 100));
+      counts.push(a.replica.memberCount, b.replica.memberCount);
+    }
+    expect(counts.every((n) => n === 1)).toBe(true);
+    // Load rides in the compact rows: each sees the other's as the other reports it.
+    expect(a.peers()[0]).toMatchObject({ origin: b.peerId, load: 1 });
+    expect(Date.now() - a.peers()[0]!.lastSeen).toBeLessThan(FAILURE_MS);
+  });
+
+  it('still answers a daemon of the previous build, which asks once per swap, with the whole table', async () => {
+    const [a, b] = nodes as [Cluster, Cluster];
+    const table = (await b.request(a.peerId, BEAT_V1_PROTOCOL, [], 2000)) as Beat[];
+    expect(table.map((r) => r.origin).sort()).toEqual([a.peerId, b.peerId].sort());
+    expect(table.find((r) => r.origin === a.peerId)).toMatchObject({ host: 'b0', incarnation: 1000, freeMb: 4096 });
+    expect((await b.request(a.peerId, BEAT_V1_PROTOCOL, 'not a table', 2000)) as Beat[]).toHaveLength(2);
+  });
+});

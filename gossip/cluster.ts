@@ -4,7 +4,7 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import { gossipsub } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
-import type { PrivateKey } from '@libp2p/interface';
+import type { Connection, PrivateKey } from '@libp2p/interface';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import type { AddressMap, Entry } from './addrmap.ts';
 import { startHyperswarm, type Discovery } from './discovery.ts';
 import { BeatLinks, MAX_ROWS } from './links.ts';
+import { refuses, tcpTarget } from './probe.ts';
 import { BeatTable, FANOUT, introValid, parseBeat, pick, signIntro, type Beat } from './liveness.ts';
 import { Replica, type Effect, type GossipMessage, type Member } from './replica.ts';
 
@@ -115,6 +116,8 @@ export async function loadIdentity(file: string): Promise<PrivateKey> {
 }
 
 const TICK_MS = 50;
+/** a refusal comes back in a round trip; silence means nothing */
+const PROBE_TIMEOUT_MS = 1000;
 const CHUNK_BYTES = 64 * 1024;
 // Every daemon usually holds a direct connection to every other and publishes to all of them (flood
 // publish), so the mesh only needs to cover the few it does not reach: a small degree keeps the
@@ -149,6 +152,7 @@ export class Cluster {
   /** members' host names and free memory, from their beats */
   private readonly hosts = new Map<string, { host: string; freeMb: number }>();
   private readonly timers: NodeJS.Timeout[] = [];
+  private stopping = false;
   private readonly found = new Set<string>();
   private discovery: Discovery | null = null;
   private readonly lastPull = new Map<string, number>();
@@ -213,6 +217,7 @@ export class Cluster {
     node.services.pubsub.subscribe(TOPIC);
     node.services.pubsub.subscribe(REGISTRY_TOPIC);
     node.services.pubsub.addEventListener('message', (ev) => c.onMessage(ev.detail));
+    node.addEventListener('connection:close', (ev) => c.onConnectionClosed(ev.detail));
     await c.links.start();
     await c.handle(BEAT_V1_PROTOCOL, async (rows) => {
       await c.takeBeats(Array.isArray(rows) ? rows.slice(0, MAX_ROWS).map(parseBeat).filter((b): b is Beat => b !== null) : []);
@@ -368,6 +373,13 @@ export class Cluster {
       }
       return;
     }
+    if (m.type === 'down') {
+      // Another member's word that an origin's process is gone (see onConnectionClosed). Any member may
+      // say it; should it be wrong, the origin's own beats bring it back after a failure timeout.
+      if (typeof m.origin !== 'string' || typeof m.incarnation !== 'number' || !this.replica.members().some((x) => x.origin === signer)) return;
+      this.apply(this.replica.receive({ type: 'down', origin: m.origin, incarnation: m.incarnation }, Date.now()));
+      return;
+    }
     if (m.origin !== signer) {
       this.forged++;
       this.o.log.warn({ claimed: m.origin, signer }, 'dropped a message whose origin is not its signer');
@@ -438,8 +450,36 @@ export class Cluster {
     }
   }
 
+  /**
+   * The last connection to a member closed. If the member's host now refuses the ports the member
+   * listened on (those it announced on that host's address, and the one dialled if this daemon dialled
+   * it), its process is gone: every daemon hears so at once instead of after a failure timeout. A host
+   * that vanished answers nothing, and is left to the timeout.
+   */
+  private onConnectionClosed(conn: Connection): void {
+    if (this.stopping) return;
+    const peer = conn.remotePeer.toString();
+    const life = this.replica.members().find((m) => m.origin === peer)?.incarnation;
+    if (life === undefined || this.node.getConnections(conn.remotePeer).length > 0) return;
+    const ip = tcpTarget(conn.remoteAddr.toString())?.host;
+    const addrs = new Set((this.addressed.get(peer) ?? []).filter((a) => ip !== undefined && tcpTarget(a)?.host === ip));
+    if (conn.direction === 'outbound') addrs.add(conn.remoteAddr.toString());
+    if (addrs.size === 0) return;
+    const addr = [...addrs].join(' ');
+    void Promise.all([...addrs].map((a) => refuses(a, PROBE_TIMEOUT_MS))).then((refused) => {
+      const gone = refused.every(Boolean);
+      // Still that life: a restart in the meantime is a new incarnation, which speaks for itself.
+      if (!gone || this.stopping || this.replica.members().find((m) => m.origin === peer)?.incarnation !== life) return;
+      this.o.log.info({ origin: peer, host: this.hosts.get(peer)?.host, addr }, 'peer process gone: its host refuses its port');
+      const down = { type: 'down' as const, origin: peer, incarnation: life };
+      this.apply(this.replica.receive(down, Date.now()));
+      this.publish(down);
+    });
+  }
+
   /** A clean exit: peers drop this daemon's entries at once instead of waiting for the failure timeout. */
   async stop(): Promise<void> {
+    this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.o.local.onPending = null;

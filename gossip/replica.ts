@@ -11,19 +11,21 @@ import { holder, type Change, type Entry } from './addrmap.ts';
 // - a delta applies when it continues the known sequence; an old or repeated
 //   one is ignored; a gap (or a heartbeat ahead of what we have, after a
 //   longer grace) asks for a snapshot of that origin;
-// - no word from an origin for the failure timeout, or its leave message,
-//   removes its entries.
+// - no word from an origin for the failure timeout, its leave message, or a
+//   peer's word that its process is gone, removes its entries.
 
 export type GossipMessage =
   | { type: 'delta'; origin: string; incarnation: number; seq: number; changes: Change[] }
   | { type: 'heartbeat'; origin: string; incarnation: number; seq: number; load: number }
   | { type: 'snapshot'; origin: string; incarnation: number; seq: number; entries: Entry[] }
-  | { type: 'leave'; origin: string; incarnation: number };
+  | { type: 'leave'; origin: string; incarnation: number }
+  /** not from the origin: a peer found the origin's port closed (its process is gone, its host is not) */
+  | { type: 'down'; origin: string; incarnation: number };
 
 export type Effect =
   | { kind: 'pull-snapshot'; origin: string }
   | { kind: 'origin-up'; origin: string; incarnation: number }
-  | { kind: 'origin-down'; origin: string; reason: 'timeout' | 'leave' | 'restart'; entries: Entry[] }
+  | { kind: 'origin-down'; origin: string; reason: 'timeout' | 'leave' | 'down' | 'restart'; entries: Entry[] }
   | { kind: 'changed'; origin: string; namespaces: string[] };
 
 interface OriginState {
@@ -65,11 +67,12 @@ export class Replica {
   readonly behindGraceMs: number;
   private readonly origins = new Map<string, OriginState>();
   /**
-   * The incarnation each origin said goodbye in. Its last beats and deltas are still on their way when
-   * the goodbye lands; without this they would bring it back as a member for a failure timeout, one that
-   * takes forwarded work and never answers.
+   * Incarnations that ended, by goodbye (for good) or by a peer's word (for a failure timeout: should the
+   * word be wrong, the origin's own beats bring it back after that). Their last beats and deltas are still
+   * on their way when the news lands; without this they would bring the origin back as a member for a
+   * failure timeout, one that takes forwarded work and never answers.
    */
-  private readonly left = new Map<string, number>();
+  private readonly ended = new Map<string, { incarnation: number; until: number }>();
 
   constructor(self: string, failureTimeoutMs: number, gapGraceMs = 50, behindGraceMs = 500) {
     this.self = self;
@@ -116,7 +119,8 @@ export class Replica {
   private track(origin: string, incarnation: number, now: number, fx: Effect[]): OriginState | null {
     const s = this.origins.get(origin);
     if (s && incarnation < s.incarnation) return null; // a message from a previous life
-    if (incarnation <= (this.left.get(origin) ?? -Infinity)) return null; // or from the life it ended
+    const ended = this.ended.get(origin);
+    if (ended && incarnation <= ended.incarnation && now < ended.until) return null; // or from the life that ended
     if (!s || incarnation > s.incarnation) {
       if (s) fx.push({ kind: 'origin-down', origin, reason: 'restart', entries: [...s.entries.values()] });
       if (s && s.entries.size > 0) fx.push({ kind: 'changed', origin, namespaces: namespaces(s.entries.values()) });
@@ -132,11 +136,13 @@ export class Replica {
   receive(m: GossipMessage, now: number): Effect[] {
     if (m.origin === this.self) return [];
     const fx: Effect[] = [];
-    if (m.type === 'leave') {
+    if (m.type === 'leave' || m.type === 'down') {
       const s = this.origins.get(m.origin);
       if (s && m.incarnation < s.incarnation) return fx;
-      this.left.set(m.origin, Math.max(m.incarnation, this.left.get(m.origin) ?? -Infinity));
-      this.drop(m.origin, 'leave', fx);
+      const was = this.ended.get(m.origin);
+      if (m.type === 'down' && was && was.incarnation >= m.incarnation && was.until === Infinity) return fx; // it said goodbye already
+      this.ended.set(m.origin, { incarnation: m.incarnation, until: m.type === 'leave' ? Infinity : now + this.failureTimeoutMs });
+      this.drop(m.origin, m.type, fx);
       return fx;
     }
     const s = this.track(m.origin, m.incarnation, now, fx);
@@ -219,7 +225,7 @@ export class Replica {
     return fx;
   }
 
-  private drop(origin: string, reason: 'timeout' | 'leave', fx: Effect[]): void {
+  private drop(origin: string, reason: 'timeout' | 'leave' | 'down', fx: Effect[]): void {
     const s = this.origins.get(origin);
     if (!s) return;
     this.origins.delete(origin);

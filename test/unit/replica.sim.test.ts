@@ -228,4 +228,19 @@ describe('address-map replication (seeded simulation)', () => {
     expect(r.receive({ type: 'leave', origin: 'a', incarnation: 1 }, 50)).toEqual([]);
     expect(r.members()).toMatchObject([{ origin: 'a', incarnation: 2 }]);
   });
+
+  it('drops a member a peer reports gone, keeps its late beats out for a failure timeout, then lets its own beats bring it back', () => {
+    const r = new Replica('b', 1000);
+    r.receive({ type: 'heartbeat', origin: 'a', incarnation: 1, seq: 0, load: 0 }, 0);
+    expect(r.receive({ type: 'down', origin: 'a', incarnation: 1 }, 100).map((f) => f.kind)).toEqual(['origin-down']);
+    expect(r.receive({ type: 'heartbeat', origin: 'a', incarnation: 1, seq: 0, load: 0 }, 600)).toEqual([]);
+    expect(r.members()).toEqual([]);
+    // The word was wrong: the member's beats keep coming, and count again once the failure timeout is over.
+    expect(r.receive({ type: 'heartbeat', origin: 'a', incarnation: 1, seq: 0, load: 0 }, 1101).map((f) => f.kind)).toEqual(['origin-up']);
+    // A report about an earlier life, or after a goodbye, changes nothing.
+    expect(r.receive({ type: 'down', origin: 'a', incarnation: 0 }, 1200)).toEqual([]);
+    r.receive({ type: 'leave', origin: 'a', incarnation: 1 }, 1300);
+    expect(r.receive({ type: 'down', origin: 'a', incarnation: 1 }, 1400)).toEqual([]);
+    expect(r.receive({ type: 'heartbeat', origin: 'a', incarnation: 1, seq: 0, load: 0 }, 9000)).toEqual([]);
+  });
 });

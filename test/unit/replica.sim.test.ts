@@ -106,9 +106,13 @@ function simulate(seed: number, opts: { hosts: number; steps: number; loss: numb
       if (opts.partitions && rand() < 0.003) side = new Map();
       if (opts.crashes && rand() < 0.002) {
         const h = pick(hosts);
-        if (h.alive) h.alive = false;
-        else restart(h);
+        if (h.alive) {
+          h.alive = false;
+          report(h); // a peer finds its port refused and says so
+        } else restart(h);
       }
+      // Now and then a report is wrong (a live host's port seemed to refuse): it must cost only time.
+      if (opts.crashes && rand() < 0.001) report(pick(hosts));
     }
     // Deltas go out batched every 5 ms; every HEARTBEAT a host beats and relays its table to FANOUT peers.
     for (const h of hosts) {
@@ -128,6 +132,16 @@ function simulate(seed: number, opts: { hosts: number; steps: number; loss: numb
     queue = queue.filter((p) => p.at > now);
     // Reordering: packets due at once arrive in random order.
     due.sort(() => rand() - 0.5).forEach(deliver);
+  }
+
+  /** a live host (the reporter applies it too, as gossip/cluster.ts does) tells everyone h's process is gone */
+  function report(h: Host) {
+    const reporters = hosts.filter((x) => x.alive && x.id !== h.id);
+    if (reporters.length === 0) return;
+    const by = pick(reporters);
+    const msg: GossipMessage = { type: 'down', origin: h.id, incarnation: h.incarnation };
+    for (const fx of by.replica.receive(msg, now)) if (fx.kind === 'pull-snapshot') send(by.id, fx.origin, { type: 'pull', from: by.id, origin: fx.origin });
+    broadcast(by, msg);
   }
 
   function restart(h: Host) {

@@ -78,6 +78,7 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
       oldestHeartbeatMs: Math.max(0, ...peers.map((p) => Date.now() - p.lastSeen)),
       engineUp: !ctx.engine.isLost,
       unsaved: ctx.invoker.unsavedCount,
+      dropped: ctx.cluster?.dropped ?? {},
     }));
   });
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -145,6 +145,8 @@ export class Cluster {
   readonly peerId: string;
   /** messages refused because their origin was not their signer */
   forged = 0;
+  /** members dropped, by why: silent for the failure timeout, said goodbye, reported gone, restarted */
+  readonly dropped: Record<'timeout' | 'leave' | 'down' | 'restart', number> = { timeout: 0, leave: 0, down: 0, restart: 0 };
   /** registry writes from other daemons (namespaces, functions); set by the daemon */
   onRegistry: ((m: unknown, signer: string) => void) | null = null;
   /** a daemon joined (or came back): the daemon answers with its whole registry (anti-entropy) */
@@ -153,6 +155,10 @@ export class Cluster {
   private readonly hosts = new Map<string, { host: string; freeMb: number }>();
   private readonly timers: NodeJS.Timeout[] = [];
   private stopping = false;
+  /** members this daemon is hanging up on itself (after a pull): their connections' close says nothing */
+  private readonly hungUp = new Set<string>();
+  /** members whose port is being probed */
+  private readonly probing = new Set<string>();
   private readonly found = new Set<string>();
   private discovery: Discovery | null = null;
   private readonly lastPull = new Map<string, number>();
@@ -430,7 +436,9 @@ export class Cluster {
       })
       .finally(() => {
         this.pulling.delete(origin);
-        if (!wasConnected) void this.node.hangUp(peerIdFromString(origin)).catch(() => undefined);
+        if (wasConnected) return;
+        this.hungUp.add(origin);
+        void this.node.hangUp(peerIdFromString(origin)).catch(() => undefined).finally(() => this.hungUp.delete(origin));
       });
   }
 
@@ -439,6 +447,7 @@ export class Cluster {
       if (f.kind === 'changed') this.o.onChange(f.namespaces);
       else if (f.kind === 'pull-snapshot') this.pull(f.origin);
       else if (f.kind === 'origin-down') {
+        this.dropped[f.reason]++;
         this.o.log.info({ origin: f.origin, host: this.hosts.get(f.origin)?.host, reason: f.reason, entries: f.entries.length }, 'peer down');
         this.addressed.delete(f.origin);
         this.hosts.delete(f.origin);
@@ -457,8 +466,8 @@ export class Cluster {
    * that vanished answers nothing, and is left to the timeout.
    */
   private onConnectionClosed(conn: Connection): void {
-    if (this.stopping) return;
     const peer = conn.remotePeer.toString();
+    if (this.stopping || this.hungUp.has(peer) || this.probing.has(peer)) return;
     const life = this.replica.members().find((m) => m.origin === peer)?.incarnation;
     if (life === undefined || this.node.getConnections(conn.remotePeer).length > 0) return;
     const ip = tcpTarget(conn.remoteAddr.toString())?.host;
@@ -466,7 +475,9 @@ export class Cluster {
     if (conn.direction === 'outbound') addrs.add(conn.remoteAddr.toString());
     if (addrs.size === 0) return;
     const addr = [...addrs].join(' ');
+    this.probing.add(peer);
     void Promise.all([...addrs].map((a) => refuses(a, PROBE_TIMEOUT_MS))).then((refused) => {
+      this.probing.delete(peer);
       const gone = refused.every(Boolean);
       // Still that life: a restart in the meantime is a new incarnation, which speaks for itself.
       if (!gone || this.stopping || this.replica.members().find((m) => m.origin === peer)?.incarnation !== life) return;

@@ -35,6 +35,9 @@ async function start(i: number, opts: { key?: string; dataDir?: string; apiPort?
   return startDaemon({ hostId: `it-cl-${RUN}-h${i}`, flags, ...(opts.dataDir ? { dataDir: opts.dataDir } : {}), ...(opts.apiPort ? { port: opts.apiPort } : {}) });
 }
 
+/** members host i dropped so far, by reason, as Prometheus reads them */
+const dropped = async (i: number) => Object.fromEntries([...(await (await fetch(`${hosts[i]!.url}/metrics`)).text())
+  .matchAll(/^peerless_cluster_peers_dropped_total\{reason="(\w+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])])) as Record<string, number>;
 const peersOf = async (d: TestDaemon) => (await api(d.url, d.admin)('GET', '/api/v1/cluster/peers')).body;
 const instancesOn = async (i: number) => (await clients[i]!.call('GET', `/api/v1/namespaces/${NS}/instances`)).body.instances as { instance: string; host: string }[];
 
@@ -101,6 +104,9 @@ describe('cluster of three daemons', () => {
       expect((await clients[1]!.call('DELETE', `/api/v1/namespaces/${NS}/actions/v`)).status).toBe(200);
       await waitFor(async () => (await c('GET', `/api/v1/namespaces/${NS}/actions/v`)).status === 404, 20_000, 'delete reaches the late joiner');
       expect((await clients[0]!.call('GET', `/api/v1/namespaces/${NS}/actions/v`)).status).toBe(404);
+    } catch (e) {
+      console.log(`late joiner's log:\n${late.logs().split('\n').slice(-40).join('\n')}`); // so a failure in CI says why
+      throw e;
     } finally {
       await late.stop();
       await cleanupHost(late.hostId, late.dataDir);
@@ -124,12 +130,16 @@ describe('cluster of three daemons', () => {
     await invoke(clients[1]!.call, NS, 'hold', {}, 'blocking=false&instance=doomed');
     await waitFor(async () => (await instancesOn(0)).some((e) => e.instance === 'doomed') && (await instancesOn(2)).some((e) => e.instance === 'doomed'), 20_000, 'doomed everywhere');
     const { dataDir, port: apiPort } = hosts[1]!;
+    const before = await Promise.all([dropped(0), dropped(2)]);
     await hosts[1]!.kill();
     const t0 = Date.now();
     await waitFor(async () => !(await instancesOn(0)).some((e) => e.instance === 'doomed') && !(await instancesOn(2)).some((e) => e.instance === 'doomed'), 10_000, 'doomed gone');
     const detected = Date.now() - t0;
     expect(detected).toBeLessThan(FAILURE_MS + 1500);
     expect((await peersOf(hosts[0]!)).peers).toHaveLength(1);
+    // Not by the timeout: its host refused its port, and the daemons said so to each other.
+    const after = await Promise.all([dropped(0), dropped(2)]);
+    for (const k of [0, 1]) expect({ ...after[k], down: after[k]!.down - 1 }).toEqual(before[k]);
 
     hosts[1] = await start(1, { dataDir, apiPort });
     await waitFor(async () => (await peersOf(hosts[0]!)).peers.length === 2, 20_000, 'restarted daemon back');
@@ -226,6 +236,9 @@ describe('cluster of three daemons', () => {
     try {
       await waitFor(async () => (await peersOf(a)).peers.some((p: { host: string }) => p.host === b.hostId)
         && (await peersOf(b)).peers.some((p: { host: string }) => p.host === a.hostId), 60_000, 'a and b find each other');
+    } catch (e) {
+      for (const d of [a, b]) console.log(`${d.hostId}'s log:\n${d.logs().split('\n').slice(-40).join('\n')}`); // so a failure in CI says why
+      throw e;
     } finally {
       await a.stop();
       await b.stop();

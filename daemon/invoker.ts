@@ -178,7 +178,7 @@ export class Invoker {
 
   private async executeStoppable(fn: FunctionRecord, params: Record<string, unknown>, id: ActivationId, start: number,
     ann: Partial<ActivationAnnotations>, instance: string | null, stop: AbortSignal): Promise<Outcome> {
-    const stopped = () => internalError((stop.reason as Stopped).message);
+    const stopped = (logs: string[] = []) => internalError((stop.reason as Stopped).message, logs);
     const [network] = await Promise.all([this.d.namespaceNetwork(fn.namespace), this.d.ensureSocket(fn.namespace)]);
     // Waiting for a container is bounded too: past the function's own time limit the caller gets an error, not a hang.
     const waitLimit = AbortSignal.any([AbortSignal.timeout(Math.max(fn.limits.timeoutMs, 30_000)), stop]);
@@ -214,7 +214,7 @@ export class Invoker {
         const code = this.d.blobs.get(fn.digest).toString(fn.binary ? 'base64' : 'utf8');
         const init = await this.call(c, '/init', { value: { name: fn.name, main: fn.main, code, binary: fn.binary } }, fn.limits.timeoutMs, stop);
         ann.initTime = Date.now() - t0;
-        if (init instanceof Stopped) return { ...stopped(), logs: await c.logs.take(0) };
+        if (init instanceof Stopped) return stopped(await c.logs.take(0));
         if (init instanceof Timeout) return developerError(`The action exceeded its time limits of ${fn.limits.timeoutMs} milliseconds during initialization.`, await c.logs.take(0));
         if ('failure' in init) return this.crashed(c, init.failure);
         if (init.status !== 200) {
@@ -243,7 +243,7 @@ export class Invoker {
       }, fn.limits.timeoutMs, stop);
       // ...and out of it as soon as it has returned, crashed or timed out.
       if (instance) this.d.directory.remove(fn.namespace, instance);
-      if (run instanceof Stopped) return { ...stopped(), logs: await c.logs.take(0) };
+      if (run instanceof Stopped) return stopped(await c.logs.take(0));
       if (run instanceof Timeout) return developerError(`The action exceeded its time limits of ${fn.limits.timeoutMs} milliseconds.`, await c.logs.take(0));
       if ('failure' in run) return this.crashed(c, run.failure);
       const out = this.classify(run);

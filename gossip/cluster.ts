@@ -17,7 +17,7 @@ import type { AddressMap, Entry } from './addrmap.ts';
 import { startHyperswarm, type Discovery } from './discovery.ts';
 import { BeatLinks, MAX_ROWS } from './links.ts';
 import { refuses, tcpTarget } from './probe.ts';
-import { BeatTable, FANOUT, introValid, parseBeat, pick, signIntro, type Beat } from './liveness.ts';
+import { BeatTable, FANOUT, introValid, parseBeat, pick, sameAddrs, signIntro, type Beat } from './liveness.ts';
 import { Replica, type Effect, type GossipMessage, type Member } from './replica.ts';
 
 // The daemon-to-daemon layer: a libp2p node (TCP, Noise, yamux, identify,
@@ -382,7 +382,7 @@ export class Cluster {
     if (m.type === 'down') {
       // Another member's word that an origin's process is gone (see onConnectionClosed). Any member may
       // say it; should it be wrong, the origin's own beats bring it back after a failure timeout.
-      if (typeof m.origin !== 'string' || typeof m.incarnation !== 'number' || !this.replica.members().some((x) => x.origin === signer)) return;
+      if (typeof m.origin !== 'string' || typeof m.incarnation !== 'number' || this.replica.incarnationOf(signer) === undefined) return;
       this.apply(this.replica.receive({ type: 'down', origin: m.origin, incarnation: m.incarnation }, Date.now()));
       return;
     }
@@ -398,8 +398,7 @@ export class Cluster {
   /** Addresses from beats, so a daemon can open a stream to any member, not only those it dialled. */
   private learnAddresses(origin: string, given: string[]): void {
     const had = this.addressed.get(origin);
-    // Checked on every fresh beat: most often the very array of the row before (see RowDecoder).
-    if (given.length === 0 || had === given || (had?.length === given.length && had.every((a, k) => a === given[k]))) return;
+    if (given.length === 0 || (had && sameAddrs(had, given))) return;
     this.addressed.set(origin, given);
     const addrs = given.flatMap((a) => {
       try {
@@ -468,7 +467,7 @@ export class Cluster {
   private onConnectionClosed(conn: Connection): void {
     const peer = conn.remotePeer.toString();
     if (this.stopping || this.hungUp.has(peer) || this.probing.has(peer)) return;
-    const life = this.replica.members().find((m) => m.origin === peer)?.incarnation;
+    const life = this.replica.incarnationOf(peer);
     if (life === undefined || this.node.getConnections(conn.remotePeer).length > 0) return;
     const ip = tcpTarget(conn.remoteAddr.toString())?.host;
     const addrs = new Set((this.addressed.get(peer) ?? []).filter((a) => ip !== undefined && tcpTarget(a)?.host === ip));
@@ -480,7 +479,7 @@ export class Cluster {
       this.probing.delete(peer);
       const gone = refused.every(Boolean);
       // Still that life: a restart in the meantime is a new incarnation, which speaks for itself.
-      if (!gone || this.stopping || this.replica.members().find((m) => m.origin === peer)?.incarnation !== life) return;
+      if (!gone || this.stopping || this.replica.incarnationOf(peer) !== life) return;
       this.o.log.info({ origin: peer, host: this.hosts.get(peer)?.host, addr }, 'peer process gone: its host refuses its port');
       const down = { type: 'down' as const, origin: peer, incarnation: life };
       this.apply(this.replica.receive(down, Date.now()));

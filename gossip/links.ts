@@ -2,7 +2,7 @@ import type { Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Libp2p } from 'libp2p';
 import type { Logger } from 'pino';
-import { parseBeat, type Beat } from './liveness.ts';
+import { parseBeat, sameAddrs, type Beat } from './liveness.ts';
 
 // Beat swaps over one long-lived stream per peer. A swap that opens its own stream pays for a
 // multistream-select negotiation, yamux window updates and a close on both sides, several encrypted
@@ -90,10 +90,10 @@ export class RowEncoder {
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 
 function sameFacts(a: Beat, b: Beat): boolean {
-  return a.incarnation === b.incarnation && a.host === b.host && a.intro === b.intro && (a.addrs === b.addrs || (a.addrs.length === b.addrs.length && a.addrs.every((x, k) => x === b.addrs[k])));
+  return a.incarnation === b.incarnation && a.host === b.host && a.intro === b.intro && sameAddrs(a.addrs, b.addrs);
 }
 
-/** The receiving end of a RowEncoder: rows back whole, each checked as any row from the wire. */
+/** The receiving end of a RowEncoder: rows back whole; facts checked as any row from the wire, numbers as numbers. */
 export class RowDecoder {
   private readonly facts = new Map<number, Beat>();
 

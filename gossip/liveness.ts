@@ -58,6 +58,9 @@ export async function introValid(b: Beat): Promise<boolean> {
   }
 }
 
+/** Whether two lists of addresses are the same: most often the very same array (see RowDecoder). */
+export const sameAddrs = (a: string[], b: string[]): boolean => a === b || (a.length === b.length && a.every((x, k) => x === b[k]));
+
 /** Whether a is newer than b: a later incarnation, or a later beat of the same one. */
 const newer = (a: Beat, b: Beat | undefined) => !b || a.incarnation > b.incarnation || (a.incarnation === b.incarnation && a.beat > b.beat);
 

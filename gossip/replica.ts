@@ -86,6 +86,11 @@ export class Replica {
     return this.origins.size;
   }
 
+  /** a member's incarnation, or undefined when it is not a member */
+  incarnationOf(origin: string): number | undefined {
+    return this.origins.get(origin)?.incarnation;
+  }
+
   members(): Member[] {
     return [...this.origins].map(([origin, s]) => ({
       origin, incarnation: s.incarnation, seq: s.seq, load: s.load, lastSeen: s.lastSeen, entries: s.entries.size, synced: s.seq >= 0,

@@ -79,6 +79,7 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
       engineUp: !ctx.engine.isLost,
       unsaved: ctx.invoker.unsavedCount,
       dropped: ctx.cluster?.dropped ?? {},
+      registryPulls: ctx.registry.pulls,
     }));
   });
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -139,6 +139,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       load: () => invoker.running,
       freeMb: () => pool.freeMb(),
       onChange: (nss) => directory.remoteChanged(nss),
+      registryDigest: () => registry.digest(),
       log,
     });
     directory.setRemote(cluster.replica);

@@ -19,7 +19,8 @@ export class Metrics {
   }
 
   render(gauges: { containers: Record<string, number>; mapEntries: number; remoteEntries: number; peers: number; running: number; forged: number;
-    oldestHeartbeatMs: number; engineUp: boolean; unsaved: number; dropped: Record<string, number> }): string {
+    oldestHeartbeatMs: number; engineUp: boolean; unsaved: number; dropped: Record<string, number>;
+    registryPulls: Record<string, number> }): string {
     const out: string[] = [];
     const metric = (name: string, type: string, help: string, lines: string[]) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
     metric('peerless_invocations_total', 'counter', 'Finished activations by status and cold or warm start.',
@@ -38,6 +39,8 @@ export class Metrics {
     metric('peerless_cluster_peers', 'gauge', 'Cluster members this daemon hears from.', [`peerless_cluster_peers ${gauges.peers}`]);
     metric('peerless_cluster_peers_dropped_total', 'counter', 'Members dropped: silent for the failure timeout, gone with a goodbye, reported gone by a peer, or restarted.',
       Object.entries(gauges.dropped).map(([why, n]) => `peerless_cluster_peers_dropped_total{reason="${why}"} ${n}`));
+    metric('peerless_registry_pulls_total', 'counter', "Registries pulled from a member whose registry digest differed: repaired (a lost registry message), unchanged (the member was behind), failed.",
+      Object.entries(gauges.registryPulls).map(([r, n]) => `peerless_registry_pulls_total{result="${r}"} ${n}`));
     metric('peerless_gossip_heartbeat_age_seconds', 'gauge', 'Gossip lag: age of the stalest heartbeat among the peers heard from (0 alone).',
       [`peerless_gossip_heartbeat_age_seconds ${gauges.oldestHeartbeatMs / 1000}`]);
     metric('peerless_engine_up', 'gauge', 'Whether the Docker engine answers (1) or is lost (0).', [`peerless_engine_up ${gauges.engineUp ? 1 : 0}`]);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Cluster } from '../gossip/cluster.ts';
 import { Hlc, newer } from '../gossip/hlc.ts';
@@ -12,14 +13,20 @@ import type { FunctionRecord } from './types.ts';
 // last writer wins by hybrid logical clock. Deletes leave a tombstone with its
 // clock, so an old copy arriving later cannot bring the entity back. When a
 // daemon joins, every other one sends its whole registry (anti-entropy), so a
-// late joiner catches up. Small code travels inline; larger code is fetched by
+// late joiner catches up. A registry message gossip lost is found by digest:
+// every beat carries a hash of its origin's registry, and a daemon whose hash
+// differs from a member's for a while pulls that member's registry over a
+// stream (gossip/digests.ts). Small code travels inline; larger code is fetched by
 // digest over its own stream from the daemon that announced it (or any other
 // that has it), and checked against the digest either way.
 
 /** Code up to this size rides along in the gossip message; larger code is fetched by digest. */
 export const INLINE_CODE_LIMIT = 64 * 1024;
 export const BLOB_PROTOCOL = '/peerless/blob/1.0.0';
+/** a member's whole registry, code left out (fetched by digest as needed) */
+export const REGISTRY_PROTOCOL = '/peerless/registry/1.0.0';
 const FETCH_TIMEOUT_MS = 60_000;
+const PULL_TIMEOUT_MS = 30_000;
 
 type NsMsg = { type: 'ns'; name: string; hlc: string; deleted: boolean; created?: number; keys?: { uuid: string; hash: string }[];
   limits?: { perMinute: number; concurrent: number } };
@@ -39,6 +46,9 @@ export class Registry {
   private readonly hooks: ReplicationHooks;
 
   private readonly maxCodeBytes: number;
+  private digestCache = { version: -1, value: 0 };
+  /** registry pulls made because a member's digest differed, by outcome */
+  readonly pulls = { repaired: 0, unchanged: 0, failed: 0 };
 
   constructor(store: Store, blobs: BlobStore, node: string, log: Logger, hooks: ReplicationHooks, maxCodeBytes: number) {
     this.maxCodeBytes = maxCodeBytes;
@@ -58,6 +68,9 @@ export class Registry {
       if (!isDigest(d) || !this.store.digestInUse(d) || !this.blobs.has(d)) throw new Error(`no blob ${d.slice(0, 80)}`);
       return this.blobs.get(d);
     }).catch((err: unknown) => this.log.error({ err }, 'could not serve code blobs to peers'));
+    cluster.onRegistryDiffers = (peer) => this.pull(peer);
+    void cluster.handle(REGISTRY_PROTOCOL, async () => this.messages(false))
+      .catch((err: unknown) => this.log.error({ err }, 'could not serve the registry to peers'));
     // Several peers come up together when a daemon joins: answer them all with one round.
     let pending: NodeJS.Timeout | null = null;
     cluster.onPeerUp = () => {
@@ -96,14 +109,33 @@ export class Registry {
     return { type: 'ns', name: ns, hlc, deleted: false, created: this.store.namespaceCreated(ns) ?? Date.now(), keys: this.store.keysOf(ns), ...(limits ? { limits } : {}) };
   }
 
-  private fnMessage(f: FunctionRecord, hlc: string): FnMsg {
-    const code = this.blobs.get(f.digest);
-    return { type: 'fn', ns: f.namespace, name: f.name, hlc, deleted: false, record: f, ...(code.length <= INLINE_CODE_LIMIT ? { code: code.toString('base64') } : {}) };
+  private fnMessage(f: FunctionRecord, hlc: string, inlineCode = true): FnMsg {
+    const code = inlineCode ? this.blobs.get(f.digest) : null;
+    return { type: 'fn', ns: f.namespace, name: f.name, hlc, deleted: false, record: f, ...(code && code.length <= INLINE_CODE_LIMIT ? { code: code.toString('base64') } : {}) };
+  }
+
+  /**
+   * A hash of the registry as anti-entropy would send it (every clock, tombstones included), as a 48-bit
+   * integer for the beat rows. Two daemons holding the same registry hold the same clocks.
+   */
+  digest(): number {
+    if (this.digestCache.version !== this.store.registryVersion) {
+      const h = createHash('sha256');
+      for (const c of this.store.registryClocks()) h.update(`${c.kind}\0${c.namespace}\0${c.name}\0${c.hlc}\0${c.deleted}\n`);
+      this.digestCache = { version: this.store.registryVersion, value: parseInt(h.digest('hex').slice(0, 12), 16) };
+    }
+    return this.digestCache.value;
   }
 
   /** Anti-entropy: everything this daemon knows, tombstones included. */
   sendAll(): void {
-    if (!this.cluster) return;
+    const c = this.cluster;
+    if (c) for (const m of this.messages(true)) c.publishRegistry(m);
+  }
+
+  /** The whole registry as messages: each namespace before its functions, tombstones last. */
+  private messages(inlineCode: boolean): (NsMsg | FnMsg)[] {
+    const out: (NsMsg | FnMsg)[] = [];
     // A record written before this daemon stamped its writes (an older version, or a data dir from before
     // it joined a cluster) is stamped now, as if written now, so it replicates too.
     const stamp = (kind: 'ns' | 'fn', ns: NamespaceName, name: string) => {
@@ -114,12 +146,32 @@ export class Registry {
       return hlc;
     };
     for (const { name } of this.store.listNamespaces()) {
-      this.cluster.publishRegistry(this.nsMessage(name, stamp('ns', name, '')));
-      for (const f of this.store.listFunctions(name, 1_000_000, 0)) this.cluster.publishRegistry(this.fnMessage(f, stamp('fn', f.namespace, f.name)));
+      out.push(this.nsMessage(name, stamp('ns', name, '')));
+      for (const f of this.store.listFunctions(name, 1_000_000, 0)) out.push(this.fnMessage(f, stamp('fn', f.namespace, f.name), inlineCode));
     }
     for (const t of this.store.tombstones()) {
-      this.cluster.publishRegistry(t.kind === 'ns' ? { type: 'ns', name: t.namespace, hlc: t.hlc, deleted: true } : { type: 'fn', ns: t.namespace, name: t.name, hlc: t.hlc, deleted: true });
+      out.push(t.kind === 'ns' ? { type: 'ns', name: t.namespace, hlc: t.hlc, deleted: true } : { type: 'fn', ns: t.namespace, name: t.name, hlc: t.hlc, deleted: true });
     }
+    return out;
+  }
+
+  /** A member's whole registry, merged here in order: last writer wins, so only what is newer there changes anything. */
+  private async pull(peer: string): Promise<void> {
+    const c = this.cluster;
+    if (!c) return;
+    const before = this.digest();
+    let ms: unknown;
+    try {
+      ms = await c.request(peer, REGISTRY_PROTOCOL, {}, PULL_TIMEOUT_MS);
+      if (!Array.isArray(ms)) throw new Error('a peer answered a registry pull with something else than a list');
+      for (const m of ms) await this.receive(m, peer);
+    } catch (err) {
+      this.pulls.failed++;
+      throw err;
+    }
+    if (this.digest() === before) return void this.pulls.unchanged++;
+    this.pulls.repaired++;
+    this.log.info({ peer, messages: ms.length }, 'registry repaired from a member');
   }
 
   async receive(raw: unknown, signer: string): Promise<void> {

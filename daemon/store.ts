@@ -16,6 +16,8 @@ type Row = Record<string, unknown>;
 export class Store {
   readonly db: DatabaseSync;
   private readonly st: Record<string, StatementSync>;
+  /** counts writes to namespaces, functions and registry clocks, so a digest of them is recomputed only after one */
+  registryVersion = 0;
 
   constructor(path: string) {
     this.db = new DatabaseSync(path);
@@ -81,6 +83,12 @@ export class Store {
       setClock: p(`INSERT INTO registry_clock (kind, namespace, name, hlc, deleted) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (kind, namespace, name) DO UPDATE SET hlc = excluded.hlc, deleted = excluded.deleted`),
       tombstones: p('SELECT kind, namespace, name, hlc FROM registry_clock WHERE deleted = 1'),
+      // What a daemon sends in an anti-entropy round, by clock: tombstones, and clocks of what exists. A clock
+      // whose entity is gone with its namespace, or never arrived, is left out: other daemons need not hold it.
+      registryClocks: p(`SELECT kind, namespace, name, hlc, deleted FROM registry_clock c WHERE deleted = 1
+        OR (kind = 'ns' AND EXISTS (SELECT 1 FROM namespaces WHERE name = c.namespace))
+        OR (kind = 'fn' AND EXISTS (SELECT 1 FROM functions f WHERE f.namespace = c.namespace AND f.name = c.name))
+        ORDER BY kind, namespace, name`),
       keysOf: p('SELECT uuid, hash FROM keys WHERE namespace = ?'),
       nsCreated: p('SELECT created FROM namespaces WHERE name = ?'),
     };
@@ -105,6 +113,7 @@ export class Store {
   // namespaces and keys
 
   createNamespace(name: NamespaceName, now: number): void {
+    this.registryVersion++;
     this.st.insertNs!.run(name, now);
   }
   hasNamespace(name: NamespaceName): boolean {
@@ -115,6 +124,7 @@ export class Store {
   }
   deleteNamespace(name: NamespaceName): boolean {
     this.st.deleteActsOfNs!.run(name);
+    this.registryVersion++;
     return this.st.deleteNs!.run(name).changes > 0;
   }
   insertKey(uuid: string, hash: string, namespace: NamespaceName | null, now: number): void {
@@ -150,15 +160,20 @@ export class Store {
     return r && { hlc: r.hlc, deleted: r.deleted === 1 };
   }
   setClock(kind: 'ns' | 'fn', ns: string, name: string, hlc: string, deleted: boolean): void {
+    this.registryVersion++;
     this.st.setClock!.run(kind, ns, name, hlc, deleted ? 1 : 0);
   }
   tombstones(): { kind: 'ns' | 'fn'; namespace: string; name: string; hlc: string }[] {
     return this.st.tombstones!.all() as { kind: 'ns' | 'fn'; namespace: string; name: string; hlc: string }[];
   }
+  registryClocks(): { kind: 'ns' | 'fn'; namespace: string; name: string; hlc: string; deleted: number }[] {
+    return this.st.registryClocks!.all() as { kind: 'ns' | 'fn'; namespace: string; name: string; hlc: string; deleted: number }[];
+  }
 
   // functions
 
   putFunction(f: FunctionRecord): void {
+    this.registryVersion++;
     this.st.upsertFn!.run(f.namespace, f.name, JSON.stringify(f.runtime), f.digest, f.binary ? 1 : 0, f.main,
       f.limits.memoryMb, f.limits.timeoutMs, JSON.stringify(f.parameters), f.version, f.created, f.updated);
   }
@@ -170,6 +185,7 @@ export class Store {
     return (this.st.listFn!.all(ns, limit, skip) as Row[]).map(fnFromRow);
   }
   deleteFunction(ns: NamespaceName, name: FunctionName): boolean {
+    this.registryVersion++;
     return this.st.deleteFn!.run(ns, name).changes > 0;
   }
   digestInUse(digest: Digest): boolean {

@@ -15,6 +15,7 @@ import xsalsa20 from 'xsalsa20';
 import type { Logger } from 'pino';
 import type { AddressMap, Entry } from './addrmap.ts';
 import { startHyperswarm, type Discovery } from './discovery.ts';
+import { DigestWatch } from './digests.ts';
 import { BeatLinks, MAX_ROWS } from './links.ts';
 import { refuses, tcpTarget } from './probe.ts';
 import { BeatTable, FANOUT, introValid, parseBeat, pick, sameAddrs, signIntro, type Beat } from './liveness.ts';
@@ -79,6 +80,8 @@ export interface ClusterOptions extends ClusterSettings {
   /** memory the pool can still promise, in MB, for placement */
   freeMb: () => number;
   onChange: (namespaces: string[]) => void;
+  /** a hash of this daemon's registry, carried in its beats (see digests.ts); without it beats carry none */
+  registryDigest?: () => number;
   log: Logger;
 }
 
@@ -151,6 +154,8 @@ export class Cluster {
   onRegistry: ((m: unknown, signer: string) => void) | null = null;
   /** a daemon joined (or came back): the daemon answers with its whole registry (anti-entropy) */
   onPeerUp: ((origin: string) => void) | null = null;
+  /** a member's registry has differed from this daemon's for a while: the daemon pulls it from that member */
+  onRegistryDiffers: ((origin: string) => Promise<void>) | null = null;
   /** members' host names and free memory, from their beats */
   private readonly hosts = new Map<string, { host: string; freeMb: number }>();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -171,6 +176,7 @@ export class Cluster {
   private readonly pulling = new Set<string>();
   private readonly beats: BeatTable;
   private readonly links: BeatLinks;
+  private readonly digests = new DigestWatch();
   /** this daemon's signature of its incarnation, carried in its beats */
   private readonly intro: string;
   private readonly node: Awaited<ReturnType<typeof Cluster.createNode>>;
@@ -331,7 +337,9 @@ export class Cluster {
   /** One beat: this daemon's counter advances and it swaps tables of live members' beats with a few peers. */
   private round(): void {
     const now = Date.now();
-    this.beats.beat({ incarnation: this.o.local.incarnation, seq: this.o.local.sequence, load: this.o.load(), freeMb: this.o.freeMb(), host: this.o.hostName, addrs: this.addresses(), intro: this.intro }, now);
+    const reg = this.o.registryDigest?.();
+    this.beats.beat({ incarnation: this.o.local.incarnation, seq: this.o.local.sequence, load: this.o.load(), freeMb: this.o.freeMb(), host: this.o.hostName, addrs: this.addresses(), intro: this.intro,
+      ...(reg === undefined ? {} : { reg }) }, now);
     const table = this.beats.live(now);
     for (const peer of pick(this.connectedPeers(), FANOUT)) this.links.swap(peer, table);
   }
@@ -353,7 +361,19 @@ export class Cluster {
       this.apply(this.replica.receive({ type: 'heartbeat', origin: b.origin, incarnation: b.incarnation, seq: b.seq, load: b.load }, now));
       this.hosts.set(b.origin, { host: b.host, freeMb: b.freeMb });
       this.learnAddresses(b.origin, b.addrs);
+      this.compareRegistry(b, now);
     }
+  }
+
+  private compareRegistry(b: Beat, now: number): void {
+    const ours = this.o.registryDigest?.();
+    const pull = this.onRegistryDiffers;
+    if (b.reg === undefined || ours === undefined || !pull || this.replica.incarnationOf(b.origin) === undefined) return;
+    if (!this.digests.observe(b.origin, b.reg, ours, now)) return;
+    this.o.log.info({ origin: b.origin, host: b.host }, 'registry differs from a member\'s: pulling it');
+    void pull(b.origin)
+      .catch((err: Error) => this.o.log.warn({ origin: b.origin, err: err.message }, 'registry pull failed'))
+      .finally(() => this.digests.done());
   }
 
   private onMessage(msg: { type: string; topic: string; from?: { toString(): string }; data: Uint8Array }): void {
@@ -450,6 +470,7 @@ export class Cluster {
         this.o.log.info({ origin: f.origin, host: this.hosts.get(f.origin)?.host, reason: f.reason, entries: f.entries.length }, 'peer down');
         this.addressed.delete(f.origin);
         this.hosts.delete(f.origin);
+        this.digests.forget(f.origin);
       }
       else if (f.kind === 'origin-up') {
         this.o.log.info({ origin: f.origin }, 'peer up');

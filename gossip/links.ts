@@ -2,7 +2,7 @@ import type { Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Libp2p } from 'libp2p';
 import type { Logger } from 'pino';
-import { parseBeat, sameAddrs, type Beat } from './liveness.ts';
+import { isRegistryDigest, parseBeat, sameAddrs, type Beat } from './liveness.ts';
 
 // Beat swaps over one long-lived stream per peer. A swap that opens its own stream pays for a
 // multistream-select negotiation, yamux window updates and a close on both sides, several encrypted
@@ -62,7 +62,7 @@ export const MAX_ROWS = 4096;
 
 /**
  * One direction of a link, sending: a member's fixed facts (incarnation, host, addresses, signature)
- * go once, with an index; after that its row is [index, beat, seq, load, freeMb]. A table of 50 members
+ * go once, with an index; after that its row is [index, beat, seq, load, freeMb, reg?]. A table of 50 members
  * shrinks from 17 KB to about 1.5 KB, and tables are most of what a cluster sends while idle.
  */
 export class RowEncoder {
@@ -71,7 +71,7 @@ export class RowEncoder {
   encode(rows: Beat[]): unknown[] {
     return rows.map((b) => {
       const known = this.sent.get(b.origin);
-      if (known && sameFacts(known.facts, b)) return [known.i, b.beat, b.seq, b.load, b.freeMb];
+      if (known && sameFacts(known.facts, b)) return b.reg === undefined ? [known.i, b.beat, b.seq, b.load, b.freeMb] : [known.i, b.beat, b.seq, b.load, b.freeMb, b.reg];
       // Indices are never reused for another member; after MAX_ROWS members the numbering starts over,
       // every member's facts going out again and overwriting what the other end holds.
       if (!known && this.sent.size >= MAX_ROWS) return this.restart(b);
@@ -105,9 +105,10 @@ export class RowDecoder {
         // The facts were checked when they came; only the numbers are new. Rows of one member share its
         // addresses array, which lets the cluster see at a glance they have not changed.
         const base = this.facts.get(r[0] as number);
-        const [, beat, seq, load, freeMb] = r as unknown[];
+        // A build before registry digests sends five numbers.
+        const [, beat, seq, load, freeMb, reg] = r as unknown[];
         if (base && isNum(beat) && isNum(seq) && isNum(load) && isNum(freeMb))
-          out.push({ origin: base.origin, incarnation: base.incarnation, beat, seq, load, freeMb, host: base.host, addrs: base.addrs, intro: base.intro });
+          out.push({ origin: base.origin, incarnation: base.incarnation, beat, seq, load, freeMb, host: base.host, addrs: base.addrs, intro: base.intro, ...(isRegistryDigest(reg) ? { reg } : {}) });
         continue;
       }
       const b = parseBeat(r);

@@ -39,6 +39,8 @@ export interface Beat {
   addrs: string[];
   /** the origin's signature of its incarnation (base64), see introBytes */
   intro: string;
+  /** a hash of the origin's registry (registry.ts), so a daemon that missed a registry message finds out; absent from older builds */
+  reg?: number;
 }
 
 const introBytes = (origin: string, incarnation: number) => new TextEncoder().encode(`peerless-intro\n${origin}\n${incarnation}`);
@@ -57,6 +59,9 @@ export async function introValid(b: Beat): Promise<boolean> {
     return false;
   }
 }
+
+/** A registry digest is a 48-bit integer (see registryDigest): anything else from the wire is ignored. */
+export const isRegistryDigest = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
 
 /** Whether two lists of addresses are the same: most often the very same array (see RowDecoder). */
 export const sameAddrs = (a: string[], b: string[]): boolean => a === b || (a.length === b.length && a.every((x, k) => x === b[k]));
@@ -127,5 +132,6 @@ export function parseBeat(x: unknown): Beat | null {
   if (typeof r.intro !== 'string' || r.intro.length > 512) return null;
   if (!Array.isArray(r.addrs) || r.addrs.length > 16 || !r.addrs.every((a) => typeof a === 'string' && a.length <= 256)) return null;
   for (const k of ['incarnation', 'beat', 'seq', 'load', 'freeMb'] as const) if (typeof r[k] !== 'number' || !Number.isFinite(r[k])) return null;
-  return { origin: r.origin, incarnation: r.incarnation!, beat: r.beat!, seq: r.seq!, load: r.load!, freeMb: r.freeMb!, host: r.host, addrs: r.addrs, intro: r.intro };
+  return { origin: r.origin, incarnation: r.incarnation!, beat: r.beat!, seq: r.seq!, load: r.load!, freeMb: r.freeMb!, host: r.host, addrs: r.addrs, intro: r.intro,
+    ...(isRegistryDigest(r.reg) ? { reg: r.reg } : {}) };
 }

@@ -55,6 +55,19 @@ describe('compact beat rows', () => {
     expect(d.decode({ rows: 'not a list' })).toEqual([]);
   });
 
+  it('carries each member’s registry digest as a sixth number, and takes a five-number row from an older build without one', () => {
+    const e = new RowEncoder();
+    const d = new RowDecoder();
+    const withReg = (beat: number, reg: number) => ({ ...row('a', beat), reg });
+    expect(d.decode(wire(e.encode([withReg(1, 2 ** 47 + 5)])))).toEqual([withReg(1, 2 ** 47 + 5)]);
+    const sent = wire(e.encode([withReg(2, 9)])) as unknown[][];
+    expect(sent[0]).toHaveLength(6);
+    expect(d.decode(sent)).toEqual([withReg(2, 9)]);
+    expect(d.decode([[0, 3, 6, 3, 512]])).toEqual([row('a', 3)]);
+    // Not a 48-bit digest: the row stands, the digest is ignored.
+    expect(d.decode([[0, 4, 8, 3, 512, -1], [0, 5, 10, 3, 512, 1.5]])).toEqual([row('a', 4), row('a', 5)]);
+  });
+
   it('numbers members afresh after MAX_ROWS of them, and the other end follows', () => {
     const e = new RowEncoder();
     const d = new RowDecoder();

@@ -236,8 +236,20 @@ export class Registry {
     this.log.info({ namespace: ns, function: name }, 'function replicated');
   }
 
+  /** Code being fetched, by digest: a registry pull during a long fetch waits for it instead of fetching again. */
+  private readonly fetching = new Map<Digest, Promise<Buffer | null>>();
+
+  private fetchCode(digest: Digest, announcer: string): Promise<Buffer | null> {
+    let f = this.fetching.get(digest);
+    if (!f) {
+      f = this.fetchFrom(digest, announcer).finally(() => this.fetching.delete(digest));
+      this.fetching.set(digest, f);
+    }
+    return f;
+  }
+
   /** From the daemon that announced it first, then from any other connected one; checked against its digest. */
-  private async fetchCode(digest: Digest, announcer: string): Promise<Buffer | null> {
+  private async fetchFrom(digest: Digest, announcer: string): Promise<Buffer | null> {
     const c = this.cluster;
     if (!c) return null;
     for (const peer of [announcer, ...c.connectedPeers().filter((p) => p !== announcer)]) {

@@ -7,6 +7,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { namespaceNetworkName } from '../../sandbox/networks.ts';
 import { api, deploy, invoke, ROOT, waitFor, type Api } from '../helpers/daemon.ts';
+import { forgedEntry, forgeDelta } from '../helpers/forger.ts';
 import { daemonOn, hostIp, hostsDown, hostsUp, setLink, socketOf, splitOff } from './hosts.ts';
 
 // Three real hosts: network namespaces, each with its own Docker engine and
@@ -30,7 +31,9 @@ async function startDaemon(i: number): Promise<void> {
     '--cluster-peers', peers, '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200', '--drain-ms', '3000']);
 }
 
-const peersOf = async (i: number) => ((await call[i]!('GET', '/api/v1/cluster/peers')).body.peers ?? []) as unknown[];
+const peersOf = async (i: number) => ((await call[i]!('GET', '/api/v1/cluster/peers')).body.peers ?? []) as { host: string; incarnation: number }[];
+let killedIncarnation = 0;
+let killedActivation = '';
 const instancesOn = async (i: number) => ((await call[i]!('GET', `/api/v1/namespaces/${NS}/instances`)).body.instances ?? []) as { instance: string; host: string; ip: string }[];
 
 beforeAll(async () => {
@@ -120,12 +123,53 @@ describe('three hosts, each with its own engine and daemon', () => {
   });
 
   it('drops a killed daemon\'s instances from the other hosts within the failure timeout', async () => {
-    await invoke(call[2]!, NS, 'hold', { ms: 60_000 }, 'blocking=false&instance=h2-holder');
+    killedActivation = (await invoke(call[2]!, NS, 'hold', { ms: 60_000 }, 'blocking=false&instance=h2-holder')).body.activationId;
     await waitFor(async () => (await instancesOn(0)).some((e) => e.instance === 'h2-holder'), 20_000, 'seen');
+    killedIncarnation = (await peersOf(0)).find((p) => p.host === 'mh2')!.incarnation;
     procs[2]!.kill('SIGKILL');
     await new Promise((r) => procs[2]!.once('exit', r));
     const t0 = Date.now();
     await waitFor(async () => !(await instancesOn(0)).some((e) => e.instance === 'h2-holder') && !(await instancesOn(1)).some((e) => e.instance === 'h2-holder'), 10_000, 'dropped');
     expect(Date.now() - t0).toBeLessThan(FAILURE_MS + 1500);
+  });
+
+  it('keeps out a daemon without the cluster key, on the killed daemon\'s host and address', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peerless-mh-outsider-'));
+    const outsider = await daemonOn(2, dir, ['--host-id', 'mh2-outsider', '--cluster-key', randomBytes(32).toString('hex'), '--cluster-listen', `/ip4/${hostIp(2)}/tcp/7948`,
+      '--cluster-peers', `/ip4/${hostIp(0)}/tcp/7948,/ip4/${hostIp(1)}/tcp/7948`, '--heartbeat-ms', '200']);
+    try {
+      const own = api(url(2), readFileSync(join(dir, 'admin.key'), 'utf8').trim());
+      // Several of its dial rounds (each 2 s) and the members' own dials of that address.
+      await new Promise((r) => setTimeout(r, 5000));
+      expect((await own('GET', '/api/v1/cluster/peers')).body.peers).toEqual([]);
+      for (const i of [0, 1]) expect((await peersOf(i)).map((p) => p.host)).not.toContain('mh2-outsider');
+    } finally {
+      outsider.kill('SIGTERM');
+      await new Promise((r) => outsider.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes the killed daemon\'s restart as a new incarnation: its old instance stays gone and failed, new ones are seen', async () => {
+    await startDaemon(2);
+    await waitFor(async () => (await peersOf(0)).some((p) => p.host === 'mh2' && p.incarnation > killedIncarnation), 30_000, 'mh2 back, reborn');
+    await invoke(call[2]!, NS, 'hold', { ms: 3000 }, 'blocking=false&instance=h2-reborn');
+    await waitFor(async () => (await instancesOn(0)).some((e) => e.instance === 'h2-reborn'), 20_000, 'reborn seen from host 0');
+    expect((await instancesOn(1)).map((e) => e.instance)).not.toContain('h2-holder');
+    // What ran when its daemon died is recorded as failed, read through another host.
+    const a = await call[0]!('GET', `/api/v1/namespaces/${NS}/activations/${killedActivation}`);
+    expect(a.status).toBe(200);
+    expect(a.body.response.status).toBe('whisk internal error');
+  });
+
+  it('drops a delta whose origin is not its signer', async () => {
+    const victim = (await call[0]!('GET', '/api/v1/cluster/peers')).body.self.peerId as string;
+    const forger = await forgeDelta(KEY, `/ip4/${hostIp(1)}/tcp/7948`, victim, forgedEntry(NS, 'forged'));
+    try {
+      await waitFor(async () => (await call[1]!('GET', '/api/v1/status')).body.forgedDropped > 0, 10_000, 'forgery noticed on host 1');
+      for (let i = 0; i < N; i++) expect((await instancesOn(i)).map((e) => e.instance)).not.toContain('forged');
+    } finally {
+      await forger.stop();
+    }
   });
 });

@@ -1,16 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { noise } from '@chainsafe/libp2p-noise';
-import { yamux } from '@chainsafe/libp2p-yamux';
-import { gossipsub } from '@libp2p/gossipsub';
-import { identify } from '@libp2p/identify';
-import { preSharedKey } from '@libp2p/pnet';
-import { tcp } from '@libp2p/tcp';
-import { multiaddr } from '@multiformats/multiaddr';
-import { createLibp2p } from 'libp2p';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pskFromHex, TOPIC } from '../../gossip/cluster.ts';
+import { forgedEntry, forgeDelta } from '../helpers/forger.ts';
 import { api, cleanupHost, deploy, invoke, namespace, ROOT, startDaemon, waitFor, type Api, type TestDaemon } from '../helpers/daemon.ts';
 
 // Daemons gossiping the address map, as separate processes on loopback that
@@ -262,23 +254,13 @@ describe('cluster of three daemons', () => {
 
   it('drops a delta whose origin is not its signer', async () => {
     const victim = (await peersOf(hosts[0]!)).self.peerId;
-    const node = await createLibp2p({
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()],
-      connectionProtector: preSharedKey({ psk: pskFromHex(KEY) }),
-      services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, globalSignaturePolicy: 'StrictSign' }) },
-    });
+    const before = (await api(hosts[1]!.url, hosts[1]!.admin)('GET', '/api/v1/status')).body.forgedDropped;
+    const forger = await forgeDelta(KEY, addr(1), victim, forgedEntry(NS, 'forged'));
     try {
-      node.services.pubsub.subscribe(TOPIC);
-      await node.dial(multiaddr(addr(1)));
-      await new Promise((r) => setTimeout(r, 1500));
-      const before = (await api(hosts[1]!.url, hosts[1]!.admin)('GET', '/api/v1/status')).body.forgedDropped;
-      const forged = { type: 'delta', origin: victim, incarnation: Date.now(), seq: 1, changes: [{ kind: 'upsert', entry: { namespace: NS, instance: 'forged', function: 'x', activation: 'x', host: 'evil', ip: '10.9.9.9', port: 7700, state: 'running', status: null, since: 0 } }] };
-      await node.services.pubsub.publish(TOPIC, new TextEncoder().encode(JSON.stringify(forged)));
       await waitFor(async () => (await api(hosts[1]!.url, hosts[1]!.admin)('GET', '/api/v1/status')).body.forgedDropped > before, 5000, 'forgery noticed');
       for (let i = 0; i < 3; i++) expect((await instancesOn(i)).map((e) => e.instance)).not.toContain('forged');
     } finally {
-      await node.stop();
+      await forger.stop();
     }
   });
 });

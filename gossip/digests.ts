@@ -9,6 +9,11 @@
 export const DIFFER_FOR_MS = 2000;
 /** a member is asked again for the same registry only after this long: a pull that did not mend the difference is not retried hot */
 export const REPULL_MS = 10_000;
+/**
+ * pulls, from any members, at least this far apart: under a steady stream of registry writes digests keep
+ * differing for a moment everywhere, and each pull moves a whole registry
+ */
+export const PULL_GAP_MS = 5000;
 
 export class DigestWatch {
   /** when each member's digest was first seen to differ from ours, in the current run of differences */
@@ -16,18 +21,21 @@ export class DigestWatch {
   /** the last pull from each member: when, and the member's digest then */
   private readonly lastPull = new Map<string, { at: number; theirs: number }>();
   private pulling = false;
+  private lastAny = -Infinity;
   private readonly differForMs: number;
   private readonly repullMs: number;
+  private readonly gapMs: number;
 
-  constructor(differForMs = DIFFER_FOR_MS, repullMs = REPULL_MS) {
+  constructor(differForMs = DIFFER_FOR_MS, repullMs = REPULL_MS, gapMs = PULL_GAP_MS) {
     this.differForMs = differForMs;
     this.repullMs = repullMs;
+    this.gapMs = gapMs;
   }
 
   /**
    * A member's digest, as its latest beat gave it, against this daemon's own now. True: pull that member's
-   * registry now (and call done when the pull ends). One pull at a time: after it, this daemon's digest
-   * likely matches every member's again, and the others need no pull.
+   * registry now (and call done when the pull ends). One pull at a time, PULL_GAP_MS apart: after one,
+   * this daemon's digest likely matches every member's again, and the others need no pull.
    */
   observe(member: string, theirs: number, ours: number, now: number): boolean {
     if (theirs === ours) {
@@ -36,11 +44,12 @@ export class DigestWatch {
     }
     const since = this.since.get(member) ?? now;
     this.since.set(member, since);
-    if (this.pulling || now - since < this.differForMs) return false;
+    if (this.pulling || now - since < this.differForMs || now - this.lastAny < this.gapMs) return false;
     // A member whose registry changed since the last pull has something new to give; the same one, not yet.
     const last = this.lastPull.get(member);
     if (last && last.theirs === theirs && now - last.at < this.repullMs) return false;
     this.pulling = true;
+    this.lastAny = now;
     this.lastPull.set(member, { at: now, theirs });
     return true;
   }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Digest } from './ids.ts';
 
@@ -30,6 +30,15 @@ export class BlobStore {
 
   has(d: Digest): boolean {
     return existsSync(this.path(d));
+  }
+
+  /** bytes of a blob, or Infinity when it is not here */
+  size(d: Digest): number {
+    try {
+      return statSync(this.path(d)).size;
+    } catch {
+      return Infinity;
+    }
   }
 
   get(d: Digest): Buffer {

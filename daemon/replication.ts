@@ -27,10 +27,16 @@ export const BLOB_PROTOCOL = '/peerless/blob/1.0.0';
 export const REGISTRY_PROTOCOL = '/peerless/registry/1.0.0';
 const FETCH_TIMEOUT_MS = 60_000;
 const PULL_TIMEOUT_MS = 30_000;
+/** a pull names the clocks the puller holds, about 100 bytes each: room for a registry of 100,000 */
+const MAX_PULL_REQUEST = 16 * 1024 * 1024;
+/** code inlined in one pull's answer, at most; the rest is fetched by digest */
+const PULL_INLINE_BUDGET = 16 * 1024 * 1024;
 
 type NsMsg = { type: 'ns'; name: string; hlc: string; deleted: boolean; created?: number; keys?: { uuid: string; hash: string }[];
   limits?: { perMinute: number; concurrent: number } };
 type FnMsg = { type: 'fn'; ns: string; name: string; hlc: string; deleted: boolean; record?: FunctionRecord; code?: string };
+
+const clockKey = (kind: string, ns: string, name: string) => `${kind}\0${ns}\0${name}`;
 
 export interface ReplicationHooks {
   /** a function changed or went away: warm containers hold old code */
@@ -69,7 +75,7 @@ export class Registry {
       return this.blobs.get(d);
     }).catch((err: unknown) => this.log.error({ err }, 'could not serve code blobs to peers'));
     cluster.onRegistryDiffers = (peer) => this.pull(peer);
-    void cluster.handle(REGISTRY_PROTOCOL, async () => this.messages(false))
+    void cluster.handle(REGISTRY_PROTOCOL, async (body) => this.newerThan(body), MAX_PULL_REQUEST)
       .catch((err: unknown) => this.log.error({ err }, 'could not serve the registry to peers'));
     // Several peers come up together when a daemon joins: answer them all with one round.
     let pending: NodeJS.Timeout | null = null;
@@ -115,6 +121,18 @@ export class Registry {
   }
 
   /**
+   * A pull's answer: what this daemon holds newer than the puller's clocks say it does (body: the puller's
+   * clocks as [kind, namespace, name, hlc] rows). Small code rides along until the budget is spent.
+   */
+  private newerThan(body: unknown): (NsMsg | FnMsg)[] {
+    const held = new Map<string, string>();
+    const rows = (body as { have?: unknown } | null)?.have;
+    for (const r of Array.isArray(rows) ? rows : []) if (Array.isArray(r) && r.length === 4 && r.every((x) => typeof x === 'string')) held.set(clockKey(r[0], r[1], r[2]), r[3]);
+    let budget = PULL_INLINE_BUDGET;
+    return this.messages((kind, ns, name, hlc) => newer(hlc, held.get(clockKey(kind, ns, name))), (size) => (budget -= size) >= 0);
+  }
+
+  /**
    * A hash of the registry as anti-entropy would send it (every clock, tombstones included), as a 48-bit
    * integer for the beat rows. Two daemons holding the same registry hold the same clocks.
    */
@@ -130,11 +148,14 @@ export class Registry {
   /** Anti-entropy: everything this daemon knows, tombstones included. */
   sendAll(): void {
     const c = this.cluster;
-    if (c) for (const m of this.messages(true)) c.publishRegistry(m);
+    if (c) for (const m of this.messages(() => true, () => true)) c.publishRegistry(m);
   }
 
-  /** The whole registry as messages: each namespace before its functions, tombstones last. */
-  private messages(inlineCode: boolean): (NsMsg | FnMsg)[] {
+  /**
+   * The registry as messages, those wanted of it: each namespace before its functions, tombstones last.
+   * inline: whether small code of this size may ride in the message (larger code never does).
+   */
+  private messages(wanted: (kind: 'ns' | 'fn', ns: string, name: string, hlc: string) => boolean, inline: (size: number) => boolean): (NsMsg | FnMsg)[] {
     const out: (NsMsg | FnMsg)[] = [];
     // A record written before this daemon stamped its writes (an older version, or a data dir from before
     // it joined a cluster) is stamped now, as if written now, so it replicates too.
@@ -146,10 +167,17 @@ export class Registry {
       return hlc;
     };
     for (const { name } of this.store.listNamespaces()) {
-      out.push(this.nsMessage(name, stamp('ns', name, '')));
-      for (const f of this.store.listFunctions(name, 1_000_000, 0)) out.push(this.fnMessage(f, stamp('fn', f.namespace, f.name), inlineCode));
+      const hlc = stamp('ns', name, '');
+      if (wanted('ns', name, '', hlc)) out.push(this.nsMessage(name, hlc));
+      for (const f of this.store.listFunctions(name, 1_000_000, 0)) {
+        const fhlc = stamp('fn', f.namespace, f.name);
+        if (!wanted('fn', f.namespace, f.name, fhlc)) continue;
+        const size = this.blobs.size(f.digest);
+        out.push(this.fnMessage(f, fhlc, size <= INLINE_CODE_LIMIT && inline(size)));
+      }
     }
     for (const t of this.store.tombstones()) {
+      if (!wanted(t.kind, t.namespace, t.name, t.hlc)) continue;
       out.push(t.kind === 'ns' ? { type: 'ns', name: t.namespace, hlc: t.hlc, deleted: true } : { type: 'fn', ns: t.namespace, name: t.name, hlc: t.hlc, deleted: true });
     }
     return out;
@@ -162,7 +190,8 @@ export class Registry {
     const before = this.digest();
     let ms: unknown;
     try {
-      ms = await c.request(peer, REGISTRY_PROTOCOL, {}, PULL_TIMEOUT_MS);
+      const have = this.store.registryClocks().map((k) => [k.kind, k.namespace, k.name, k.hlc]);
+      ms = await c.request(peer, REGISTRY_PROTOCOL, { have }, PULL_TIMEOUT_MS);
       if (!Array.isArray(ms)) throw new Error('a peer answered a registry pull with something else than a list');
       for (const m of ms) await this.receive(m, peer);
     } catch (err) {

@@ -4,7 +4,7 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import { gossipsub } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
-import type { Connection, PrivateKey } from '@libp2p/interface';
+import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -52,6 +52,11 @@ async function readAll(stream: AsyncIterable<Uint8Array | { subarray(): Uint8Arr
     chunks.push(b);
   }
   return Buffer.concat(chunks);
+}
+
+/** In pieces, waiting when the stream asks to: one multi-megabyte write overruns the encrypter's memory. */
+async function sendInPieces(stream: Stream, bytes: Uint8Array): Promise<void> {
+  for (let i = 0; i < bytes.length; i += CHUNK_BYTES) if (!stream.send(bytes.subarray(i, i + CHUNK_BYTES))) await stream.onDrain();
 }
 
 /** What an operator configures (the daemon's `cluster` settings). */
@@ -283,22 +288,22 @@ export class Cluster {
   async requestBytes(peer: string, protocol: string, body: unknown, timeoutMs: number, maxBytes = 64 * 1024 * 1024): Promise<Uint8Array> {
     const signal = AbortSignal.timeout(timeoutMs);
     const stream = await this.node.dialProtocol(peerIdFromString(peer), protocol, { signal });
-    stream.send(enc.encode(JSON.stringify(body)));
+    await sendInPieces(stream, enc.encode(JSON.stringify(body)));
     await stream.close({ signal });
     return readAll(stream, maxBytes);
   }
 
-  async handle(protocol: string, fn: (body: unknown, signer: string) => Promise<unknown>): Promise<void> {
-    await this.handleBytes(protocol, async (body, signer) => enc.encode(JSON.stringify(await fn(body, signer))));
+  /** maxRequestBytes: the most a peer may send as its request (a request that large is refused) */
+  async handle(protocol: string, fn: (body: unknown, signer: string) => Promise<unknown>, maxRequestBytes?: number): Promise<void> {
+    await this.handleBytes(protocol, async (body, signer) => enc.encode(JSON.stringify(await fn(body, signer))), maxRequestBytes);
   }
 
-  async handleBytes(protocol: string, fn: (body: unknown, signer: string) => Promise<Uint8Array>): Promise<void> {
+  async handleBytes(protocol: string, fn: (body: unknown, signer: string) => Promise<Uint8Array>, maxRequestBytes = 1024 * 1024): Promise<void> {
     await this.node.handle(protocol, async (stream, connection) => {
       try {
-        const body = JSON.parse(dec.decode(await readAll(stream, 1024 * 1024)));
+        const body = JSON.parse(dec.decode(await readAll(stream, maxRequestBytes)));
         const out = await fn(body, connection.remotePeer.toString());
-        // In pieces, waiting when the stream asks to: one multi-megabyte write overruns the encrypter's memory.
-        for (let i = 0; i < out.length; i += CHUNK_BYTES) if (!stream.send(out.subarray(i, i + CHUNK_BYTES))) await stream.onDrain();
+        await sendInPieces(stream, out);
         await stream.close();
       } catch (err) {
         this.o.log.warn({ err, protocol }, 'request from a peer failed');

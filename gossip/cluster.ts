@@ -18,7 +18,7 @@ import { startHyperswarm, type Discovery } from './discovery.ts';
 import { DigestWatch } from './digests.ts';
 import { BeatLinks, MAX_ROWS } from './links.ts';
 import { refuses, tcpTarget } from './probe.ts';
-import { BeatTable, FANOUT, introValid, parseBeat, pick, sameAddrs, signIntro, type Beat } from './liveness.ts';
+import { BeatTable, FANOUT, introValid, parseBeat, pick, reportTimeouts, sameAddrs, signIntro, type Beat } from './liveness.ts';
 import { Replica, type Effect, type GossipMessage, type Member } from './replica.ts';
 
 // The daemon-to-daemon layer: a libp2p node (TCP, Noise, yamux, identify,
@@ -174,6 +174,7 @@ export class Cluster {
   private readonly lastPull = new Map<string, number>();
   private readonly lastTopicPull = new Map<string, number>();
   private lastSnapshot = 0;
+  private lastTick = Date.now();
   private flushTimer: NodeJS.Timeout | null = null;
   /** members' addresses as last put in the peer store */
   private readonly addressed = new Map<string, string[]>();
@@ -244,8 +245,7 @@ export class Cluster {
     // Each daemon beats at its own phase: daemons started together (a cluster booted at once, or several
     // in one process) would otherwise swap tables all in the same instant, and a change arriving then waits.
     c.timers.push(setTimeout(() => c.timers.push(setInterval(() => c.round(), o.heartbeatMs)), Math.random() * o.heartbeatMs));
-    // Failure detection and gap timeouts.
-    c.timers.push(setInterval(() => c.apply(c.replica.tick(Date.now())), TICK_MS));
+    c.timers.push(setInterval(() => c.tick(), TICK_MS));
     c.timers.push(setInterval(() => void c.dialPeers(), 2000));
     void c.dialPeers();
     c.round();
@@ -339,6 +339,18 @@ export class Cluster {
     if (d) this.publish({ type: 'delta', origin: this.peerId, incarnation: d.incarnation, seq: d.seq, changes: d.changes });
   }
 
+  /** Failure detection and gap timeouts; members that timed out here are reported to all (see reportTimeouts). */
+  private tick(): void {
+    const now = Date.now();
+    const since = now - this.lastTick;
+    this.lastTick = now;
+    const fx = this.replica.tick(now);
+    this.apply(fx);
+    const timedOut = fx.flatMap((f) => (f.kind === 'origin-down' && f.reason === 'timeout' ? [f] : []));
+    if (this.stopping || !reportTimeouts(timedOut.length, this.replica.memberCount, since)) return;
+    for (const f of timedOut) this.publish({ type: 'down', origin: f.origin, incarnation: f.incarnation });
+  }
+
   /** One beat: this daemon's counter advances and it swaps tables of live members' beats with a few peers. */
   private round(): void {
     const now = Date.now();
@@ -405,8 +417,9 @@ export class Cluster {
       return;
     }
     if (m.type === 'down') {
-      // Another member's word that an origin's process is gone (see onConnectionClosed). Any member may
-      // say it; should it be wrong, the origin's own beats bring it back after a failure timeout.
+      // Another member's word that an origin is gone: its process (see onConnectionClosed), or its beats
+      // for a failure timeout (see tick). Any member may say it; should it be wrong, the origin's own beats
+      // bring it back after a failure timeout.
       if (typeof m.origin !== 'string' || typeof m.incarnation !== 'number' || this.replica.incarnationOf(signer) === undefined) return;
       this.apply(this.replica.receive({ type: 'down', origin: m.origin, incarnation: m.incarnation }, Date.now()));
       return;

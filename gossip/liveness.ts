@@ -115,6 +115,20 @@ export class BeatTable {
   }
 }
 
+/** a tick this late means this daemon's own event loop stood still: the silence it sees may be its own */
+export const STALL_MS = 250;
+
+/**
+ * Whether members this daemon just timed out should be reported to the others as down, so all drop them
+ * at once instead of each at its own timeout (which comes up to a beat's spread later on some). Not when
+ * this daemon's own loop stalled (it did not listen; the others did), nor when it lost more than half of
+ * the members at once (it is more likely the one cut off). A wrong report costs a live member one
+ * failure timeout, as a wrong crash report does.
+ */
+export function reportTimeouts(timedOut: number, remaining: number, sinceLastTickMs: number): boolean {
+  return timedOut > 0 && sinceLastTickMs <= STALL_MS && timedOut * 2 <= timedOut + remaining;
+}
+
 /** k distinct items picked at random (all of them when there are no more than k). */
 export function pick<T>(xs: T[], k: number, random: () => number = Math.random): T[] {
   const a = [...xs];

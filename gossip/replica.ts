@@ -19,13 +19,13 @@ export type GossipMessage =
   | { type: 'heartbeat'; origin: string; incarnation: number; seq: number; load: number }
   | { type: 'snapshot'; origin: string; incarnation: number; seq: number; entries: Entry[] }
   | { type: 'leave'; origin: string; incarnation: number }
-  /** not from the origin: a peer found the origin's port closed (its process is gone, its host is not) */
+  /** not from the origin: a peer found the origin's port closed (its process is gone), or timed it out */
   | { type: 'down'; origin: string; incarnation: number };
 
 export type Effect =
   | { kind: 'pull-snapshot'; origin: string }
   | { kind: 'origin-up'; origin: string; incarnation: number }
-  | { kind: 'origin-down'; origin: string; reason: 'timeout' | 'leave' | 'down' | 'restart'; entries: Entry[] }
+  | { kind: 'origin-down'; origin: string; incarnation: number; reason: 'timeout' | 'leave' | 'down' | 'restart'; entries: Entry[] }
   | { kind: 'changed'; origin: string; namespaces: string[] };
 
 interface OriginState {
@@ -127,7 +127,7 @@ export class Replica {
     const ended = this.ended.get(origin);
     if (ended && incarnation <= ended.incarnation && now < ended.until) return null; // or from the life that ended
     if (!s || incarnation > s.incarnation) {
-      if (s) fx.push({ kind: 'origin-down', origin, reason: 'restart', entries: [...s.entries.values()] });
+      if (s) fx.push({ kind: 'origin-down', origin, incarnation: s.incarnation, reason: 'restart', entries: [...s.entries.values()] });
       if (s && s.entries.size > 0) fx.push({ kind: 'changed', origin, namespaces: namespaces(s.entries.values()) });
       const fresh: OriginState = { incarnation, seq: -1, entries: new Map(), lastSeen: now, load: 0, ahead: new Map(), gapSince: null, behind: null };
       this.origins.set(origin, fresh);
@@ -234,7 +234,7 @@ export class Replica {
     const s = this.origins.get(origin);
     if (!s) return;
     this.origins.delete(origin);
-    fx.push({ kind: 'origin-down', origin, reason, entries: [...s.entries.values()] });
+    fx.push({ kind: 'origin-down', origin, incarnation: s.incarnation, reason, entries: [...s.entries.values()] });
     if (s.entries.size > 0) fx.push({ kind: 'changed', origin, namespaces: namespaces(s.entries.values()) });
   }
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { BeatTable, FANOUT, introValid, parseBeat, pick, signIntro, type Beat } from '../../gossip/liveness.ts';
+import { BeatTable, FANOUT, introValid, parseBeat, pick, reportTimeouts, signIntro, STALL_MS, type Beat } from '../../gossip/liveness.ts';
 
 const row = (origin: string, incarnation: number, beat: number): Beat => ({ origin, incarnation, beat, seq: 0, load: 0, freeMb: 0, host: 'h', addrs: [], intro: '' });
 
@@ -78,5 +78,22 @@ describe('beat table', () => {
       if (r > 10) for (let i = 0; i < N; i++) for (const o of ids) if (o !== ids[i]) worst = Math.max(worst, now - (heard[i]!.get(o) ?? 0));
     }
     expect(worst).toBeLessThanOrEqual(750);
+  });
+});
+
+describe('reporting timed-out members to all', () => {
+  it('reports members that went silent while this daemon kept listening', () => {
+    expect(reportTimeouts(1, 9, 50)).toBe(true);
+    expect(reportTimeouts(2, 2, STALL_MS)).toBe(true);
+    expect(reportTimeouts(0, 9, 50)).toBe(false);
+  });
+
+  it('does not when its own loop stood still: the silence may be its own', () => {
+    expect(reportTimeouts(1, 9, STALL_MS + 1)).toBe(false);
+  });
+
+  it('does not when it lost more than half the members at once: it is more likely the one cut off', () => {
+    expect(reportTimeouts(3, 2, 50)).toBe(false);
+    expect(reportTimeouts(5, 0, 50)).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AddressMap, type Entry } from '../../gossip/addrmap.ts';
-import { BeatTable, pick as pickSome, type Beat } from '../../gossip/liveness.ts';
+import { BeatTable, pick as pickSome, reportTimeouts, type Beat } from '../../gossip/liveness.ts';
 import { Replica, type GossipMessage } from '../../gossip/replica.ts';
 
 // A deterministic, seeded simulation of the address-map replication: hosts
@@ -48,6 +48,7 @@ function simulate(seed: number, opts: { hosts: number; steps: number; loss: numb
   });
   const byId = new Map(hosts.map((h) => [h.id, h]));
   let queue: Packet[] = [];
+  let timeoutReports = 0;
   let now = 0;
   let faults = true;
   let side = new Map<string, number>(); // partition side of each host
@@ -126,7 +127,13 @@ function simulate(seed: number, opts: { hosts: number; steps: number; loss: numb
         const rows = h.beats.live(now);
         for (const to of pickSome(hosts.filter((x) => x.id !== h.id), FANOUT, rand)) send(h.id, to.id, { type: 'beats', rows, from: h.id, answer: true });
       }
-      for (const fx of h.replica.tick(now)) if (fx.kind === 'pull-snapshot') send(h.id, fx.origin, { type: 'pull', from: h.id, origin: fx.origin });
+      const ticked = h.replica.tick(now);
+      for (const fx of ticked) if (fx.kind === 'pull-snapshot') send(h.id, fx.origin, { type: 'pull', from: h.id, origin: fx.origin });
+      // Members timed out here are reported to all, as gossip/cluster.ts does (this loop never stalls).
+      const timedOut = ticked.flatMap((f) => (f.kind === 'origin-down' && f.reason === 'timeout' ? [f] : []));
+      if (!reportTimeouts(timedOut.length, h.replica.memberCount, 1)) continue;
+      for (const f of timedOut) broadcast(h, { type: 'down', origin: f.origin, incarnation: f.incarnation });
+      timeoutReports += timedOut.length;
     }
     const due = queue.filter((p) => p.at <= now);
     queue = queue.filter((p) => p.at > now);
@@ -157,7 +164,7 @@ function simulate(seed: number, opts: { hosts: number; steps: number; loss: numb
   const canon = (es: Entry[]) => es.map((e) => `${e.host}/${e.instance}/${e.state}/${e.ip}`).sort();
   const union = canon(live.flatMap((h) => h.local.list('ns')));
   const views = live.map((h) => canon([...h.local.list('ns'), ...h.replica.entries()]));
-  return { live: live.length, union, views };
+  return { live: live.length, union, views, timeoutReports };
 }
 
 describe('address-map replication (seeded simulation)', () => {
@@ -170,12 +177,16 @@ describe('address-map replication (seeded simulation)', () => {
   ];
   for (const s of scenarios) {
     it(`converges to the union of the live hosts' maps: ${s.name}`, () => {
+      let reports = 0;
       for (const seed of [1, 2, 3, 42, 1234, 99991]) {
         const r = simulate(seed, { hosts: 7, steps: 3000, ...s });
         expect(r.live).toBeGreaterThan(0);
         expect(r.union.length, `seed ${seed}: the run must have entries to replicate`).toBeGreaterThan(0);
         for (const v of r.views) expect(v, `seed ${seed}`).toEqual(r.union);
+        reports += r.timeoutReports;
       }
+      // Where hosts go silent, the runs did exercise timeouts reported to all.
+      if (s.partitions || s.crashes) expect(reports).toBeGreaterThan(0);
     });
   }
 

@@ -15,15 +15,15 @@ import type { FunctionRecord } from './types.ts';
 // daemon joins, every other one sends its whole registry (anti-entropy), so a
 // late joiner catches up. A registry message gossip lost is found by digest:
 // every beat carries a hash of its origin's registry, and a daemon whose hash
-// differs from a member's for a while pulls that member's registry over a
-// stream (gossip/digests.ts). Small code travels inline; larger code is fetched by
+// differs from a member's for a while pulls what that member holds newer over
+// a stream (gossip/digests.ts). Small code travels inline; larger code is fetched by
 // digest over its own stream from the daemon that announced it (or any other
 // that has it), and checked against the digest either way.
 
 /** Code up to this size rides along in the gossip message; larger code is fetched by digest. */
 export const INLINE_CODE_LIMIT = 64 * 1024;
 export const BLOB_PROTOCOL = '/peerless/blob/1.0.0';
-/** a member's whole registry, code left out (fetched by digest as needed) */
+/** what a member holds newer than the puller's clocks, small code inline */
 export const REGISTRY_PROTOCOL = '/peerless/registry/1.0.0';
 const FETCH_TIMEOUT_MS = 60_000;
 const PULL_TIMEOUT_MS = 30_000;
@@ -183,7 +183,7 @@ export class Registry {
     return out;
   }
 
-  /** A member's whole registry, merged here in order: last writer wins, so only what is newer there changes anything. */
+  /** What a member holds newer than this daemon, merged here in order (namespaces before their functions). */
   private async pull(peer: string): Promise<void> {
     const c = this.cluster;
     if (!c) return;

@@ -37,6 +37,9 @@ export async function daemonMain(argv: string[]): Promise<number> {
       return 2;
     }
     process.stderr.write(`error: the daemon could not start: ${(e as Error).message}\n`);
+    // What started before the failure (the cluster node, the engine watch, timers) would keep the process
+    // alive, half a daemon that systemd thinks is running: end it once stderr is out.
+    setTimeout(() => process.exit(1), 200).unref();
     return 1;
   }
 }

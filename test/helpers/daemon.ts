@@ -31,7 +31,8 @@ const exited = (p: ChildProcess) =>
 
 export async function startDaemon(opts: { hostId: string; dataDir?: string; port?: number; flags?: string[]; env?: Record<string, string> }): Promise<TestDaemon> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), `peerless-${opts.hostId}-`));
-  const port = opts.port ?? 20000 + Math.floor(Math.random() * 20000);
+  // Below the kernel's ephemeral range (32768+), where an outgoing connection could hold the port first.
+  const port = opts.port ?? 20000 + Math.floor(Math.random() * 12000);
   const proc = spawn(process.execPath, [CLI, 'daemon', '--data-dir', dataDir, '--port', String(port), '--host-id', opts.hostId, '--prewarm-nodejs', '0', ...(opts.flags ?? [])], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -125,6 +125,19 @@ describe('peerless CLI', () => {
     expect(JSON.parse(q.stdout).activations).toHaveLength(2);
   });
 
+  it('ends a daemon that could not start, with the reason, though its cluster node had started', async () => {
+    // The API port is taken: the failure comes after the cluster node (a live libp2p node) is up.
+    const dir = mkdtempSync(join(tmpdir(), 'peerless-taken-'));
+    const taken = new URL(d.url).port;
+    const t0 = Date.now();
+    const r = await exec(process.execPath, [CLI, 'daemon', '--data-dir', dir, '--port', taken, '--host-id', `${HOST}-taken`, '--prewarm-nodejs', '0',
+      '--cluster-key', 'a'.repeat(64), '--cluster-listen', '/ip4/127.0.0.1/tcp/0'], { env, timeout: 60_000 }).catch((e) => e as { code: number; stderr: string; killed: boolean });
+    expect(r).toMatchObject({ code: 1, killed: false });
+    expect(r.stderr).toMatch(/^error: the daemon could not start: listen EADDRINUSE.*\n$/);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    await cleanupHost(`${HOST}-taken`, dir);
+  });
+
   it('keeps the target and key in a config file', async () => {
     const noEnv = { ...env };
     delete noEnv.PEERLESS_APIHOST;

@@ -236,7 +236,9 @@ export class Registry {
     if (!newer(m.hlc, this.store.clockOf('fn', ns, name)?.hlc)) return;
     if (m.deleted) {
       this.store.setClock('fn', ns, name, m.hlc, true);
-      if (this.store.deleteFunction(ns, name)) await this.hooks.retire(ns, name);
+      if (!this.store.deleteFunction(ns, name)) return;
+      await this.hooks.retire(ns, name);
+      this.log.info({ namespace: ns, function: name }, 'function deleted by replication');
       return;
     }
     const r = m.record;

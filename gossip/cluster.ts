@@ -4,7 +4,7 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import { gossipsub } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
-import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
+import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -126,6 +126,8 @@ export async function loadIdentity(file: string): Promise<PrivateKey> {
 const TICK_MS = 50;
 /** a refusal comes back in a round trip; silence means nothing */
 const PROBE_TIMEOUT_MS = 1000;
+/** after a connection closed, long enough for gossipsub to have let go of the stream it carried */
+const REATTACH_MS = 100;
 const CHUNK_BYTES = 64 * 1024;
 // Every daemon usually holds a direct connection to every other and publishes to all of them (flood
 // publish), so the mesh only needs to cover the few it does not reach: a small degree keeps the
@@ -498,16 +500,19 @@ export class Cluster {
   }
 
   /**
-   * The last connection to a member closed. If the member's host now refuses the ports the member
+   * A connection closed. While another to that peer is open, gossipsub is told to send over it (see
+   * reattachPubsub). The last connection to a member closed: if the member's host now refuses the ports the member
    * listened on (those it announced on that host's address, and the one dialled if this daemon dialled
    * it), its process is gone: every daemon hears so at once instead of after a failure timeout. A host
    * that vanished answers nothing, and is left to the timeout.
    */
   private onConnectionClosed(conn: Connection): void {
     const peer = conn.remotePeer.toString();
-    if (this.stopping || this.hungUp.has(peer) || this.probing.has(peer)) return;
+    if (this.stopping) return;
+    if (this.node.getConnections(conn.remotePeer).length > 0) return void setTimeout(() => this.reattachPubsub(conn.remotePeer), REATTACH_MS);
+    if (this.hungUp.has(peer) || this.probing.has(peer)) return;
     const life = this.replica.incarnationOf(peer);
-    if (life === undefined || this.node.getConnections(conn.remotePeer).length > 0) return;
+    if (life === undefined) return;
     const ip = tcpTarget(conn.remoteAddr.toString())?.host;
     const addrs = new Set((this.addressed.get(peer) ?? []).filter((a) => ip !== undefined && tcpTarget(a)?.host === ip));
     if (conn.direction === 'outbound') addrs.add(conn.remoteAddr.toString());
@@ -524,6 +529,21 @@ export class Cluster {
       this.apply(this.replica.receive(down, Date.now()));
       this.publish(down);
     });
+  }
+
+  /**
+   * gossipsub keeps one outbound stream per peer, on whichever connection it opened it, and opens one only
+   * when a peer first connects: when two daemons hold two connections (they dialled each other at once)
+   * and the one carrying the stream closes, nothing more is sent to that peer, not even gossip about
+   * missed messages, until every connection has gone (test/integration/beats.test.ts shows it). Telling
+   * gossipsub the peer is connected again, on a connection that is still open, opens a new stream; it
+   * does nothing while the old stream is there.
+   */
+  private reattachPubsub(peer: PeerId): void {
+    const open = this.node.getConnections(peer).find((c) => c.status === 'open');
+    const pubsub = this.node.services.pubsub as unknown as { onPeerConnected?: (p: PeerId, c: Connection) => void };
+    if (this.stopping || !open) return;
+    pubsub.onPeerConnected?.(peer, open);
   }
 
   /** A clean exit: peers drop this daemon's entries at once instead of waiting for the failure timeout. */

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AddressMap } from '../../gossip/addrmap.ts';
 import { BEAT_V1_PROTOCOL, Cluster } from '../../gossip/cluster.ts';
 import type { Beat } from '../../gossip/liveness.ts';
+import type { Libp2p } from 'libp2p';
 import { waitFor } from '../helpers/daemon.ts';
 
 // Two gossip layers in this process, real libp2p nodes on loopback (private network, Noise, yamux): beats
@@ -55,5 +56,25 @@ describe('beat swaps', () => {
     expect(table.map((r) => r.origin).sort()).toEqual([a.peerId, b.peerId].sort());
     expect(table.find((r) => r.origin === a.peerId)).toMatchObject({ host: 'b0', incarnation: 1000, freeMb: 4096 });
     expect((await b.request(a.peerId, BEAT_V1_PROTOCOL, 'not a table', 2000)) as Beat[]).toHaveLength(2);
+  });
+
+  it('keeps gossip flowing when one of two connections between two daemons closes', async () => {
+    const [a, b] = nodes as [Cluster, Cluster];
+    const nodeOf = (c: Cluster) => (c as unknown as { node: Libp2p }).node;
+    const got: unknown[] = [];
+    a.onRegistry = (m) => got.push(m);
+    // A second connection, as when two daemons dial each other at once; then the first one goes.
+    const first = [...nodeOf(b).getConnections(nodeOf(a).peerId)];
+    expect(first.length).toBeGreaterThan(0);
+    await nodeOf(b).dial(nodeOf(a).getMultiaddrs()[0]!, { force: true } as never);
+    await waitFor(async () => nodeOf(b).getConnections(nodeOf(a).peerId).length === first.length + 1, 5000, 'a second connection');
+    // Once the new connection is identified (gossipsub then sees the peer on it, and keeps its stream where it is).
+    await new Promise((r) => setTimeout(r, 1500));
+    await Promise.all(first.map((c) => c.close()));
+    await new Promise((r) => setTimeout(r, 1500));
+    b.publishRegistry({ probe: 1 });
+    await waitFor(async () => got.length > 0, 5000, 'a registry message over the connection left');
+    expect(got).toEqual([{ probe: 1 }]);
+    a.onRegistry = null;
   });
 });

@@ -51,6 +51,7 @@ async function cluster(n: number): Promise<Member[]> {
       identity: join(dir, `${n}-${i}.key`),
     }));
     const proc = fork(join(import.meta.dirname, 'gossip-node.ts'), [key, JSON.stringify(specs)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    proc.setMaxListeners(g.length + 2); // one watcher per daemon while failures are timed
     const mine = g.map((index) => ({ proc, index, peers: 0, arrived: new Map<string, number>() }));
     proc.on('message', (msg: { arrived?: string; node?: number; at?: number; peers?: number }) => {
       const m = mine.find((x) => x.index === msg.node);

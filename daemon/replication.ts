@@ -115,9 +115,11 @@ export class Registry {
     return { type: 'ns', name: ns, hlc, deleted: false, created: this.store.namespaceCreated(ns) ?? Date.now(), keys: this.store.keysOf(ns), ...(limits ? { limits } : {}) };
   }
 
-  private fnMessage(f: FunctionRecord, hlc: string, inlineCode = true): FnMsg {
-    const code = inlineCode ? this.blobs.get(f.digest) : null;
-    return { type: 'fn', ns: f.namespace, name: f.name, hlc, deleted: false, record: f, ...(code && code.length <= INLINE_CODE_LIMIT ? { code: code.toString('base64') } : {}) };
+  /** A function's message: its code rides along when small, and when mayInline (a caller's budget) allows. */
+  private fnMessage(f: FunctionRecord, hlc: string, mayInline: (size: number) => boolean = () => true): FnMsg {
+    const size = this.blobs.size(f.digest); // known from the file: large code is never read just to be left out
+    const code = size <= INLINE_CODE_LIMIT && mayInline(size) ? this.blobs.get(f.digest).toString('base64') : undefined;
+    return { type: 'fn', ns: f.namespace, name: f.name, hlc, deleted: false, record: f, ...(code === undefined ? {} : { code }) };
   }
 
   /**
@@ -153,7 +155,7 @@ export class Registry {
 
   /**
    * The registry as messages, those wanted of it: each namespace before its functions, tombstones last.
-   * inline: whether small code of this size may ride in the message (larger code never does).
+   * inline: whether small code of this size may ride in the message (see fnMessage).
    */
   private messages(wanted: (kind: 'ns' | 'fn', ns: string, name: string, hlc: string) => boolean, inline: (size: number) => boolean): (NsMsg | FnMsg)[] {
     const out: (NsMsg | FnMsg)[] = [];
@@ -172,8 +174,7 @@ export class Registry {
       for (const f of this.store.listFunctions(name, 1_000_000, 0)) {
         const fhlc = stamp('fn', f.namespace, f.name);
         if (!wanted('fn', f.namespace, f.name, fhlc)) continue;
-        const size = this.blobs.size(f.digest);
-        out.push(this.fnMessage(f, fhlc, size <= INLINE_CODE_LIMIT && inline(size)));
+        out.push(this.fnMessage(f, fhlc, inline));
       }
     }
     for (const t of this.store.tombstones()) {

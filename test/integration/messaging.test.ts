@@ -159,17 +159,51 @@ function main() {
     expect(r.body.versions.at(-1)).toBeGreaterThan(r.body.versions[0]);
   });
 
-  it('fails a receive from a peer that ends without sending', async () => {
+  it('fails a receive from a peer that ends without sending, in both SDKs', async () => {
     await deploy(A.call, A.ns, 'quitter', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main() { await peerless.waitFor(['w'], 20000); await new Promise(r => setTimeout(r, 300)); return {} }` });
     await deploy(A.call, A.ns, 'waiter', {
       kind: 'python',
       code: 'import time, peerless\ndef main(p):\n    peerless.wait_for(["q"], timeout=20)\n    t0 = time.time()\n    try:\n        peerless.recv("q")\n        return {"got": True}\n    except peerless.PeerGoneError as e:\n        return {"gone": str(e), "s": time.time() - t0}\n',
     });
-    const w = invoke(A.call, A.ns, 'waiter', {}, 'blocking=true&instance=w');
-    expect((await invoke(A.call, A.ns, 'quitter', {}, 'blocking=true&instance=q')).body.response.status).toBe('success');
-    const r = await w;
-    expect(r.body.response.result.gone).toContain('q');
-    expect(r.body.response.result.s).toBeLessThan(5);
+    await deploy(A.call, A.ns, 'waiter-js', {
+      kind: 'nodejs',
+      code: `const peerless = require('peerless'); async function main() { await peerless.waitFor(['q'], 20000); const t0 = Date.now(); try { await peerless.recv('q'); return { got: true } } catch (e) { return { gone: e.message, name: e.name, s: (Date.now() - t0) / 1000 } } }`,
+    });
+    for (const waiter of ['waiter', 'waiter-js']) {
+      const w = invoke(A.call, A.ns, waiter, {}, 'blocking=true&instance=w');
+      expect((await invoke(A.call, A.ns, 'quitter', {}, 'blocking=true&instance=q')).body.response.status).toBe('success');
+      const r = await w;
+      expect(r.body.response.result.gone, waiter).toContain('q');
+      expect(r.body.response.result.s).toBeLessThan(5);
+    }
+  });
+
+  it('keeps the last message of a peer that sent it and ended at once, even when the receiver reads it late', async () => {
+    // A loaded host reads late: here the receiver's SDK starts reading each connection 2 s after accepting
+    // it, longer than the sender takes to end and leave the map. The message must still arrive, not a
+    // "gone" error.
+    await deploy(A.call, A.ns, 'lastwords', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main() { await peerless.waitFor(['late'], 20000); await peerless.send('late', 'last words'); return {} }` });
+    await deploy(A.call, A.ns, 'latereader', {
+      kind: 'python',
+      code: [
+        'import time, peerless',
+        'def main(p):',
+        '    serve = peerless._serve_connection',
+        '    peerless._serve_connection = lambda sock: (time.sleep(2), serve(sock))',
+        '    try:',
+        '        peerless.wait_for(["lw"], timeout=20)',
+        '        t0 = time.time()',
+        '        _, data = peerless.recv("lw", timeout=20)',
+        '        return {"got": bytes(data).decode(), "s": time.time() - t0}',
+        '    finally:',
+        '        peerless._serve_connection = serve',
+      ].join('\n'),
+    });
+    const late = invoke(A.call, A.ns, 'latereader', {}, 'blocking=true&instance=late');
+    expect((await invoke(A.call, A.ns, 'lastwords', {}, 'blocking=true&instance=lw')).body.response.status).toBe('success');
+    const r = await late;
+    expect(r.body.response.result, JSON.stringify(r.body.response)).toMatchObject({ got: 'last words' });
+    expect(r.body.response.result.s).toBeGreaterThan(1.5);
   });
 
   it('passes messages Node→Node, Python→Python and Node→Python, small and large', async () => {

@@ -132,6 +132,8 @@ _inbox = []  # (kind, sender, data)
 _conns = {}  # peer id -> socket
 _server = None
 _generation = 0
+_reading = {}  # sender id -> its connections still being read
+_unnamed = 0  # connections accepted whose sender is not read yet
 
 
 def _read_exact(sock, n):
@@ -147,28 +149,46 @@ def _read_exact(sock, n):
 
 
 def _serve_connection(sock):
+    global _unnamed
+    sender = None
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         (n,) = struct.unpack(">H", _read_exact(sock, 2))
-        sender = bytes(_read_exact(sock, n)).decode()
+        name = bytes(_read_exact(sock, n)).decode()
+        with _lock:
+            _unnamed -= 1
+            sender = name
+            _reading[sender] = _reading.get(sender, 0) + 1
         while True:
             kind, length = struct.unpack(">BQ", _read_exact(sock, 9))
             data = _read_exact(sock, length) if length else bytearray()
             with _lock:
                 _inbox.append((kind, sender, data))
                 _lock.notify_all()
-    except (OSError, EOFError, struct.error):
+    except (OSError, EOFError, struct.error, UnicodeDecodeError):
         pass
     finally:
+        # Every byte of this connection is in the inbox now: a receive waiting on this sender may decide.
+        with _lock:
+            if sender is None:
+                _unnamed -= 1
+            elif _reading[sender] == 1:
+                del _reading[sender]
+            else:
+                _reading[sender] -= 1
+            _lock.notify_all()
         sock.close()
 
 
 def _accept_loop(srv):
+    global _unnamed
     while True:
         try:
             conn, _ = srv.accept()
         except OSError:
             return
+        with _lock:
+            _unnamed += 1
         threading.Thread(target=_serve_connection, args=(conn,), daemon=True).start()
 
 
@@ -255,6 +275,8 @@ def send(peer, data):
 
 GONE_CHECK_S = 0.5
 GONE_GRACE_S = 0.3
+# A sender's connection that stays open this long after it left the map is taken as cut off, not slow.
+GONE_OPEN_LIMIT_S = 10.0
 
 
 def _take(kind, sender=None, timeout=None):
@@ -269,23 +291,26 @@ def _take(kind, sender=None, timeout=None):
                     return s, d
             if gen != _generation:
                 raise RuntimeError("activation ended")
+            if gone_since is not None:
+                # Waiting on a peer that has left the map: its last bytes may still be on their way, so fail
+                # only once no connection that could carry them is left (after a grace for one not yet
+                # accepted), or once one has stayed open far too long.
+                waited = time.monotonic() - gone_since
+                arriving = _reading.get(sender, 0) > 0 or _unnamed > 0
+                if waited > GONE_OPEN_LIMIT_S or (waited > GONE_GRACE_S and not arriving):
+                    raise PeerGoneError(sender, "it ended without sending")
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError("no message%s within %ss" % (" from " + sender if sender else "", timeout))
-            wait = GONE_CHECK_S if sender is not None else left
+            wait = left if sender is None else (GONE_CHECK_S if gone_since is None else GONE_GRACE_S / 3)
             if left is not None and wait is not None:
                 wait = min(wait, left)
             _lock.wait(wait)
-        if sender is not None:
-            # Waiting on one peer: if it left the map without having sent, fail instead of waiting forever
-            # (after a grace, since its last message may still be in flight behind its removal).
-            if gone_since is not None and time.monotonic() - gone_since > GONE_GRACE_S:
-                raise PeerGoneError(sender, "it ended without sending")
-            if gone_since is None:
-                try:
-                    lookup(sender)
-                except PeerGoneError:
-                    gone_since = time.monotonic()
+        if sender is not None and gone_since is None:
+            try:
+                lookup(sender)
+            except PeerGoneError:
+                gone_since = time.monotonic()
 
 
 def recv(sender=None, timeout=None):

@@ -102,6 +102,9 @@ let server = null;
 const inbox = []; // { kind, from, data }
 let waiters = []; // { kind, from, resolve }
 const conns = new Map(); // peer id -> Promise<net.Socket>
+const reading = new Map(); // sender id -> its connections still being read
+let unnamed = 0; // connections accepted whose sender is not read yet
+let onClosed = []; // called when a connection from a peer has ended: every byte of it has been delivered
 
 function deliver(msg) {
   const i = waiters.findIndex((w) => w.kind === msg.kind && (w.from == null || w.from === msg.from));
@@ -112,6 +115,13 @@ function deliver(msg) {
 function onConnection(sock) {
   sock.setNoDelay(true);
   let from = null;
+  unnamed++;
+  sock.once('close', () => {
+    if (from === null) unnamed--;
+    else if (reading.get(from) === 1) reading.delete(from);
+    else reading.set(from, reading.get(from) - 1);
+    for (const f of onClosed) f();
+  });
   let head = Buffer.alloc(0);
   let body = null; // { kind, buf, filled }
   sock.on('data', (chunk) => {
@@ -149,6 +159,8 @@ function onConnection(sock) {
       if (head.length < want()) continue;
       if (from === null) {
         from = head.subarray(2).toString('utf8');
+        unnamed--;
+        reading.set(from, (reading.get(from) ?? 0) + 1);
       } else {
         const kind = head[0];
         const len = Number(head.readBigUInt64BE(1));
@@ -173,7 +185,11 @@ export function _end() {
   inbox.length = 0;
   for (const w of waiters) w.resolve(null);
   waiters = [];
-  for (const c of conns.values()) c.then((s) => s.destroy(), () => {});
+  // end(), not destroy(): bytes a send has handed over but the kernel has not taken yet still go out.
+  for (const c of conns.values()) c.then((s) => {
+    s.end();
+    setTimeout(() => s.destroy(), 10_000).unref();
+  }, () => {});
   conns.clear();
 }
 
@@ -277,16 +293,20 @@ export function recv(from, timeoutMs) {
 
 const GONE_CHECK_MS = 500;
 const GONE_GRACE_MS = 300;
+// A sender's connection that stays open this long after it left the map is taken as cut off, not slow.
+const GONE_OPEN_LIMIT_MS = 10_000;
 
 function take(kind, from, timeoutMs) {
   const i = inbox.findIndex((m) => m.kind === kind && (from == null || m.from === from));
   if (i >= 0) return Promise.resolve(strip(inbox.splice(i, 1)[0]));
   return new Promise((resolve, reject) => {
     const timers = [];
+    let check = null;
     const finish = (f) => {
       for (const t of timers) clearTimeout(t), clearInterval(t);
       const j = waiters.indexOf(w);
       if (j >= 0) waiters.splice(j, 1);
+      if (check) onClosed = onClosed.filter((c) => c !== check);
       f();
     };
     const w = { kind, from: from ?? null, resolve: (m) => finish(() => (m ? resolve(strip(m)) : reject(new Error('activation ended')))) };
@@ -294,15 +314,23 @@ function take(kind, from, timeoutMs) {
     if (timeoutMs != null) timers.push(setTimeout(() => finish(() => reject(new Error(`no message${from ? ` from ${from}` : ''} within ${timeoutMs} ms`))), timeoutMs));
     if (from != null) {
       // Waiting on one peer: if it leaves the map without having sent, fail instead of waiting forever.
-      timers.push(setInterval(() => {
+      const poll = setInterval(() => {
         lookup(from).catch((e) => {
-          if (!(e instanceof PeerGoneError)) return;
-          // Its last message may still be in flight behind its removal from the map.
-          timers.push(setTimeout(() => {
-            if (waiters.includes(w)) finish(() => reject(e));
-          }, GONE_GRACE_MS));
+          if (!(e instanceof PeerGoneError) || check || !waiters.includes(w)) return;
+          clearInterval(poll);
+          // Its last bytes may still be on their way: fail only once no connection that could carry them is
+          // left (after a grace for one not yet accepted), or once one has stayed open far too long.
+          const goneAt = Date.now();
+          check = () => {
+            const waited = Date.now() - goneAt;
+            const arriving = (reading.get(from) ?? 0) > 0 || unnamed > 0;
+            if (waiters.includes(w) && (waited > GONE_OPEN_LIMIT_MS || (waited > GONE_GRACE_MS && !arriving))) finish(() => reject(e));
+          };
+          onClosed.push(check);
+          timers.push(setInterval(check, GONE_GRACE_MS / 3));
         });
-      }, GONE_CHECK_MS));
+      }, GONE_CHECK_MS);
+      timers.push(poll);
     }
   });
 }

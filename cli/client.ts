@@ -48,7 +48,7 @@ export function resolveTarget(flags: { apihost?: string; auth?: string }): Targe
   };
 }
 
-export async function call(t: Target, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+export async function call(t: Target, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown; headers: Headers }> {
   const headers: Record<string, string> = {};
   if (t.auth) headers.authorization = `Basic ${Buffer.from(t.auth).toString('base64')}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -69,5 +69,5 @@ export async function call(t: Target, method: string, path: string, body?: unkno
     const p = parsed as { detail?: string; field?: string; status?: number };
     throw new ApiError(res.status, `${p.detail ?? res.statusText}${p.field ? ` (${p.field})` : ''}`, parsed);
   }
-  return { status: res.status, body: parsed };
+  return { status: res.status, body: parsed, headers: res.headers };
 }

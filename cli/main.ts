@@ -16,7 +16,8 @@ const USAGE = `usage: peerless <command> [flags]
                              [--memory MB] [--timeout SECONDS] [-p KEY VALUE]...
   fn get NAME [--code] | fn list | fn delete NAME
   fn invoke NAME [-p KEY VALUE]... [-P params.json] [--result | --blocking]
-                [--instance ID | --instances 'worker-{0..34}']
+                [--instance ID | --instances 'worker-{0..34}' [--restart on-failure[:N]] [--queue-timeout S]]
+  job list | get ID | watch ID | kill ID              groups and spawns: members, where they run, outcome
   instances [--watch]  |  instance get ID             the namespace's address map
   peers | status                                      cluster members / this daemon
   activation list [NAME] [--limit N] | get ID | result ID | logs ID
@@ -112,7 +113,7 @@ async function fnPut(c: Cmd, update: boolean): Promise<void> {
   print(c, r.body, () => `ok: ${r.status === 201 ? 'created' : 'updated'} function ${name}`);
 }
 
-type Activation = { activationId: string; name: string; start: number; duration: number | null; response: { status: string; result: unknown }; logs: string[] };
+type Activation = { activationId: string; name: string; host: string; start: number; duration: number | null; response: { status: string; result: unknown }; logs: string[] };
 
 async function fnInvoke(c: Cmd): Promise<number> {
   const name = need(c.a, 2, 'function NAME');
@@ -122,13 +123,16 @@ async function fnInvoke(c: Cmd): Promise<number> {
   const instances = c.a.flags.get('instances');
   // An unquoted worker-{0..3} is expanded by the shell into several words: take them all back.
   const group = typeof instances === 'string' ? [instances, ...c.a.positional.slice(3)].join(',') : undefined;
-  const q = `blocking=${blocking}&result=${result}${typeof instance === 'string' ? `&instance=${enc(instance)}` : ''}${group ? `&instances=${enc(group)}` : ''}`;
+  const restart = c.a.flags.get('restart');
+  const queue = num(c.a, 'queue-timeout');
+  const q = `blocking=${blocking}&result=${result}${typeof instance === 'string' ? `&instance=${enc(instance)}` : ''}${group ? `&instances=${enc(group)}` : ''}` +
+    `${typeof restart === 'string' ? `&restart=${enc(restart)}` : ''}${queue !== undefined ? `&queueTimeout=${Math.round(queue * 1000)}` : ''}`;
   const r = await call(c.t, 'POST', `${fnPath(c, name)}?${q}`, paramsOf(c.a));
   if (r.status === 202) {
-    const b = r.body as { activationId?: string; activations?: { instance: string; activationId: string }[] };
+    const b = r.body as { jobId?: string; activationId?: string; activations?: { instance: string; activationId: string }[] };
     print(c, r.body, () =>
       b.activations
-        ? `ok: invoked ${name} as ${b.activations.length} instances\n${b.activations.map((a) => `${a.instance} ${a.activationId}`).join('\n')}`
+        ? `ok: invoked ${name} as ${b.activations.length} instances, job ${b.jobId}\n${b.activations.map((a) => `${a.instance} ${a.activationId}`).join('\n')}`
         : `ok: invoked ${name} with id ${b.activationId}`,
     );
     return 0;
@@ -161,6 +165,51 @@ async function instancesCmd(c: Cmd): Promise<number> {
       show(b);
     }
     await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+type Job = {
+  jobId: string; function: string; coordinator: string; created: number; end: number | null; status: string; reason: string | null;
+  members: { instance: string; host: string | null; state: string; status: string | null; epoch: number; start: number | null; end: number | null; outcome: { status: string; error: string | null } | null }[];
+};
+const jobPath = (c: Cmd, id?: string) => `/api/v1/namespaces/${enc(c.ns)}/jobs${id === undefined ? '' : `/${enc(id)}`}`;
+const ms = (a: number | null, b: number | null) => (a !== null && b !== null ? `${b - a} ms` : '');
+function jobText(j: Job): string {
+  const count = (s: string) => j.members.filter((m) => m.state === s).length;
+  const states = ['queued', 'starting', 'running', 'restarting', 'succeeded', 'failed', 'cancelled'].filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`).join(', ');
+  return [
+    `job ${j.jobId} ${j.function}: ${j.status}${j.reason ? ` (${j.reason})` : ''}; ${j.members.length} members: ${states}; coordinated by ${j.coordinator}${j.end ? `, took ${j.end - j.created} ms` : ''}`,
+    ...j.members.map((m) => `  ${m.instance.padEnd(20)} ${m.state.padEnd(10)} ${(m.host ?? '-').padEnd(16)} ${m.epoch > 0 ? `epoch ${m.epoch} ` : ''}${ms(m.start, m.end).padEnd(9)} ` +
+      `${m.status ?? ''}${m.outcome && m.outcome.status !== 'success' ? ` ${m.outcome.status}: ${m.outcome.error ?? ''}` : ''}`),
+  ].join('\n');
+}
+const missingNote = (h: Headers) => (h.get('peerless-missing-hosts') ? `(no answer from ${h.get('peerless-missing-hosts')}: their records are not shown)` : null);
+
+async function jobCmd(c: Cmd, verb: string): Promise<number> {
+  if (verb === 'list') {
+    const r = await call(c.t, 'GET', `${jobPath(c)}?limit=${enc(String(c.a.flags.get('limit') ?? '30'))}`);
+    const note = missingNote(r.headers);
+    print(c, r.body, () => [...(r.body as Job[]).map((j) =>
+      `${new Date(j.created).toISOString()} ${j.jobId} ${j.function.padEnd(20)} ${j.status.padEnd(10)} ${String(j.members.length).padStart(4)} members ${j.reason ?? ''}`), ...(note ? [note] : [])].join('\n'));
+    return 0;
+  }
+  const id = need(c.a, 2, 'job ID');
+  if (verb === 'get' || verb === 'kill') {
+    const r = await call(c.t, verb === 'get' ? 'GET' : 'DELETE', jobPath(c, id));
+    print(c, r.body, () => jobText(r.body as Job));
+    return 0;
+  }
+  // watch: the job as it changes, until it ends.
+  let last = '';
+  for (;;) {
+    const j = (await call(c.t, 'GET', jobPath(c, id))).body as Job;
+    const text = c.json ? JSON.stringify(j) : jobText(j);
+    if (text !== last) {
+      out(c.json ? text : `--- ${new Date().toISOString()}\n${text}`);
+      last = text;
+    }
+    if (j.end !== null) return j.status === 'succeeded' ? 0 : 1;
+    await new Promise((r) => setTimeout(r, Number(c.a.flags.get('interval') ?? 500)));
   }
 }
 
@@ -228,16 +277,21 @@ async function dispatch(c: Cmd): Promise<number> {
     }
     case 'fn invoke':
       return fnInvoke(c);
+    case 'job list':
+    case 'job get':
+    case 'job watch':
+    case 'job kill':
+      return jobCmd(c, verb!);
     case 'activation list': {
       const name = c.a.positional[2];
       const limit = c.a.flags.get('limit') ?? '30';
       const q = `limit=${enc(String(limit))}${name ? `&name=${enc(name)}` : ''}`;
       const r = await call(c.t, 'GET', `/api/v1/namespaces/${enc(c.ns)}/activations?${q}`);
-      print(c, r.body, () =>
-        (r.body as Activation[])
-          .map((a) => `${new Date(a.start).toISOString()} ${a.activationId} ${a.name.padEnd(24)} ${a.response.status.padEnd(22)} ${a.duration ?? '-'} ms`)
-          .join('\n'),
-      );
+      const note = missingNote(r.headers);
+      print(c, r.body, () => [
+        ...(r.body as Activation[]).map((a) => `${new Date(a.start).toISOString()} ${a.activationId} ${a.name.padEnd(24)} ${a.host.padEnd(14)} ${a.response.status.padEnd(22)} ${a.duration ?? '-'} ms`),
+        ...(note ? [note] : []),
+      ].join('\n'));
       return 0;
     }
     case 'activation get':
@@ -295,7 +349,7 @@ async function dispatch(c: Cmd): Promise<number> {
   }
 }
 
-const VERB_VALUES = ['runtime', 'main', 'memory', 'timeout', 'param-file', 'limit', 'instance', 'instances', 'interval', 'per-minute', 'concurrent'];
+const VERB_VALUES = ['runtime', 'main', 'memory', 'timeout', 'param-file', 'limit', 'instance', 'instances', 'interval', 'per-minute', 'concurrent', 'restart', 'queue-timeout'];
 const VERB_SWITCHES = ['result', 'blocking', 'code', 'watch'];
 
 export async function main(argv: string[]): Promise<number> {

@@ -4,6 +4,7 @@ import { activationRoutes } from './api/activations.ts';
 import { principalOf, type ApiContext } from './api/context.ts';
 import { dashboardRoutes } from './api/dashboard.ts';
 import { functionRoutes } from './api/functions.ts';
+import { jobRoutes } from './api/jobs.ts';
 import { namespaceRoutes } from './api/namespaces.ts';
 import { problems, sendProblem } from './api/problems.ts';
 import { PeerlessError } from './errors.ts';
@@ -86,6 +87,7 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   namespaceRoutes(app, ctx);
   functionRoutes(app, ctx);
   activationRoutes(app, ctx);
+  jobRoutes(app, ctx);
   dashboardRoutes(app, ctx);
   return app;
 }

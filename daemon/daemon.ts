@@ -11,9 +11,13 @@ import { Cluster } from '../gossip/cluster.ts';
 import { buildApp } from './app.ts';
 import { Directory } from './directory.ts';
 import { FunctionApi } from './fnapi.ts';
-import { startInstances, type Starter } from './instances.ts';
 import { serveClaims } from './claims.ts';
-import { Forwarder } from './forward.ts';
+import { LocalHosts } from './hosts.ts';
+import { Invocations } from './invocations.ts';
+import { Jobs } from './jobs.ts';
+import { Records } from './records.ts';
+import { ClusterHosts } from './remote.ts';
+import { ShareRunner } from './share.ts';
 import { Metrics } from './metrics.ts';
 import { Quota } from './quota.ts';
 import { Registry } from './replication.ts';
@@ -21,6 +25,7 @@ import { ensureAdminKey } from './auth.ts';
 import { BlobStore } from './blobs.ts';
 import type { DaemonConfig } from './config.ts';
 import type { ActivationId, FunctionName, HostId, NamespaceName } from './ids.ts';
+import type { Claimant } from '../gossip/claims.ts';
 import { fnKeyPrefix, Invoker } from './invoker.ts';
 import { Store } from './store.ts';
 
@@ -57,6 +62,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
 
   const failed = store.failRunningActivations(hostId, Date.now(), 'The daemon restarted while the activation was running.');
   if (failed > 0) log.warn({ failed }, 'marked activations left running by a previous run as failed');
+  const jobs = new Jobs(store);
+  const failedJobs = jobs.failOpen(Date.now(), 'The daemon coordinating the job restarted while it ran.');
+  if (failedJobs > 0) log.warn({ failedJobs }, 'marked jobs left running by a previous run as failed');
 
   const docker = new Docker({ socketPath: config.dockerSocket });
   await waitForEngine(docker, log, 30_000);
@@ -118,13 +126,24 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     metrics, store, blobs, pool, hostId, limits: config.limits, log, images: { nodejs: nodejs.tag, python: python.tag }, namespaceNetwork, directory,
     ensureSocket: (ns) => fnApi!.ensureSocket(ns),
   });
-  const starter: Starter = { quota: new Quota(config.quota.invocationsPerMinute, config.quota.concurrentActivations), store, invoker, directory, hostId, payloadBytes: config.limits.payloadBytes };
+  const quota = new Quota(config.quota.invocationsPerMinute, config.quota.concurrentActivations);
+  let claims: Claimant | undefined;
+  const runner = new ShareRunner({ store, invoker, directory, hostId, claims: () => claims });
+  const localHosts = new LocalHosts(hostId, pool, runner);
+  const invocations = new Invocations({ store, pool, quota, directory, jobs, hostId, payloadBytes: config.limits.payloadBytes, image: (fn) => invoker.image(fn), log }, localHosts);
+  invoker.events.on('ended', (id) => invocations.parentEnded(id));
+  const records = new Records({ store, jobs, directory, invocations });
   fnApi = await FunctionApi.create({
     root: join(config.runDir, 'ns'),
     directory,
     log,
-    spawn: async (r) => (await startInstances(starter, r.namespace as NamespaceName, r.function as FunctionName, r.params, r.instances, '/body/instances'))
-      .map(({ instance, activationId }) => ({ instance, activationId })),
+    spawn: async (r) => {
+      const { job, members } = await invocations.invoke({
+        namespace: r.namespace as NamespaceName, function: r.function as FunctionName, params: r.params, ids: r.instances, group: true, field: '/body/instances',
+        queueTimeoutMs: r.queueTimeoutMs, restart: r.restart, parent: r.parent, detach: r.detach,
+      });
+      return { jobId: job?.jobId ?? null, activations: members.map(({ instance, activationId }) => ({ instance, activationId })) };
+    },
   });
   const registry = new Registry(store, blobs, hostId, log, {
     retire: (ns, name) => pool.retire(fnKeyPrefix({ namespace: ns as NamespaceName, name: name as FunctionName })),
@@ -149,14 +168,18 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
         `(activation ${theirs.activation} on host ${theirs.host}) keeps it, so this one was stopped.`);
     };
     registry.attach(cluster);
-    starter.claims = await serveClaims(cluster, directory, config.cluster.failureTimeoutMs);
+    claims = await serveClaims(cluster, directory, config.cluster.failureTimeoutMs);
+    const clusterHosts = new ClusterHosts({ cluster, local: localHosts, runner, claims, store, hostId, log });
+    await clusterHosts.listen();
+    invocations.useHosts(clusterHosts);
+    await records.serve(cluster);
   }
-  const forwarder = cluster ? new Forwarder({ cluster, store, invoker, pool, hostId, image: (fn) => invoker.image(fn), starter, log }) : null;
-  await forwarder?.listen();
   const app = await buildApp({
     cluster,
     registry,
-    forwarder,
+    invocations,
+    records,
+    quota,
     metrics,
     config,
     store,
@@ -168,7 +191,6 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     hostId,
     log,
     directory,
-    starter,
     namespaceNetwork,
     removeNamespaceNetwork: async (ns) => {
       networks.delete(ns);

@@ -109,7 +109,7 @@ export class Directory {
     return mine && theirs ? holder(mine, theirs) : (mine ?? theirs);
   }
 
-  reserve(entries: Omit<Entry, 'state' | 'ip' | 'status' | 'port' | 'since'>[]): Entry[] {
+  reserve(entries: (Omit<Entry, 'state' | 'ip' | 'status' | 'port' | 'since'>)[]): Entry[] {
     // An ID alive on another host is taken too (as far as gossip has told us).
     for (const e of entries) if (this.remote?.get(e.namespace, e.instance)) throw new InstanceClash(e.instance);
     const now = Date.now();

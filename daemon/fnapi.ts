@@ -9,6 +9,7 @@ import { problems } from './api/problems.ts';
 import { name } from './api/schemas.ts';
 import type { Caller, Directory } from './directory.ts';
 import { invalid, notFound, PeerlessError } from './errors.ts';
+import { parseRestart, type RestartPolicy } from './jobs.ts';
 
 // The function API: what a running function may ask of its daemon, as HTTP
 // over a Unix socket. There is one socket per namespace, and a container only
@@ -24,9 +25,14 @@ export interface SpawnRequest {
   function: string;
   instances: string[];
   params: Record<string, unknown>;
+  /** the activation that asks: the job is its child */
+  parent: string;
+  detach: boolean;
+  restart: RestartPolicy | null;
+  queueTimeoutMs: number | undefined;
 }
 
-export type Spawner = (req: SpawnRequest) => Promise<{ instance: string | null; activationId: string }[]>;
+export type Spawner = (req: SpawnRequest) => Promise<{ jobId: string | null; activations: { instance: string | null; activationId: string }[] }>;
 
 const NS = Symbol('namespace');
 
@@ -156,7 +162,7 @@ export class FunctionApi {
         return dir.update(c.namespace, c.instance, { status: req.body.status });
       },
     );
-    app.post<{ Body: { function: string; instance?: string; instances?: string | string[]; params?: Record<string, unknown> } }>(
+    app.post<{ Body: { function: string; instance?: string; instances?: string | string[]; params?: Record<string, unknown>; restart?: string; queueTimeout?: number; detach?: boolean } }>(
       '/v1/spawn',
       {
         schema: {
@@ -169,6 +175,9 @@ export class FunctionApi {
               instance: name,
               instances: { anyOf: [{ type: 'string', maxLength: 4096 }, { type: 'array', items: name, maxItems: MAX_GROUP }] },
               params: { type: 'object' },
+              restart: { type: 'string', maxLength: 32 },
+              queueTimeout: { type: 'integer', minimum: 0, maximum: 300_000 },
+              detach: { type: 'boolean' },
             },
           },
         },
@@ -184,8 +193,12 @@ export class FunctionApi {
         } catch (e) {
           throw invalid('/body/instances', (e as Error).message);
         }
-        const started = await opts.spawn({ namespace: c.namespace, function: b.function, instances: ids, params: b.params ?? {} });
-        return reply.code(202).send({ activations: started });
+        if (ids.length === 0) throw invalid('/body/instances', 'spawn needs an instance or instances');
+        const restart = parseRestart(b.restart, '/body/restart');
+        const started = await opts.spawn({
+          namespace: c.namespace, function: b.function, instances: ids, params: b.params ?? {}, parent: c.activation, detach: b.detach ?? false, restart, queueTimeoutMs: b.queueTimeout,
+        });
+        return reply.code(202).send(started);
       },
     );
     await app.ready();

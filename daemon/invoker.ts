@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ActionContainer, ProxyResponse } from '../sandbox/container.ts';
 import { LABEL } from '../sandbox/labels.ts';
@@ -37,8 +38,10 @@ export interface InvokerDeps {
 export interface StartOptions {
   /** an entry already reserved in the address map for this activation */
   instance?: Entry;
-  /** an ID chosen by the daemon that forwarded this invocation */
+  /** an ID chosen by the daemon that placed this invocation */
   activationId?: ActivationId;
+  /** memory the pool set aside for this activation's group (gang admission) */
+  reservation?: string;
 }
 
 type Outcome = { status: Exclude<ActivationStatus, 'running'>; result: unknown; logs: string[] };
@@ -61,6 +64,8 @@ export class Invoker {
   /** running activations the daemon may stop before they end */
   private readonly stoppers = new Map<ActivationId, AbortController>();
   private retrying: NodeJS.Timeout | null = null;
+  /** 'ended' with the activation's ID once its outcome is known (jobs it spawned may then be cancelled) */
+  readonly events = new EventEmitter<{ ended: [ActivationId] }>();
   private readonly d: InvokerDeps;
   constructor(deps: InvokerDeps) {
     this.d = deps;
@@ -81,7 +86,7 @@ export class Invoker {
       ...(opts.instance ? { instance: opts.instance.instance } : {}),
     };
     this.d.store.startActivation({ activationId, namespace: fn.namespace, name: fn.name, version: fn.version, host: this.d.hostId, start, annotations });
-    const done = this.execute(fn, params, activationId, start, annotations, opts.instance?.instance ?? null)
+    const done = this.execute(fn, params, activationId, start, annotations, opts.instance?.instance ?? null, opts.reservation)
       .catch((err: unknown): Outcome => {
         this.d.log.error({ err, activationId }, 'activation failed inside the platform');
         return internalError('The platform failed to run the action.');
@@ -91,6 +96,7 @@ export class Invoker {
         const end = Date.now();
         const record = () => this.d.store.finishActivation(activationId, end, start, o.status, o.result, o.logs, annotations);
         this.d.metrics.activation(o.status, annotations.coldStart ?? true, end - start);
+        queueMicrotask(() => this.events.emit('ended', activationId));
         if (this.save(activationId, record)) return this.d.store.getActivation(activationId)!;
         // Not on disk yet (the disk is full): the caller still gets the outcome, and the retry writes it later.
         return { ...this.d.store.getActivation(activationId)!, end, duration: end - start, status: o.status, result: o.result, logs: o.logs,
@@ -166,18 +172,18 @@ export class Invoker {
   }
 
   private async execute(fn: FunctionRecord, params: Record<string, unknown>, id: ActivationId, start: number,
-    ann: Partial<ActivationAnnotations>, instance: string | null): Promise<Outcome> {
+    ann: Partial<ActivationAnnotations>, instance: string | null, reservation: string | undefined): Promise<Outcome> {
     const stopper = new AbortController();
     this.stoppers.set(id, stopper);
     try {
-      return await this.executeStoppable(fn, params, id, start, ann, instance, stopper.signal);
+      return await this.executeStoppable(fn, params, id, start, ann, instance, reservation, stopper.signal);
     } finally {
       this.stoppers.delete(id);
     }
   }
 
   private async executeStoppable(fn: FunctionRecord, params: Record<string, unknown>, id: ActivationId, start: number,
-    ann: Partial<ActivationAnnotations>, instance: string | null, stop: AbortSignal): Promise<Outcome> {
+    ann: Partial<ActivationAnnotations>, instance: string | null, reservation: string | undefined, stop: AbortSignal): Promise<Outcome> {
     const stopped = (logs: string[] = []) => internalError((stop.reason as Stopped).message, logs);
     const [network] = await Promise.all([this.d.namespaceNetwork(fn.namespace), this.d.ensureSocket(fn.namespace)]);
     // Waiting for a container is bounded too: past the function's own time limit the caller gets an error, not a hang.
@@ -191,6 +197,7 @@ export class Invoker {
           image: this.image(fn),
           namespaceNetwork: network,
           labels: { [LABEL.namespace]: fn.namespace, [LABEL.function]: fn.name, [LABEL.activation]: id },
+          ...(reservation ? { reservation } : {}),
         },
         waitLimit,
       );

@@ -49,6 +49,9 @@ export class Store {
         per_minute INTEGER NOT NULL, concurrent INTEGER NOT NULL);
       CREATE INDEX IF NOT EXISTS activations_by_start ON activations (start DESC);
       CREATE INDEX IF NOT EXISTS activations_running ON activations (status) WHERE status = 'running';
+      CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY, namespace TEXT NOT NULL, created INTEGER NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL);
+      CREATE INDEX IF NOT EXISTS jobs_by_ns ON jobs (namespace, created DESC);
     `);
     const p = (sql: string) => this.db.prepare(sql);
     this.st = {
@@ -71,7 +74,12 @@ export class Store {
       insertAct: p(`INSERT INTO activations (id, namespace, name, version, host, start, status, annotations) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)`),
       finishAct: p(`UPDATE activations SET end = ?, duration = ?, status = ?, result = ?, logs = ?, annotations = ? WHERE id = ? AND status = 'running'`),
       getAct: p('SELECT * FROM activations WHERE id = ?'),
-      listAct: p('SELECT * FROM activations WHERE namespace = ? AND (? IS NULL OR name = ?) AND start >= ? ORDER BY start DESC LIMIT ? OFFSET ?'),
+      listAct: p('SELECT * FROM activations WHERE namespace = ? AND (? IS NULL OR name = ?) AND start >= ? AND start <= ? ORDER BY start DESC LIMIT ? OFFSET ?'),
+      putJob: p(`INSERT INTO jobs (id, namespace, created, status, doc) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET status = excluded.status, doc = excluded.doc`),
+      getJob: p('SELECT doc FROM jobs WHERE id = ?'),
+      listJobs: p('SELECT doc FROM jobs WHERE namespace = ? ORDER BY created DESC LIMIT ? OFFSET ?'),
+      openJobs: p(`SELECT doc FROM jobs WHERE status IN ('queued', 'running')`),
       getLimits: p('SELECT per_minute, concurrent FROM namespace_limits WHERE namespace = ?'),
       setLimits: p(`INSERT INTO namespace_limits (namespace, per_minute, concurrent) VALUES (?, ?, ?)
         ON CONFLICT (namespace) DO UPDATE SET per_minute = excluded.per_minute, concurrent = excluded.concurrent`),
@@ -79,6 +87,7 @@ export class Store {
       recentOfNs: p('SELECT * FROM activations WHERE namespace = ? ORDER BY start DESC LIMIT ?'),
       failRunning: p(`UPDATE activations SET end = ?, duration = ? - start, status = 'whisk internal error', result = ? WHERE status = 'running' AND host = ?`),
       deleteActsOfNs: p('DELETE FROM activations WHERE namespace = ?'),
+      deleteJobsOfNs: p('DELETE FROM jobs WHERE namespace = ?'),
       getClock: p('SELECT hlc, deleted FROM registry_clock WHERE kind = ? AND namespace = ? AND name = ?'),
       setClock: p(`INSERT INTO registry_clock (kind, namespace, name, hlc, deleted) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (kind, namespace, name) DO UPDATE SET hlc = excluded.hlc, deleted = excluded.deleted`),
@@ -124,6 +133,7 @@ export class Store {
   }
   deleteNamespace(name: NamespaceName): boolean {
     this.st.deleteActsOfNs!.run(name);
+    this.st.deleteJobsOfNs!.run(name);
     this.registryVersion++;
     return this.st.deleteNs!.run(name).changes > 0;
   }
@@ -207,8 +217,25 @@ export class Store {
     const r = this.st.getAct!.get(id) as Row | undefined;
     return r && actFromRow(r);
   }
-  listActivations(ns: NamespaceName, name: FunctionName | null, since: number, limit: number, skip: number): ActivationRecord[] {
-    return (this.st.listAct!.all(ns, name, name, since, limit, skip) as Row[]).map(actFromRow);
+  listActivations(ns: NamespaceName, name: FunctionName | null, since: number, limit: number, skip: number, upto = Number.MAX_SAFE_INTEGER): ActivationRecord[] {
+    return (this.st.listAct!.all(ns, name, name, since, upto, limit, skip) as Row[]).map(actFromRow);
+  }
+
+  // jobs: one JSON document each, kept by the daemon that coordinates the job
+
+  putJob(j: { jobId: string; namespace: string; created: number; status: string }): void {
+    this.st.putJob!.run(j.jobId, j.namespace, j.created, j.status, JSON.stringify(j));
+  }
+  getJob<T>(id: string): T | undefined {
+    const r = this.st.getJob!.get(id) as Row | undefined;
+    return r && (JSON.parse(r.doc as string) as T);
+  }
+  listJobs<T>(ns: NamespaceName, limit: number, skip: number): T[] {
+    return (this.st.listJobs!.all(ns, limit, skip) as Row[]).map((r) => JSON.parse(r.doc as string) as T);
+  }
+  /** Jobs a previous run of this daemon left queued or running. */
+  openJobs<T>(): T[] {
+    return (this.st.openJobs!.all() as Row[]).map((r) => JSON.parse(r.doc as string) as T);
   }
   /** The latest activations of one namespace, or of all (null). */
   recentActivations(ns: NamespaceName | null, limit: number): ActivationRecord[] {

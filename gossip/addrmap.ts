@@ -20,6 +20,10 @@ export interface Entry {
   /** what the instance published about itself, e.g. "waiting" or "42%" */
   status: string | null;
   since: number;
+  /** how many times a job restarted this ID (absent: never); a peer that sees it change knows it lost state */
+  epoch?: number;
+  /** the job restarts this ID if it fails: a peer that sees it vanish waits for it to come back */
+  restart?: boolean;
 }
 
 export type Change = { kind: 'upsert'; entry: Entry } | { kind: 'remove'; namespace: string; instance: string };

@@ -161,6 +161,8 @@ export class Cluster {
   onRegistry: ((m: unknown, signer: string) => void) | null = null;
   /** a daemon joined (or came back): the daemon answers with its whole registry (anti-entropy) */
   onPeerUp: ((origin: string) => void) | null = null;
+  /** a member was dropped (crashed, timed out, left, restarted): work it ran for this daemon is lost */
+  onMemberDown: ((origin: string) => void) | null = null;
   /** a member's registry has differed from this daemon's for a while: the daemon pulls it from that member */
   onRegistryDiffers: ((origin: string) => Promise<void>) | null = null;
   /** members' host names and free memory, from their beats */
@@ -491,6 +493,7 @@ export class Cluster {
         this.addressed.delete(f.origin);
         this.hosts.delete(f.origin);
         this.digests.forget(f.origin);
+        this.onMemberDown?.(f.origin);
       }
       else if (f.kind === 'origin-up') {
         this.o.log.info({ origin: f.origin }, 'peer up');

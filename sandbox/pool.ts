@@ -36,6 +36,8 @@ export interface Request extends Omit<Demand, 'runtimeKey'> {
   image: string;
   namespaceNetwork: string;
   labels: Record<string, string>;
+  /** memory set aside for this request's group (see reserve): it draws on that, not on what others may use */
+  reservation?: string;
 }
 
 export interface Lease {
@@ -61,6 +63,9 @@ const runtimeKey = (image: string, memoryMb: number) => `${image}#${memoryMb}`;
 
 export class Pool {
   private readonly entries = new Map<string, Entry>();
+  /** memory promised to admitted groups whose members have not taken their containers yet */
+  private readonly reservations = new Map<string, { mb: number; timer: NodeJS.Timeout }>();
+  private nextReservation = 0;
   private waiters: (() => void)[] = [];
   private nextId = 0;
   private closed = false;
@@ -75,16 +80,56 @@ export class Pool {
     return [...this.entries.values()].map((e) => e.slot);
   }
 
-  /** Memory not held by running (or starting) activations: idle containers can be evicted for it. */
+  /** Memory not held by running (or starting) activations nor promised to a group: idle containers can be evicted for it. */
   freeMb(): number {
-    let held = 0;
+    let held = this.reservedMb();
     for (const e of this.entries.values()) if (e.slot.state === 'busy' || e.slot.state === 'starting') held += e.slot.memoryMb;
     return this.o.memoryBudgetMb - held;
   }
 
+  private reservedMb(): number {
+    let mb = 0;
+    for (const r of this.reservations.values()) mb += r.mb;
+    return mb;
+  }
+
+  /**
+   * Sets memory aside for a group's members on this host (gang admission), or null when it is not free.
+   * Members draw on it as they take containers; what is left when ttlMs passes is given back, so a
+   * reservation whose group never starts (its coordinator died) does not hold the host for ever.
+   */
+  reserve(mb: number, ttlMs: number): string | null {
+    if (this.closed || this.lost || mb > this.freeMb()) return null;
+    const id = `r${this.nextReservation++}`;
+    const timer = setTimeout(() => this.unreserve(id), ttlMs);
+    timer.unref();
+    this.reservations.set(id, { mb, timer });
+    return id;
+  }
+
+  unreserve(id: string): void {
+    const r = this.reservations.get(id);
+    if (!r) return;
+    clearTimeout(r.timer);
+    this.reservations.delete(id);
+    this.wake();
+  }
+
+  /** The budget a request may plan within: all of it but what is promised to others. */
+  private budgetFor(reservation?: string): number {
+    return this.o.memoryBudgetMb - this.reservedMb() + (reservation ? (this.reservations.get(reservation)?.mb ?? 0) : 0);
+  }
+
+  private draw(reservation: string | undefined, mb: number): void {
+    const r = reservation ? this.reservations.get(reservation) : undefined;
+    if (!r) return;
+    r.mb -= mb;
+    if (r.mb <= 0) this.unreserve(reservation!);
+  }
+
   /** Could this host serve the request now, warm or by creating a container, without waiting? */
   hasRoom(fnKey: string, image: string, memoryMb: number): boolean {
-    return decide(this.slots(), { fnKey, runtimeKey: runtimeKey(image, memoryMb), memoryMb }, this.o.memoryBudgetMb).kind !== 'wait';
+    return decide(this.slots(), { fnKey, runtimeKey: runtimeKey(image, memoryMb), memoryMb }, this.budgetFor()).kind !== 'wait';
   }
 
   stats(): Record<SlotState, number> {
@@ -152,7 +197,8 @@ export class Pool {
         await this.nextWake(signal);
         continue;
       }
-      const d = decide(this.slots(), { fnKey: req.fnKey, runtimeKey: runtimeKey(req.image, req.memoryMb), memoryMb: req.memoryMb }, this.o.memoryBudgetMb);
+      const d = decide(this.slots(), { fnKey: req.fnKey, runtimeKey: runtimeKey(req.image, req.memoryMb), memoryMb: req.memoryMb }, this.budgetFor(req.reservation));
+      if (d.kind !== 'wait') this.draw(req.reservation, req.memoryMb);
       if (d.kind === 'warm' || d.kind === 'prewarmed') {
         const e = this.entries.get(d.id)!;
         const wasPaused = e.slot.state === 'paused';
@@ -283,7 +329,7 @@ export class Pool {
     const jobs: Promise<void>[] = [];
     for (const p of this.o.prewarm) {
       const rk = runtimeKey(p.image, p.memoryMb);
-      const n = prewarmDeficit(this.slots(), rk, p.memoryMb, p.count, this.o.memoryBudgetMb);
+      const n = prewarmDeficit(this.slots(), rk, p.memoryMb, p.count, this.budgetFor());
       for (let i = 0; i < n; i++) {
         const e = this.add(null, rk, p.memoryMb);
         jobs.push(
@@ -308,6 +354,7 @@ export class Pool {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const id of [...this.reservations.keys()]) this.unreserve(id);
     this.wake();
     await Promise.all([...this.entries.values()].filter((e) => e.slot.state !== 'busy').map((e) => this.drop(e)));
   }

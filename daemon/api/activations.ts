@@ -44,13 +44,15 @@ export const activationView = (a: ActivationRecord) => ({
   annotations: Object.entries(a.annotations).map(([key, value]) => ({ key, value })),
 });
 
+export type ActivationView = ReturnType<typeof activationView>;
+
 export function activationRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get<{ Params: { namespace: string }; Querystring: { name?: FunctionName; since: number; limit: number; skip: number; docs: boolean } }>(
+  app.get<{ Params: { namespace: string }; Querystring: { name?: FunctionName; since: number; upto: number; limit: number; skip: number; docs: boolean } }>(
     '/api/v1/namespaces/:namespace/activations',
     {
       schema: {
         tags: ['activations'],
-        summary: 'List activations, newest first',
+        summary: "List the namespace's activations on every live daemon, newest first (a Peerless-Missing-Hosts header names daemons that did not answer)",
         params: nsParams,
         querystring: {
           type: 'object',
@@ -58,31 +60,28 @@ export function activationRoutes(app: FastifyInstance, ctx: ApiContext): void {
           properties: {
             name,
             since: { type: 'integer', minimum: 0, default: 0 },
+            upto: { type: 'integer', minimum: 0, default: Number.MAX_SAFE_INTEGER },
             docs: { type: 'boolean', default: false },
             ...paging,
           },
         },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const ns = namespaceFor(ctx, req, req.params.namespace);
-      const list = ctx.store.listActivations(ns, req.query.name ?? null, req.query.since, req.query.limit, req.query.skip);
-      return list.map((a) => {
-        const v = activationView(a);
-        return req.query.docs ? v : { ...v, logs: [], response: { ...v.response, result: undefined } };
-      });
+      const q = req.query;
+      const { items, missing } = await ctx.records.activations(ns, { name: q.name ?? null, since: q.since, upto: q.upto, limit: q.limit, skip: q.skip, docs: q.docs });
+      if (missing.length > 0) void reply.header('peerless-missing-hosts', missing.join(','));
+      return items;
     },
   );
 
   /** The activation as a view: held here, or (in a cluster) by the daemon that ran it. */
   const one = async (req: { params: { namespace: string; id: ActivationId } } & Parameters<typeof namespaceFor>[1]) => {
     const ns: NamespaceName = namespaceFor(ctx, req, req.params.namespace);
-    const a = ctx.store.getActivation(req.params.id);
-    // Another namespace's activation is reported as missing, not as forbidden: its existence is not ours to reveal.
-    if (a && a.namespace === ns) return activationView(a);
-    const remote = a ? null : await ctx.forwarder?.findActivation(ns, req.params.id);
-    if (!remote) throw notFound(`activation ${req.params.id}`, '/params/id');
-    return remote;
+    const a = await ctx.records.activation(ns, req.params.id);
+    if (!a) throw notFound(`activation ${req.params.id}`, '/params/id');
+    return a;
   };
   const schema = (summary: string) => ({ schema: { tags: ['activations'], summary, params: activationParams } });
 

@@ -10,8 +10,9 @@ import type { DaemonConfig } from '../config.ts';
 import { notFound } from '../errors.ts';
 import type { HostId, NamespaceName } from '../ids.ts';
 import type { Directory } from '../directory.ts';
-import type { Starter } from '../instances.ts';
-import type { Forwarder } from '../forward.ts';
+import type { Invocations } from '../invocations.ts';
+import type { Quota } from '../quota.ts';
+import type { Records } from '../records.ts';
 import type { Invoker } from '../invoker.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Registry } from '../replication.ts';
@@ -29,11 +30,13 @@ export interface ApiContext {
   hostId: HostId;
   log: Logger;
   directory: Directory;
-  starter: Starter;
+  /** the one way work starts */
+  invocations: Invocations;
+  /** activations and jobs, read across the cluster */
+  records: Records;
+  quota: Quota;
   cluster: Cluster | null;
   registry: Registry;
-  /** null outside a cluster */
-  forwarder: Forwarder | null;
   metrics: Metrics;
   /** creates the namespace's network if it does not exist yet */
   namespaceNetwork: (ns: string) => Promise<string>;

@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify';
-import { conflict, invalid, notFound, PeerlessError, tooLarge } from '../errors.ts';
+import { conflict, invalid, notFound, tooLarge } from '../errors.ts';
 import { expandInstances } from '../../gossip/addrmap.ts';
 import { MAX_GROUP } from '../fnapi.ts';
 import { isName, type FunctionName } from '../ids.ts';
-import { admit, startInstances } from '../instances.ts';
+import { parseRestart } from '../jobs.ts';
 import { fnKeyPrefix } from '../invoker.ts';
 import type { FunctionRecord, Runtime } from '../types.ts';
-import { activationView, httpStatusFor, withinBlockingWait } from './activations.ts';
+import { httpStatusFor, withinBlockingWait } from './activations.ts';
 import { namespaceFor, type ApiContext } from './context.ts';
 import { fnParams, keyValueList, name, nsParams, paging } from './schemas.ts';
 
@@ -180,7 +180,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post<{
     Params: { namespace: string; name: FunctionName };
-    Querystring: { blocking: boolean; result: boolean; instance?: string; instances?: string };
+    Querystring: { blocking: boolean; result: boolean; instance?: string; instances?: string; restart?: string; queueTimeout?: number };
     Body: Record<string, unknown> | undefined;
   }>(
     '/api/v1/namespaces/:namespace/actions/:name',
@@ -188,7 +188,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
       bodyLimit: L.payloadBytes,
       schema: {
         tags: ['functions'],
-        summary: 'Invoke a function; the body holds its parameters. ?instance=ID names the instance; ?instances=w-{0..9} starts a group',
+        summary: 'Invoke a function; the body holds its parameters. ?instance=ID names the instance; ?instances=w-{0..9} starts a group (a job)',
         params: fnParams,
         querystring: {
           type: 'object',
@@ -198,6 +198,8 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
             result: { type: 'boolean', default: false },
             instance: name,
             instances: { type: 'string', minLength: 1, maxLength: 8192 },
+            restart: { type: 'string', maxLength: 32 },
+            queueTimeout: { type: 'integer', minimum: 0, maximum: 300_000 },
           },
         },
         body: { type: 'object' },
@@ -218,39 +220,21 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
         const bad = ids.find((id) => !isName(id));
         if (bad !== undefined) throw invalid('/query/instances', `${JSON.stringify(bad)} is not a valid instance ID`);
       }
-      if (ids.length === 0 && ctx.forwarder) {
-        // No room here: another daemon runs it (named instances and groups still run where they are asked).
-        const fn = ctx.store.getFunction(ns, req.params.name);
-        const peer = fn && ctx.forwarder.target(fn);
-        if (fn && peer) {
-          admit(ctx.starter, ns, 1);
-          const r = await ctx.forwarder.invoke(peer, fn, { ...fn.parameters, ...(req.body ?? {}) }, q.blocking || q.result).finally(() => ctx.starter.quota.done(ns));
-          if ('error' in r) throw new PeerlessError('unavailable', `forwarding to ${peer} failed: ${r.error}`);
-          if ('activationId' in r) return reply.code(202).send({ activationId: r.activationId });
-          if (!('activation' in r)) throw new PeerlessError('unavailable', `forwarding to ${peer} gave an unexpected answer`);
-          return reply.code(httpStatusFor([r.activation.response.status])).send(q.result ? r.activation.response.result : r.activation);
-        }
-      }
-      if (q.instances !== undefined && ctx.forwarder) {
-        // A group in a cluster is spread over the daemons by free memory.
-        const fn = ctx.store.getFunction(ns, req.params.name);
-        if (!fn) throw notFound(`function ${req.params.name}`, '/params/name');
-        const clash = ids.find((id) => ctx.directory.get(ns, id));
-        if (clash) throw conflict(`instance ${clash} is already alive in this namespace`, '/query/instances');
-        const members = await ctx.forwarder.group(fn, ids, req.body ?? {}, q.blocking || q.result);
-        if (!q.blocking && !q.result) return reply.code(202).send({ activations: members });
-        type M = { response?: { status: string; result: unknown }; error?: string };
-        return reply.code(httpStatusFor((members as M[]).map((m) => m.response?.status))).send({ activations: q.result ? (members as M[]).map((m) => m.response?.result ?? { error: m.error }) : members });
-      }
-      const started = await startInstances(ctx.starter, ns, req.params.name, req.body ?? {}, ids, q.instance ? '/query/instance' : '/query/instances');
       const group = q.instances !== undefined;
-      if (!q.blocking && !q.result) {
-        return reply.code(202).send(group ? { activations: started.map(({ instance, activationId }) => ({ instance, activationId })) } : { activationId: started[0]!.activationId });
-      }
-      const all = await withinBlockingWait(Promise.all(started.map((s) => s.done)));
-      if (all === 'late') return reply.code(202).send(group ? { activations: started.map(({ instance, activationId }) => ({ instance, activationId })) } : { activationId: started[0]!.activationId });
-      const shown = all.map((a) => (q.result ? a.result : activationView(a)));
-      return reply.code(httpStatusFor(all.map((a) => a.status))).send(group ? { activations: shown } : shown[0]);
+      if (!group && q.restart !== undefined) throw invalid('/query/restart', 'restart applies to a group (instances=...)');
+      const { job, members } = await ctx.invocations.invoke({
+        namespace: ns, function: req.params.name, params: req.body ?? {}, ids, group, field: q.instance ? '/query/instance' : '/query/instances',
+        restart: parseRestart(q.restart, '/query/restart'), queueTimeoutMs: q.queueTimeout,
+      });
+      const jobId = job ? { jobId: job.jobId } : {};
+      const accepted = () => reply.code(202).send(group
+        ? { ...jobId, activations: members.map(({ instance, activationId }) => ({ instance, activationId })) }
+        : { activationId: members[0]!.activationId });
+      if (!q.blocking && !q.result) return accepted();
+      const all = await withinBlockingWait(Promise.all(members.map((m) => m.done)));
+      if (all === 'late') return accepted();
+      const shown = all.map((a) => (q.result ? a.response.result : a));
+      return reply.code(httpStatusFor(all.map((a) => a.response.status))).send(group ? { ...jobId, activations: shown } : shown[0]);
     },
   );
 

@@ -68,7 +68,7 @@ export function namespaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
   } as const;
   const limitsView = (ns: NamespaceName) => {
     const own = ctx.store.namespaceLimits(ns);
-    const l = own ?? ctx.starter.quota.defaults;
+    const l = own ?? ctx.quota.defaults;
     return { namespace: ns, invocationsPerMinute: l.perMinute, concurrentActivations: l.concurrent, own: own !== undefined };
   };
 

@@ -137,6 +137,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     root: join(config.runDir, 'ns'),
     directory,
     log,
+    failed: (ns, id) => jobs.failedMember(ns, id),
     spawn: async (r) => {
       const { job, members } = await invocations.invoke({
         namespace: r.namespace as NamespaceName, function: r.function as FunctionName, params: r.params, ids: r.instances, group: true, field: '/body/instances',

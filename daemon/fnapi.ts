@@ -86,7 +86,7 @@ export class FunctionApi {
     await this.app.close();
   }
 
-  static async create(opts: { root: string; directory: Directory; spawn: Spawner; log: Logger }): Promise<FunctionApi> {
+  static async create(opts: { root: string; directory: Directory; spawn: Spawner; log: Logger; failed: (ns: string, id: string) => string | null }): Promise<FunctionApi> {
     const dir = opts.directory;
     const app = Fastify({
       loggerInstance: opts.log.child({ api: 'function' }) as FastifyBaseLogger,
@@ -124,7 +124,28 @@ export class FunctionApi {
         const ac = new AbortController();
         req.raw.once('close', () => ac.abort());
         const ids = req.query.ids.flatMap((s) => s.split(',')).filter(Boolean);
-        const got = await dir.waitFor(c.namespace, ids, req.query.timeout, ac.signal);
+        // A member of a job that failed before it ran will never run: say so at once, not at the timeout.
+        const failure = () => {
+          for (const id of ids) {
+            const why = opts.failed(c.namespace, id);
+            if (why !== null) return { id, why };
+          }
+          return null;
+        };
+        const watch = setInterval(() => failure() && ac.abort(), 100);
+        let got;
+        try {
+          got = await dir.waitFor(c.namespace, ids, req.query.timeout, ac.signal);
+        } finally {
+          clearInterval(watch);
+        }
+        const f = failure();
+        if (!got && f) {
+          return reply.code(410).type('application/problem+json').send({
+            type: 'https://peerless.dev/problems/peer-gone', title: 'peer gone', status: 410, code: 'peer_gone',
+            detail: `instance ${f.id} failed: ${f.why}`, field: '/query/ids', instance: f.id,
+          });
+        }
         if (!got) {
           const missing = ids.filter((id) => dir.get(c.namespace, id)?.state !== 'running');
           return reply.code(408).type('application/problem+json').send({

@@ -7,7 +7,7 @@ import { conflict, notFound, PeerlessError } from './errors.ts';
 import type { Hosts } from './hosts.ts';
 import { newActivationId, type ActivationId, type FunctionName, type HostId, type NamespaceName } from './ids.ts';
 import { fnKeyOf } from './invoker.ts';
-import { attemptEnded, attemptStarted, cancel, isFinal, jobDone, newJob, type JobDoc, type JobMember, type Jobs, type RestartPolicy } from './jobs.ts';
+import { attemptEnded, attemptStarted, cancel, isFinal, newJob, type JobDoc, type JobMember, type Jobs, type RestartPolicy } from './jobs.ts';
 import type { Quota } from './quota.ts';
 import type { ShareMember } from './share.ts';
 import type { Store } from './store.ts';
@@ -72,6 +72,8 @@ const RESERVATION_TTL_MS = 15_000;
 const QUEUE_POLL_MS = 200;
 /** Groups that may wait for room at once on one daemon; more are refused. */
 export const MAX_QUEUED = 64;
+/** How long a spawned job's members may run on after their parent ended, before they are cancelled. */
+const PARENT_GRACE_MS = 2_000;
 /** A refused group is told to come back after this long. */
 const RETRY_AFTER_S = 2;
 
@@ -150,7 +152,7 @@ export class Invocations {
 
   /** Ends a job: queued members never start, running ones are stopped on their hosts. False: not a live job here. */
   cancel(job: JobDoc, why: string): void {
-    if (jobDone(job)) return;
+    if (job.end !== null) return;
     cancel(job, why, Date.now());
     this.waiting.get(job.jobId)?.abort(new Cancelled(why));
     const byHost = new Map<string, ActivationId[]>();
@@ -162,11 +164,16 @@ export class Invocations {
     this.d.jobs.save(job);
   }
 
-  /** An activation ended: the jobs it spawned end with it, unless they asked to outlive it. */
+  /**
+   * An activation ended: the jobs it spawned end with it, unless they asked to outlive it. Members that
+   * already sent their answer may still be returning: they get a moment to end by themselves.
+   */
   parentEnded(activationId: string): void {
-    for (const j of this.d.jobs.childrenOf(activationId)) {
-      if (!j.detach && !jobDone(j)) this.cancel(j, `its parent activation ${activationId} ended`);
-    }
+    const children = this.d.jobs.childrenOf(activationId).filter((j) => !j.detach && j.end === null);
+    if (children.length === 0) return;
+    setTimeout(() => {
+      for (const j of children) this.cancel(j, `its parent activation ${activationId} ended`);
+    }, PARENT_GRACE_MS).unref();
   }
 
   /**

@@ -247,6 +247,8 @@ export class Invoker {
         peerless_instance: instance ?? '',
         peerless_ip: c.nsIp ?? '',
         peerless_port: String(MESSAGE_PORT),
+        // A peer's frame longer than the function's memory could never be held: the SDK refuses it.
+        peerless_max_frame: String(fn.limits.memoryMb * 1024 * 1024),
       }, fn.limits.timeoutMs, stop);
       // ...and out of it as soon as it has returned, crashed or timed out.
       if (instance) this.d.directory.remove(fn.namespace, instance);

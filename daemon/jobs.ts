@@ -74,7 +74,6 @@ export interface JobDoc {
 
 const FINAL: ReadonlySet<MemberState> = new Set(['succeeded', 'failed', 'cancelled']);
 export const isFinal = (s: MemberState) => FINAL.has(s);
-export const jobDone = (j: JobDoc) => j.status === 'succeeded' || j.status === 'failed' || j.status === 'cancelled';
 
 export function newJob(o: Pick<JobDoc, 'namespace' | 'function' | 'coordinator' | 'parent' | 'detach' | 'restart'> & { ids: string[]; now: number }): JobDoc {
   return {
@@ -138,10 +137,14 @@ export function attemptStarted(m: JobMember, host: string, activationId: string,
   m.outcome = null;
 }
 
+/** Cancels what is left of a job: no member starts or restarts any more. A job that already failed keeps saying so. */
 export function cancel(j: JobDoc, why: string, now: number): void {
-  if (jobDone(j)) return;
-  j.status = 'cancelled';
-  j.reason = why;
+  if (j.end !== null) return;
+  j.restart = null;
+  if (j.status !== 'failed') {
+    j.status = 'cancelled';
+    j.reason = why;
+  }
   for (const m of j.members) if (m.state === 'queued') {
     m.state = 'cancelled';
     m.end = now;
@@ -165,7 +168,7 @@ export class Jobs {
   /** Writes the document; a finished job leaves memory. */
   save(j: JobDoc): void {
     this.store.putJob(j);
-    if (jobDone(j) && j.end !== null) this.live.delete(j.jobId);
+    if (j.end !== null) this.live.delete(j.jobId);
   }
 
   /** A refused group never became a job the user can see. */
@@ -183,6 +186,16 @@ export class Jobs {
 
   list(ns: NamespaceName, limit: number): JobDoc[] {
     return this.store.listJobs<JobDoc>(ns, limit, 0).map((j) => this.live.get(j.jobId) ?? j);
+  }
+
+  /** Why a member of a live job of the namespace failed for good, or null. */
+  failedMember(ns: string, instance: string): string | null {
+    for (const j of this.live.values()) {
+      if (j.namespace !== ns) continue;
+      const m = j.members.find((x) => x.instance === instance);
+      if (m?.state === 'failed') return `${m.outcome?.status ?? 'failed'}${m.outcome?.error ? `: ${m.outcome.error}` : ''}`;
+    }
+    return null;
   }
 
   /** Live jobs spawned by this activation. */

@@ -21,7 +21,7 @@ for i in 1 2 3; do
   curl -fsS "$(api "$i")/healthz" >/dev/null 2>&1 && continue
   echo "[demo] starting daemon $i on $(api "$i") (log: $D/daemon.log)"
   PEERLESS_CLUSTER_KEY="$(cat "$KEYFILE")" setsid node cli/peerless.js daemon --data-dir "$D" --port $((3232 + i)) --host-id "demo-$i" \
-    --memory-budget-mb 4096 --cluster-listen "/ip4/127.0.0.1/tcp/$((7947 + i))" --cluster-peers "$(peers "$i")" \
+    --memory-budget-mb 6144 --cluster-listen "/ip4/127.0.0.1/tcp/$((7947 + i))" --cluster-peers "$(peers "$i")" \
     >"$D/daemon.log" 2>&1 </dev/null &
   echo $! >"$D/daemon.pid"
 done

@@ -1,8 +1,9 @@
-# Word count, scatter-gather, in Python: see master.js. Invoke with an instance ID:
+# Word count, scatter-gather, in Python: see master.js (restart and crash work the same). Invoke with an instance ID:
 #   peerless fn create wordcount-py examples/wordcount/master.py
 #   peerless fn create wordcount-worker-py examples/wordcount/worker.py
 #   peerless fn invoke wordcount-py --instance wcpy -P examples/wordcount/input-300.json -p worker wordcount-worker-py --result
 import json
+import os
 import time
 
 import peerless
@@ -27,6 +28,29 @@ def split_words(text, n):
     return [" ".join(words[i * len(words) // n:(i + 1) * len(words) // n]) for i in range(n)]
 
 
+def left():
+    return max(1.0, float(os.environ.get("__OW_DEADLINE", "0")) / 1000 - time.time() - 1)
+
+
+def hand(wid, block):
+    """Sends a worker its block; if its job restarted it meanwhile, waits for the new one and sends again."""
+    while True:
+        try:
+            return peerless.send(wid, block)
+        except peerless.PeerRestartedError:
+            peerless.wait_for([wid], timeout=left())
+
+
+def counts_of(wid, block):
+    """A worker's counts; a worker restarted before it answered lost its block: it gets it again."""
+    while True:
+        try:
+            return json.loads(bytes(peerless.recv(wid)[1]))
+        except peerless.PeerRestartedError:
+            peerless.wait_for([wid], timeout=left())
+            hand(wid, block)
+
+
 def main(p):
     me = peerless.instance_id()
     if not me:
@@ -37,12 +61,13 @@ def main(p):
     else:
         blocks = split(str(p.get("text", "")), int(p.get("block", 300)))
     ids = ["%s-w%d" % (me, i) for i in range(len(blocks))]
-    peerless.spawn(p.get("worker", "wordcount-worker-py"), instances=ids, params={"master": me})
-    peerless.wait_for(ids, timeout=60)
-    peerless.scatter(ids, blocks)
+    peerless.spawn(p.get("worker", "wordcount-worker-py"), instances=ids, params={"master": me, "crash": p.get("crash")}, restart=p.get("restart"))
+    peerless.wait_for(ids, timeout=left())
+    for wid, block in zip(ids, blocks):
+        hand(wid, block)
     counts = {}
-    for part in peerless.gather(ids):
-        for w, n in json.loads(bytes(part)).items():
+    for wid, block in zip(ids, blocks):
+        for w, n in counts_of(wid, block).items():
             counts[w] = counts.get(w, 0) + n
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
-    return {"workers": len(ids), "words": sum(counts.values()), "distinct": len(counts), "top": top, "ms": int((time.time() - t0) * 1000)}
+    return {"workers": len(ids), "words": sum(counts.values()), "distinct": len(counts), "top": top, "ms": int((time.time() - t0) * 1000), "job": peerless.last_job}

@@ -22,12 +22,23 @@ SOCKET = "/peerless/api.sock"
 DATA, BARRIER = 0, 1
 SMALL = 64 * 1024
 CONNECT_RETRY_S = 3.0
+# A peer its job restarts is given this long to come back before it is taken for gone.
+RESTART_WAIT_S = 8.0
 
 
 class PeerGoneError(Exception):
     def __init__(self, instance, why=""):
         super().__init__("instance %s is not alive%s" % (instance, ": " + why if why else ""))
         self.instance = instance
+
+
+class PeerRestartedError(Exception):
+    """The peer failed and its job started it again under the same ID: what it held is gone, resend."""
+
+    def __init__(self, instance, epoch):
+        super().__init__("instance %s was restarted (epoch %d): what it held is gone" % (instance, epoch))
+        self.instance = instance
+        self.epoch = epoch
 
 
 class ApiError(Exception):
@@ -94,33 +105,88 @@ def instances():
     return _api("GET", "/v1/instances")["instances"]
 
 
+# The epoch each peer had when this activation first dealt with it, and whether its job restarts it.
+_known = {}
+
+
+def _remember(e):
+    _known.setdefault(e["instance"], (e.get("epoch", 0), bool(e.get("restart"))))
+    return e
+
+
 def lookup(instance):
     try:
-        return _api("GET", "/v1/instances/" + urllib.parse.quote(instance, safe=""))
+        return _remember(_api("GET", "/v1/instances/" + urllib.parse.quote(instance, safe="")))
     except ApiError as e:
         if e.status == 404:
             raise PeerGoneError(instance)
         raise
 
 
+def _same(instance):
+    """The peer's entry if it is the one this activation knows; PeerRestartedError if its job restarted it."""
+    e = lookup(instance)
+    epoch = e.get("epoch", 0)
+    if epoch != _known[instance][0]:
+        _known[instance] = (epoch, bool(e.get("restart")))
+        raise PeerRestartedError(instance, epoch)
+    return e
+
+
+def _gone_or_restarted(instance, gone):
+    """A peer that left the map: its job may be restarting it."""
+    if not _known.get(instance, (0, False))[1]:
+        raise gone
+    until = time.monotonic() + RESTART_WAIT_S
+    while time.monotonic() < until:
+        time.sleep(0.1)
+        try:
+            lookup(instance)
+        except PeerGoneError:
+            continue
+        return _same(instance)
+    raise gone
+
+
 def wait_for(ids, timeout=30.0):
-    """Returns the entries once every ID is running; raises ApiError (408) at the timeout."""
+    """Returns the entries once every ID is running; raises TimeoutError at the timeout, or
+    PeerGoneError at once when one of them failed before it ran."""
     ids = [ids] if isinstance(ids, str) else list(ids)
     q = "&".join("ids=" + urllib.parse.quote(i, safe="") for i in ids)
-    return _api("GET", "/v1/wait?%s&timeout=%d" % (q, int(timeout * 1000)))["instances"]
+    try:
+        return [_remember(e) for e in _api("GET", "/v1/wait?%s&timeout=%d" % (q, int(timeout * 1000)))["instances"]]
+    except ApiError as e:
+        if e.status == 410:
+            raise PeerGoneError(e.body.get("instance"), e.body.get("detail", ""))
+        if e.status == 408:
+            raise TimeoutError(e.body.get("detail", "timeout"))
+        raise
 
 
 def set_status(status):
     return _api("PUT", "/v1/self/status", {"status": str(status)})
 
 
-def spawn(function, instance=None, instances=None, params=None):
-    body = {"function": function, "params": params or {}}
+last_job = None
+
+
+def spawn(function, instance=None, instances=None, params=None, restart=None, queue_timeout=None, detach=False):
+    """Starts instances of a function of this namespace as a job, cancelled if this activation ends first
+    (unless detach). restart="on-failure:2" starts a failed member again; queue_timeout (s) waits for room.
+    Returns the activations; the job's ID is in peerless.last_job."""
+    global last_job
+    body = {"function": function, "params": params or {}, "detach": bool(detach)}
     if instance is not None:
         body["instance"] = instance
     if instances is not None:
         body["instances"] = instances
-    return _api("POST", "/v1/spawn", body)["activations"]
+    if restart is not None:
+        body["restart"] = restart
+    if queue_timeout is not None:
+        body["queueTimeout"] = int(queue_timeout * 1000)
+    r = _api("POST", "/v1/spawn", body)
+    last_job = r.get("jobId")
+    return r["activations"]
 
 
 waitFor, setStatus = wait_for, set_status
@@ -129,7 +195,8 @@ waitFor, setStatus = wait_for, set_status
 
 _lock = threading.Condition()
 _inbox = []  # (kind, sender, data)
-_conns = {}  # peer id -> socket
+_conns = {}  # peer id -> _Conn
+_conns_lock = threading.Lock()
 _server = None
 _generation = 0
 _reading = {}  # sender id -> its connections still being read
@@ -148,6 +215,11 @@ def _read_exact(sock, n):
     return buf
 
 
+def _max_frame():
+    """A frame longer than this closes its connection instead of being buffered (default: the function's memory)."""
+    return int(_env("MAX_FRAME", "0") or 0) or 2 ** 31
+
+
 def _serve_connection(sock):
     global _unnamed
     sender = None
@@ -161,6 +233,9 @@ def _serve_connection(sock):
             _reading[sender] = _reading.get(sender, 0) + 1
         while True:
             kind, length = struct.unpack(">BQ", _read_exact(sock, 9))
+            if length > _max_frame():
+                print("peerless: closed the connection from %s: a frame of %d bytes is over the limit of %d bytes" % (sender, length, _max_frame()), flush=True)
+                return
             data = _read_exact(sock, length) if length else bytearray()
             with _lock:
                 _inbox.append((kind, sender, data))
@@ -212,9 +287,12 @@ def _end():
         del _inbox[:]
         _generation += 1
         _lock.notify_all()
-    for s in list(_conns.values()):
-        s.close()
-    _conns.clear()
+    with _conns_lock:
+        conns = list(_conns.values())
+        _conns.clear()
+    for c in conns:
+        c.close()
+    _known.clear()
 
 
 def _connect(peer):
@@ -239,33 +317,66 @@ def _connect(peer):
         time.sleep(0.02)
 
 
+class _Conn:
+    """One connection to a peer. A frame is written whole under its lock, so frames of threads sending to
+    the same peer at once never interleave."""
+
+    def __init__(self, peer):
+        self.peer = peer
+        self.lock = threading.Lock()
+        self.sock = None
+
+    def open(self):
+        if self.sock is None:
+            self.sock = _connect(self.peer)
+        return self.sock
+
+    def close(self):
+        s, self.sock = self.sock, None
+        if s is not None:
+            s.close()
+
+
+def _conn(peer):
+    with _conns_lock:
+        c = _conns.get(peer)
+        if c is None:
+            c = _conns[peer] = _Conn(peer)
+        return c
+
+
 def _send_frame(peer, kind, data):
     if isinstance(data, str):
         data = data.encode()
     header = struct.pack(">BQ", kind, len(data))
     for attempt in (0, 1):
-        s = _conns.get(peer)
-        if s is None:
-            s = _conns[peer] = _connect(peer)
+        c = _conn(peer)
+        with c.lock:
+            try:
+                s = c.open()
+                if len(data) <= SMALL:
+                    s.sendall(header + bytes(data))
+                else:
+                    s.sendall(header)
+                    s.sendall(memoryview(data))  # large messages are sent as they are, never copied
+                return
+            except OSError as err:
+                c.close()
+                if attempt:
+                    raise PeerGoneError(peer, str(err))
+        # gone -> PeerGoneError (or PeerRestartedError once its job has it back); restarted ->
+        # PeerRestartedError; still the same -> one more try on a new connection
         try:
-            if len(data) <= SMALL:
-                s.sendall(header + bytes(data))
-            else:
-                s.sendall(header)
-                s.sendall(memoryview(data))  # large messages are sent as they are, never copied
-            return
-        except OSError as err:
-            _conns.pop(peer, None)
-            s.close()
-            if attempt:
-                raise PeerGoneError(peer, str(err))
-            lookup(peer)  # gone -> PeerGoneError; still there -> one more try
+            _same(peer)
+        except PeerGoneError as gone:
+            _gone_or_restarted(peer, gone)
 
 
 def connect(peer):
     """Opens (or reuses) the connection to a peer ahead of the first send, so that send pays no set-up."""
-    if peer not in _conns:
-        _conns[peer] = _connect(peer)
+    c = _conn(peer)
+    with c.lock:
+        c.open()
 
 
 def send(peer, data):
@@ -273,7 +384,7 @@ def send(peer, data):
     _send_frame(peer, DATA, data)
 
 
-GONE_CHECK_S = 0.5
+GONE_CHECK_S = 0.25
 GONE_GRACE_S = 0.3
 # A sender's connection that stays open this long after it left the map is taken as cut off, not slow.
 GONE_OPEN_LIMIT_S = 10.0
@@ -308,8 +419,13 @@ def _take(kind, sender=None, timeout=None):
             _lock.wait(wait)
         if sender is not None and gone_since is None:
             try:
-                lookup(sender)
-            except PeerGoneError:
+                _same(sender)
+            except PeerGoneError as gone:
+                if _known.get(sender, (0, False))[1]:
+                    try:
+                        _gone_or_restarted(sender, gone)  # back under a new epoch: PeerRestartedError
+                    except PeerGoneError:
+                        pass
                 gone_since = time.monotonic()
 
 

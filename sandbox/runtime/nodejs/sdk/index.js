@@ -15,6 +15,8 @@ const SOCKET = '/peerless/api.sock';
 const DATA = 0;
 const BARRIER = 1;
 const CONNECT_RETRY_MS = 3000;
+// A peer its job restarts is given this long to come back before it is taken for gone.
+const RESTART_WAIT_MS = 8000;
 const SMALL = 64 * 1024;
 const agent = new http.Agent({ keepAlive: true });
 
@@ -24,6 +26,23 @@ export class PeerGoneError extends Error {
     this.name = 'PeerGoneError';
     this.code = 'PEER_GONE';
     this.instance = id;
+  }
+}
+/** The peer failed and its job started it again under the same ID (its state is new): resend what it needs. */
+export class PeerRestartedError extends Error {
+  constructor(id, epoch) {
+    super(`instance ${id} was restarted (epoch ${epoch}): what it held is gone`);
+    this.name = 'PeerRestartedError';
+    this.code = 'PEER_RESTARTED';
+    this.instance = id;
+    this.epoch = epoch;
+  }
+}
+export class TimeoutError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'TimeoutError';
+    this.code = 'TIMEOUT';
   }
 }
 export class ApiError extends Error {
@@ -78,23 +97,67 @@ function api(method, path, body) {
 
 export const self = () => api('GET', '/v1/self');
 export const list = async () => (await api('GET', '/v1/instances')).instances;
+// The epoch each peer had when this activation first dealt with it, and whether its job restarts it.
+const known = new Map();
+const remember = (e) => {
+  if (!known.has(e.instance)) known.set(e.instance, { epoch: e.epoch ?? 0, restart: !!e.restart });
+  return e;
+};
 export async function lookup(id) {
   try {
-    return await api('GET', `/v1/instances/${encodeURIComponent(id)}`);
+    return remember(await api('GET', `/v1/instances/${encodeURIComponent(id)}`));
   } catch (e) {
     if (e.status === 404) throw new PeerGoneError(id);
     throw e;
   }
 }
-/** Resolves with the entries of all IDs once every one is running; rejects at the timeout. */
+/** The peer's entry if it is the one this activation knows; PeerRestartedError if its job restarted it. */
+async function same(id) {
+  const e = await lookup(id);
+  const k = known.get(id);
+  if ((e.epoch ?? 0) !== k.epoch) {
+    known.set(id, { epoch: e.epoch ?? 0, restart: !!e.restart });
+    throw new PeerRestartedError(id, e.epoch ?? 0);
+  }
+  return e;
+}
+/** A peer that left the map: its job may be restarting it; PeerRestartedError once it is back, PeerGoneError if not. */
+async function goneOrRestarted(id, gone) {
+  if (!known.get(id)?.restart) throw gone;
+  const until = Date.now() + RESTART_WAIT_MS;
+  while (Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 100));
+    const e = await lookup(id).catch(() => null);
+    if (e) return same(id);
+  }
+  throw gone;
+}
+/**
+ * Resolves with the entries of all IDs once every one is running; rejects with TimeoutError at the
+ * timeout, or with PeerGoneError at once when one of them failed before it ran.
+ */
 export async function waitFor(ids, timeoutMs = 30000) {
   const list = Array.isArray(ids) ? ids : [ids];
   const q = list.map((id) => `ids=${encodeURIComponent(id)}`).join('&');
-  return (await api('GET', `/v1/wait?${q}&timeout=${Math.round(timeoutMs)}`)).instances;
+  try {
+    return (await api('GET', `/v1/wait?${q}&timeout=${Math.round(timeoutMs)}`)).instances.map(remember);
+  } catch (e) {
+    if (e.status === 410) throw new PeerGoneError(e.body.instance, e.body.detail);
+    if (e.status === 408) throw new TimeoutError(e.body.detail);
+    throw e;
+  }
 }
 export const setStatus = (status) => api('PUT', '/v1/self/status', { status: String(status) });
-/** spawn('worker', { instances: 'w-{0..9}', params }) or spawn('worker', { instance: 'w-0' }) */
-export const spawn = async (fn, opts = {}) => (await api('POST', '/v1/spawn', { function: fn, ...opts })).activations;
+/**
+ * Starts instances of a function of this namespace, as a job that is cancelled if this activation ends
+ * first (unless detach). spawn('worker', { instances: 'w-{0..9}', params, restart: 'on-failure:2', queueTimeout: ms })
+ * resolves with the activations; the job's ID is in spawn.lastJob.
+ */
+export async function spawn(fn, opts = {}) {
+  const r = await api('POST', '/v1/spawn', { function: fn, ...opts });
+  spawn.lastJob = r.jobId;
+  return r.activations;
+}
 
 // ---- messages ----
 
@@ -105,6 +168,12 @@ const conns = new Map(); // peer id -> Promise<net.Socket>
 const reading = new Map(); // sender id -> its connections still being read
 let unnamed = 0; // connections accepted whose sender is not read yet
 let onClosed = []; // called when a connection from a peer has ended: every byte of it has been delivered
+// A frame longer than this closes its connection instead of being buffered (default: the function's memory).
+const maxFrame = () => Number(process.env.__OW_PEERLESS_MAX_FRAME) || 2 ** 31;
+function refuse(sock, from, len) {
+  console.error(`peerless: closed the connection from ${from}: a frame of ${len} bytes is over the limit of ${maxFrame()} bytes`);
+  sock.destroy();
+}
 
 function deliver(msg) {
   const i = waiters.findIndex((w) => w.kind === msg.kind && (w.from == null || w.from === msg.from));
@@ -143,6 +212,7 @@ function onConnection(sock) {
         // Common case: a whole frame header inside this chunk, read in place.
         const kind = chunk[off];
         const len = Number(chunk.readBigUInt64BE(off + 1));
+        if (len > maxFrame()) return refuse(sock, from, len);
         off += 9;
         if (len === 0) deliver({ kind, from, data: Buffer.alloc(0) });
         else if (chunk.length - off >= len) {
@@ -164,6 +234,7 @@ function onConnection(sock) {
       } else {
         const kind = head[0];
         const len = Number(head.readBigUInt64BE(1));
+        if (len > maxFrame()) return refuse(sock, from, len);
         if (len === 0) deliver({ kind, from, data: Buffer.alloc(0) });
         else body = { kind, buf: Buffer.allocUnsafe(len), filled: 0 };
       }
@@ -183,6 +254,7 @@ export async function _start() {
 /** Called by the action proxy after each activation: nothing of it may leak into the next one. */
 export function _end() {
   inbox.length = 0;
+  known.clear();
   for (const w of waiters) w.resolve(null);
   waiters = [];
   // end(), not destroy(): bytes a send has handed over but the kernel has not taken yet still go out.
@@ -235,10 +307,18 @@ function connection(id) {
   return c;
 }
 
-function write(sock, buf) {
+/**
+ * Writes one frame whole: its pieces are queued on the socket in one synchronous step, so frames of
+ * sends running at the same time never interleave, whatever their sizes.
+ */
+function write(sock, ...pieces) {
   if (sock.destroyed) return Promise.reject(new Error('connection closed'));
+  let taken = true;
+  if (pieces.length > 1) sock.cork();
+  for (const p of pieces) taken = sock.write(p);
+  if (pieces.length > 1) sock.uncork();
   // Fast path: the kernel took it. A later failure closes the socket and the next send reconnects.
-  if (sock.write(buf)) return Promise.resolve();
+  if (taken) return Promise.resolve();
   // Backpressure: wait for the kernel to take the bytes before queuing more.
   return new Promise((resolve, reject) => {
     const onClose = () => {
@@ -265,20 +345,20 @@ async function sendFrame(id, kind, data) {
   header[0] = kind;
   header.writeBigUInt64BE(BigInt(buf.length), 1);
   for (let attempt = 0; ; attempt++) {
-    const sock = await connection(id);
+    const connP = connection(id);
+    const sock = await connP;
     try {
       // Small messages go out in one write; large ones are written as they are, never copied.
       if (buf.length <= SMALL) await write(sock, Buffer.concat([header, buf]));
-      else {
-        await write(sock, header);
-        await write(sock, buf);
-      }
+      else await write(sock, header, buf);
       return;
     } catch (err) {
-      conns.delete(id);
+      if (conns.get(id) === connP) conns.delete(id);
       sock.destroy();
       if (attempt > 0) throw new PeerGoneError(id, err.message);
-      await lookup(id); // gone → PeerGoneError; still there → one more try on a new connection
+      // gone → PeerGoneError (or PeerRestartedError once its job has it back); restarted → PeerRestartedError;
+      // still the same → one more try on a new connection
+      await same(id).catch((e) => (e instanceof PeerGoneError ? goneOrRestarted(id, e) : Promise.reject(e)));
     }
   }
 }
@@ -291,10 +371,39 @@ export function recv(from, timeoutMs) {
   return take(DATA, from, timeoutMs);
 }
 
-const GONE_CHECK_MS = 500;
+const GONE_CHECK_MS = 250;
 const GONE_GRACE_MS = 300;
 // A sender's connection that stays open this long after it left the map is taken as cut off, not slow.
 const GONE_OPEN_LIMIT_MS = 10_000;
+
+// Receives waiting on named peers share one look at the map per tick, however many there are (a master
+// gathering from 1,000 workers asks the daemon four times a second, not 4,000).
+const watchers = new Set();
+let polling = null;
+let pollBusy = false;
+async function pollMap() {
+  if (pollBusy) return;
+  pollBusy = true;
+  try {
+    const byId = new Map((await list()).map((e) => [e.instance, e]));
+    for (const f of [...watchers]) f(byId);
+  } catch {
+    // the daemon is busy or restarting: the next tick asks again
+  } finally {
+    pollBusy = false;
+  }
+}
+function watch(f) {
+  watchers.add(f);
+  polling ??= setInterval(pollMap, GONE_CHECK_MS);
+  return () => {
+    watchers.delete(f);
+    if (watchers.size === 0 && polling) {
+      clearInterval(polling);
+      polling = null;
+    }
+  };
+}
 
 function take(kind, from, timeoutMs) {
   const i = inbox.findIndex((m) => m.kind === kind && (from == null || m.from === from));
@@ -302,8 +411,10 @@ function take(kind, from, timeoutMs) {
   return new Promise((resolve, reject) => {
     const timers = [];
     let check = null;
+    let unwatch = null;
     const finish = (f) => {
       for (const t of timers) clearTimeout(t), clearInterval(t);
+      unwatch?.();
       const j = waiters.indexOf(w);
       if (j >= 0) waiters.splice(j, 1);
       if (check) onClosed = onClosed.filter((c) => c !== check);
@@ -311,27 +422,39 @@ function take(kind, from, timeoutMs) {
     };
     const w = { kind, from: from ?? null, resolve: (m) => finish(() => (m ? resolve(strip(m)) : reject(new Error('activation ended')))) };
     waiters.push(w);
-    if (timeoutMs != null) timers.push(setTimeout(() => finish(() => reject(new Error(`no message${from ? ` from ${from}` : ''} within ${timeoutMs} ms`))), timeoutMs));
-    if (from != null) {
-      // Waiting on one peer: if it leaves the map without having sent, fail instead of waiting forever.
-      const poll = setInterval(() => {
-        lookup(from).catch((e) => {
-          if (!(e instanceof PeerGoneError) || check || !waiters.includes(w)) return;
-          clearInterval(poll);
-          // Its last bytes may still be on their way: fail only once no connection that could carry them is
-          // left (after a grace for one not yet accepted), or once one has stayed open far too long.
-          const goneAt = Date.now();
-          check = () => {
-            const waited = Date.now() - goneAt;
-            const arriving = (reading.get(from) ?? 0) > 0 || unnamed > 0;
-            if (waiters.includes(w) && (waited > GONE_OPEN_LIMIT_MS || (waited > GONE_GRACE_MS && !arriving))) finish(() => reject(e));
-          };
-          onClosed.push(check);
-          timers.push(setInterval(check, GONE_GRACE_MS / 3));
-        });
-      }, GONE_CHECK_MS);
-      timers.push(poll);
-    }
+    if (timeoutMs != null) timers.push(setTimeout(() => finish(() => reject(new TimeoutError(`no message${from ? ` from ${from}` : ''} within ${timeoutMs} ms`))), timeoutMs));
+    if (from == null) return;
+    const fail = (e) => {
+      if (waiters.includes(w)) finish(() => reject(e));
+    };
+    // Waiting on one peer: if it leaves the map without having sent, fail instead of waiting forever;
+    // if its job restarted it, say so: what it was to send is lost with its old life.
+    unwatch = watch((byId) => {
+      const e = byId.get(from);
+      if (e) {
+        const k = known.get(from);
+        if (!k) remember(e);
+        else if ((e.epoch ?? 0) !== k.epoch) {
+          known.set(from, { epoch: e.epoch ?? 0, restart: !!e.restart });
+          fail(new PeerRestartedError(from, e.epoch ?? 0));
+        }
+        return;
+      }
+      unwatch();
+      unwatch = null;
+      const gone = new PeerGoneError(from, 'it ended without sending');
+      if (known.get(from)?.restart) return void goneOrRestarted(from, gone).catch(fail);
+      // Its last bytes may still be on their way: fail only once no connection that could carry them is
+      // left (after a grace for one not yet accepted), or once one has stayed open far too long.
+      const goneAt = Date.now();
+      check = () => {
+        const waited = Date.now() - goneAt;
+        const arriving = (reading.get(from) ?? 0) > 0 || unnamed > 0;
+        if (waited > GONE_OPEN_LIMIT_MS || (waited > GONE_GRACE_MS && !arriving)) fail(gone);
+      };
+      onClosed.push(check);
+      timers.push(setInterval(check, GONE_GRACE_MS / 3));
+    });
   });
 }
 const strip = (m) => ({ from: m.from, data: m.data });

@@ -123,7 +123,7 @@ export class ClusterHosts implements Hosts {
         return { error: e instanceof PeerlessError ? e.message : 'the request failed on this host' };
       }
     }, 2 * 1024 * 1024);
-    this.d.cluster.onMemberDown = (origin) => this.memberDown(origin);
+    this.d.cluster.onMemberDown = (origin, host) => this.memberDown(origin, host);
   }
 
   private serve(r: RunRequest, signer: string): RunReply {
@@ -165,8 +165,7 @@ export class ClusterHosts implements Hosts {
   }
 
   /** A member daemon was dropped: what it ran for this daemon ends now, failed. */
-  private memberDown(origin: string): void {
-    const host = this.nameOf(origin);
+  private memberDown(origin: string, host: string): void {
     for (const [id, p] of this.pending) if (p.peer === origin) this.lost(id, p, `The host ${host} running the activation is gone.`);
   }
 

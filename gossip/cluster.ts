@@ -162,7 +162,7 @@ export class Cluster {
   /** a daemon joined (or came back): the daemon answers with its whole registry (anti-entropy) */
   onPeerUp: ((origin: string) => void) | null = null;
   /** a member was dropped (crashed, timed out, left, restarted): work it ran for this daemon is lost */
-  onMemberDown: ((origin: string) => void) | null = null;
+  onMemberDown: ((origin: string, host: string) => void) | null = null;
   /** a member's registry has differed from this daemon's for a while: the daemon pulls it from that member */
   onRegistryDiffers: ((origin: string) => Promise<void>) | null = null;
   /** members' host names and free memory, from their beats */
@@ -490,10 +490,11 @@ export class Cluster {
       else if (f.kind === 'origin-down') {
         this.dropped[f.reason]++;
         this.o.log.info({ origin: f.origin, host: this.hosts.get(f.origin)?.host, reason: f.reason, entries: f.entries.length }, 'peer down');
+        // Told while its host name is still known, so what failed with it can name it.
+        this.onMemberDown?.(f.origin, this.hosts.get(f.origin)?.host ?? f.origin);
         this.addressed.delete(f.origin);
         this.hosts.delete(f.origin);
         this.digests.forget(f.origin);
-        this.onMemberDown?.(f.origin);
       }
       else if (f.kind === 'origin-up') {
         this.o.log.info({ origin: f.origin }, 'peer up');

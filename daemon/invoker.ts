@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ActionContainer, ProxyResponse } from '../sandbox/container.ts';
 import { LABEL } from '../sandbox/labels.ts';
-import type { Lease, Pool } from '../sandbox/pool.ts';
+import type { Draw, Lease, Pool } from '../sandbox/pool.ts';
 import type { BlobStore } from './blobs.ts';
 import type { Entry } from '../gossip/addrmap.ts';
 import type { Limits } from './config.ts';
@@ -185,11 +185,14 @@ export class Invoker {
   private async executeStoppable(fn: FunctionRecord, params: Record<string, unknown>, id: ActivationId, start: number,
     ann: Partial<ActivationAnnotations>, instance: string | null, reservation: string | undefined, stop: AbortSignal): Promise<Outcome> {
     const stopped = (logs: string[] = []) => internalError((stop.reason as Stopped).message, logs);
-    const [network] = await Promise.all([this.d.namespaceNetwork(fn.namespace), this.d.ensureSocket(fn.namespace)]);
-    // Waiting for a container is bounded too: past the function's own time limit the caller gets an error, not a hang.
-    const waitLimit = AbortSignal.any([AbortSignal.timeout(Math.max(fn.limits.timeoutMs, 30_000)), stop]);
+    const draw: Draw | undefined = reservation ? { id: reservation, drawn: false } : undefined;
+    // Waiting for a container is bounded too: past the function's own time limit the caller gets an error, not a
+    // hang. A member of an admitted group has its memory already: it only waits for the engine to create it,
+    // which a hundred containers at once on one engine make slow, so it is given longer.
+    const waitLimit = AbortSignal.any([AbortSignal.timeout(Math.max(fn.limits.timeoutMs, draw ? 300_000 : 30_000)), stop]);
     let lease: Lease;
     try {
+      const [network] = await Promise.all([this.d.namespaceNetwork(fn.namespace), this.d.ensureSocket(fn.namespace)]);
       lease = await this.d.pool.acquire(
         {
           fnKey: fnKeyOf(fn),
@@ -197,11 +200,12 @@ export class Invoker {
           image: this.image(fn),
           namespaceNetwork: network,
           labels: { [LABEL.namespace]: fn.namespace, [LABEL.function]: fn.name, [LABEL.activation]: id },
-          ...(reservation ? { reservation } : {}),
+          ...(draw ? { reservation: draw } : {}),
         },
         waitLimit,
       );
     } catch (err) {
+      this.d.pool.draw(draw, fn.limits.memoryMb); // ended without a container: its share of the reservation goes back
       if (stop.aborted) return stopped();
       // A user image this engine does not have is the function's fault, not the platform's.
       if ((err as { statusCode?: number }).statusCode === 404 && fn.runtime.kind === 'image')

@@ -110,7 +110,7 @@ describe('function API and SDKs', () => {
       code: `const peerless = require('peerless');
 async function main() {
   let timedOut = null;
-  try { await peerless.waitFor(['nobody'], 300) } catch (e) { timedOut = e.status }
+  try { await peerless.waitFor(['nobody'], 300) } catch (e) { timedOut = e.name }
   await peerless.spawn('sender', { instances: 'kid-{0..2}', params: { to: peerless.instanceId() } });
   const got = [];
   for (let i = 0; i < 3; i++) got.push((await peerless.recv(undefined, 20000)).from);
@@ -120,7 +120,7 @@ async function main() {
 }`,
     });
     const r = await invoke(A.call, A.ns, 'spawner', {}, 'blocking=true&instance=parent');
-    expect(r.body.response.result.timedOut).toBe(408);
+    expect(r.body.response.result.timedOut).toBe('TimeoutError');
     expect(r.body.response.result.got).toEqual(['kid-0', 'kid-1', 'kid-2']);
     // A peer that is not in the map fails at once, not after a TCP timeout.
     expect(r.body.response.result.gone.name).toBe('PeerGoneError');
@@ -224,6 +224,66 @@ function main() {
     const ping = await invoke(A.call, A.ns, 'pingpong', { n: 100, size: 1000 }, 'blocking=true&result=true&instance=ping');
     expect(ping.body.reply).toBe('got 100 messages, 100000 bytes');
     expect((await pong).body).toEqual({ role: 'pong', received: 100, bytes: 100000 });
+  });
+
+  it('keeps frames of concurrent sends to one peer whole, in both SDKs, and refuses an oversized frame without dying', async () => {
+    // The receiver takes two 4 MiB messages and says whether each is all one byte, as sent.
+    await deploy(A.call, A.ns, 'rx', { kind: 'nodejs', code: `const peerless = require('peerless');
+async function main() {
+  const out = [];
+  for (let i = 0; i < 2; i++) {
+    const { data } = await peerless.recv(undefined, 30000);
+    out.push({ len: data.length, whole: data.every((b) => b === data[0]), byte: data[0] });
+  }
+  const after = (await peerless.recv(undefined, 30000)).data.toString();
+  return { got: out.sort((a, b) => a.byte - b.byte), after };
+}` }, { limits: { memory: 128 } });
+    await deploy(A.call, A.ns, 'tx2', { kind: 'nodejs', code: `const peerless = require('peerless');
+async function main(p) {
+  await peerless.waitFor([p.to], 10000);
+  await Promise.all([peerless.send(p.to, Buffer.alloc(4 << 20, 1)), peerless.send(p.to, Buffer.alloc(4 << 20, 2))]);
+  return {};
+}` });
+    await deploy(A.call, A.ns, 'tx2-py', { kind: 'python', code: `import threading
+import peerless
+
+def main(p):
+    peerless.wait_for([p["to"]], 10)
+    ts = [threading.Thread(target=peerless.send, args=(p["to"], bytes([b]) * (4 << 20))) for b in (1, 2)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    return {}` });
+    // A peer that lies: a frame header announcing 2^63 bytes, then the honest message after it on a new connection.
+    await deploy(A.call, A.ns, 'liar', { kind: 'nodejs', code: `const net = require('net'); const peerless = require('peerless');
+async function main(p) {
+  const [e] = await peerless.waitFor([p.to], 10000);
+  const closed = await new Promise((resolve) => {
+    const s = net.connect(e.port, e.ip, () => {
+      const id = Buffer.from('liar');
+      const hello = Buffer.alloc(2); hello.writeUInt16BE(id.length);
+      const head = Buffer.alloc(9); head[0] = 0; head.writeBigUInt64BE(2n ** 63n, 1);
+      s.write(Buffer.concat([hello, id, head, Buffer.alloc(1024, 7)]));
+    });
+    s.on('close', () => resolve(true)); s.on('error', () => {});
+    setTimeout(() => resolve(false), 5000);
+  });
+  await peerless.send(p.to, 'still here');
+  return { closed };
+}` });
+    for (const tx of ['tx2', 'tx2-py']) {
+      const rx = invoke(A.call, A.ns, 'rx', {}, 'blocking=true&instance=rx');
+      const sent = await invoke(A.call, A.ns, tx, { to: 'rx' }, 'blocking=true&result=true');
+      expect(sent.status, JSON.stringify(sent.body)).toBe(200);
+      const liar = await invoke(A.call, A.ns, 'liar', { to: 'rx' }, 'blocking=true&result=true');
+      expect(liar.body).toEqual({ closed: true });
+      const got = (await rx).body;
+      expect(got.response.status, JSON.stringify(got)).toBe('success');
+      expect(got.response.result).toEqual({
+        got: [{ len: 4 << 20, whole: true, byte: 1 }, { len: 4 << 20, whole: true, byte: 2 }],
+        after: 'still here',
+      });
+      expect(got.logs.join('\n')).toMatch(/closed the connection from liar: a frame of 9223372036854775808 bytes is over the limit of 134217728 bytes/);
+    }
   });
 
   it('runs the word-count scatter-gather in Node.js and Python', async () => {

@@ -128,7 +128,13 @@ def _same(instance):
     e = lookup(instance)
     epoch = e.get("epoch", 0)
     if epoch != _known[instance][0]:
+        # A new life of the ID: the connection to the old one goes (it may still run somewhere, cut off,
+        # and would take what is meant for the new one).
         _known[instance] = (epoch, bool(e.get("restart")))
+        with _conns_lock:
+            c = _conns.pop(instance, None)
+        if c is not None:
+            c.close()
         raise PeerRestartedError(instance, epoch)
     return e
 

@@ -111,14 +111,21 @@ export async function lookup(id) {
     throw e;
   }
 }
+/**
+ * The peer is a new life of its ID: forget the old one, and the connection to it (the old instance may
+ * still be running somewhere, cut off, and would take what is meant for the new one).
+ */
+function restarted(e) {
+  known.set(e.instance, { epoch: e.epoch ?? 0, restart: !!e.restart });
+  const c = conns.get(e.instance);
+  conns.delete(e.instance);
+  c?.then((s) => s.destroy(), () => {});
+  return new PeerRestartedError(e.instance, e.epoch ?? 0);
+}
 /** The peer's entry if it is the one this activation knows; PeerRestartedError if its job restarted it. */
 async function same(id) {
   const e = await lookup(id);
-  const k = known.get(id);
-  if ((e.epoch ?? 0) !== k.epoch) {
-    known.set(id, { epoch: e.epoch ?? 0, restart: !!e.restart });
-    throw new PeerRestartedError(id, e.epoch ?? 0);
-  }
+  if ((e.epoch ?? 0) !== known.get(id).epoch) throw restarted(e);
   return e;
 }
 /** A peer that left the map: its job may be restarting it; PeerRestartedError once it is back, PeerGoneError if not. */
@@ -212,7 +219,7 @@ function onConnection(sock) {
         // Common case: a whole frame header inside this chunk, read in place.
         const kind = chunk[off];
         const len = Number(chunk.readBigUInt64BE(off + 1));
-        if (len > maxFrame()) return refuse(sock, from, len);
+        if (len > maxFrame()) return refuse(sock, from, chunk.readBigUInt64BE(off + 1));
         off += 9;
         if (len === 0) deliver({ kind, from, data: Buffer.alloc(0) });
         else if (chunk.length - off >= len) {
@@ -234,7 +241,7 @@ function onConnection(sock) {
       } else {
         const kind = head[0];
         const len = Number(head.readBigUInt64BE(1));
-        if (len > maxFrame()) return refuse(sock, from, len);
+        if (len > maxFrame()) return refuse(sock, from, head.readBigUInt64BE(1));
         if (len === 0) deliver({ kind, from, data: Buffer.alloc(0) });
         else body = { kind, buf: Buffer.allocUnsafe(len), filled: 0 };
       }
@@ -434,10 +441,7 @@ function take(kind, from, timeoutMs) {
       if (e) {
         const k = known.get(from);
         if (!k) remember(e);
-        else if ((e.epoch ?? 0) !== k.epoch) {
-          known.set(from, { epoch: e.epoch ?? 0, restart: !!e.restart });
-          fail(new PeerRestartedError(from, e.epoch ?? 0));
-        }
+        else if ((e.epoch ?? 0) !== k.epoch) fail(restarted(e));
         return;
       }
       unwatch();

@@ -7,8 +7,9 @@
 // master then sees PeerRestartedError, resends that worker its block and
 // waits for its answer (`-p crash wc-w3` makes worker wc-w3 die once, to try it).
 // Invoke it with an instance ID, so workers can answer:
-//   peerless fn create wordcount examples/wordcount/master.js
-//   peerless fn create wordcount-worker examples/wordcount/worker.js --memory 128
+//   peerless fn create wordcount examples/wordcount/master.js --timeout 300
+//   peerless fn create wordcount-worker examples/wordcount/worker.js --memory 128 --timeout 300
+// (300 s: a hundred workers started cold wait for the slowest to start before the master scatters.)
 //   peerless fn invoke wordcount --instance wc -P examples/wordcount/input-50.json --result
 const peerless = require('peerless');
 

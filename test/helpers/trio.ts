@@ -12,7 +12,7 @@ const js = (code: string) => ({ kind: 'nodejs', code });
 /** What the jobs tests and bench deploy: the README's wordcount, and small functions that make jobs easy to watch. */
 export const JOB_FUNCTIONS: Record<string, { exec: Record<string, unknown>; limits?: Record<string, unknown> }> = {
   wordcount: { exec: js(readFileSync(join(ROOT, 'examples/wordcount/master.js'), 'utf8')), limits: { timeout: 300_000 } },
-  'wordcount-worker': { exec: js(readFileSync(join(ROOT, 'examples/wordcount/worker.js'), 'utf8')), limits: { memory: 128 } },
+  'wordcount-worker': { exec: js(readFileSync(join(ROOT, 'examples/wordcount/worker.js'), 'utf8')), limits: { memory: 128, timeout: 300_000 } },
   // Holds its memory for p.ms.
   hold: { exec: js(`async function main(p) { await new Promise((r) => setTimeout(r, p.ms ?? 1000)); return { at: Date.now() } }`), limits: { memory: 2048 } },
   small: { exec: js(`async function main(p) { await new Promise((r) => setTimeout(r, p.ms ?? 0)); return { ok: true } }`), limits: { memory: 128 } },

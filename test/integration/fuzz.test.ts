@@ -161,10 +161,10 @@ describe('fuzzing the CLI', () => {
   const verbs: string[][] = [
     ['namespace', 'create'], ['namespace', 'list'], ['namespace', 'delete'], ['namespace', 'limits'], ['fn', 'create'], ['fn', 'update'], ['fn', 'get'], ['fn', 'list'], ['fn', 'delete'],
     ['fn', 'invoke'], ['instances'], ['instance', 'get'], ['peers'], ['status'], ['activation', 'list'], ['activation', 'get'], ['activation', 'result'],
-    ['activation', 'logs'], ['config', 'set'], ['config', 'show'], ['nonsense'], [],
+    ['activation', 'logs'], ['config', 'set'], ['config', 'show'], ['job', 'list'], ['job', 'get'], ['job', 'watch'], ['job', 'kill'], ['nonsense'], [],
   ];
   const flag = fc.oneof(
-    fc.constantFrom('--runtime', '--main', '--memory', '--timeout', '-p', '-P', '--limit', '--per-minute', '--concurrent', '--instance', '--instances', '--result', '--blocking', '--json', '--code', '--watch', '--bogus', '-'),
+    fc.constantFrom('--runtime', '--main', '--memory', '--timeout', '-p', '-P', '--limit', '--per-minute', '--concurrent', '--instance', '--instances', '--restart', '--queue-timeout', '--result', '--blocking', '--json', '--code', '--watch', '--bogus', '-'),
     nasty,
   );
 

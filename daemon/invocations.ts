@@ -9,7 +9,7 @@ import { newActivationId, type ActivationId, type FunctionName, type HostId, typ
 import { fnKeyOf } from './invoker.ts';
 import { attemptEnded, attemptStarted, cancel, isFinal, newJob, type JobDoc, type JobMember, type Jobs, type RestartPolicy } from './jobs.ts';
 import type { Quota } from './quota.ts';
-import type { ShareMember } from './share.ts';
+import type { Share, ShareMember } from './share.ts';
 import type { Store } from './store.ts';
 import type { FunctionRecord } from './types.ts';
 import type { Pool } from '../sandbox/pool.ts';
@@ -106,9 +106,8 @@ export class Invocations {
       throw new PeerlessError('payload_too_large', `parameters exceed ${this.d.payloadBytes} bytes`, { field: '/body' });
     const n = Math.max(1, r.ids.length);
     admit(this.d, ns, n);
-    let held = n;
     const giveBack = () => {
-      for (; held > 0; held--) this.d.quota.done(ns);
+      for (let i = 0; i < n; i++) this.d.quota.done(ns);
     };
     let claimed = false;
     let job: JobDoc | null = null;
@@ -130,11 +129,20 @@ export class Invocations {
       giveBack();
       if (claimed) this.hosts.release(ns, r.ids);
       if (job) {
-        // Refused before anything started: the job never was.
+        // Refused before anything started: what is kept is the record of the refusal.
         this.d.jobs.forget(job);
         const refused: JobDoc = { ...job, status: 'cancelled', reason: `refused: ${(e as Error).message}`, end: Date.now() };
         this.d.store.putJob(refused);
       }
+      throw e;
+    }
+    let members: Member[];
+    try {
+      members = await this.startPlaced(fn, params, r, job, placement);
+    } catch (e) {
+      giveBack();
+      if (claimed) this.hosts.release(ns, r.ids);
+      if (job) this.d.jobs.forget(job);
       throw e;
     }
     if (job) {
@@ -142,15 +150,11 @@ export class Invocations {
       this.d.jobs.save(job);
     }
     // Each member's quota slot is given back once its last attempt ended, wherever it ran.
-    const members = this.startPlaced(fn, params, r, job, placement);
-    for (const m of members) void m.done.finally(() => {
-      held--;
-      this.d.quota.done(ns);
-    });
+    for (const m of members) void m.done.finally(() => this.d.quota.done(ns));
     return { job, members };
   }
 
-  /** Ends a job: queued members never start, running ones are stopped on their hosts. False: not a live job here. */
+  /** Ends a job: queued members never start, running ones are stopped on their hosts; a job that ended stays as it was. */
   cancel(job: JobDoc, why: string): void {
     if (job.end !== null) return;
     cancel(job, why, Date.now());
@@ -240,14 +244,31 @@ export class Invocations {
     return { missing: refused.reduce((a, p) => a + p.count, 0) };
   }
 
-  private startPlaced(fn: FunctionRecord, params: Record<string, unknown>, r: InvokeRequest, job: JobDoc | null, placement: Placement): Member[] {
+  /**
+   * Starts the placed members. This host's share starts first, in the request: when it cannot (a full data
+   * disk, an ID taken meanwhile) nothing has started and the caller hears why. A share another host cannot
+   * start fails its members (who may restart elsewhere).
+   */
+  private async startPlaced(fn: FunctionRecord, params: Record<string, unknown>, r: InvokeRequest, job: JobDoc | null, placement: Placement): Promise<Member[]> {
     const ids: (string | null)[] = r.ids.length > 0 ? r.ids : [null];
-    const members: Member[] = [];
+    const self = this.hosts.self;
+    const ordered = [...placement].sort((a, b) => Number(b.host === self) - Number(a.host === self));
     let next = 0;
-    for (const p of placement) {
-      const part = ids.slice(next, next + p.count).map((instance): ShareMember => ({ instance, activationId: newActivationId(), epoch: 0, restart: !!r.restart }));
-      next += p.count;
-      const dones = this.startShare(fn, params, p.host, p.reservation, part, job);
+    const shares = ordered.map((p) => ({
+      p,
+      part: ids.slice(next, (next += p.count)).map((instance): ShareMember => ({ instance, activationId: newActivationId(), epoch: 0, restart: !!r.restart })),
+    }));
+    const members: Member[] = [];
+    for (const { p, part } of shares) {
+      let dones: Promise<ActivationView>[];
+      if (p.host === self) {
+        try {
+          dones = await this.hosts.start(p.host, this.shareOf(fn, params, part, p.reservation, job, p.host));
+        } catch (e) {
+          for (const x of shares) if (x.p.reservation !== null) this.hosts.unreserve(x.p.host, x.p.reservation);
+          throw e;
+        }
+      } else dones = this.startShare(fn, params, p.host, p.reservation, part, job);
       part.forEach((m, i) => {
         const jm = job?.members.find((x) => x.instance === m.instance);
         members.push({ instance: m.instance, activationId: m.activationId, done: jm && job ? this.follow(fn, params, job, jm, dones[i]!) : dones[i]! });
@@ -257,14 +278,19 @@ export class Invocations {
     return members;
   }
 
-  /** Starts a share on a host; a share that cannot start there fails its members (they may restart elsewhere). */
-  private startShare(fn: FunctionRecord, params: Record<string, unknown>, host: string, reservation: string | null, part: ShareMember[], job: JobDoc | null): Promise<ActivationView>[] {
+  /** The share for a host, its members marked as starting there in the job. */
+  private shareOf(fn: FunctionRecord, params: Record<string, unknown>, part: ShareMember[], reservation: string | null, job: JobDoc | null, host: string): Share {
     const now = Date.now();
     for (const m of part) {
       const jm = job?.members.find((x) => x.instance === m.instance);
       if (jm) attemptStarted(jm, this.hosts.nameOf(host), m.activationId, now);
     }
-    const started = this.hosts.start(host, { namespace: fn.namespace, function: fn.name, params, members: part, reservation, claimedBy: this.hosts.self });
+    return { namespace: fn.namespace, function: fn.name, params, members: part, reservation, claimedBy: this.hosts.self };
+  }
+
+  /** Starts a share on a host; a share that cannot start there fails its members (they may restart elsewhere). */
+  private startShare(fn: FunctionRecord, params: Record<string, unknown>, host: string, reservation: string | null, part: ShareMember[], job: JobDoc | null): Promise<ActivationView>[] {
+    const started = this.hosts.start(host, this.shareOf(fn, params, part, reservation, job, host));
     return part.map((m, i) => started.then((dones) => dones[i]!, (err: unknown) => {
       if (reservation !== null) this.hosts.unreserve(host, reservation);
       return recordFailed(this.d.store, fn, m, this.d.hostId, `The member could not start on host ${this.hosts.nameOf(host)}: ${(err as Error).message}`);

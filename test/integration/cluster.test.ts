@@ -197,7 +197,7 @@ describe('cluster of three daemons', () => {
       await victim.kill();
       const failed = await slow;
       expect(failed.status).toBe(500);
-      expect(failed.body.response).toMatchObject({ status: 'whisk internal error', result: { error: 'The host running the activation is gone.' } });
+      expect(failed.body.response).toMatchObject({ status: 'whisk internal error', result: { error: `The host ${victim.hostId} running the activation is gone.` } });
       expect((await c('GET', `/api/v1/namespaces/${NS}/activations/${failed.body.activationId}`)).body.response.status).toBe('whisk internal error');
       hosts[i - 1] = await start(i - 1, { dataDir, apiPort });
     } finally {

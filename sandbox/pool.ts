@@ -46,12 +46,6 @@ export interface Draw {
   drawn: boolean;
 }
 
-/**
- * Containers created at once by one pool. A hundred started together on a two-core host starve the engine
- * and the daemons alike (beats held back past the failure timeout, creations past any wait limit); a few at
- * a time finish sooner in all.
- */
-export const MAX_CREATING = 6;
 
 export interface Lease {
   container: ActionContainer;
@@ -79,8 +73,6 @@ export class Pool {
   /** memory promised to admitted groups whose members have not taken their containers yet */
   private readonly reservations = new Map<string, { mb: number; timer: NodeJS.Timeout }>();
   private nextReservation = 0;
-  private creating = 0;
-  private readonly createQueue: (() => void)[] = [];
   private waiters: (() => void)[] = [];
   private nextId = 0;
   private closed = false;
@@ -146,30 +138,6 @@ export class Pool {
     if (!r) return;
     r.mb -= mb;
     if (r.mb <= 0) this.unreserve(d.id);
-  }
-
-  /** At most MAX_CREATING creations at a time; the others wait their turn. */
-  private async creatingSlot(signal: AbortSignal): Promise<() => void> {
-    if (this.creating >= MAX_CREATING) {
-      await new Promise<void>((resolve, reject) => {
-        const go = () => {
-          signal.removeEventListener('abort', abort);
-          resolve();
-        };
-        const abort = () => {
-          const i = this.createQueue.indexOf(go);
-          if (i >= 0) this.createQueue.splice(i, 1);
-          reject(signal.reason);
-        };
-        signal.addEventListener('abort', abort, { once: true });
-        this.createQueue.push(go);
-      });
-    }
-    this.creating++;
-    return () => {
-      this.creating--;
-      this.createQueue.shift()?.();
-    };
   }
 
   /** Could this host serve the request now, warm or by creating a container, without waiting? */
@@ -272,13 +240,9 @@ export class Pool {
           if (v) void this.drop(v);
         }
         const e = this.add(req.fnKey, runtimeKey(req.image, req.memoryMb), req.memoryMb);
-        let done: (() => void) | null = null;
         try {
-          done = await this.creatingSlot(signal);
           e.container = await ActionContainer.create(this.o.docker, this.spec(e, req.image, req.memoryMb, req.namespaceNetwork, req.labels), signal);
-          done();
         } catch (err) {
-          done?.();
           this.entries.delete(e.slot.id);
           rmSync(e.dir, { recursive: true, force: true });
           this.wake();

@@ -138,7 +138,8 @@ export async function hostsUp(n: number): Promise<void> {
 function dropNamespace(i: number): void {
   if (sh('ip', ['netns', 'list'], true).split('\n').some((l) => l.split(' ')[0] === hostNs(i))) sh('ip', ['netns', 'del', hostNs(i)]);
   // Normally gone with its peer; still there if something kept the old namespace alive.
-  if (sh('ip', ['link', 'show', `plv${i}`], true)) sh('ip', ['link', 'del', `plv${i}`]);
+  // (It may still vanish between the look and the delete: the kernel tears a namespace down in the background.)
+  if (sh('ip', ['link', 'show', `plv${i}`], true)) sh('ip', ['link', 'del', `plv${i}`], true);
 }
 
 /** Whether an iptables rule is there, in host i's namespace or (without i) the root one. */

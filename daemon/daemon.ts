@@ -138,6 +138,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     directory,
     log,
     failed: (ns, id) => jobs.failedMember(ns, id),
+    jobsChanged: (l) => {
+      jobs.events.on('changed', l);
+      return () => jobs.events.off('changed', l);
+    },
     spawn: async (r) => {
       const { job, members } = await invocations.invoke({
         namespace: r.namespace as NamespaceName, function: r.function as FunctionName, params: r.params, ids: r.instances, group: true, field: '/body/instances',

@@ -86,7 +86,12 @@ export class FunctionApi {
     await this.app.close();
   }
 
-  static async create(opts: { root: string; directory: Directory; spawn: Spawner; log: Logger; failed: (ns: string, id: string) => string | null }): Promise<FunctionApi> {
+  static async create(opts: {
+    root: string; directory: Directory; spawn: Spawner; log: Logger;
+    /** why a member of a job failed for good, or null; `jobsChanged` says when to ask again */
+    failed: (ns: string, id: string) => string | null;
+    jobsChanged: (listener: () => void) => () => void;
+  }): Promise<FunctionApi> {
     const dir = opts.directory;
     const app = Fastify({
       loggerInstance: opts.log.child({ api: 'function' }) as FastifyBaseLogger,
@@ -132,12 +137,12 @@ export class FunctionApi {
           }
           return null;
         };
-        const watch = setInterval(() => failure() && ac.abort(), 100);
+        const off = opts.jobsChanged(() => failure() && ac.abort());
         let got;
         try {
-          got = await dir.waitFor(c.namespace, ids, req.query.timeout, ac.signal);
+          got = failure() ? null : await dir.waitFor(c.namespace, ids, req.query.timeout, ac.signal);
         } finally {
-          clearInterval(watch);
+          off();
         }
         const f = failure();
         if (!got && f) {

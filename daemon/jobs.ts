@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type { Brand, NamespaceName } from './ids.ts';
 import { invalid } from './errors.ts';
 import type { Store } from './store.ts';
@@ -156,8 +157,11 @@ export function cancel(j: JobDoc, why: string, now: number): void {
 export class Jobs {
   private readonly live = new Map<string, JobDoc>();
   private readonly store: Store;
+  /** 'changed' after every write of a job (a function waiting on members listens for failures) */
+  readonly events = new EventEmitter<{ changed: [] }>();
   constructor(store: Store) {
     this.store = store;
+    this.events.setMaxListeners(0);
   }
 
   add(j: JobDoc): void {
@@ -169,6 +173,7 @@ export class Jobs {
   save(j: JobDoc): void {
     this.store.putJob(j);
     if (j.end !== null) this.live.delete(j.jobId);
+    this.events.emit('changed');
   }
 
   /** A refused group never became a job the user can see. */

@@ -56,6 +56,9 @@ afterAll(async () => {
     await new Promise((r) => proc!.once('exit', r));
   }
   await hostsDown(1);
+  // What went wrong inside the daemon, if anything did: its log goes with its data directory.
+  const errors = readFileSync(join(dataDir, 'daemon.log'), 'utf8').split('\n').filter((l) => /"level":(50|60)/.test(l));
+  if (errors.length > 0) console.log(`daemon errors (${errors.length}):\n${errors.slice(0, 5).join('\n').slice(0, 4000)}`);
   rmSync(dataDir, { recursive: true, force: true });
 }, 120_000);
 

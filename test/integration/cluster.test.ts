@@ -185,12 +185,11 @@ describe('cluster of three daemons', () => {
       // The executing daemon dies mid-invocation: the caller gets a failed activation, not a hang.
       await waitFor(async () => (await c('GET', `/api/v1/namespaces/${NS}/actions/slow`)).status === 200, 20_000, 'slow replicated');
       const slow = invoke(c, NS, 'slow', {}, 'blocking=true');
+      // Where it runs: every daemon lists every daemon's activations, each with the host that holds it.
       const i = await waitFor(async () => {
-        for (let k = 0; k < hosts.length; k++) {
-          const list = (await clients[k]!.call('GET', `/api/v1/namespaces/${NS}/activations?name=slow`)).body;
-          if (Array.isArray(list) && list.some((a: { response: { status: string } }) => a.response.status === 'running')) return k + 1;
-        }
-        return 0;
+        const list = (await clients[0]!.call('GET', `/api/v1/namespaces/${NS}/activations?name=slow`)).body as { host: string; response: { status: string } }[];
+        const running = Array.isArray(list) ? list.find((a) => a.response.status === 'running') : undefined;
+        return running ? hosts.findIndex((h) => h.hostId === running.host) + 1 : 0;
       }, 20_000, 'slow running somewhere');
       const victim = hosts[i - 1]!;
       const { dataDir, port: apiPort } = victim;

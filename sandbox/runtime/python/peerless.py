@@ -390,7 +390,7 @@ def send(peer, data):
     _send_frame(peer, DATA, data)
 
 
-GONE_CHECK_S = 0.25
+GONE_CHECK_S = 0.5
 GONE_GRACE_S = 0.3
 # A sender's connection that stays open this long after it left the map is taken as cut off, not slow.
 GONE_OPEN_LIMIT_S = 10.0

@@ -378,13 +378,13 @@ export function recv(from, timeoutMs) {
   return take(DATA, from, timeoutMs);
 }
 
-const GONE_CHECK_MS = 250;
+const GONE_CHECK_MS = 500;
 const GONE_GRACE_MS = 300;
 // A sender's connection that stays open this long after it left the map is taken as cut off, not slow.
 const GONE_OPEN_LIMIT_MS = 10_000;
 
 // Receives waiting on named peers share one look at the map per tick, however many there are (a master
-// gathering from 1,000 workers asks the daemon four times a second, not 4,000).
+// gathering from 1,000 workers asks the daemon twice a second, not 2,000 times).
 const watchers = new Set();
 let polling = null;
 let pollBusy = false;

@@ -12,8 +12,10 @@ import type { Share, ShareRunner } from './share.ts';
 export interface Hosts {
   /** this daemon's own name among the hosts */
   readonly self: string;
-  /** every host that could take members now, this one first, with the memory it can promise */
+  /** every host that could take members now, this one first, with the memory it can promise (as last heard) */
   candidates(): Candidate[];
+  /** the same, each host asked now: what it last said may be a beat old */
+  freshCandidates(): Promise<Candidate[]>;
   /** a host's name for people (its host ID) */
   nameOf(host: string): string;
   /** sets memory aside on a host for a group's members there; null: it has not that much free */
@@ -41,6 +43,10 @@ export class LocalHosts implements Hosts {
 
   candidates(): Candidate[] {
     return [{ origin: this.self, freeMb: this.pool.freeMb() }];
+  }
+
+  async freshCandidates(): Promise<Candidate[]> {
+    return this.candidates();
   }
 
   nameOf(host: string): string {

@@ -222,16 +222,20 @@ export class Invocations {
   /** One placement attempt: a plan from the hosts' free memory, then a reservation on every host of it. */
   private async tryPlace(fn: FunctionRecord, n: number, unnamedSingle: boolean): Promise<Placement | { missing: number }> {
     const mb = fn.limits.memoryMb;
-    const cands = this.hosts.candidates();
     let plan: Map<string, number>;
     if (unnamedSingle) {
       // Where it is warm (or can be made): here first, else the host rendezvous hashing gives the function.
       const here = this.d.pool.hasRoom(fnKeyOf(fn), this.d.image(fn), mb);
-      const there = here ? null : rendezvous(fnKeyOf(fn), cands.slice(1), mb);
+      const there = here ? null : rendezvous(fnKeyOf(fn), this.hosts.candidates().slice(1), mb);
       plan = new Map([[there ?? this.hosts.self, 1]]);
-    } else if (n === 1 && (cands[0]?.freeMb ?? 0) >= mb) plan = new Map([[this.hosts.self, 1]]);
-    else plan = spread(n, cands, mb);
-    const placed = [...plan.values()].reduce((a, b) => a + b, 0);
+    } else {
+      const planFor = (cands: { origin: string; freeMb: number }[]) =>
+        n === 1 && (cands[0]?.freeMb ?? 0) >= mb ? new Map([[this.hosts.self, 1]]) : spread(n, cands, mb);
+      plan = planFor(this.hosts.candidates());
+      // What other daemons said of their room is up to a beat old: before refusing, ask them.
+      if (sum(plan) < n) plan = planFor(await this.hosts.freshCandidates());
+    }
+    const placed = sum(plan);
     if (placed < n) return { missing: n - placed };
     const out: Placement = await Promise.all([...plan].map(async ([host, count]) => ({
       host, count, reservation: await this.hosts.reserve(host, count * mb, RESERVATION_TTL_MS).catch(() => null),
@@ -340,6 +344,8 @@ export class Invocations {
     }
   }
 }
+
+const sum = (plan: Map<string, number>) => [...plan.values()].reduce((a, b) => a + b, 0);
 
 /** Refuses with 429 and Retry-After when the namespace is over its rate or its concurrency (its own, or the default). */
 export function admit(d: { quota: Quota; store: Store }, ns: NamespaceName, n: number): void {

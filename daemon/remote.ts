@@ -27,12 +27,13 @@ const REQUEST_MS = 5_000;
 const ENDED_TRIES = 5;
 
 export type RunRequest =
+  | { op: 'free' }
   | { op: 'reserve'; mb: number; ttlMs: number }
   | { op: 'unreserve'; reservation: string }
   | { op: 'start'; share: Share }
   | { op: 'stop'; ids: ActivationId[]; why: string }
   | { op: 'ended'; activationId: ActivationId; activation: ActivationView };
-type RunReply = { ok: true; reservation?: string | null } | { error: string };
+type RunReply = { ok: true; reservation?: string | null; freeMb?: number } | { error: string };
 
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isCount = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
@@ -49,6 +50,8 @@ function parseMember(v: unknown): ShareMember | null {
 export function parseRun(v: unknown): RunRequest | null {
   if (!isObj(v)) return null;
   switch (v.op) {
+    case 'free':
+      return { op: 'free' };
     case 'reserve':
       return isCount(v.mb, 1 << 30) && isCount(v.ttlMs, 600_000) ? { op: 'reserve', mb: v.mb, ttlMs: v.ttlMs } : null;
     case 'unreserve':
@@ -128,6 +131,8 @@ export class ClusterHosts implements Hosts {
 
   private serve(r: RunRequest, signer: string): RunReply {
     switch (r.op) {
+      case 'free':
+        return { ok: true, freeMb: this.d.local.pool.freeMb() };
       case 'reserve':
         return { ok: true, reservation: this.d.local.pool.reserve(r.mb, r.ttlMs) };
       case 'unreserve':
@@ -206,6 +211,15 @@ export class ClusterHosts implements Hosts {
 
   candidates(): Candidate[] {
     return [...this.d.local.candidates().map((c) => ({ ...c, origin: this.self })), ...this.d.cluster.candidates()];
+  }
+
+  async freshCandidates(): Promise<Candidate[]> {
+    const [self, ...others] = this.candidates();
+    const asked = await Promise.all(others.map(async (c) => {
+      const r = (await this.d.cluster.request(c.origin, RUN_PROTOCOL, { op: 'free' }, REQUEST_MS).catch(() => null)) as RunReply | null;
+      return r && 'ok' in r && typeof r.freeMb === 'number' ? { origin: c.origin, freeMb: r.freeMb } : c;
+    }));
+    return [self!, ...asked];
   }
 
   nameOf(host: string): string {

@@ -120,7 +120,7 @@ export async function startTrio(prefix: string, opts: { budgetMb?: number; failu
       const acts = (await calls[0]!('GET', path('/activations?limit=200'))).body as { end: number | null }[];
       const jobs = (await calls[0]!('GET', path('/jobs?limit=50'))).body as { end: number | null }[];
       return acts.every((a) => a.end !== null) && jobs.every((j) => j.end !== null);
-    }, 90_000, 'the namespace to be idle').then(() => undefined),
+    }, 300_000, 'the namespace to be idle').then(() => undefined),
     childJob: (master) => waitFor(async () => {
       const list = (await calls[0]!('GET', path('/jobs?limit=10'))).body as Job[];
       const j = list.find((x) => x.members[0]?.instance.startsWith(`${master}-w`) && x.end === null);

@@ -71,7 +71,7 @@ const RESERVATION_TTL_MS = 15_000;
 /** How often a queued group looks for room again. */
 const QUEUE_POLL_MS = 200;
 /** Groups that may wait for room at once on one daemon; more are refused. */
-export const MAX_QUEUED = 64;
+const MAX_QUEUED = 64;
 /** How long a spawned job's members may run on after their parent ended, before they are cancelled. */
 const PARENT_GRACE_MS = 2_000;
 /** A refused group is told to come back after this long. */
@@ -111,7 +111,8 @@ export class Invocations {
     };
     let claimed = false;
     let job: JobDoc | null = null;
-    let placement: Placement;
+    let placed = false;
+    let members: Member[];
     try {
       const here = r.ids.find((id) => this.d.directory.get(ns, id));
       if (here !== undefined) throw conflict(new InstanceClash(here).message, r.field);
@@ -124,25 +125,18 @@ export class Invocations {
         job = newJob({ namespace: ns, function: fn.name, coordinator: this.d.hostId, parent: r.parent ?? null, detach: r.detach ?? false, restart: r.restart ?? null, ids: r.ids, now: Date.now() });
         this.d.jobs.add(job);
       }
-      placement = await this.admitted(fn, r, job);
+      const placement = await this.admitted(fn, r, job);
+      placed = true;
+      members = await this.startPlaced(fn, params, r, job, placement);
     } catch (e) {
+      // Nothing started: the quota and the IDs go back, and the job is kept ended, as the record of why.
       giveBack();
       if (claimed) this.hosts.release(ns, r.ids);
       if (job) {
-        // Refused before anything started: what is kept is the record of the refusal.
         this.d.jobs.forget(job);
-        const refused: JobDoc = { ...job, status: 'cancelled', reason: `refused: ${(e as Error).message}`, end: Date.now() };
-        this.d.store.putJob(refused);
+        const ended: JobDoc = { ...job, status: 'cancelled', reason: `${placed ? 'not started' : 'refused'}: ${(e as Error).message}`, end: Date.now() };
+        this.d.store.putJob(ended);
       }
-      throw e;
-    }
-    let members: Member[];
-    try {
-      members = await this.startPlaced(fn, params, r, job, placement);
-    } catch (e) {
-      giveBack();
-      if (claimed) this.hosts.release(ns, r.ids);
-      if (job) this.d.jobs.forget(job);
       throw e;
     }
     if (job) {
@@ -278,7 +272,6 @@ export class Invocations {
         members.push({ instance: m.instance, activationId: m.activationId, done: jm && job ? this.follow(fn, params, job, jm, dones[i]!) : dones[i]! });
       });
     }
-    if (job) this.d.jobs.save(job);
     return members;
   }
 
@@ -348,7 +341,7 @@ export class Invocations {
 const sum = (plan: Map<string, number>) => [...plan.values()].reduce((a, b) => a + b, 0);
 
 /** Refuses with 429 and Retry-After when the namespace is over its rate or its concurrency (its own, or the default). */
-export function admit(d: { quota: Quota; store: Store }, ns: NamespaceName, n: number): void {
+function admit(d: { quota: Quota; store: Store }, ns: NamespaceName, n: number): void {
   const a = d.quota.admit(ns, n, Date.now(), d.store.namespaceLimits(ns));
   if (!a.ok) throw new PeerlessError('too_many_requests', a.reason, { headers: { 'retry-after': String(a.retryAfterS) } });
 }

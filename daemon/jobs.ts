@@ -11,7 +11,7 @@ import type { Store } from './store.ts';
 // without daemons; the Jobs class only keeps the documents and writes them.
 
 export type JobId = Brand<string, 'JobId'>;
-export const newJobId = (): JobId => randomBytes(16).toString('hex') as JobId;
+const newJobId = (): JobId => randomBytes(16).toString('hex') as JobId;
 export const JOB_ID_PATTERN = '^[0-9a-f]{32}$';
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';

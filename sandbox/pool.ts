@@ -46,7 +46,6 @@ export interface Draw {
   drawn: boolean;
 }
 
-
 export interface Lease {
   container: ActionContainer;
   slotId: string;

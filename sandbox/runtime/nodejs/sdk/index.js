@@ -6,14 +6,16 @@
 //   await peerless.send('worker-1', Buffer.from('hi'))
 //   const { from, data } = await peerless.recv()
 //
-// Wire format on a connection: a hello (u16 length + sender ID), then frames
-// of u8 kind (0 data, 1 barrier) + u64 length + payload.
+// The wire format (a hello, then frames of u8 kind + u64 length + payload) is
+// specified in docs/wire.md; the Python SDK speaks the same.
 import http from 'node:http';
 import net from 'node:net';
+import { Collectives } from './collectives.js';
 
-const SOCKET = '/peerless/api.sock';
+export { OPS } from './collectives.js';
+const SOCKET = process.env.__OW_PEERLESS_API_SOCKET || '/peerless/api.sock';
 const DATA = 0;
-const BARRIER = 1;
+const COLL = 2;
 const CONNECT_RETRY_MS = 3000;
 // A peer its job restarts is given this long to come back before it is taken for gone.
 const RESTART_WAIT_MS = 8000;
@@ -61,7 +63,7 @@ const env = () => ({
   port: Number(process.env.__OW_PEERLESS_PORT || 7700),
 });
 
-function api(method, path, body) {
+function api(method, path, body, signal) {
   const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -70,6 +72,7 @@ function api(method, path, body) {
         path,
         method,
         agent,
+        signal,
         headers: { authorization: `Bearer ${env().token}`, ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) },
       },
       (res) => {
@@ -143,11 +146,12 @@ async function goneOrRestarted(id, gone) {
  * Resolves with the entries of all IDs once every one is running; rejects with TimeoutError at the
  * timeout, or with PeerGoneError at once when one of them failed before it ran.
  */
-export async function waitFor(ids, timeoutMs = 30000) {
+export async function waitFor(ids, opts = {}) {
+  const { timeout = 30000, signal } = typeof opts === 'number' ? { timeout: opts } : opts;
   const list = Array.isArray(ids) ? ids : [ids];
   const q = list.map((id) => `ids=${encodeURIComponent(id)}`).join('&');
   try {
-    return (await api('GET', `/v1/wait?${q}&timeout=${Math.round(timeoutMs)}`)).instances.map(remember);
+    return (await api('GET', `/v1/wait?${q}&timeout=${Math.round(timeout)}`, undefined, signal)).instances.map(remember);
   } catch (e) {
     if (e.status === 410) throw new PeerGoneError(e.body.instance, e.body.detail);
     if (e.status === 408) throw new TimeoutError(e.body.detail);
@@ -169,23 +173,34 @@ export async function spawn(fn, opts = {}) {
 // ---- messages ----
 
 let server = null;
-const inbox = []; // { kind, from, data }
-let waiters = []; // { kind, from, resolve }
+const inbox = []; // { kind, from, tag, data }
+let waiters = []; // { match, resolve }
 const conns = new Map(); // peer id -> Promise<net.Socket>
 const reading = new Map(); // sender id -> its connections still being read
 let unnamed = 0; // connections accepted whose sender is not read yet
 let onClosed = []; // called when a connection from a peer has ended: every byte of it has been delivered
 // A frame longer than this closes its connection instead of being buffered (default: the function's memory).
 const maxFrame = () => Number(process.env.__OW_PEERLESS_MAX_FRAME) || 2 ** 31;
-function refuse(sock, from, len) {
-  console.error(`peerless: closed the connection from ${from}: a frame of ${len} bytes is over the limit of ${maxFrame()} bytes`);
+/** Frames refused since the process started, by reason (docs/wire.md: a bad frame closes its connection). */
+export const refused = { tooLong: 0, badKind: 0, badTag: 0 };
+function refuse(sock, from, why, reason) {
+  refused[reason]++;
+  console.error(`peerless: closed the connection from ${from}: ${why}`);
   sock.destroy();
 }
 
 function deliver(msg) {
-  const i = waiters.findIndex((w) => w.kind === msg.kind && (w.from == null || w.from === msg.from));
+  const i = waiters.findIndex((w) => w.match(msg));
   if (i >= 0) waiters.splice(i, 1)[0].resolve(msg);
   else inbox.push(msg);
+}
+
+/** A whole frame's payload has arrived: a data message as it is, a collective's with its tag read off. */
+function frame(sock, from, kind, buf) {
+  if (kind === DATA) return deliver({ kind, from, tag: null, data: buf });
+  const n = buf.length >= 2 ? buf.readUInt16BE(0) : -1;
+  if (n < 0 || 2 + n > buf.length) return refuse(sock, from, 'a collective frame whose tag overruns it', 'badTag');
+  deliver({ kind, from, tag: buf.toString('utf8', 2, 2 + n), data: buf.subarray(2 + n) });
 }
 
 function onConnection(sock) {
@@ -200,9 +215,15 @@ function onConnection(sock) {
   });
   let head = Buffer.alloc(0);
   let body = null; // { kind, buf, filled }
+  // A frame's header is checked before a byte of its payload is held: too long or of no known kind closes.
+  const header = (kind, len64) => {
+    if (kind !== DATA && kind !== COLL) return refuse(sock, from, `a frame of unknown kind ${kind}`, 'badKind'), false;
+    if (len64 > BigInt(maxFrame())) return refuse(sock, from, `a frame of ${len64} bytes is over the limit of ${maxFrame()} bytes`, 'tooLong'), false;
+    return true;
+  };
   sock.on('data', (chunk) => {
     let off = 0;
-    while (off < chunk.length) {
+    while (off < chunk.length && !sock.destroyed) {
       if (body) {
         // Copy straight into the message's own buffer: one copy, never two.
         const n = Math.min(chunk.length - off, body.buf.length - body.filled);
@@ -210,7 +231,7 @@ function onConnection(sock) {
         body.filled += n;
         off += n;
         if (body.filled === body.buf.length) {
-          deliver({ kind: body.kind, from, data: body.buf });
+          frame(sock, from, body.kind, body.buf);
           body = null;
         }
         continue;
@@ -218,12 +239,12 @@ function onConnection(sock) {
       if (from !== null && head.length === 0 && chunk.length - off >= 9) {
         // Common case: a whole frame header inside this chunk, read in place.
         const kind = chunk[off];
-        const len = Number(chunk.readBigUInt64BE(off + 1));
-        if (len > maxFrame()) return refuse(sock, from, chunk.readBigUInt64BE(off + 1));
+        const len64 = chunk.readBigUInt64BE(off + 1);
+        if (!header(kind, len64)) return;
+        const len = Number(len64);
         off += 9;
-        if (len === 0) deliver({ kind, from, data: Buffer.alloc(0) });
-        else if (chunk.length - off >= len) {
-          deliver({ kind, from, data: Buffer.from(chunk.subarray(off, off + len)) });
+        if (chunk.length - off >= len) {
+          frame(sock, from, kind, Buffer.from(chunk.subarray(off, off + len)));
           off += len;
         } else body = { kind, buf: Buffer.allocUnsafe(len), filled: 0 };
         continue;
@@ -240,10 +261,10 @@ function onConnection(sock) {
         reading.set(from, (reading.get(from) ?? 0) + 1);
       } else {
         const kind = head[0];
-        const len = Number(head.readBigUInt64BE(1));
-        if (len > maxFrame()) return refuse(sock, from, head.readBigUInt64BE(1));
-        if (len === 0) deliver({ kind, from, data: Buffer.alloc(0) });
-        else body = { kind, buf: Buffer.allocUnsafe(len), filled: 0 };
+        const len64 = head.readBigUInt64BE(1);
+        if (!header(kind, len64)) return;
+        if (len64 === 0n) frame(sock, from, kind, Buffer.alloc(0));
+        else body = { kind, buf: Buffer.allocUnsafe(Number(len64)), filled: 0 };
       }
       head = Buffer.alloc(0);
     }
@@ -262,6 +283,7 @@ export async function _start() {
 export function _end() {
   inbox.length = 0;
   known.clear();
+  collectives.reset();
   for (const w of waiters) w.resolve(null);
   waiters = [];
   // end(), not destroy(): bytes a send has handed over but the kernel has not taken yet still go out.
@@ -272,8 +294,9 @@ export function _end() {
   conns.clear();
 }
 
+const me = () => env().instance || `activation-${process.env.__OW_ACTIVATION_ID || 'anonymous'}`;
+
 async function dial(id) {
-  const me = env().instance || `activation-${process.env.__OW_ACTIVATION_ID || 'anonymous'}`;
   const deadline = Date.now() + CONNECT_RETRY_MS;
   for (;;) {
     const e = await lookup(id); // a peer that is gone fails here, at once
@@ -287,7 +310,7 @@ async function dial(id) {
           s.setTimeout(2000, () => s.destroy(new Error('connect timeout')));
         });
         sock.setTimeout(0);
-        const idb = Buffer.from(me, 'utf8');
+        const idb = Buffer.from(me(), 'utf8');
         const hello = Buffer.alloc(2 + idb.length);
         hello.writeUInt16BE(idb.length, 0);
         idb.copy(hello, 2);
@@ -346,11 +369,22 @@ export async function connect(id) {
   await connection(id);
 }
 
-async function sendFrame(id, kind, data) {
-  const buf = typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const header = Buffer.alloc(9);
+const bytesOf = (data) =>
+  typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+
+/** One frame to a peer: the header (with a collective's tag) and the payload, which is never copied when large. */
+async function sendFrame(id, kind, data, tag = null, signal = undefined) {
+  signal?.throwIfAborted();
+  const buf = bytesOf(data);
+  const tb = tag === null ? null : Buffer.from(tag, 'utf8');
+  const prefix = tb ? 2 + tb.length : 0;
+  const header = Buffer.allocUnsafe(9 + prefix);
   header[0] = kind;
-  header.writeBigUInt64BE(BigInt(buf.length), 1);
+  header.writeBigUInt64BE(BigInt(prefix + buf.length), 1);
+  if (tb) {
+    header.writeUInt16BE(tb.length, 9);
+    tb.copy(header, 11);
+  }
   for (let attempt = 0; ; attempt++) {
     const connP = connection(id);
     const sock = await connP;
@@ -371,11 +405,30 @@ async function sendFrame(id, kind, data) {
 }
 
 /** Sends bytes (Buffer, Uint8Array or string) to the instance with this ID. */
-export const send = (id, data) => sendFrame(id, DATA, data);
+export const send = (id, data, opts = {}) => sendFrame(id, DATA, data, null, opts.signal);
 
-/** The next message, from anyone or from one ID: { from, data: Buffer }. */
-export function recv(from, timeoutMs) {
-  return take(DATA, from, timeoutMs);
+/** `recv(from, 5000)` is `recv(from, { timeout: 5000 })`. */
+const optsOf = (o) => (typeof o === 'number' ? { timeout: o } : (o ?? {}));
+
+/**
+ * The next message, from anyone or from one ID: { from, data: Buffer }. Options: timeout (ms, then
+ * TimeoutError), signal (an AbortSignal: rejects with its reason).
+ */
+export function recv(from, opts) {
+  const o = optsOf(opts);
+  return take((m) => m.kind === DATA && (from == null || m.from === from), from, o);
+}
+
+/** Messages as they come, from anyone (or from one ID): `for await (const { from, data } of peerless.messages())`. */
+export async function* messages(opts = {}) {
+  for (;;) {
+    try {
+      yield await recv(opts.from, { signal: opts.signal });
+    } catch (e) {
+      if (e.message === 'activation ended' || (opts.signal?.aborted && e === opts.signal.reason)) return;
+      throw e;
+    }
+  }
 }
 
 const GONE_CHECK_MS = 500;
@@ -412,30 +465,37 @@ function watch(f) {
   };
 }
 
-function take(kind, from, timeoutMs) {
-  const i = inbox.findIndex((m) => m.kind === kind && (from == null || m.from === from));
+/**
+ * The first message `match` accepts, from the inbox or as it arrives. Waiting on one peer (`from`): if it
+ * leaves the map without having sent, it fails instead of waiting forever; if its job restarted it, it says
+ * so (what it was to send is lost with its old life).
+ */
+function take(match, from, { timeout, signal } = {}) {
+  const i = inbox.findIndex(match);
   if (i >= 0) return Promise.resolve(strip(inbox.splice(i, 1)[0]));
+  if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     const timers = [];
     let check = null;
     let unwatch = null;
+    const onAbort = () => fail(signal.reason);
     const finish = (f) => {
       for (const t of timers) clearTimeout(t), clearInterval(t);
       unwatch?.();
+      signal?.removeEventListener('abort', onAbort);
       const j = waiters.indexOf(w);
       if (j >= 0) waiters.splice(j, 1);
       if (check) onClosed = onClosed.filter((c) => c !== check);
       f();
     };
-    const w = { kind, from: from ?? null, resolve: (m) => finish(() => (m ? resolve(strip(m)) : reject(new Error('activation ended')))) };
-    waiters.push(w);
-    if (timeoutMs != null) timers.push(setTimeout(() => finish(() => reject(new TimeoutError(`no message${from ? ` from ${from}` : ''} within ${timeoutMs} ms`))), timeoutMs));
-    if (from == null) return;
+    const w = { match, resolve: (m) => finish(() => (m ? resolve(strip(m)) : reject(new Error('activation ended')))) };
     const fail = (e) => {
       if (waiters.includes(w)) finish(() => reject(e));
     };
-    // Waiting on one peer: if it leaves the map without having sent, fail instead of waiting forever;
-    // if its job restarted it, say so: what it was to send is lost with its old life.
+    waiters.push(w);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (timeout != null) timers.push(setTimeout(() => fail(new TimeoutError(`no message${from ? ` from ${from}` : ''} within ${timeout} ms`)), timeout));
+    if (from == null) return;
     unwatch = watch((byId) => {
       const e = byId.get(from);
       if (e) {
@@ -463,15 +523,52 @@ function take(kind, from, timeoutMs) {
 }
 const strip = (m) => ({ from: m.from, data: m.data });
 
-export const broadcast = (ids, data) => Promise.all(ids.map((id) => send(id, data)));
-export const scatter = (ids, chunks) => Promise.all(ids.map((id, i) => send(id, chunks[i])));
-/** One message from each ID, in the order of the IDs. */
-export const gather = async (ids) => Promise.all(ids.map(async (id) => (await recv(id)).data));
-/** Returns once every instance in ids (this one included or not) has reached the barrier. */
-export async function barrier(ids) {
-  const me = env().instance;
-  const others = ids.filter((id) => id !== me);
-  await Promise.all(others.map((id) => sendFrame(id, BARRIER, Buffer.alloc(0))));
-  await Promise.all(others.map((id) => take(BARRIER, id)));
+// ---- collectives (collectives.js holds the schedules; this is their transport) ----
+
+const ABORT = '!';
+const collectives = new Collectives({
+  get me() {
+    return me();
+  },
+  send: (peer, tag, bytes, o) => sendFrame(peer, COLL, bytes, tag, o.signal),
+  async recv(peer, tag, base, o) {
+    const m = await take((x) => x.kind === COLL && ((x.from === peer && x.tag === tag) || x.tag === base + ABORT), peer, o);
+    if (m.tag !== tag) {
+      // Another member could not go on: fail as it did, naming the same peer.
+      let why = {};
+      try {
+        why = JSON.parse(m.data.toString('utf8'));
+      } catch {}
+      const inst = typeof why.instance === 'string' ? why.instance : m.from;
+      const err = why.epoch != null ? new PeerRestartedError(inst, why.epoch) : new PeerGoneError(inst, `${m.from} saw it fail during a collective`);
+      err.relayed = true;
+      throw err;
+    }
+    return m.data;
+  },
+  async abort(peers, base, err) {
+    if (err.relayed) return; // whoever saw the failure first tells everyone; the others only fail
+    const why = Buffer.from(JSON.stringify({ instance: err.instance, ...(err.epoch != null ? { epoch: err.epoch } : {}) }));
+    const bounded = (p) => Promise.race([p, new Promise((r) => setTimeout(r, 2000).unref())]);
+    await Promise.allSettled(peers.map((p) => bounded(sendFrame(p, COLL, why, base + ABORT))));
+  },
+});
+
+/**
+ * Sends the root's value to every member and returns it (a binomial tree). Called by every member with the
+ * same IDs; non-roots pass undefined (they get a Buffer) or a value of the kind they expect. Called by an
+ * instance that is not in `ids`, it just sends the data to each of them (they recv() it).
+ */
+export function broadcast(ids, data, opts = {}) {
+  if (!ids.includes(me())) return Promise.all(ids.map((id) => send(id, data, opts)));
+  return collectives.broadcast(ids, data, opts);
 }
+export const reduce = (ids, value, op, opts) => collectives.reduce(ids, value, op, opts);
+export const allreduce = (ids, value, op, opts) => collectives.allreduce(ids, value, op, opts);
+export const scan = (ids, value, op, opts) => collectives.scan(ids, value, op, opts);
+export const alltoall = (ids, parts, opts) => collectives.alltoall(ids, parts, opts);
+export const barrier = (ids, opts) => collectives.barrier(ids, opts);
+export const scatter = (ids, chunks, opts = {}) => Promise.all(ids.map((id, i) => send(id, chunks[i], opts)));
+/** One message from each ID, in the order of the IDs. */
+export const gather = async (ids, opts) => Promise.all(ids.map(async (id) => (await recv(id, opts)).data));
 export const instanceId = () => env().instance;

@@ -6,9 +6,13 @@ bytes directly over TCP on the namespace's network. No relay, no store.
     peerless.send("worker-1", b"hi")
     sender, data = peerless.recv()
 
-Wire format on a connection: a hello (u16 length + sender ID), then frames of
-u8 kind (0 data, 1 barrier) + u64 length + payload.
+The wire format (a hello, then frames of u8 kind + u64 length + payload) is
+specified in docs/wire.md; the Node.js SDK speaks the same. Received data is
+a bytearray (writable, one copy from the socket); collectives are in
+peerless.collectives, an asyncio variant of every call in peerless.aio.
 """
+from __future__ import annotations
+
 import http.client
 import json
 import os
@@ -17,9 +21,12 @@ import struct
 import threading
 import time
 import urllib.parse
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-SOCKET = "/peerless/api.sock"
-DATA, BARRIER = 0, 1
+from .collectives import OPS, Collectives
+
+SOCKET = os.environ.get("__OW_PEERLESS_API_SOCKET", "/peerless/api.sock")
+DATA, COLL = 0, 2
 SMALL = 64 * 1024
 CONNECT_RETRY_S = 3.0
 # A peer its job restarts is given this long to come back before it is taken for gone.
@@ -63,7 +70,7 @@ class _UnixConnection(http.client.HTTPConnection):
 
     def connect(self):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(SOCKET)
+        self.sock.connect(os.environ.get("__OW_PEERLESS_API_SOCKET", SOCKET))
 
 
 _api_local = threading.local()
@@ -195,18 +202,19 @@ def spawn(function, instance=None, instances=None, params=None, restart=None, qu
     return r["activations"]
 
 
-waitFor, setStatus = wait_for, set_status
 
 # ---- messages ----
 
 _lock = threading.Condition()
-_inbox = []  # (kind, sender, data)
-_conns = {}  # peer id -> _Conn
+_inbox: List[Tuple[int, str, Optional[str], bytearray]] = []  # (kind, sender, tag, data)
+_conns: Dict[str, "_Conn"] = {}  # peer id -> _Conn
 _conns_lock = threading.Lock()
 _server = None
 _generation = 0
-_reading = {}  # sender id -> its connections still being read
+_reading: Dict[str, int] = {}  # sender id -> its connections still being read
 _unnamed = 0  # connections accepted whose sender is not read yet
+# Frames refused since the process started, by reason (docs/wire.md: a bad frame closes its connection).
+refused = {"tooLong": 0, "badKind": 0, "badTag": 0}
 
 
 def _read_exact(sock, n):
@@ -226,6 +234,11 @@ def _max_frame():
     return int(_env("MAX_FRAME", "0") or 0) or 2 ** 31
 
 
+def _refuse(sender, why, reason):
+    refused[reason] += 1
+    print("peerless: closed the connection from %s: %s" % (sender, why), flush=True)
+
+
 def _serve_connection(sock):
     global _unnamed
     sender = None
@@ -239,12 +252,20 @@ def _serve_connection(sock):
             _reading[sender] = _reading.get(sender, 0) + 1
         while True:
             kind, length = struct.unpack(">BQ", _read_exact(sock, 9))
+            if kind not in (DATA, COLL):
+                return _refuse(sender, "a frame of unknown kind %d" % kind, "badKind")
             if length > _max_frame():
-                print("peerless: closed the connection from %s: a frame of %d bytes is over the limit of %d bytes" % (sender, length, _max_frame()), flush=True)
-                return
+                return _refuse(sender, "a frame of %d bytes is over the limit of %d bytes" % (length, _max_frame()), "tooLong")
             data = _read_exact(sock, length) if length else bytearray()
+            tag = None
+            if kind == COLL:
+                n = struct.unpack_from(">H", data)[0] if length >= 2 else -1
+                if n < 0 or 2 + n > length:
+                    return _refuse(sender, "a collective frame whose tag overruns it", "badTag")
+                tag = bytes(data[2:2 + n]).decode()
+                del data[:2 + n]
             with _lock:
-                _inbox.append((kind, sender, data))
+                _inbox.append((kind, sender, tag, data))
                 _lock.notify_all()
     except (OSError, EOFError, struct.error, UnicodeDecodeError):
         pass
@@ -299,6 +320,7 @@ def _end():
     for c in conns:
         c.close()
     _known.clear()
+    _collectives.reset()
 
 
 def _connect(peer):
@@ -351,10 +373,14 @@ def _conn(peer):
         return c
 
 
-def _send_frame(peer, kind, data):
+Bytes = Union[bytes, bytearray, memoryview, str]
+
+
+def _send_frame(peer: str, kind: int, data: Bytes, tag: Optional[str] = None) -> None:
     if isinstance(data, str):
         data = data.encode()
-    header = struct.pack(">BQ", kind, len(data))
+    prefix = b"" if tag is None else struct.pack(">H", len(tag.encode())) + tag.encode()
+    header = struct.pack(">BQ", kind, len(prefix) + len(data)) + prefix
     for attempt in (0, 1):
         c = _conn(peer)
         with c.lock:
@@ -396,16 +422,19 @@ GONE_GRACE_S = 0.3
 GONE_OPEN_LIMIT_S = 10.0
 
 
-def _take(kind, sender=None, timeout=None):
+def _take(match, sender: Optional[str] = None, timeout: Optional[float] = None):
+    """The first message `match` accepts, from the inbox or as it arrives. Waiting on one peer (`sender`):
+    if it leaves the map without having sent, PeerGoneError instead of waiting forever; if its job restarted
+    it, PeerRestartedError (what it was to send is lost with its old life)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     gen = _generation
     gone_since = None
     while True:
         with _lock:
-            for i, (k, s, d) in enumerate(_inbox):
-                if k == kind and (sender is None or s == sender):
+            for i, m in enumerate(_inbox):
+                if match(m):
                     del _inbox[i]
-                    return s, d
+                    return m
             if gen != _generation:
                 raise RuntimeError("activation ended")
             if gone_since is not None:
@@ -435,31 +464,116 @@ def _take(kind, sender=None, timeout=None):
                 gone_since = time.monotonic()
 
 
-def recv(sender=None, timeout=None):
-    """The next message, from anyone or from one ID: (sender, data)."""
-    return _take(DATA, sender, timeout)
+def recv(sender: Optional[str] = None, timeout: Optional[float] = None) -> Tuple[str, bytearray]:
+    """The next message, from anyone or from one ID: (sender, data). TimeoutError after `timeout` seconds."""
+    _, s, _, d = _take(lambda m: m[0] == DATA and (sender is None or m[1] == sender), sender, timeout)
+    return s, d
 
 
-def broadcast(ids, data):
-    for i in ids:
-        send(i, data)
+def messages(sender: Optional[str] = None, timeout: Optional[float] = None) -> Iterator[Tuple[str, bytearray]]:
+    """Messages as they come: `for sender, data in peerless.messages(): ...`. Ends when none came within
+    `timeout` seconds (if given), or when the activation ends."""
+    while True:
+        try:
+            yield recv(sender, timeout)
+        except (TimeoutError, RuntimeError):
+            return
 
 
-def scatter(ids, chunks):
+# ---- collectives (peerless.collectives holds the schedules; this is their transport) ----
+
+_ABORT = "!"
+
+
+class _Transport:
+    @property
+    def me(self) -> str:
+        return instance_id() or "activation-" + os.environ.get("__OW_ACTIVATION_ID", "anonymous")
+
+    def send(self, peer: str, tag: str, data: bytes) -> None:
+        _send_frame(peer, COLL, data, tag)
+
+    def recv(self, peer: str, tag: str, base: str, timeout: Optional[float]) -> bytes:
+        _, frm, t, data = _take(lambda m: m[0] == COLL and ((m[1] == peer and m[2] == tag) or m[2] == base + _ABORT), peer, timeout)
+        if t != tag:
+            # Another member could not go on: fail as it did, naming the same peer.
+            try:
+                why = json.loads(bytes(data))
+            except ValueError:
+                why = {}
+            inst = why.get("instance") if isinstance(why.get("instance"), str) else frm
+            err: Exception = PeerRestartedError(inst, why["epoch"]) if isinstance(why.get("epoch"), int) else \
+                PeerGoneError(inst, "%s saw it fail during a collective" % frm)
+            err.relayed = True  # type: ignore[attr-defined]
+            raise err
+        return data
+
+    def abort(self, peers: List[str], base: str, err: Exception) -> None:
+        if getattr(err, "relayed", False):
+            return  # whoever saw the failure first tells everyone; the others only fail
+        why: Dict[str, Any] = {"instance": getattr(err, "instance")}
+        if isinstance(err, PeerRestartedError):
+            why["epoch"] = err.epoch
+        payload = json.dumps(why).encode()
+
+        def tell(p: str) -> None:
+            try:
+                _send_frame(p, COLL, payload, base + _ABORT)
+            except Exception:
+                pass  # best effort: that member learns of the failure on its own
+
+        threads = [threading.Thread(target=tell, args=(p,), daemon=True) for p in peers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(2.0)
+
+
+_collectives = Collectives(_Transport())
+
+
+def broadcast(ids: Sequence[str], data: Any = None, root: Optional[str] = None, timeout: Optional[float] = None) -> Any:
+    """Sends the root's value to every member and returns it (a binomial tree). Called by every member with
+    the same IDs; non-roots pass None (they get bytes) or a value of the kind they expect. Called by an
+    instance that is not in `ids`, it just sends the data to each of them (they recv() it)."""
+    if _Transport().me not in ids:
+        for i in ids:
+            send(i, data)
+        return data
+    return _collectives.broadcast(ids, data, root, timeout)
+
+
+def reduce(ids: Sequence[str], value: Any, op: Any, root: Optional[str] = None, timeout: Optional[float] = None) -> Any:
+    """v0 op v1 op ... op vn-1 at the root (None elsewhere), in rank order. op: "sum", "prod", "min", "max" or a function."""
+    return _collectives.reduce(ids, value, op, root, timeout)
+
+
+def allreduce(ids: Sequence[str], value: Any, op: Any, timeout: Optional[float] = None) -> Any:
+    """v0 op v1 op ... op vn-1 at every member, in rank order (recursive doubling)."""
+    return _collectives.allreduce(ids, value, op, timeout)
+
+
+def scan(ids: Sequence[str], value: Any, op: Any, timeout: Optional[float] = None) -> Any:
+    """Inclusive prefix: member r gets v0 op ... op vr."""
+    return _collectives.scan(ids, value, op, timeout)
+
+
+def alltoall(ids: Sequence[str], parts: Sequence[Any], timeout: Optional[float] = None) -> List[Any]:
+    """The shuffle: parts[i] goes to member i; returns what each member sent this one, by rank."""
+    return _collectives.alltoall(ids, parts, timeout)
+
+
+def barrier(ids: Sequence[str], timeout: Optional[float] = None) -> None:
+    """Returns once every instance in ids has reached the barrier (a dissemination barrier)."""
+    _collectives.barrier(ids, timeout)
+
+
+def scatter(ids: Sequence[str], chunks: Sequence[Bytes]) -> None:
+    """Sends chunks[i] to ids[i] (they recv() it)."""
     for i, c in zip(ids, chunks):
         send(i, c)
 
 
-def gather(ids, timeout=None):
+def gather(ids: Sequence[str], timeout: Optional[float] = None) -> List[bytearray]:
     """One message from each ID, in the order of the IDs."""
     return [recv(i, timeout)[1] for i in ids]
-
-
-def barrier(ids, timeout=None):
-    """Returns once every instance in ids has reached the barrier."""
-    me = instance_id()
-    others = [i for i in ids if i != me]
-    for i in others:
-        _send_frame(i, BARRIER, b"")
-    for i in others:
-        _take(BARRIER, i, timeout)

@@ -30,6 +30,8 @@ export interface PoolOptions {
   /** told when a container's directory goes away */
   onRemove?: (slotDir: string) => void;
   log: Logger;
+  /** containers being created and started at once (default 8); the others wait their turn */
+  startConcurrency?: number;
 }
 
 export interface Request extends Omit<Demand, 'runtimeKey'> {
@@ -78,8 +80,41 @@ export class Pool {
   /** the engine is unreachable: nothing can be created until it is back */
   private lost = false;
   private readonly o: PoolOptions;
+  /** container starts under way, and those waiting for a turn (see create) */
+  private starting = 0;
+  private startQueue: (() => void)[] = [];
   constructor(options: PoolOptions) {
     this.o = options;
+  }
+
+  /**
+   * Creates and starts a container, a few at a time. Two hundred interpreters starting at once on two cores
+   * each take minutes and miss their start deadline; in turns each starts in about a second, and the whole
+   * group is up no later.
+   */
+  private async create(spec: ContainerSpec, signal?: AbortSignal): Promise<ActionContainer> {
+    if (this.starting >= (this.o.startConcurrency ?? 8)) {
+      await new Promise<void>((resolve, reject) => {
+        const turn = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          this.startQueue = this.startQueue.filter((t) => t !== turn);
+          reject(signal!.reason);
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.startQueue.push(turn);
+      });
+    } else this.starting++;
+    try {
+      return await ActionContainer.create(this.o.docker, spec, signal);
+    } finally {
+      // The turn passes to the next in line, or back to the pool.
+      const next = this.startQueue.shift();
+      if (next) next();
+      else this.starting--;
+    }
   }
 
   private slots(): Slot[] {
@@ -240,7 +275,7 @@ export class Pool {
         }
         const e = this.add(req.fnKey, runtimeKey(req.image, req.memoryMb), req.memoryMb);
         try {
-          e.container = await ActionContainer.create(this.o.docker, this.spec(e, req.image, req.memoryMb, req.namespaceNetwork, req.labels), signal);
+          e.container = await this.create(this.spec(e, req.image, req.memoryMb, req.namespaceNetwork, req.labels), signal);
         } catch (err) {
           this.entries.delete(e.slot.id);
           rmSync(e.dir, { recursive: true, force: true });
@@ -345,7 +380,7 @@ export class Pool {
       for (let i = 0; i < n; i++) {
         const e = this.add(null, rk, p.memoryMb);
         jobs.push(
-          ActionContainer.create(this.o.docker, this.spec(e, p.image, p.memoryMb, null, { [LABEL.role]: 'prewarm' }))
+          this.create(this.spec(e, p.image, p.memoryMb, null, { [LABEL.role]: 'prewarm' }))
             .then(async (c) => {
               e.container = c;
               if (this.closed) return this.drop(e);

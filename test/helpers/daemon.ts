@@ -103,7 +103,13 @@ export function api(url: string, auth: string | null): Api {
       payload = typeof body === 'string' ? body : JSON.stringify(body);
       h['content-type'] ??= 'application/json';
     }
-    const res = await fetch(`${url}${path}`, { method, headers: h, body: payload ?? null });
+    const send = () => fetch(`${url}${path}`, { method, headers: h, body: payload ?? null });
+    // A kept-alive connection the daemon closed as idle just as this request went out on it (the two
+    // idle timers race on a loaded machine): nothing reached the daemon, so it is sent once more.
+    const res = await send().catch((err: { cause?: { code?: string } }) => {
+      if (err.cause?.code === 'UND_ERR_SOCKET' || err.cause?.code === 'EPIPE') return send();
+      throw err;
+    });
     const text = await res.text();
     let parsed: unknown = text;
     try {

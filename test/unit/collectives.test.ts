@@ -17,6 +17,7 @@ class Net {
     const box = () => net.boxes.get(me) ?? net.boxes.set(me, []).get(me)!;
     return new Collectives({
       me,
+      async ready() {},
       async send(peer: string, tag: string, bytes: Uint8Array) {
         if (net.dead.has(peer)) throw Object.assign(new Error(`instance ${peer} is not alive`), { instance: peer });
         net.sent++;

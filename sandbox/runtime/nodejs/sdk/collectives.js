@@ -7,10 +7,11 @@
 
 /**
  * @typedef {{ me: string,
+ *   ready(ids: string[], opts: Opts): Promise<void>,
  *   send(peer: string, tag: string, bytes: Uint8Array, opts: Opts): Promise<void>,
  *   recv(peer: string, tag: string, base: string, opts: Opts): Promise<Buffer>,
  *   abort(peers: string[], base: string, err: Error): Promise<void> }} Transport
- * @typedef {{ signal?: AbortSignal }} Opts
+ * @typedef {{ signal?: AbortSignal, timeout?: number }} Opts
  */
 
 // ---- values: what travels is bytes; a member's own value says how to read what it receives ----
@@ -83,11 +84,14 @@ export class Collectives {
     this.t = t;
     /** calls made so far per group: every member counts the same, so the n-th call's tags agree everywhere */
     this.calls = new Map();
+    /** groups whose members have all been seen running (members of a job start at about the same time) */
+    this.seen = new Set();
   }
 
   /** Forgets the call counts (a new activation starts from zero). */
   reset() {
     this.calls.clear();
+    this.seen.clear();
   }
 
   group(name, ids, opts) {
@@ -108,6 +112,12 @@ export class Collectives {
       /** runs the schedule; on a failure the other members are told, so they fail naming the same peer */
       run: async (body) => {
         try {
+          // The first collective of a group waits for every member to be running: one that has not started
+          // yet is not gone. A member that failed before it ran fails this at once.
+          if (!this.seen.has(gh)) {
+            await t.ready(ids, opts);
+            this.seen.add(gh);
+          }
           return await body();
         } catch (err) {
           if (err && err.instance) await t.abort(ids.filter((id) => id !== t.me && id !== err.instance), base, err);

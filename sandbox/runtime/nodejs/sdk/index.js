@@ -416,7 +416,7 @@ const optsOf = (o) => (typeof o === 'number' ? { timeout: o } : (o ?? {}));
  */
 export function recv(from, opts) {
   const o = optsOf(opts);
-  return take((m) => m.kind === DATA && (from == null || m.from === from), from, o);
+  return take((m) => m.kind === DATA && (from == null || m.from === from), from, o).then((m) => ({ from: m.from, data: m.data }));
 }
 
 /** Messages as they come, from anyone (or from one ID): `for await (const { from, data } of peerless.messages())`. */
@@ -472,7 +472,7 @@ function watch(f) {
  */
 function take(match, from, { timeout, signal } = {}) {
   const i = inbox.findIndex(match);
-  if (i >= 0) return Promise.resolve(strip(inbox.splice(i, 1)[0]));
+  if (i >= 0) return Promise.resolve(inbox.splice(i, 1)[0]);
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     const timers = [];
@@ -488,7 +488,7 @@ function take(match, from, { timeout, signal } = {}) {
       if (check) onClosed = onClosed.filter((c) => c !== check);
       f();
     };
-    const w = { match, resolve: (m) => finish(() => (m ? resolve(strip(m)) : reject(new Error('activation ended')))) };
+    const w = { match, resolve: (m) => finish(() => (m ? resolve(m) : reject(new Error('activation ended')))) };
     const fail = (e) => {
       if (waiters.includes(w)) finish(() => reject(e));
     };
@@ -521,7 +521,6 @@ function take(match, from, { timeout, signal } = {}) {
     });
   });
 }
-const strip = (m) => ({ from: m.from, data: m.data });
 
 // ---- collectives (collectives.js holds the schedules; this is their transport) ----
 
@@ -530,6 +529,7 @@ const collectives = new Collectives({
   get me() {
     return me();
   },
+  ready: (ids, o) => waitFor(ids, { timeout: o.timeout ?? 60000, signal: o.signal }),
   send: (peer, tag, bytes, o) => sendFrame(peer, COLL, bytes, tag, o.signal),
   async recv(peer, tag, base, o) {
     const m = await take((x) => x.kind === COLL && ((x.from === peer && x.tag === tag) || x.tag === base + ABORT), peer, o);

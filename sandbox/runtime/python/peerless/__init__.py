@@ -18,6 +18,7 @@ import json
 import os
 import socket
 import struct
+import sys
 import threading
 import time
 import urllib.parse
@@ -236,7 +237,7 @@ def _max_frame():
 
 def _refuse(sender, why, reason):
     refused[reason] += 1
-    print("peerless: closed the connection from %s: %s" % (sender, why), flush=True)
+    print("peerless: closed the connection from %s: %s" % (sender, why), file=sys.stderr, flush=True)
 
 
 def _serve_connection(sock):
@@ -489,6 +490,9 @@ class _Transport:
     @property
     def me(self) -> str:
         return instance_id() or "activation-" + os.environ.get("__OW_ACTIVATION_ID", "anonymous")
+
+    def ready(self, ids: List[str], timeout: Optional[float]) -> None:
+        wait_for(ids, timeout=60.0 if timeout is None else timeout)
 
     def send(self, peer: str, tag: str, data: bytes) -> None:
         _send_frame(peer, COLL, data, tag)

@@ -24,6 +24,8 @@ Op = Union[str, Callable[[Any, Any], Any]]
 class Transport(Protocol):
     me: str
 
+    def ready(self, ids: List[str], timeout: Optional[float]) -> None: ...
+
     def send(self, peer: str, tag: str, data: bytes) -> None: ...
 
     def recv(self, peer: str, tag: str, base: str, timeout: Optional[float]) -> bytes: ...
@@ -126,6 +128,7 @@ class _Group:
         with c.lock:
             seq = c.calls.get(gh, 0)
             c.calls[gh] = seq + 1
+        self.c, self.gh = c, gh
         self.t, self.ids, self.name, self.timeout = c.t, ids, name, timeout
         self.rank, self.n = ids.index(c.t.me), len(ids)
         self.base = "%s.%d" % (gh, seq)
@@ -139,6 +142,12 @@ class _Group:
     def run(self, body: Callable[[], Any]) -> Any:
         """Runs the schedule; on a failure the other members are told, so they fail naming the same peer."""
         try:
+            # The first collective of a group waits for every member to be running: one that has not started
+            # yet is not gone. A member that failed before it ran fails this at once.
+            if self.gh not in self.c.seen:
+                self.t.ready(self.ids, self.timeout)
+                with self.c.lock:
+                    self.c.seen.add(self.gh)
             return body()
         except Exception as err:
             bad = getattr(err, "instance", None)
@@ -173,10 +182,13 @@ class Collectives:
         self.lock = threading.Lock()
         # calls made so far per group: every member counts the same, so the n-th call's tags agree everywhere
         self.calls: Dict[str, int] = {}
+        # groups whose members have all been seen running (members of a job start at about the same time)
+        self.seen: set = set()
 
     def reset(self) -> None:
         with self.lock:
             self.calls.clear()
+            self.seen.clear()
 
     def broadcast(self, ids: Sequence[str], value: Any = None, root: Optional[str] = None, timeout: Optional[float] = None) -> Any:
         """Every member gets the root's value: a binomial tree, ceil(log2 n) rounds. Non-roots pass None

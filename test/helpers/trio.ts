@@ -10,11 +10,48 @@ import { api, cleanupHost, deploy, namespace, ROOT, startDaemon, waitFor, type A
 const js = (code: string) => ({ kind: 'nodejs', code });
 
 /** What the jobs tests and bench deploy: the README's wordcount, and small functions that make jobs easy to watch. */
+/** A collectives member, the same steps in both SDKs: what each collective gave it, and what the one after a death did. */
+const COLL_NODE = `const peerless = require('peerless');
+async function main(p) {
+  const ids = p.ids, me = peerless.instanceId(), r = ids.indexOf(me), out = {};
+  out.sum = await peerless.allreduce(ids, r + 1, 'sum');
+  out.order = await peerless.allreduce(ids, r + ',', (a, b) => a + b);
+  out.scan = await peerless.scan(ids, r, 'sum');
+  out.bcast = (await peerless.broadcast(ids, me === ids[ids.length - 1] ? 'hello' : '', { root: ids[ids.length - 1] })).toString();
+  out.shuffle = (await peerless.alltoall(ids, ids.map((_, j) => r + '->' + j))).map(String);
+  await peerless.barrier(ids);
+  if (p.die === me) process.exit(1);
+  try { out.after = await peerless.allreduce(ids, 1, 'sum') } catch (e) { out.after = { error: e.name, instance: e.instance } }
+  return out;
+}`;
+const COLL_PY = [
+  'import os, peerless',
+  'def main(p):',
+  '    ids, me = p["ids"], peerless.instance_id()',
+  '    r, out = ids.index(me), {}',
+  '    out["sum"] = peerless.allreduce(ids, float(r + 1), "sum")',
+  '    out["order"] = peerless.allreduce(ids, "%d," % r, lambda a, b: a + b)',
+  '    out["scan"] = peerless.scan(ids, float(r), "sum")',
+  '    b = peerless.broadcast(ids, "hello" if me == ids[-1] else "", root=ids[-1])',
+  '    out["bcast"] = b',
+  '    out["shuffle"] = peerless.alltoall(ids, ["%d->%d" % (r, j) for j in range(len(ids))])',
+  '    peerless.barrier(ids)',
+  '    if p.get("die") == me:',
+  '        os._exit(1)',
+  '    try:',
+  '        out["after"] = peerless.allreduce(ids, 1.0, "sum")',
+  '    except peerless.PeerGoneError as e:',
+  '        out["after"] = {"error": type(e).__name__, "instance": e.instance}',
+  '    return out',
+].join('\n');
+
 export const JOB_FUNCTIONS: Record<string, { exec: Record<string, unknown>; limits?: Record<string, unknown> }> = {
   wordcount: { exec: js(readFileSync(join(ROOT, 'examples/wordcount/master.js'), 'utf8')), limits: { timeout: 300_000 } },
   'wordcount-worker': { exec: js(readFileSync(join(ROOT, 'examples/wordcount/worker.js'), 'utf8')), limits: { memory: 128, timeout: 300_000 } },
   // Holds its memory for p.ms.
   hold: { exec: js(`async function main(p) { await new Promise((r) => setTimeout(r, p.ms ?? 1000)); return { at: Date.now() } }`), limits: { memory: 2048 } },
+  collnode: { exec: js(COLL_NODE), limits: { memory: 128 } },
+  collpy: { exec: { kind: 'python', code: COLL_PY }, limits: { memory: 128 } },
   small: { exec: js(`async function main(p) { await new Promise((r) => setTimeout(r, p.ms ?? 0)); return { ok: true } }`), limits: { memory: 128 } },
   // Spawns a group of p.n `small` and reports what the function API said.
   spawner: { exec: js(`const peerless = require('peerless');

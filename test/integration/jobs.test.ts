@@ -54,6 +54,38 @@ describe('jobs on three daemons', () => {
     expect(new Set(j100.members.map((m) => m.host)).size).toBe(3);
   }, 400_000);
 
+  it('runs every collective over Node.js and Python members spread over the daemons; a member that dies fails the rest naming it', async () => {
+    // Ranks alternate between the languages: every exchange of every schedule crosses SDKs somewhere.
+    const ids = Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? `cn-${i}` : `cp-${i}`));
+    const run = async (die?: string) => {
+      const params = { ids, ...(die ? { die } : {}) };
+      const groups = await Promise.all([
+        invoke(call(0), t.ns, 'collnode', params, `blocking=false&instances=${ids.filter((i) => i.startsWith('cn')).join(',')}`),
+        invoke(call(1), t.ns, 'collpy', params, `blocking=false&instances=${ids.filter((i) => i.startsWith('cp')).join(',')}`),
+      ]);
+      for (const g of groups) expect(g.status, JSON.stringify(g.body)).toBe(202);
+      const members = groups.flatMap((g) => g.body.activations as { instance: string; activationId: string }[]);
+      const done = await Promise.all(members.map((m) => ended(0, m.activationId, 120_000)));
+      return new Map(members.map((m, i) => [m.instance, done[i]]));
+    };
+    const all = await run();
+    expect(new Set([...all.values()].map((a) => a.host)).size).toBeGreaterThan(1);
+    for (const [id, a] of all) {
+      const r = ids.indexOf(id);
+      expect(a.response.status, `${id}: ${JSON.stringify(a.response.result)}`).toBe('success');
+      expect(a.response.result).toEqual({
+        sum: 36, order: ids.map((_, i) => `${i},`).join(''), scan: (r * (r + 1)) / 2, bcast: 'hello',
+        shuffle: ids.map((_, i) => `${i}->${r}`), after: 8,
+      });
+    }
+    await t.settle();
+    const died = await run('cp-5');
+    for (const [id, a] of died) {
+      if (id === 'cp-5') expect(a.response.status).not.toBe('success');
+      else expect(a.response.result.after, id).toEqual({ error: 'PeerGoneError', instance: 'cp-5' });
+    }
+  }, 300_000);
+
   it('refuses a group larger than the cluster at once, starting nothing', async () => {
     const before = (await call(0)('GET', path('/activations?name=hold&limit=200'))).body.length;
     const t0 = Date.now();

@@ -4,12 +4,11 @@
 //   raw TCP   plain sockets between the same two containers: the floor
 // Each cell is N messages of S bytes from ping to pong plus one reply, timed inside ping.
 // Cells above 1 GiB in total are skipped (bounded run). Run: node test/bench/messaging.ts
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildImage, imageExists, recipe } from '../../sandbox/images.ts';
 import { namespaceNetworkName } from '../../sandbox/networks.ts';
 import { cleanupHost, deploy, docker, namespace, ROOT, startDaemon } from '../helpers/daemon.ts';
+import { redisImages } from './redis.ts';
 import { median, report, type Row } from './report.ts';
 
 const HOST = `bench-msg-${process.pid}`;
@@ -19,29 +18,7 @@ const MAX_TOTAL = 1 << 30;
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const human = (b: number) => (b >= 1 << 20 ? `${b >> 20} MiB` : b >= 1024 ? `${b >> 10} KiB` : `${b} B`);
 
-async function images(): Promise<{ redis: string; client: string }> {
-  if (!existsSync('/usr/bin/redis-server')) execFileSync('apt-get', ['install', '-y', '-qq', 'redis-server'], { stdio: 'inherit' });
-  const modules = join(ROOT, '.bench', 'ioredis');
-  if (!existsSync(join(modules, 'node_modules', 'ioredis'))) {
-    execFileSync('npm', ['install', '--prefix', modules, '--no-save', '--no-audit', '--no-fund', '--loglevel=error', 'ioredis@5'], { stdio: 'inherit' });
-  }
-  const redis = 'peerless-bench/redis:1';
-  if (!(await imageExists(docker, redis))) {
-    await buildImage(docker, redis, {
-      files: [[realpathSync('/usr/bin/redis-server'), '/usr/bin/redis-server']],
-      dirs: [],
-      cmd: ['/usr/bin/redis-server', '--port', '6379', '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--proto-max-bulk-len', '1gb', '--client-query-buffer-limit', '1gb'],
-      env: [],
-      fingerprint: 'redis',
-    }, 'redis');
-  }
-  const node = recipe('nodejs');
-  const client = 'peerless-bench/node-ioredis:2';
-  if (!(await imageExists(docker, client))) await buildImage(docker, client, { ...node, dirs: [...node.dirs, [join(modules, 'node_modules'), '/node_modules']] }, 'nodejs-ioredis');
-  return { redis, client };
-}
-
-const img = await images();
+const img = await redisImages();
 const d = await startDaemon({ hostId: HOST, flags: ['--pause-grace-ms', '600000'] });
 const results = new Map<string, { direct: number; redis: number; raw: number }>();
 try {

@@ -286,6 +286,34 @@ async function main(p) {
     }
   });
 
+  it('runs the k-means (broadcast, allreduce) and sample-sort (allreduce, alltoall, scan) examples as groups', async () => {
+    await deploy(A.call, A.ns, 'kmeans', { kind: 'nodejs', code: example('kmeans/kmeans.js') }, { limits: { memory: 128 } });
+    const km = await invoke(A.call, A.ns, 'kmeans', { members: 4, k: 4, points: 5000 }, 'blocking=true&result=true&instances=km-{0..3}');
+    expect(km.status, JSON.stringify(km.body)).toBe(200);
+    const runs = km.body.activations as { centres: number[][]; rounds: number; points: number }[];
+    expect(runs).toHaveLength(4);
+    // Every member ends with the same centres, near the four true ones at radius 10.
+    for (const r of runs) expect(r.centres).toEqual(runs[0]!.centres);
+    expect(runs[0]!.points).toBe(20_000);
+    for (const [x, y] of runs[0]!.centres) expect(Math.abs(Math.hypot(x!, y!) - 10)).toBeLessThan(0.5);
+
+    await deploy(A.call, A.ns, 'sort', { kind: 'python', code: example('sort/sort.py') }, { limits: { memory: 256 } });
+    const st = await invoke(A.call, A.ns, 'sort', { members: 4, n: 20_000 }, 'blocking=true&result=true&instances=sort-{0..3}');
+    expect(st.status, JSON.stringify(st.body)).toBe(200);
+    const parts = (st.body.activations as { member: string; count: number; offset: number; total: number; first: number; last: number; sorted: boolean }[])
+      .sort((a, b) => a.offset - b.offset);
+    expect(parts.map((q) => q.member)).toEqual(['sort-0', 'sort-1', 'sort-2', 'sort-3']);
+    let at = 0;
+    for (const [i, q] of parts.entries()) {
+      expect(q.sorted).toBe(true);
+      expect(q.total).toBe(80_000);
+      expect(q.offset).toBe(at);
+      at += q.count;
+      if (i > 0) expect(q.first).toBeGreaterThanOrEqual(parts[i - 1]!.last);
+    }
+    expect(at).toBe(80_000);
+  });
+
   it('runs the word-count scatter-gather in Node.js and Python', async () => {
     for (const [master, worker, file] of [['master.js', 'worker.js', 'nodejs'], ['master.py', 'worker.py', 'python']] as const) {
       await deploy(A.call, A.ns, `wc-${file}`, { kind: file, code: example(`wordcount/${master}`) });

@@ -45,6 +45,7 @@ if (task.do === 'send') {
   out = {
     sum: await at('sum', peerless.allreduce(ids, r + 1, 'sum')),
     vec: [...(await at('vec', peerless.allreduce(ids, new Float64Array([r, 10 - r]), 'min')))],
+    big: [...(await at('big', peerless.allreduce(ids, new Float64Array(20_000).fill(r), 'sum'))).slice(0, 3)],
     order: await at('order', peerless.allreduce(ids, `${r},`, cat)),
     reduced: (await at('reduce', peerless.reduce(ids, `${r}|`, cat, { root: ids[n - 1] }))) ?? null,
     scan: await at('scan', peerless.scan(ids, r + 0.5, 'sum')),

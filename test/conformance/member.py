@@ -49,6 +49,7 @@ elif task["do"] == "collectives":
     out = {}
     out["sum"] = peerless.allreduce(ids, float(r + 1), "sum")
     out["vec"] = list(peerless.allreduce(ids, array.array("d", [r, 10 - r]), "min"))
+    out["big"] = list(peerless.allreduce(ids, array.array("d", [r]) * 20000, "sum"))[:3]
     out["order"] = peerless.allreduce(ids, "%d," % r, cat)
     out["reduced"] = peerless.reduce(ids, "%d|" % r, cat, root=ids[n - 1])
     out["scan"] = peerless.scan(ids, r + 0.5, "sum")

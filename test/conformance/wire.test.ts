@@ -132,6 +132,7 @@ describe('collectives with members of both languages', () => {
       expect(o.exit, outs.map((x) => x.stderr).join('\n')).toBeUndefined();
       expect(o.sum).toBe((n * (n + 1)) / 2);
       expect(o.vec).toEqual([0, 10 - (n - 1)]);
+      expect(o.big).toEqual(Array(3).fill((n * (n - 1)) / 2)); // 160 KB: the scatter-gather schedule
       expect(o.order).toBe(ids.map((_, i) => `${i},`).join(''));
       expect(o.reduced).toBe(r === n - 1 ? ids.map((_, i) => `${i}|`).join('') : null);
       expect(o.scan).toBeCloseTo(Array.from({ length: r + 1 }, (_, i) => i + 0.5).reduce((a, b) => a + b), 9);

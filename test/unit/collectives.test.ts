@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error the SDK is plain JavaScript, shipped into the runtime image as it is
-import { Collectives, decode, encode, groupHash } from '../../sandbox/runtime/nodejs/sdk/collectives.js';
+import { Collectives, decode, encode, groupHash, OPS } from '../../sandbox/runtime/nodejs/sdk/collectives.js';
 
 // The Node.js SDK's collective schedules over an in-memory twin of its transport: every member a
 // Collectives of its own, messages matched by sender and tag as the SDK does. The same schedules run over
@@ -68,6 +68,19 @@ describe('collectives (Node.js SDK schedules)', () => {
     // Concatenation does not commute: the result shows the order the operator was applied in.
     const cat = await all(n, (c, id) => c.allreduce(ids(n), `${id.slice(2)},`, (a: string, b: string) => a + b));
     expect(new Set(cat.out)).toEqual(new Set([ids(n).map((i) => `${i.slice(2)},`).join('')]));
+  });
+
+  it.each(SIZES)('allreduce of a large array among %i members scatters and gathers: same sums, ~2× the array sent per member', async (n) => {
+    const len = 10_000; // 80 KB of f64: past LARGE
+    const r = await all(n, (c, _, rank) => c.allreduce(ids(n), Float64Array.from({ length: len }, (__, i) => rank * len + i), 'sum'));
+    const want = Float64Array.from({ length: len }, (_, i) => (n * (n - 1) / 2) * len + n * i);
+    for (const v of r.out) expect(v).toEqual(want);
+    // Per member of the power of two: log2 p messages out while scattering, log2 p while gathering.
+    let p = 1;
+    while (p * 2 <= n) p *= 2;
+    expect(r.sent).toBe(2 * p * Math.log2(p) + 2 * (n - p));
+    const min = await all(n, (c, _, rank) => c.allreduce(ids(n), new Int32Array(20_000).fill(rank + 1), 'min'));
+    for (const v of min.out) expect((v as Int32Array).every((x) => x === 1)).toBe(true);
   });
 
   it.each(SIZES)('reduce of %i members to a root that is not rank 0 keeps rank order; others get undefined', async (n) => {
@@ -146,6 +159,7 @@ describe('collectives (Node.js SDK schedules)', () => {
     expect(() => c.allreduce(['a'], 1, 'avg')).toThrow(/unknown operator "avg"/);
     expect(() => c.alltoall(['a'], [])).toThrow(/one part per member/);
     expect(() => decode(Buffer.alloc(3), new Float64Array(0))).toThrow(/not a whole Float64Array/);
+    expect(() => OPS.sum('a', 'b')).toThrow(/numbers and typed arrays/);
   });
 
   it('agrees with the Python SDK on tags and bytes (docs/wire.md)', () => {

@@ -8,7 +8,7 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "sandbox", "runtime", "python"))
-from peerless.collectives import Collectives, decode, encode, group_hash  # noqa: E402
+from peerless.collectives import OPS, Collectives, decode, encode, group_hash  # noqa: E402
 
 
 class Gone(Exception):
@@ -116,6 +116,19 @@ class CollectiveTests(unittest.TestCase):
             self.ok(errs)
             self.assertEqual(set(out), {"".join(i[2:] + "," for i in ids(n))})
 
+    def test_allreduce_large(self):
+        n_el = 10000  # 80 KB of f64: past LARGE
+        for n in SIZES:
+            out, errs, sent = run_all(n, lambda c, i, r: c.allreduce(ids(n), array.array("d", (r * n_el + j for j in range(n_el))), "sum"))
+            self.ok(errs)
+            want = [(n * (n - 1) / 2) * n_el + n * j for j in range(n_el)]
+            for v in out:
+                self.assertEqual(list(v), want)
+            p = 1
+            while p * 2 <= n:
+                p *= 2
+            self.assertEqual(sent, 2 * p * (p.bit_length() - 1) + 2 * (n - p))
+
     def test_reduce_to_last(self):
         for n in SIZES:
             root = ids(n)[-1]
@@ -172,6 +185,7 @@ class CollectiveTests(unittest.TestCase):
         self.assertRaisesRegex(ValueError, "duplicates", c.allreduce, ["a", "a"], 1, "sum")
         self.assertRaisesRegex(TypeError, "unknown operator 'avg'", c.allreduce, ["a"], 1, "avg")
         self.assertRaisesRegex(ValueError, "not a whole array", decode, b"abc", array.array("d"))
+        self.assertRaisesRegex(TypeError, "numbers and array.array", OPS["sum"], b"x", b"y")
 
     def test_same_bytes_and_tags_as_node(self):
         self.assertEqual(group_hash(["a", "b"]), "28e4c710")

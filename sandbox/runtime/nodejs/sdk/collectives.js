@@ -48,20 +48,19 @@ export function decode(bytes, like) {
   return new Ctor(aligned.buffer, aligned.byteOffset, aligned.byteLength / Ctor.BYTES_PER_ELEMENT);
 }
 
+const SCALAR = { sum: (x, y) => x + y, prod: (x, y) => x * y, min: (x, y) => (y < x ? y : x), max: (x, y) => (y > x ? y : x) };
 const elementwise = (f) => (a, b) => {
   if (typeof a === 'number' || typeof a === 'bigint') return f(a, b);
+  if (typeof a === 'string' || Buffer.isBuffer(a)) throw new TypeError('the built-in operators take numbers and typed arrays: pass a function for strings and bytes');
   if (a.length !== b.length) throw new RangeError(`cannot combine arrays of ${a.length} and ${b.length} elements`);
   const out = new a.constructor(a.length);
   for (let i = 0; i < a.length; i++) out[i] = f(a[i], b[i]);
   return out;
 };
 /** Built-in operators, element by element on typed arrays; each returns a new value (never changes its inputs). */
-export const OPS = {
-  sum: elementwise((x, y) => x + y),
-  prod: elementwise((x, y) => x * y),
-  min: elementwise((x, y) => (y < x ? y : x)),
-  max: elementwise((x, y) => (y > x ? y : x)),
-};
+export const OPS = Object.fromEntries(Object.entries(SCALAR).map(([k, f]) => [k, elementwise(f)]));
+/** From this many bytes, an allreduce of a typed array with a built-in operator scatters and gathers (docs/wire.md). */
+export const LARGE = 64 * 1024;
 function operator(op) {
   if (typeof op === 'function') return op;
   const f = OPS[op];
@@ -184,8 +183,11 @@ export class Collectives {
       let p = 1;
       while (p * 2 <= g.n) p *= 2;
       const rem = g.n - p;
-      let acc = value;
-      let nr; // rank among the p that double
+      // A large array with a built-in operator: reduce-scatter then allgather (Rabenseifner), so each member
+      // sends and combines about twice its array in all instead of log2 p times it.
+      const large = typeof op === 'string' && ArrayBuffer.isView(value) && !Buffer.isBuffer(value) && value.byteLength >= LARGE && value.length >= p;
+      let acc = large ? value.slice() : value;
+      let nr; // rank among the p that take part in the main phase
       if (r < 2 * rem) {
         if (r % 2 === 0) {
           await g.send(r + 1, 'in', encode(acc));
@@ -196,12 +198,15 @@ export class Collectives {
         }
       } else nr = r - rem;
       if (nr >= 0) {
-        for (let mask = 1, k = 0; mask < p; mask <<= 1, k++) {
-          const pn = nr ^ mask;
-          const peer = pn < rem ? pn * 2 + 1 : pn + rem;
-          const [, got] = await Promise.all([g.send(peer, k, encode(acc)), g.recv(peer, k)]);
-          const other = decode(got, value);
-          acc = pn < nr ? f(other, acc) : f(acc, other);
+        const peerOf = (pn) => (pn < rem ? pn * 2 + 1 : pn + rem);
+        if (large) acc = await rabenseifner(g, acc, SCALAR[op], nr, p, peerOf);
+        else {
+          for (let mask = 1, k = 0; mask < p; mask <<= 1, k++) {
+            const pn = nr ^ mask;
+            const [, got] = await Promise.all([g.send(peerOf(pn), k, encode(acc)), g.recv(peerOf(pn), k)]);
+            const other = decode(got, value);
+            acc = pn < nr ? f(other, acc) : f(acc, other);
+          }
         }
       }
       if (r < 2 * rem) {
@@ -258,6 +263,39 @@ export class Collectives {
       }
     });
   }
+}
+
+/**
+ * The large-array allreduce among p (a power of two) members, in place on acc: recursive halving (each round
+ * keeps half of its blocks and sends the other half to the partner whose rank differs in that bit, adding
+ * what comes back), after which member nr holds block nr reduced; then recursive doubling hands every block
+ * to everyone. Blocks: p slices of the array, block i from floor(i·len/p) to floor((i+1)·len/p).
+ */
+async function rabenseifner(g, acc, op, nr, p, peerOf) {
+  const at = (b) => Math.floor((b * acc.length) / p);
+  const part = (lo, hi) => acc.subarray(at(lo), at(hi));
+  let lo = 0;
+  let hi = p;
+  for (let mask = p >> 1, k = 0; mask >= 1; mask >>= 1, k++) {
+    const mid = lo + mask;
+    const [keepLo, keepHi, sendLo, sendHi] = nr & mask ? [mid, hi, lo, mid] : [lo, mid, mid, hi];
+    const peer = peerOf(nr ^ mask);
+    const [, got] = await Promise.all([g.send(peer, `rs${k}`, encode(part(sendLo, sendHi))), g.recv(peer, `rs${k}`)]);
+    const mine = part(keepLo, keepHi);
+    const other = decode(got, mine);
+    if (other.length !== mine.length) throw new RangeError(`cannot combine arrays of ${mine.length} and ${other.length} elements`);
+    for (let i = 0; i < mine.length; i++) mine[i] = op(mine[i], other[i]);
+    [lo, hi] = [keepLo, keepHi];
+  }
+  for (let mask = 1, k = 0; mask < p; mask <<= 1, k++) {
+    const peer = peerOf(nr ^ mask);
+    const [, got] = await Promise.all([g.send(peer, `ag${k}`, encode(part(lo, hi))), g.recv(peer, `ag${k}`)]);
+    // The partner holds the neighbouring run of blocks of the same size: below or above this one's.
+    const [olo, ohi] = nr & mask ? [lo - mask, lo] : [hi, hi + mask];
+    part(olo, ohi).set(decode(got, acc));
+    [lo, hi] = [Math.min(lo, olo), Math.max(hi, ohi)];
+  }
+  return acc;
 }
 
 function rootOf(ids, root) {

@@ -72,8 +72,15 @@ def decode(data: Union[bytes, bytearray, memoryview], like: Any) -> Any:
     return bytes(data)
 
 
+_SCALAR: Dict[str, Callable[[Any, Any], Any]] = {"sum": _op.add, "prod": _op.mul, "min": min, "max": max}
+# From this many bytes, an allreduce of an array.array with a built-in operator scatters and gathers (docs/wire.md).
+LARGE = 64 * 1024
+
+
 def _elementwise(f: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     def combine(a: Any, b: Any) -> Any:
+        if isinstance(a, (str, bytes, bytearray, memoryview)):
+            raise TypeError("the built-in operators take numbers and array.array: pass a function for str and bytes")
         if isinstance(a, array.array):
             if len(a) != len(b):
                 raise ValueError("cannot combine arrays of %d and %d elements" % (len(a), len(b)))
@@ -83,12 +90,7 @@ def _elementwise(f: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     return combine
 
 
-OPS: Dict[str, Callable[[Any, Any], Any]] = {
-    "sum": _elementwise(_op.add),
-    "prod": _elementwise(_op.mul),
-    "min": _elementwise(min),
-    "max": _elementwise(max),
-}
+OPS: Dict[str, Callable[[Any, Any], Any]] = {k: _elementwise(f) for k, f in _SCALAR.items()}
 
 
 def _operator(op: Op) -> Callable[[Any, Any], Any]:
@@ -176,6 +178,41 @@ class _Group:
         return got
 
 
+def _rabenseifner(g: "_Group", acc: "array.array[Any]", op: Callable[[Any, Any], Any], nr: int, p: int,
+                  peer_of: Callable[[int], int]) -> "array.array[Any]":
+    """The large-array allreduce among p (a power of two) members, in place on acc: recursive halving, after
+    which member nr holds block nr reduced, then recursive doubling hands every block to everyone. Blocks:
+    p slices of the array, block i from floor(i*len/p) to floor((i+1)*len/p). As collectives.js does."""
+    def at(b: int) -> int:
+        return (b * len(acc)) // p
+
+    lo, hi = 0, p
+    mask, k = p >> 1, 0
+    while mask >= 1:
+        mid = lo + mask
+        keep_lo, keep_hi, send_lo, send_hi = (mid, hi, lo, mid) if nr & mask else (lo, mid, mid, hi)
+        peer = peer_of(nr ^ mask)
+        out = encode(acc[at(send_lo):at(send_hi)])
+        got = g.both(lambda: g.send(peer, "rs%d" % k, out), lambda: g.recv(peer, "rs%d" % k))
+        other = decode(got, acc)
+        a, b = at(keep_lo), at(keep_hi)
+        if len(other) != b - a:
+            raise ValueError("cannot combine arrays of %d and %d elements" % (b - a, len(other)))
+        acc[a:b] = array.array(acc.typecode, map(op, acc[a:b], other))
+        lo, hi = keep_lo, keep_hi
+        mask, k = mask >> 1, k + 1
+    mask, k = 1, 0
+    while mask < p:
+        peer = peer_of(nr ^ mask)
+        out = encode(acc[at(lo):at(hi)])
+        got = g.both(lambda: g.send(peer, "ag%d" % k, out), lambda: g.recv(peer, "ag%d" % k))
+        olo, ohi = (lo - mask, lo) if nr & mask else (hi, hi + mask)
+        acc[at(olo):at(ohi)] = decode(got, acc)
+        lo, hi = min(lo, olo), max(hi, ohi)
+        mask, k = mask << 1, k + 1
+    return acc
+
+
 class Collectives:
     def __init__(self, t: Transport):
         self.t = t
@@ -240,7 +277,8 @@ class Collectives:
         return g.run(body)
 
     def allreduce(self, ids: Sequence[str], value: Any, op: Op, timeout: Optional[float] = None) -> Any:
-        """Every member gets v0 op v1 op ... op vn-1: recursive doubling, log2 n rounds. Rank order is kept."""
+        """Every member gets v0 op v1 op ... op vn-1: recursive doubling, log2 n rounds. Rank order is kept.
+        A large array.array with a built-in operator goes by reduce-scatter and allgather instead."""
         f = _operator(op)
         g = _Group(self, "allreduce", ids, timeout)
 
@@ -250,7 +288,8 @@ class Collectives:
             while p * 2 <= n:
                 p *= 2
             rem = n - p
-            acc = value
+            large = isinstance(op, str) and isinstance(value, array.array) and len(value) * value.itemsize >= LARGE and len(value) >= p
+            acc = array.array(value.typecode, value) if large else value
             if r < 2 * rem:
                 if r % 2 == 0:
                     g.send(r + 1, "in", encode(acc))
@@ -260,13 +299,18 @@ class Collectives:
                     nr = r >> 1
             else:
                 nr = r - rem
-            if nr >= 0:
+
+            def peer_of(pn: int) -> int:
+                return pn * 2 + 1 if pn < rem else pn + rem
+
+            if nr >= 0 and large:
+                acc = _rabenseifner(g, acc, _SCALAR[op], nr, p, peer_of)
+            elif nr >= 0:
                 mask, k = 1, 0
                 while mask < p:
                     pn = nr ^ mask
-                    peer = pn * 2 + 1 if pn < rem else pn + rem
                     mine = encode(acc)
-                    other = decode(g.both(lambda: g.send(peer, k, mine), lambda: g.recv(peer, k)), value)
+                    other = decode(g.both(lambda: g.send(peer_of(pn), k, mine), lambda: g.recv(peer_of(pn), k)), value)
                     acc = f(other, acc) if pn < nr else f(acc, other)
                     mask, k = mask << 1, k + 1
             if r < 2 * rem:

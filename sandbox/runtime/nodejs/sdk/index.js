@@ -284,6 +284,7 @@ export function _end() {
   inbox.length = 0;
   known.clear();
   collectives.reset();
+  closeStream(); // its token ends with the activation
   for (const w of waiters) w.resolve(null);
   waiters = [];
   // end(), not destroy(): bytes a send has handed over but the kernel has not taken yet still go out.
@@ -431,37 +432,81 @@ export async function* messages(opts = {}) {
   }
 }
 
-const GONE_CHECK_MS = 500;
 const GONE_GRACE_MS = 300;
 // A sender's connection that stays open this long after it left the map is taken as cut off, not slow.
 const GONE_OPEN_LIMIT_MS = 10_000;
+// The change stream stays open this long after the last receive that watched it, so a run of receives
+// (every round of a collective) does not open and close it each time.
+const STREAM_LINGER_MS = 2000;
 
-// Receives waiting on named peers share one look at the map per tick, however many there are (a master
-// gathering from 1,000 workers asks the daemon twice a second, not 2,000 times).
+// Receives waiting on named peers share one change stream from the daemon (GET /v1/events: the map now,
+// then again on every change), however many there are, and nothing is asked while the map does not change.
 const watchers = new Set();
-let polling = null;
-let pollBusy = false;
-async function pollMap() {
-  if (pollBusy) return;
-  pollBusy = true;
-  try {
-    const byId = new Map((await list()).map((e) => [e.instance, e]));
-    for (const f of [...watchers]) f(byId);
-  } catch {
-    // the daemon is busy or restarting: the next tick asks again
-  } finally {
-    pollBusy = false;
-  }
+let stream = null; // the open change-stream request
+let lastMap = null; // the map it last brought, by instance ID
+let linger = null;
+function openStream() {
+  const req = http.request({ socketPath: SOCKET, path: '/v1/events', method: 'GET', agent: false,
+    headers: { authorization: `Bearer ${env().token}`, accept: 'text/event-stream' } });
+  stream = req;
+  const reopen = () => {
+    if (stream !== req) return;
+    stream = null;
+    lastMap = null;
+    // The daemon restarted or the stream broke: a new one starts with the whole map again.
+    if (watchers.size > 0) setTimeout(() => watchers.size > 0 && stream === null && openStream(), 250).unref();
+  };
+  req.on('response', (res) => {
+    if (res.statusCode !== 200) {
+      res.resume();
+      return reopen();
+    }
+    res.setEncoding('utf8');
+    let buf = '';
+    res.on('data', (chunk) => {
+      buf += chunk;
+      for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+        const data = buf.slice(0, i).split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+        buf = buf.slice(i + 2);
+        let map;
+        try {
+          map = JSON.parse(data);
+        } catch {
+          continue;
+        }
+        const byId = new Map(map.instances.map((e) => [e.instance, e]));
+        if (stream === req) lastMap = byId;
+        for (const f of [...watchers]) f(byId);
+      }
+    });
+    res.on('end', reopen);
+    res.on('error', reopen);
+  });
+  req.on('error', reopen);
+  req.end();
+}
+function closeStream() {
+  clearTimeout(linger);
+  linger = null;
+  const s = stream;
+  stream = null;
+  lastMap = null;
+  s?.destroy();
 }
 function watch(f) {
   watchers.add(f);
-  polling ??= setInterval(pollMap, GONE_CHECK_MS);
+  clearTimeout(linger);
+  linger = null;
+  if (stream === null) openStream();
+  // A watcher added while the stream is open missed its first map: the latest is the map now (any change
+  // since would have come as a newer one).
+  else if (lastMap !== null) {
+    const m = lastMap;
+    queueMicrotask(() => watchers.has(f) && f(m));
+  }
   return () => {
     watchers.delete(f);
-    if (watchers.size === 0 && polling) {
-      clearInterval(polling);
-      polling = null;
-    }
+    if (watchers.size === 0 && stream !== null && linger === null) linger = setTimeout(closeStream, STREAM_LINGER_MS).unref();
   };
 }
 

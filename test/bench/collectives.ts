@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { namespaceNetworkName } from '../../sandbox/networks.ts';
 import { cleanupHost, deploy, docker, namespace, ROOT, startDaemon } from '../helpers/daemon.ts';
-import { redisImages } from './redis.ts';
+import { relayImages } from './relays.ts';
 import { median, percentile, report, type Row } from './report.ts';
 
 const HOST = `bench-coll-${process.pid}`;
@@ -19,7 +19,7 @@ const CASES = [
   { what: 'barrier', size: 0, reps: 200 },
 ] as const;
 
-const img = await redisImages();
+const img = await relayImages();
 const d = await startDaemon({ hostId: HOST, flags: ['--pause-grace-ms', '600000', '--memory-budget-mb', '12288'] });
 const rows: Row[] = [];
 const floorRows: Row[] = [];

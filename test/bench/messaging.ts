@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { namespaceNetworkName } from '../../sandbox/networks.ts';
 import { cleanupHost, deploy, docker, namespace, ROOT, startDaemon } from '../helpers/daemon.ts';
-import { redisImages } from './redis.ts';
+import { relayImages } from './relays.ts';
 import { median, report, type Row } from './report.ts';
 
 const HOST = `bench-msg-${process.pid}`;
@@ -18,7 +18,7 @@ const MAX_TOTAL = 1 << 30;
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const human = (b: number) => (b >= 1 << 20 ? `${b >> 20} MiB` : b >= 1024 ? `${b >> 10} KiB` : `${b} B`);
 
-const img = await redisImages();
+const img = await relayImages();
 const d = await startDaemon({ hostId: HOST, flags: ['--pause-grace-ms', '600000'] });
 const results = new Map<string, { direct: number; redis: number; raw: number }>();
 try {

@@ -42,9 +42,9 @@ beforeAll(async () => {
       '    me = peerless.instance_id()',
       '    i, n = int(me.split("-")[1]), p["n"]',
       '    nxt, prev = f"r-{(i + 1) % n}", f"r-{(i - 1) % n}"',
-      '    peerless.wait_for([nxt], timeout=240)',
+      '    peerless.wait_for([nxt], timeout=290)',
       '    peerless.send(nxt, me)',
-      '    _, data = peerless.recv(prev, timeout=240)',
+      '    _, data = peerless.recv(prev, timeout=290)',
       '    return {"me": me, "from": bytes(data).decode()}',
     ].join('\n'),
   }, { limits: { memory: 128, timeout: 300_000 } });

@@ -131,9 +131,10 @@ def lookup(instance):
         raise
 
 
-def _same(instance):
-    """The peer's entry if it is the one this activation knows; PeerRestartedError if its job restarted it."""
-    e = lookup(instance)
+def _same(instance, e=None):
+    """The peer's entry (asked for, unless given) if it is the one this activation knows; PeerRestartedError
+    if its job restarted it."""
+    e = lookup(instance) if e is None else _remember(e)
     epoch = e.get("epoch", 0)
     if epoch != _known[instance][0]:
         # A new life of the ID: the connection to the old one goes (it may still run somewhere, cut off,
@@ -322,6 +323,7 @@ def _end():
         c.close()
     _known.clear()
     _collectives.reset()
+    _close_stream()  # its token ends with the activation
 
 
 def _connect(peer):
@@ -417,6 +419,74 @@ def send(peer, data):
     _send_frame(peer, DATA, data)
 
 
+# The change stream (GET /v1/events): the map now, then again on every change. One per activation, opened by
+# the first receive that waits on a named peer; such receives look at the latest map instead of asking.
+_stream = {"gen": 0, "map": None, "conn": None, "thread": None}
+
+
+def _stream_loop(gen):
+    while True:
+        conn = None
+        try:
+            conn = _UnixConnection()
+            conn.request("GET", "/v1/events", headers={"authorization": "Bearer " + _env("TOKEN"), "accept": "text/event-stream"})
+            with _lock:
+                if gen != _stream["gen"]:
+                    return
+                _stream["conn"] = conn
+            res = conn.getresponse()
+            if res.status != 200:
+                raise OSError("change stream answered %d" % res.status)
+            data = []
+            while True:
+                line = res.readline()
+                if not line:
+                    break
+                line = line.decode().rstrip("\r\n")
+                if line.startswith("data: "):
+                    data.append(line[6:])
+                elif line == "" and data:
+                    m = json.loads("\n".join(data))
+                    data = []
+                    with _lock:
+                        if gen != _stream["gen"]:
+                            return
+                        _stream["map"] = {e["instance"]: e for e in m["instances"]}
+                        _lock.notify_all()
+        except (OSError, ValueError, http.client.HTTPException):
+            pass
+        finally:
+            if conn is not None:
+                conn.close()
+        with _lock:
+            if gen != _stream["gen"]:
+                return
+            _stream["map"] = None  # broken: until a new one brings the whole map again
+        time.sleep(0.25)
+
+
+def _watch_map():
+    """The latest map from the change stream (opening it if needed), or None while it has none."""
+    with _lock:
+        if _stream["thread"] is None:
+            th = threading.Thread(target=_stream_loop, args=(_stream["gen"],), daemon=True)
+            _stream["thread"] = th
+            th.start()
+        return _stream["map"]
+
+
+def _close_stream():
+    with _lock:
+        _stream["gen"] += 1
+        _stream["map"], _stream["thread"] = None, None
+        conn, _stream["conn"] = _stream["conn"], None
+    if conn is not None and conn.sock is not None:
+        try:
+            conn.sock.shutdown(socket.SHUT_RDWR)  # wakes its reader, which then ends
+        except OSError:
+            pass
+
+
 GONE_CHECK_S = 0.5
 GONE_GRACE_S = 0.3
 # A sender's connection that stays open this long after it left the map is taken as cut off, not slow.
@@ -455,7 +525,13 @@ def _take(match, sender: Optional[str] = None, timeout: Optional[float] = None):
             _lock.wait(wait)
         if sender is not None and gone_since is None:
             try:
-                _same(sender)
+                snap = _watch_map()
+                if snap is None:
+                    _same(sender)  # no change stream yet: ask
+                elif sender in snap:
+                    _same(sender, snap[sender])
+                else:
+                    raise PeerGoneError(sender)
             except PeerGoneError as gone:
                 if _known.get(sender, (0, False))[1]:
                     try:

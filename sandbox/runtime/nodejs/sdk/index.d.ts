@@ -29,25 +29,30 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
+/** What every error of the SDK is: `code` tells them apart. */
+export class PeerlessError extends Error {
+  readonly code: 'PEER_GONE' | 'PEER_RESTARTED' | 'TIMEOUT' | 'API';
+}
 /** The peer is not in the map: it ended, failed or never ran. */
-export class PeerGoneError extends Error {
+export class PeerGoneError extends PeerlessError {
   readonly name: 'PeerGoneError';
   readonly code: 'PEER_GONE';
   readonly instance: string;
 }
 /** The peer failed and its job started it again under the same ID (its state is new): resend what it needs. */
-export class PeerRestartedError extends Error {
+export class PeerRestartedError extends PeerlessError {
   readonly name: 'PeerRestartedError';
   readonly code: 'PEER_RESTARTED';
   readonly instance: string;
   readonly epoch: number;
 }
-export class TimeoutError extends Error {
+export class TimeoutError extends PeerlessError {
   readonly name: 'TimeoutError';
   readonly code: 'TIMEOUT';
 }
 /** The function API refused a call (a bad spawn, say): its status and problem document. */
-export class ApiError extends Error {
+export class ApiError extends PeerlessError {
+  readonly code: 'API';
   readonly status: number;
   readonly body: unknown;
 }

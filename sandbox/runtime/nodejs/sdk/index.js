@@ -22,7 +22,9 @@ const RESTART_WAIT_MS = 8000;
 const SMALL = 64 * 1024;
 const agent = new http.Agent({ keepAlive: true });
 
-export class PeerGoneError extends Error {
+/** What every error of the SDK is: `code` tells them apart (PEER_GONE, PEER_RESTARTED, TIMEOUT, API). */
+export class PeerlessError extends Error {}
+export class PeerGoneError extends PeerlessError {
   constructor(id, why) {
     super(`instance ${id} is not alive${why ? `: ${why}` : ''}`);
     this.name = 'PeerGoneError';
@@ -31,7 +33,7 @@ export class PeerGoneError extends Error {
   }
 }
 /** The peer failed and its job started it again under the same ID (its state is new): resend what it needs. */
-export class PeerRestartedError extends Error {
+export class PeerRestartedError extends PeerlessError {
   constructor(id, epoch) {
     super(`instance ${id} was restarted (epoch ${epoch}): what it held is gone`);
     this.name = 'PeerRestartedError';
@@ -40,17 +42,18 @@ export class PeerRestartedError extends Error {
     this.epoch = epoch;
   }
 }
-export class TimeoutError extends Error {
+export class TimeoutError extends PeerlessError {
   constructor(message) {
     super(message);
     this.name = 'TimeoutError';
     this.code = 'TIMEOUT';
   }
 }
-export class ApiError extends Error {
+export class ApiError extends PeerlessError {
   constructor(status, body) {
     super(`function API answered ${status}: ${body && body.detail ? body.detail : JSON.stringify(body)}`);
     this.name = 'PeerlessApiError';
+    this.code = 'API';
     this.status = status;
     this.body = body;
   }

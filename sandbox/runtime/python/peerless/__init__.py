@@ -34,13 +34,19 @@ CONNECT_RETRY_S = 3.0
 RESTART_WAIT_S = 8.0
 
 
-class PeerGoneError(Exception):
+class PeerlessError(Exception):
+    """What every error of the SDK is (time-outs are Python's own TimeoutError)."""
+
+
+class PeerGoneError(PeerlessError):
+    """The peer is not in the map: it ended, failed or never ran."""
+
     def __init__(self, instance, why=""):
         super().__init__("instance %s is not alive%s" % (instance, ": " + why if why else ""))
         self.instance = instance
 
 
-class PeerRestartedError(Exception):
+class PeerRestartedError(PeerlessError):
     """The peer failed and its job started it again under the same ID: what it held is gone, resend."""
 
     def __init__(self, instance, epoch):
@@ -49,7 +55,7 @@ class PeerRestartedError(Exception):
         self.epoch = epoch
 
 
-class ApiError(Exception):
+class ApiError(PeerlessError):
     def __init__(self, status, body):
         detail = body.get("detail") if isinstance(body, dict) else body
         super().__init__("function API answered %s: %s" % (status, detail))

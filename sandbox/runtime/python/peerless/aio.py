@@ -16,7 +16,7 @@ import asyncio
 from typing import Any, AsyncIterator, List, Optional, Sequence, Tuple
 
 import peerless as _p
-from peerless import PeerGoneError, PeerRestartedError, ApiError, OPS, instance_id  # noqa: F401  (re-exported)
+from peerless import OPS, ApiError, PeerGoneError, PeerlessError, PeerRestartedError, instance_id  # noqa: F401  (re-exported)
 
 
 def _wrap(name: str):

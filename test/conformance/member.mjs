@@ -31,9 +31,9 @@ if (task.do === 'send') {
   out = { sent: task.sizes.length };
 } else if (task.do === 'recv') {
   const got = [];
-  for (let i = 0; i < task.count; i++) {
-    const { from, data } = await peerless.recv(undefined, 60000);
+  for await (const { from, data } of peerless.messages({ signal: AbortSignal.timeout(60000) })) {
     got.push({ from, size: data.length, ok: data.equals(pattern(data.length)), sha: sha(data) });
+    if (got.length === task.count) break;
   }
   out = { got: got.sort((a, b) => a.size - b.size), refused: peerless.refused };
 } else if (task.do === 'collectives') {
@@ -50,6 +50,7 @@ if (task.do === 'send') {
     reduced: (await at('reduce', peerless.reduce(ids, `${r}|`, cat, { root: ids[n - 1] }))) ?? null,
     scan: await at('scan', peerless.scan(ids, r + 0.5, 'sum')),
     bcast: (await at('bcast', peerless.broadcast(ids, me === ids[1 % n] ? 'from the root' : '', { root: ids[1 % n] }))).toString(),
+    aio: await at('aio', peerless.allreduce(ids, 2, 'sum')),
     shuffle: (await at('alltoall', peerless.alltoall(ids, ids.map((_, j) => `${r}->${j}`)))).map(String),
   };
   step = 'barrier';

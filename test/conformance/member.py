@@ -1,6 +1,7 @@
 """A conformance member in Python: the real SDK, outside a container, told what to do by a JSON argument
 (see wire.test.ts); prints one JSON line with what it saw. member.mjs is its Node.js twin."""
 import array
+import asyncio
 import faulthandler
 import hashlib
 import json
@@ -10,6 +11,7 @@ import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "sandbox", "runtime", "python"))
 import peerless  # noqa: E402
+import peerless.aio as aio  # noqa: E402
 
 task = json.loads(sys.argv[1])
 # A member that hangs says where, instead of holding the test to its time-out.
@@ -38,9 +40,10 @@ if task["do"] == "send":
     out = {"sent": len(task["sizes"])}
 elif task["do"] == "recv":
     got = []
-    for _ in range(task["count"]):
-        frm, data = peerless.recv(timeout=60)
+    for frm, data in peerless.messages(timeout=60):
         got.append({"from": frm, "size": len(data), "ok": data == pattern(len(data)), "sha": hashlib.sha256(data).hexdigest()[:16]})
+        if len(got) == task["count"]:
+            break
     out = {"got": sorted(got, key=lambda g: g["size"]), "refused": peerless.refused}
 elif task["do"] == "collectives":
     ids = task["ids"]
@@ -55,6 +58,7 @@ elif task["do"] == "collectives":
     out["scan"] = peerless.scan(ids, r + 0.5, "sum")
     b = peerless.broadcast(ids, "from the root" if me == ids[1 % n] else "", root=ids[1 % n])
     out["bcast"] = b if isinstance(b, str) else bytes(b).decode()
+    out["aio"] = asyncio.run(aio.allreduce(ids, 2.0, "sum"))  # the asyncio variant, same wire
     out["shuffle"] = peerless.alltoall(ids, ["%d->%d" % (r, j) for j in range(n)])
     peerless.barrier(ids)
     if task.get("dieAt") == me:

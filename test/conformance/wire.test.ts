@@ -51,11 +51,17 @@ function member(lang: Lang, id: string, task: object, maxFrame = 2 ** 31): { don
   });
   p.stderr!.on('data', (c) => (err += c));
   const done = new Promise<any>((resolve, reject) => {
-    p.once('exit', (code) => {
+    // 'close', not 'exit': only then has all it printed been read (on a loaded machine 'exit' can come first).
+    p.once('close', (code) => {
       procs.delete(p);
       dir.remove(id);
-      if (code === 0) resolve({ ...JSON.parse(out), stderr: err });
-      else resolve({ exit: code, stderr: err.slice(0, 4000) });
+      let parsed: object | null = null;
+      try {
+        parsed = code === 0 ? JSON.parse(out) : null;
+      } catch {
+        // reported below, with what it printed
+      }
+      resolve(parsed ? { ...parsed, stderr: err } : { exit: code, stdout: out.slice(0, 2000), stderr: err.slice(0, 4000) });
     });
     p.once('error', reject);
   });
@@ -137,6 +143,7 @@ describe('collectives with members of both languages', () => {
       expect(o.reduced).toBe(r === n - 1 ? ids.map((_, i) => `${i}|`).join('') : null);
       expect(o.scan).toBeCloseTo(Array.from({ length: r + 1 }, (_, i) => i + 0.5).reduce((a, b) => a + b), 9);
       expect(o.bcast).toBe('from the root');
+      expect(o.aio).toBe(2 * n); // Python members through peerless.aio
       expect(o.shuffle).toEqual(ids.map((_, i) => `${i}->${r}`));
       expect(o.after).toBe(n);
     }

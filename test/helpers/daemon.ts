@@ -106,10 +106,14 @@ export function api(url: string, auth: string | null): Api {
     const send = () => fetch(`${url}${path}`, { method, headers: h, body: payload ?? null });
     // A kept-alive connection the daemon closed as idle just as this request went out on it (the two
     // idle timers race on a loaded machine): nothing reached the daemon, so it is sent once more.
-    const res = await send().catch((err: { cause?: { code?: string } }) => {
-      if (err.cause?.code === 'UND_ERR_SOCKET' || err.cause?.code === 'EPIPE') return send();
-      throw err;
-    });
+    let res: Response | undefined;
+    for (let attempt = 0; !res; attempt++) {
+      res = await send().catch(async (err: { cause?: { code?: string } }) => {
+        if (attempt >= 2 || (err.cause?.code !== 'UND_ERR_SOCKET' && err.cause?.code !== 'EPIPE')) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+        return undefined;
+      });
+    }
     const text = await res.text();
     let parsed: unknown = text;
     try {

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, cleanupHost, deploy, invoke, namespace, startDaemon, type Api, type TestDaemon } from '../helpers/daemon.ts';
 
@@ -8,12 +9,13 @@ const HOST = `it-bad-${process.pid}`;
 let d: TestDaemon;
 let call: Api;
 let ns: string;
+let auth: string;
 let other: { ns: string; call: Api };
 let firstActivation: string;
 
 beforeAll(async () => {
   d = await startDaemon({ hostId: HOST });
-  ({ call, ns } = await namespace(d, `${HOST}-a`));
+  ({ call, ns, auth } = await namespace(d, `${HOST}-a`));
   other = await namespace(d, `${HOST}-b`);
   await deploy(call, ns, 'good', { kind: 'nodejs', code: 'function main(p) { return { ok: true, p } }' });
   firstActivation = (await invoke(call, ns, 'good', { a: 1 })).body.activationId;
@@ -105,6 +107,32 @@ describe('bad input', () => {
       seen.push(c.what);
     }
     expect(seen.length).toBeGreaterThanOrEqual(45);
+  });
+
+  it('answers a body too large with its 413 even while the client is still sending it', async () => {
+    // 2 MB of parameters, written slowly: the daemon knows from the length that it is too large long before
+    // the last byte. The client must get the problem, not a broken pipe halfway through its write.
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const body = Buffer.from(JSON.stringify({ big: 'x'.repeat(2 * 1024 * 1024) }));
+      const req = http.request(`${d.url}${A('/actions/good?blocking=true')}`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(auth).toString('base64')}`, 'content-type': 'application/json', 'content-length': body.length },
+      }, (res) => {
+        let t = '';
+        res.on('data', (c) => (t += c));
+        res.on('end', () => resolve({ status: res.statusCode!, text: t }));
+      });
+      req.on('error', reject);
+      let off = 0;
+      const next = () => {
+        if (off >= body.length) return void req.end();
+        req.write(body.subarray(off, (off += 64 * 1024)));
+        setTimeout(next, 10);
+      };
+      next();
+    });
+    expect(status).toBe(413);
+    expect(JSON.parse(text)).toMatchObject({ status: 413, field: '/body' });
   });
 
   it('keeps serving and loses nothing', async () => {

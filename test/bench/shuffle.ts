@@ -23,7 +23,7 @@ const times: Record<string, number[]> = { peerless: [], redis: [], nats: [] };
 try {
   const { call, ns } = await namespace(d, `${HOST}-ns`);
   // Each worker holds its parts and what it receives, and ioredis/nats buffer a copy: 4 × its share, and room.
-  const lim = { limits: { memory: Math.max(256, Math.ceil((4 * TOTAL) / N / (1 << 20)) + 128), timeout: 300_000 } };
+  const lim = { limits: { memory: Math.max(512, Math.ceil((4 * TOTAL) / N / (1 << 20)) + 256), timeout: 300_000 } };
   const code = readFileSync(join(ROOT, 'test/bench/functions/shuffle.js'), 'utf8');
   await deploy(call, ns, 'shuf', { kind: 'nodejs', code }, lim);
   await deploy(call, ns, 'shufrelay', { kind: 'blackbox', image: img.client, code }, lim);
@@ -40,13 +40,17 @@ try {
     const fn = mode === 'peerless' ? 'shuf' : 'shufrelay';
     const r = await call('POST', `/api/v1/namespaces/${ns}/actions/${fn}?blocking=true&result=true&instances=s-{0..${N - 1}}`,
       { ids, mode, total: TOTAL, host: servers[mode], run: run++ });
-    if (r.status !== 200) throw new Error(`${mode}: ${r.status} ${JSON.stringify(r.body).slice(0, 600)}`);
+    if (r.status !== 200) {
+      const logs = mode === 'peerless' ? '' : (await docker.getContainer(`${HOST}-${mode}`).logs({ stdout: true, stderr: true, tail: 20 })).toString('utf8');
+      throw new Error(`${mode}: ${r.status} ${JSON.stringify(r.body).slice(0, 3000)}\n${mode} server log:\n${logs}`);
+    }
     const acts = r.body.activations as { start: number; end: number }[];
     return Math.max(...acts.map((a) => a.end)) - Math.min(...acts.map((a) => a.start));
   };
-  for (const mode of ['peerless', 'redis', 'nats']) await once(mode); // warm containers and connections
+  const modes = (process.env.BENCH_MODES ?? 'peerless,redis,nats').split(',');
+  for (const mode of modes) await once(mode); // warm containers and connections
   for (let i = 0; i < REPEAT; i++) {
-    for (const mode of ['peerless', 'redis', 'nats']) {
+    for (const mode of modes) {
       const ms = await once(mode);
       times[mode]!.push(ms);
       process.stdout.write(`${mode}: ${ms.toFixed(0)} ms\n`);

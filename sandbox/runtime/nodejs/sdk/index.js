@@ -247,7 +247,9 @@ function onConnection(sock) {
         const len = Number(len64);
         off += 9;
         if (chunk.length - off >= len) {
-          frame(sock, from, kind, Buffer.from(chunk.subarray(off, off + len)));
+          // The whole frame is in this chunk: handed over as a view of it, not copied (a socket's chunks are
+          // new each read, never reused).
+          frame(sock, from, kind, chunk.subarray(off, off + len));
           off += len;
         } else body = { kind, buf: Buffer.allocUnsafe(len), filled: 0 };
         continue;

@@ -5,6 +5,7 @@ import pino, { type Logger } from 'pino';
 import { ensureRuntimeImage } from '../sandbox/images.ts';
 import { ensureControlNetwork, ensureNamespaceNetwork, removeNamespaceNetwork } from '../sandbox/networks.ts';
 import { EngineWatch } from '../sandbox/engine.ts';
+import { PeerSockets } from '../sandbox/peers.ts';
 import { Pool, removeLeftovers } from '../sandbox/pool.ts';
 import { AddressMap } from '../gossip/addrmap.ts';
 import { Cluster } from '../gossip/cluster.ts';
@@ -90,6 +91,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   // Sockets and container directories of a previous run are stale: its containers are gone.
   rmSync(config.runDir, { recursive: true, force: true });
   mkdirSync(join(config.runDir, 'slots'), { recursive: true, mode: 0o755 });
+  const peers = new PeerSockets(join(config.runDir, 'peers'));
   let fnApi: FunctionApi | undefined;
   const directory = new Directory(new AddressMap(hostId, Date.now()), (ns) => fnApi!.socketPath(ns));
 
@@ -107,6 +109,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     ],
     logLimitBytes: config.limits.logBytes,
     slotRoot: join(config.runDir, 'slots'),
+    peersRoot: peers.root,
     onRemove: (dir) => directory.detach(dir),
     log,
   });
@@ -125,6 +128,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   const invoker = new Invoker({
     metrics, store, blobs, pool, hostId, limits: config.limits, log, images: { nodejs: nodejs.tag, python: python.tag }, namespaceNetwork, directory,
     ensureSocket: (ns) => fnApi!.ensureSocket(ns),
+    peers,
   });
   const quota = new Quota(config.quota.invocationsPerMinute, config.quota.concurrentActivations);
   let claims: Claimant | undefined;

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ActionContainer, ProxyResponse } from '../sandbox/container.ts';
 import { LABEL } from '../sandbox/labels.ts';
+import type { PeerSockets } from '../sandbox/peers.ts';
 import type { Draw, Lease, Pool } from '../sandbox/pool.ts';
 import type { BlobStore } from './blobs.ts';
 import type { Entry } from '../gossip/addrmap.ts';
@@ -33,6 +34,8 @@ export interface InvokerDeps {
   /** starts the namespace's function-API socket if needed */
   ensureSocket: (ns: string) => Promise<string>;
   metrics: Metrics;
+  /** the co-located fast path's directory: named instances of a namespace on this host reach each other there */
+  peers: PeerSockets;
 }
 
 export interface StartOptions {
@@ -92,7 +95,10 @@ export class Invoker {
         return internalError('The platform failed to run the action.');
       })
       .then((o) => {
-        if (opts.instance) this.d.directory.remove(fn.namespace, opts.instance.instance);
+        if (opts.instance) {
+          this.d.directory.remove(fn.namespace, opts.instance.instance);
+          this.d.peers.release(fn.namespace, opts.instance.instance);
+        }
         const end = Date.now();
         const record = () => this.d.store.finishActivation(activationId, end, start, o.status, o.result, o.logs, annotations);
         this.d.metrics.activation(o.status, annotations.coldStart ?? true, end - start);
@@ -253,9 +259,15 @@ export class Invoker {
         peerless_port: String(MESSAGE_PORT),
         // A peer's frame longer than the function's memory could never be held: the SDK refuses it.
         peerless_max_frame: String(fn.limits.memoryMb * 1024 * 1024),
+        // Peers on this host are dialled over a Unix socket in the namespace's own directory (sandbox/peers.ts).
+        peerless_host: this.d.hostId,
+        peerless_peers: this.d.peers.secretOf(fn.namespace),
       }, fn.limits.timeoutMs, stop);
       // ...and out of it as soon as it has returned, crashed or timed out.
-      if (instance) this.d.directory.remove(fn.namespace, instance);
+      if (instance) {
+        this.d.directory.remove(fn.namespace, instance);
+        this.d.peers.release(fn.namespace, instance);
+      }
       if (run instanceof Stopped) return stopped(await c.logs.take(0));
       if (run instanceof Timeout) return developerError(`The action exceeded its time limits of ${fn.limits.timeoutMs} milliseconds.`, await c.logs.take(0));
       if ('failure' in run) return this.crashed(c, run.failure);

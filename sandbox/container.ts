@@ -3,6 +3,7 @@ import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { RUNTIME_USER } from './images.ts';
+import { PEERS_MOUNT } from './peers.ts';
 import { LABEL, MANAGED_BY } from './labels.ts';
 import { LogCollector } from './logs.ts';
 
@@ -26,6 +27,8 @@ export interface ContainerSpec {
   logLimitBytes: number;
   /** host directory mounted read-only at /peerless (address map file, function API socket) */
   slotDir: string;
+  /** host directory of the co-located fast path, mounted at /peerless-peers (see peers.ts) */
+  peersRoot?: string;
 }
 
 export interface ProxyResponse {
@@ -82,7 +85,7 @@ export class ActionContainer {
         ReadonlyRootfs: true,
         Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=512m,mode=1777' },
         LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
-        Binds: [`${spec.slotDir}:/peerless:ro`],
+        Binds: [`${spec.slotDir}:/peerless:ro`, ...(spec.peersRoot ? [`${spec.peersRoot}:${PEERS_MOUNT}`] : [])],
       },
     });
     try {

@@ -27,6 +27,8 @@ export interface PoolOptions {
   logLimitBytes: number;
   /** each container gets a directory under here, mounted at /peerless */
   slotRoot: string;
+  /** mounted in every container for the co-located fast path (see peers.ts) */
+  peersRoot?: string;
   /** told when a container's directory goes away */
   onRemove?: (slotDir: string) => void;
   log: Logger;
@@ -208,6 +210,7 @@ export class Pool {
       namespaceNetwork: network,
       labels,
       logLimitBytes: this.o.logLimitBytes,
+      ...(this.o.peersRoot ? { peersRoot: this.o.peersRoot } : {}),
     };
   }
 

@@ -326,6 +326,71 @@ async function main(p) {
   });
 });
 
+describe('the co-located fast path', () => {
+  it('connects instances on one daemon over Unix sockets, in both SDKs and across them, with the same messages', async () => {
+    // b answers a's 1 MiB with its length; each says how it dialled (links) and what it got.
+    await deploy(A.call, A.ns, 'colo', { kind: 'nodejs', code: `const peerless = require('peerless');
+async function main(p) {
+  const me = peerless.instanceId();
+  if (me === p.a) {
+    await peerless.waitFor([p.b], 20000);
+    await peerless.send(p.b, Buffer.alloc(1 << 20, 7));
+    const { data } = await peerless.recv(p.b, 20000);
+    return { me, got: data.toString(), links: { ...peerless.links } };
+  }
+  const { data } = await peerless.recv(p.a, 20000);
+  await peerless.send(p.a, String(data.length));
+  return { me, got: data.length, links: { ...peerless.links } };
+}` });
+    await deploy(A.call, A.ns, 'colopy', { kind: 'python', code: [
+      'import peerless',
+      'def main(p):',
+      '    me = peerless.instance_id()',
+      '    if me == p["a"]:',
+      '        peerless.wait_for([p["b"]], timeout=20)',
+      '        peerless.send(p["b"], bytes(1 << 20))',
+      '        _, data = peerless.recv(p["b"], timeout=20)',
+      '        return {"me": me, "got": bytes(data).decode(), "links": dict(peerless.links)}',
+      '    _, data = peerless.recv(p["a"], timeout=20)',
+      '    peerless.send(p["a"], str(len(data)))',
+      '    return {"me": me, "got": len(data), "links": dict(peerless.links)}',
+    ].join('\n') });
+    for (const [fa, fb] of [['colo', 'colo'], ['colopy', 'colopy'], ['colo', 'colopy']]) {
+      const p = { a: `${fa}-a`, b: `${fb}-b` };
+      const [ra, rb] = await Promise.all([
+        invoke(A.call, A.ns, fa!, p, `blocking=true&result=true&instance=${p.a}`),
+        invoke(A.call, A.ns, fb!, p, `blocking=true&result=true&instance=${p.b}`),
+      ]);
+      expect(ra.body, JSON.stringify([ra.body, rb.body])).toMatchObject({ got: String(1 << 20) });
+      expect(rb.body).toMatchObject({ got: 1 << 20 });
+      // Each dialled the other once, over the namespace's Unix socket directory, not TCP.
+      expect(ra.body.links.unix).toBeGreaterThanOrEqual(1);
+      expect(rb.body.links.unix).toBeGreaterThanOrEqual(1);
+      expect(ra.body.links.tcp + rb.body.links.tcp).toBe(0);
+    }
+  });
+
+  it("keeps each namespace's socket directory unlisted and unnamed to the others", async () => {
+    const snoop = `const fs = require('fs');
+async function main() {
+  const tryIt = (f) => { try { return f() } catch (e) { return e.code } };
+  return { secret: process.env.__OW_PEERLESS_PEERS, root: tryIt(() => fs.readdirSync('/peerless-peers')),
+    own: tryIt(() => fs.readdirSync('/peerless-peers/' + process.env.__OW_PEERLESS_PEERS)),
+    make: tryIt(() => fs.mkdirSync('/peerless-peers/mine')) };
+}`;
+    await deploy(A.call, A.ns, 'snoop', { kind: 'nodejs', code: snoop });
+    await deploy(B.call, B.ns, 'snoop', { kind: 'nodejs', code: snoop });
+    const a = (await invoke(A.call, A.ns, 'snoop', {}, 'blocking=true&result=true&instance=snoop-a')).body;
+    const b = (await invoke(B.call, B.ns, 'snoop', {}, 'blocking=true&result=true&instance=snoop-b')).body;
+    // Neither can list the root (so neither can learn the other's directory) nor make one of its own there,
+    // nor list even its own directory; the two names differ and are 128 random bits.
+    for (const x of [a, b]) expect(x).toMatchObject({ root: 'EACCES', own: 'EACCES', make: 'EACCES' });
+    expect(a.secret).toMatch(/^[0-9a-f]{32}$/);
+    expect(b.secret).toMatch(/^[0-9a-f]{32}$/);
+    expect(a.secret).not.toBe(b.secret);
+  });
+});
+
 describe('namespaces cannot see or reach each other', () => {
   it("keeps A's map, IDs, addresses, socket and token away from B", async () => {
     const holder = await invoke(A.call, A.ns, 'probe', { hold: 20000 }, 'blocking=false&instance=secret');

@@ -8,6 +8,7 @@
 //
 // The wire format (a hello, then frames of u8 kind + u64 length + payload) is
 // specified in docs/wire.md; the Python SDK speaks the same.
+import { unlink } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { Collectives } from './collectives.js';
@@ -64,7 +65,17 @@ const env = () => ({
   instance: process.env.__OW_PEERLESS_INSTANCE || null,
   ip: process.env.__OW_PEERLESS_IP || null,
   port: Number(process.env.__OW_PEERLESS_PORT || 7700),
+  host: process.env.__OW_PEERLESS_HOST || null,
+  // the namespace's directory of the co-located fast path under /peerless-peers (docs/wire.md)
+  peers: process.env.__OW_PEERLESS_PEERS || null,
 });
+const PEERS_MOUNT = '/peerless-peers';
+/** The Unix socket of an instance of this namespace on this host (null: not on this host, or turned off). */
+function localPath(instance, host) {
+  const e = env();
+  if (!e.peers || !host || host !== e.host || process.env.PEERLESS_TCP_ONLY === '1') return null;
+  return `${PEERS_MOUNT}/${e.peers}/${instance}.sock`;
+}
 
 function api(method, path, body, signal) {
   const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
@@ -277,15 +288,40 @@ function onConnection(sock) {
   sock.on('error', () => sock.destroy());
 }
 
-/** Called by the action proxy before each activation: listen for peers (once). */
+/** Connections this process dialled, by the way they went: co-located peers over Unix sockets, others over TCP. */
+export const links = { unix: 0, tcp: 0 };
+let local = null; // { server, path }: this activation's Unix socket, for peers on this host
+
+/**
+ * Called by the action proxy before each activation: listen for peers on TCP (once), and, for a named
+ * instance, on its Unix socket in the namespace's directory, where co-located peers dial it.
+ */
 export async function _start() {
-  if (server) return;
-  server = net.createServer(onConnection);
-  await new Promise((resolve, reject) => server.once('error', reject).listen(env().port, '0.0.0.0', resolve));
+  if (!server) {
+    server = net.createServer(onConnection);
+    await new Promise((resolve, reject) => server.once('error', reject).listen(env().port, '0.0.0.0', resolve));
+  }
+  const path = env().instance ? localPath(env().instance, env().host) : null;
+  if (path && !local) {
+    const srv = net.createServer(onConnection);
+    try {
+      // A socket left by an earlier life of this ID (it crashed) is stale: nothing listens on it.
+      await unlink(path).catch(() => {});
+      await new Promise((resolve, reject) => srv.once('error', reject).listen(path, resolve));
+      local = { server: srv, path };
+    } catch {
+      // No fast path here (no mount, say): peers on this host use TCP, as everyone else.
+    }
+  }
 }
 
 /** Called by the action proxy after each activation: nothing of it may leak into the next one. */
 export function _end() {
+  if (local) {
+    local.server.close();
+    void unlink(local.path).catch(() => {});
+    local = null;
+  }
   inbox.length = 0;
   known.clear();
   collectives.reset();
@@ -302,20 +338,45 @@ export function _end() {
 
 const me = () => env().instance || `activation-${process.env.__OW_ACTIVATION_ID || 'anonymous'}`;
 
+/** A connected socket to these options, or the error that kept it from connecting. */
+function connectTo(opts) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(opts);
+    s.setNoDelay(true);
+    s.once('connect', () => {
+      s.setTimeout(0);
+      resolve(s);
+    });
+    s.once('error', reject);
+    s.setTimeout(2000, () => s.destroy(new Error('connect timeout')));
+  });
+}
+
+// A co-located peer is in the map a moment before its SDK listens on its Unix socket: it is given this long
+// to, before the dial goes over TCP instead (a peer whose code does not use the SDK never will).
+const LOCAL_WAIT_MS = 1000;
+
 async function dial(id) {
-  const deadline = Date.now() + CONNECT_RETRY_MS;
+  const start = Date.now();
+  const deadline = start + CONNECT_RETRY_MS;
   for (;;) {
     const e = await lookup(id); // a peer that is gone fails here, at once
     if (e.state === 'running' && e.ip) {
+      let sock = null;
+      const path = localPath(e.instance, e.host);
+      if (path) {
+        sock = await connectTo({ path }).catch(() => null);
+        if (sock) links.unix++;
+        else if (Date.now() - start < LOCAL_WAIT_MS) {
+          await new Promise((r) => setTimeout(r, 20));
+          continue;
+        }
+      }
       try {
-        const sock = await new Promise((resolve, reject) => {
-          const s = net.connect({ host: e.ip, port: e.port });
-          s.setNoDelay(true);
-          s.once('connect', () => resolve(s));
-          s.once('error', reject);
-          s.setTimeout(2000, () => s.destroy(new Error('connect timeout')));
-        });
-        sock.setTimeout(0);
+        if (!sock) {
+          sock = await connectTo({ host: e.ip, port: e.port });
+          links.tcp++;
+        }
         const idb = Buffer.from(me(), 'utf8');
         const hello = Buffer.alloc(2 + idb.length);
         hello.writeUInt16BE(idb.length, 0);

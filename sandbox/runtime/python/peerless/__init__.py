@@ -251,7 +251,8 @@ def _serve_connection(sock):
     global _unnamed
     sender = None
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock.family == socket.AF_INET:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         (n,) = struct.unpack(">H", _read_exact(sock, 2))
         name = bytes(_read_exact(sock, n)).decode()
         with _lock:
@@ -302,22 +303,59 @@ def _accept_loop(srv):
         threading.Thread(target=_serve_connection, args=(conn,), daemon=True).start()
 
 
+PEERS_MOUNT = "/peerless-peers"
+# Connections this process dialled, by the way they went: co-located peers over Unix sockets, others over TCP.
+links = {"unix": 0, "tcp": 0}
+_local = None  # (server socket, path): this activation's Unix socket, for peers on this host
+
+
+def _local_path(instance, host):
+    """The Unix socket of an instance of this namespace on this host (None: not on this host, or turned off)."""
+    peers = _env("PEERS")
+    if not peers or not host or host != _env("HOST") or os.environ.get("PEERLESS_TCP_ONLY") == "1":
+        return None
+    return "%s/%s/%s.sock" % (PEERS_MOUNT, peers, instance)
+
+
 def _start():
-    """Called by the action proxy before each activation: listen for peers (once)."""
-    global _server
-    if _server is not None:
-        return
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("0.0.0.0", int(_env("PORT", "7700"))))
-    srv.listen(1024)
-    _server = srv
-    threading.Thread(target=_accept_loop, args=(srv,), daemon=True).start()
+    """Called by the action proxy before each activation: listen for peers on TCP (once), and, for a named
+    instance, on its Unix socket in the namespace's directory, where co-located peers dial it."""
+    global _server, _local
+    if _server is None:
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("0.0.0.0", int(_env("PORT", "7700"))))
+        srv.listen(1024)
+        _server = srv
+        threading.Thread(target=_accept_loop, args=(srv,), daemon=True).start()
+    path = _local_path(instance_id(), _env("HOST")) if instance_id() else None
+    if path and _local is None:
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            try:
+                os.unlink(path)  # left by an earlier life of this ID that crashed: nothing listens on it
+            except OSError:
+                pass
+            srv.bind(path)
+            srv.listen(1024)
+        except OSError:
+            srv.close()  # no fast path here (no mount, say): peers on this host use TCP, as everyone else
+            return
+        _local = (srv, path)
+        threading.Thread(target=_accept_loop, args=(srv,), daemon=True).start()
 
 
 def _end():
     """Called by the action proxy after each activation: nothing of it leaks into the next."""
-    global _generation
+    global _generation, _local
+    if _local is not None:
+        srv, path = _local
+        _local = None
+        srv.close()
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
     with _lock:
         del _inbox[:]
         _generation += 1
@@ -332,16 +370,38 @@ def _end():
     _close_stream()  # its token ends with the activation
 
 
+# A co-located peer is in the map a moment before its SDK listens on its Unix socket: it is given this long
+# to, before the dial goes over TCP instead (a peer whose code does not use the SDK never will).
+LOCAL_WAIT_S = 1.0
+
+
 def _connect(peer):
     me = instance_id() or "activation-" + os.environ.get("__OW_ACTIVATION_ID", "anonymous")
-    deadline = time.monotonic() + CONNECT_RETRY_S
+    start = time.monotonic()
+    deadline = start + CONNECT_RETRY_S
     while True:
         e = lookup(peer)  # a peer that is gone fails here, at once
         if e["state"] == "running" and e.get("ip"):
             try:
-                s = socket.create_connection((e["ip"], e["port"]), timeout=2)
+                s = None
+                path = _local_path(e["instance"], e.get("host"))
+                if path:
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    try:
+                        s.settimeout(2)
+                        s.connect(path)
+                        links["unix"] += 1
+                    except OSError:
+                        s.close()
+                        s = None
+                        if time.monotonic() - start < LOCAL_WAIT_S:
+                            time.sleep(0.02)
+                            continue
+                if s is None:
+                    s = socket.create_connection((e["ip"], e["port"]), timeout=2)
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    links["tcp"] += 1
                 s.settimeout(None)
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 idb = me.encode()
                 s.sendall(struct.pack(">H", len(idb)) + idb)
                 return s

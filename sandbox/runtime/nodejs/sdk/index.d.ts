@@ -100,5 +100,7 @@ export function barrier(ids: string[], opts?: WaitOptions): Promise<void>;
 export function scatter(ids: string[], chunks: Bytes[], opts?: { signal?: AbortSignal }): Promise<void[]>;
 export function gather(ids: string[], opts?: number | WaitOptions): Promise<Buffer[]>;
 
+/** Connections this process dialled, by the way they went: co-located peers over Unix sockets, others over TCP. */
+export const links: { unix: number; tcp: number };
 /** Frames this process refused since it started, by reason (docs/wire.md). */
 export const refused: { tooLong: number; badKind: number; badTag: number };

@@ -67,7 +67,7 @@ def _env(name, default=""):
     return os.environ.get("__OW_PEERLESS_" + name, default)
 
 
-def instance_id():
+def instance_id() -> Optional[str]:
     return _env("INSTANCE") or None
 
 
@@ -111,11 +111,11 @@ def _api(method, path, body=None):
 
 # ---- directory ----
 
-def self():
+def self() -> Dict[str, Any]:
     return _api("GET", "/v1/self")
 
 
-def instances():
+def instances() -> List[Dict[str, Any]]:
     return _api("GET", "/v1/instances")["instances"]
 
 
@@ -128,7 +128,7 @@ def _remember(e):
     return e
 
 
-def lookup(instance):
+def lookup(instance: str) -> Dict[str, Any]:
     try:
         return _remember(_api("GET", "/v1/instances/" + urllib.parse.quote(instance, safe="")))
     except ApiError as e:
@@ -169,7 +169,7 @@ def _gone_or_restarted(instance, gone):
     raise gone
 
 
-def wait_for(ids, timeout=30.0):
+def wait_for(ids: Union[str, Sequence[str]], timeout: float = 30.0) -> List[Dict[str, Any]]:
     """Returns the entries once every ID is running; raises TimeoutError at the timeout, or
     PeerGoneError at once when one of them failed before it ran."""
     ids = [ids] if isinstance(ids, str) else list(ids)
@@ -184,14 +184,16 @@ def wait_for(ids, timeout=30.0):
         raise
 
 
-def set_status(status):
+def set_status(status: str) -> Dict[str, Any]:
     return _api("PUT", "/v1/self/status", {"status": str(status)})
 
 
 last_job = None
 
 
-def spawn(function, instance=None, instances=None, params=None, restart=None, queue_timeout=None, detach=False):
+def spawn(function: str, instance: Optional[str] = None, instances: Union[str, Sequence[str], None] = None,
+          params: Optional[Dict[str, Any]] = None, restart: Optional[str] = None, queue_timeout: Optional[float] = None,
+          detach: bool = False) -> List[Dict[str, Any]]:
     """Starts instances of a function of this namespace as a job, cancelled if this activation ends first
     (unless detach). restart="on-failure:2" starts a failed member again; queue_timeout (s) waits for room.
     Returns the activations; the job's ID is in peerless.last_job."""
@@ -473,14 +475,14 @@ def _send_frame(peer: str, kind: int, data: Bytes, tag: Optional[str] = None) ->
             _gone_or_restarted(peer, gone)
 
 
-def connect(peer):
+def connect(peer: str) -> None:
     """Opens (or reuses) the connection to a peer ahead of the first send, so that send pays no set-up."""
     c = _conn(peer)
     with c.lock:
         c.open()
 
 
-def send(peer, data):
+def send(peer: str, data: "Bytes") -> None:
     """Sends bytes (or str) to the instance with this ID."""
     _send_frame(peer, DATA, data)
 

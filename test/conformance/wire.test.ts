@@ -16,7 +16,8 @@ const DIR = import.meta.dirname;
 let tmp: string;
 let sock: string;
 const dir = new FakeDirectory();
-let nextPort = 21000 + (process.pid % 2000) * 8;
+// Below the kernel's ephemeral range (32768+), where an outgoing connection could hold a port first.
+let nextPort = 20000 + (process.pid % 1000) * 12;
 const procs = new Set<ChildProcess>();
 
 beforeAll(async () => {

@@ -6,9 +6,8 @@
 // Run: node test/bench/collectives.ts
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { namespaceNetworkName } from '../../sandbox/networks.ts';
-import { cleanupHost, deploy, docker, namespace, ROOT, startDaemon } from '../helpers/daemon.ts';
-import { relayImages } from './relays.ts';
+import { cleanupHost, deploy, namespace, ROOT, startDaemon } from '../helpers/daemon.ts';
+import { relayImages, startRelay } from './relays.ts';
 import { median, percentile, report, type Row } from './report.ts';
 
 const HOST = `bench-coll-${process.pid}`;
@@ -29,14 +28,7 @@ try {
   const code = readFileSync(join(ROOT, 'test/bench/functions/collective.js'), 'utf8');
   await deploy(call, ns, 'coll', { kind: 'nodejs', code }, lim);
   await deploy(call, ns, 'collredis', { kind: 'blackbox', image: img.client, code }, lim);
-  const server = await docker.createContainer({
-    Image: img.redis,
-    name: `${HOST}-redis`,
-    Labels: { 'peerless.host': HOST },
-    HostConfig: { NetworkMode: namespaceNetworkName(ns), CapDrop: ['ALL'] },
-  });
-  await server.start();
-  const redisIp = (await server.inspect()).NetworkSettings.Networks[namespaceNetworkName(ns)]!.IPAddress;
+  const redisIp = await startRelay(HOST, ns, 'redis', img.redis);
   let run = 0;
 
   const once = async (fn: string, n: number, c: (typeof CASES)[number], mode: string) => {

@@ -6,9 +6,8 @@
 // Cells above 1 GiB in total are skipped (bounded run). Run: node test/bench/messaging.ts
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { namespaceNetworkName } from '../../sandbox/networks.ts';
-import { cleanupHost, deploy, docker, namespace, ROOT, startDaemon, waitFor } from '../helpers/daemon.ts';
-import { relayImages } from './relays.ts';
+import { cleanupHost, deploy, namespace, ROOT, startDaemon, waitFor } from '../helpers/daemon.ts';
+import { relayImages, startRelay } from './relays.ts';
 import { median, report, type Row } from './report.ts';
 
 const HOST = `bench-msg-${process.pid}`;
@@ -33,14 +32,7 @@ try {
   await deploy(call, ns, 'tcp', { kind: 'nodejs', code: `process.env.PEERLESS_TCP_ONLY = '1';\n${pingpong}` }, lim);
   await deploy(call, ns, 'raw', { kind: 'nodejs', code: readFileSync(join(ROOT, 'test/bench/functions/rawtcp.js'), 'utf8') }, lim);
   await deploy(call, ns, 'redis', { kind: 'blackbox', image: img.client, code: readFileSync(join(ROOT, 'test/bench/functions/redisrelay.js'), 'utf8') }, lim);
-  const server = await docker.createContainer({
-    Image: img.redis,
-    name: `${HOST}-redis`,
-    Labels: { 'peerless.host': HOST },
-    HostConfig: { NetworkMode: namespaceNetworkName(ns), CapDrop: ['ALL'] },
-  });
-  await server.start();
-  const redisIp = (await server.inspect()).NetworkSettings.Networks[namespaceNetworkName(ns)]!.IPAddress;
+  const redisIp = await startRelay(HOST, ns, 'redis', img.redis);
 
   let run = 0;
   const once = async (fn: string, n: number, size: number): Promise<number> => {

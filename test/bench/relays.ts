@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage, imageExists, imageTag, recipe } from '../../sandbox/images.ts';
+import { namespaceNetworkName } from '../../sandbox/networks.ts';
 import { docker, ROOT } from '../helpers/daemon.ts';
 
 // The relays the messaging, collectives and shuffle benchmarks compare against: a Redis server and a NATS
@@ -31,4 +32,15 @@ export async function relayImages(): Promise<{ redis: string; nats: string; clie
   const client = `peerless-bench/node-relays:${imageTag('nodejs').split(':')[1]}`;
   if (!(await imageExists(docker, client))) await buildImage(docker, client, { ...node, dirs: [...node.dirs, [join(modules, 'node_modules'), '/node_modules']] }, 'nodejs-relays');
   return { redis, nats, client };
+}
+
+/**
+ * Starts a relay server container on a namespace's network, labelled as the bench host's (so its clean-up
+ * removes it), named `<host>-<name>`; returns its address there.
+ */
+export async function startRelay(host: string, ns: string, name: string, image: string): Promise<string> {
+  const net = namespaceNetworkName(ns);
+  const c = await docker.createContainer({ Image: image, name: `${host}-${name}`, Labels: { 'peerless.host': host }, HostConfig: { NetworkMode: net, CapDrop: ['ALL'] } });
+  await c.start();
+  return (await c.inspect()).NetworkSettings.Networks[net]!.IPAddress;
 }

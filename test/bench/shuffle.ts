@@ -7,9 +7,8 @@
 // Run: node test/bench/shuffle.ts   (BENCH_SHUFFLE_MB, default 256; BENCH_WORKERS, default 8)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { namespaceNetworkName } from '../../sandbox/networks.ts';
 import { cleanupHost, deploy, docker, namespace, ROOT, startDaemon } from '../helpers/daemon.ts';
-import { relayImages } from './relays.ts';
+import { relayImages, startRelay } from './relays.ts';
 import { median, report, type Row } from './report.ts';
 
 const HOST = `bench-shuf-${process.pid}`;
@@ -28,12 +27,7 @@ try {
   await deploy(call, ns, 'shuf', { kind: 'nodejs', code }, lim);
   await deploy(call, ns, 'shufrelay', { kind: 'blackbox', image: img.client, code }, lim);
   const servers: Record<string, string> = {};
-  for (const [name, image] of [['redis', img.redis], ['nats', img.nats]] as const) {
-    const c = await docker.createContainer({ Image: image, name: `${HOST}-${name}`, Labels: { 'peerless.host': HOST },
-      HostConfig: { NetworkMode: namespaceNetworkName(ns), CapDrop: ['ALL'] } });
-    await c.start();
-    servers[name] = (await c.inspect()).NetworkSettings.Networks[namespaceNetworkName(ns)]!.IPAddress;
-  }
+  for (const [name, image] of [['redis', img.redis], ['nats', img.nats]] as const) servers[name] = await startRelay(HOST, ns, name, image);
   const ids = Array.from({ length: N }, (_, i) => `s-${i}`);
   let run = 0;
   const once = async (mode: string) => {

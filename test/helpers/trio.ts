@@ -120,9 +120,10 @@ export interface Trio {
 }
 
 /**
- * The failure timeout is 3 s, not the 1.5 s default: the three daemons share two cores with every container
- * they start, and a cold start of dozens of containers at once can hold a daemon's beats back past 1.5 s (a
- * daemon killed outright is still dropped in tens of milliseconds: its peers find its port closed).
+ * The failure timeout is 6 s, not the 1.5 s default: the three daemons share two cores with every container
+ * they start, and a cold start of a hundred containers at once can hold a daemon's beats back for seconds
+ * (CI saw a 100-worker wordcount lose a worker to it at 3 s). A daemon killed outright is still dropped in
+ * tens of milliseconds: its peers find its port closed.
  */
 export async function startTrio(prefix: string, opts: { budgetMb?: number; failureTimeoutMs?: number } = {}): Promise<Trio> {
   const key = randomBytes(32).toString('hex');
@@ -131,7 +132,7 @@ export async function startTrio(prefix: string, opts: { budgetMb?: number; failu
   const start = (i: number, o: { dataDir?: string; apiPort?: number } = {}) => startDaemon({
     hostId: `${prefix}-h${i}`,
     flags: ['--cluster-key', key, '--cluster-listen', addr(i), '--cluster-peers', [0, 1, 2].filter((j) => j !== i).map(addr).join(','),
-      '--failure-timeout-ms', String(opts.failureTimeoutMs ?? 3000), '--heartbeat-ms', '200', '--memory-budget-mb', String(opts.budgetMb ?? 6144)],
+      '--failure-timeout-ms', String(opts.failureTimeoutMs ?? 6000), '--heartbeat-ms', '200', '--memory-budget-mb', String(opts.budgetMb ?? 6144)],
     ...(o.dataDir ? { dataDir: o.dataDir } : {}),
     ...(o.apiPort ? { port: o.apiPort } : {}),
   });

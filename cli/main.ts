@@ -13,7 +13,7 @@ const USAGE = `usage: peerless <command> [flags]
   namespace create|list|delete [NAME]                 (admin key)
   namespace limits NAME [--per-minute N] [--concurrent N]   its quota (setting it: admin key; 0 = no limit)
   fn create|update NAME FILE [--runtime nodejs|python|image:NAME] [--main NAME]
-                             [--memory MB] [--timeout SECONDS] [-p KEY VALUE]...
+                             [--memory MB] [--timeout SECONDS] [--concurrency N] [-p KEY VALUE]...
   fn get NAME [--code] | fn list | fn delete NAME
   fn invoke NAME [-p KEY VALUE]... [-P params.json] [--result | --blocking]
                 [--instance ID | --instances 'worker-{0..34}' [--restart on-failure[:N]] [--queue-timeout S]]
@@ -108,6 +108,8 @@ async function fnPut(c: Cmd, update: boolean): Promise<void> {
   const timeout = num(c.a, 'timeout');
   if (memory !== undefined) limits.memory = Math.round(memory);
   if (timeout !== undefined) limits.timeout = Math.round(timeout * 1000);
+  const concurrency = num(c.a, 'concurrency');
+  if (concurrency !== undefined) limits.concurrency = Math.round(concurrency);
   const body = { exec, limits, parameters: Object.entries(paramsOf(c.a)).map(([key, value]) => ({ key, value })) };
   const r = await call(c.t, 'PUT', `${fnPath(c, name)}${update ? '?overwrite=true' : ''}`, body);
   print(c, r.body, () => `ok: ${r.status === 201 ? 'created' : 'updated'} function ${name}`);
@@ -349,7 +351,7 @@ async function dispatch(c: Cmd): Promise<number> {
   }
 }
 
-const VERB_VALUES = ['runtime', 'main', 'memory', 'timeout', 'param-file', 'limit', 'instance', 'instances', 'interval', 'per-minute', 'concurrent', 'restart', 'queue-timeout'];
+const VERB_VALUES = ['runtime', 'main', 'memory', 'timeout', 'concurrency', 'param-file', 'limit', 'instance', 'instances', 'interval', 'per-minute', 'concurrent', 'restart', 'queue-timeout'];
 const VERB_SWITCHES = ['result', 'blocking', 'code', 'watch'];
 
 export async function main(argv: string[]): Promise<number> {

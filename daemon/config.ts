@@ -9,6 +9,7 @@ import type { ClusterSettings } from '../gossip/cluster.ts';
 export interface Limits {
   memoryMb: { min: number; max: number; default: number };
   timeoutMs: { min: number; max: number; default: number };
+  concurrency: { min: number; max: number; default: number };
   codeBytes: number;
   payloadBytes: number;
   logBytes: number;
@@ -47,6 +48,8 @@ export const DEFAULTS: DaemonConfig = {
   limits: {
     memoryMb: { min: 128, max: 2048, default: 256 },
     timeoutMs: { min: 100, max: 300_000, default: 60_000 },
+    // OpenWhisk's own ceiling for limits.concurrency is 500.
+    concurrency: { min: 1, max: 500, default: 1 },
     codeBytes: 48 * 1024 * 1024,
     payloadBytes: 1024 * 1024,
     logBytes: 10 * 1024 * 1024,
@@ -91,6 +94,7 @@ const ENV_KEYS: Record<string, string> = {
   PEERLESS_CLUSTER_BOOTSTRAP: 'cluster.bootstrap',
   PEERLESS_HEARTBEAT_MS: 'cluster.heartbeatMs',
   PEERLESS_FAILURE_TIMEOUT_MS: 'cluster.failureTimeoutMs',
+  PEERLESS_MAX_CONCURRENCY: 'limits.concurrency.max',
 };
 
 /** Flags, --port 3233 → listen.port. */
@@ -116,6 +120,7 @@ const FLAG_KEYS: Record<string, string> = {
   'cluster-bootstrap': 'cluster.bootstrap',
   'heartbeat-ms': 'cluster.heartbeatMs',
   'failure-timeout-ms': 'cluster.failureTimeoutMs',
+  'max-concurrency': 'limits.concurrency.max',
 };
 
 export const FLAG_NAMES = Object.keys(FLAG_KEYS);
@@ -238,7 +243,7 @@ export function loadConfig(src: ConfigSources = {}): DaemonConfig {
       pauseGraceMs: int(tree, 'pool.pauseGraceMs', 0, 3_600_000),
       idleTimeoutMs: int(tree, 'pool.idleTimeoutMs', 1000, 86_400_000),
     },
-    limits: structuredClone(lim),
+    limits: { ...structuredClone(lim), concurrency: { ...lim.concurrency, max: int(tree, 'limits.concurrency.max', 1, 10_000) } },
     quota: {
       invocationsPerMinute: int(tree, 'quota.invocationsPerMinute', 0, 10_000_000),
       concurrentActivations: int(tree, 'quota.concurrentActivations', 0, 1_000_000),

@@ -37,8 +37,8 @@ export interface RemoteEntries {
 export class Directory {
   readonly map: AddressMap;
   private readonly attached = new Map<string, string>(); // slot dir → namespace
-  /** slot dirs whose container is running an activation now: only these get every map change */
-  private readonly active = new Set<string>();
+  /** slot dirs whose container is running activations now (how many: a shared container runs several): only these get every map change */
+  private readonly active = new Map<string, number>();
   private readonly dirty = new Set<string>();
   private flushing: NodeJS.Immediate | null = null;
   private readonly listeners = new Set<Listener>();
@@ -117,7 +117,7 @@ export class Directory {
     for (const e of new Set(entries.map((x) => x.namespace))) this.changed(e);
     return out;
   }
-  update(ns: string, id: string, patch: Partial<Pick<Entry, 'ip' | 'state' | 'status'>>): Entry | undefined {
+  update(ns: string, id: string, patch: Partial<Pick<Entry, 'ip' | 'port' | 'state' | 'status'>>): Entry | undefined {
     const e = this.map.update(ns, id, patch);
     if (e) this.changed(ns);
     return e;
@@ -170,13 +170,15 @@ export class Directory {
       linkSync(this.socketOf(ns), join(slotDir, SOCKET_FILE));
       this.attached.set(slotDir, ns);
     }
-    this.active.add(slotDir);
+    this.active.set(slotDir, (this.active.get(slotDir) ?? 0) + 1);
     this.writeMap(slotDir, ns, this.render(ns));
   }
 
-  /** The container's activation ended: it stops receiving map changes until it is attached again. */
+  /** An activation of the container ended: once none runs there, it stops receiving map changes until it is attached again. */
   idle(slotDir: string): void {
-    this.active.delete(slotDir);
+    const n = (this.active.get(slotDir) ?? 0) - 1;
+    if (n > 0) this.active.set(slotDir, n);
+    else this.active.delete(slotDir);
   }
 
   detach(slotDir: string): void {
@@ -232,6 +234,6 @@ export class Directory {
   private flush(ns: string): void {
     if (!this.dirty.delete(ns)) return;
     const content = this.render(ns);
-    for (const dir of this.active) if (this.attached.get(dir) === ns) this.writeMap(dir, ns, content);
+    for (const dir of this.active.keys()) if (this.attached.get(dir) === ns) this.writeMap(dir, ns, content);
   }
 }

@@ -50,6 +50,8 @@ export interface StartOptions {
 type Outcome = { status: Exclude<ActivationStatus, 'running'>; result: unknown; logs: string[] };
 
 const LOG_WAIT_MS = 2_000;
+/** What a shared container's proxy answers for an instance that crashed, exited or ran out of memory on its own. */
+const INSTANCE_FAILED = 503;
 
 export const fnKeyPrefix = (f: Pick<FunctionRecord, 'namespace' | 'name'>) => `${f.namespace}/${f.name}@`;
 export const fnKeyOf = (f: FunctionRecord) => `${fnKeyPrefix(f)}${f.version}`;
@@ -203,6 +205,7 @@ export class Invoker {
         {
           fnKey: fnKeyOf(fn),
           memoryMb: fn.limits.memoryMb,
+          seats: fn.limits.concurrency,
           image: this.image(fn),
           namespaceNetwork: network,
           labels: { [LABEL.namespace]: fn.namespace, [LABEL.function]: fn.name, [LABEL.activation]: id },
@@ -222,27 +225,34 @@ export class Invoker {
     if (lease.prewarmed) ann.prewarmed = true;
     ann.waitTime = Date.now() - start;
     const c = lease.container;
+    // In a shared container an instance's logs are the lines the proxy tagged with its activation ID.
+    const logsOf = (waitMs: number) => c.logs.take(waitMs, lease.shared ? id : undefined);
     let healthy = false;
     const token = this.d.directory.issueToken({ namespace: fn.namespace, activation: id, instance });
     try {
       this.d.directory.attach(lease.slotDir, fn.namespace);
-      if (lease.cold) {
+      // The container's code is loaded once, by the first of its instances; the others wait for that.
+      if (lease.init.promise === null) {
         const t0 = Date.now();
         const code = this.d.blobs.get(fn.digest).toString(fn.binary ? 'base64' : 'utf8');
-        const init = await this.call(c, '/init', { value: { name: fn.name, main: fn.main, code, binary: fn.binary } }, fn.limits.timeoutMs, stop);
+        lease.init.promise = this.call(c, '/init', { value: { name: fn.name, main: fn.main, code, binary: fn.binary, concurrency: fn.limits.concurrency } },
+          fn.limits.timeoutMs, lease.shared ? AbortSignal.any([]) : stop);
+        await lease.init.promise;
         ann.initTime = Date.now() - t0;
-        if (init instanceof Stopped) return stopped(await c.logs.take(0));
-        if (init instanceof Timeout) return developerError(`The action exceeded its time limits of ${fn.limits.timeoutMs} milliseconds during initialization.`, await c.logs.take(0));
-        if ('failure' in init) return this.crashed(c, init.failure);
-        if (init.status !== 200) {
-          const why = errorField(init.body) ?? 'The action failed to initialize.';
-          return developerError(String(why), await c.logs.take(LOG_WAIT_MS));
-        }
+      }
+      const init = (await lease.init.promise) as Awaited<ReturnType<Invoker['call']>>;
+      if (init instanceof Stopped) return stopped(await c.logs.take(0));
+      if (init instanceof Timeout) return developerError(`The action exceeded its time limits of ${fn.limits.timeoutMs} milliseconds during initialization.`, await c.logs.take(0));
+      if ('failure' in init) return this.crashed(c, init.failure, lease.shared, logsOf);
+      if (init.status !== 200) {
+        const why = errorField(init.body) ?? 'The action failed to initialize.';
+        return developerError(String(why), await c.logs.take(lease.shared ? 0 : LOG_WAIT_MS));
       }
       const deadline = Date.now() + fn.limits.timeoutMs;
+      const port = MESSAGE_PORT + lease.seat;
       // In the map from just before user code runs: a peer that looks it up now can reach it.
       if (instance) {
-        this.d.directory.update(fn.namespace, instance, { ip: c.nsIp, state: 'running' });
+        this.d.directory.update(fn.namespace, instance, { ip: c.nsIp, port, state: 'running' });
         // Its own file now; the other running instances' files follow on the next tick, in one batch.
         this.d.directory.refresh(lease.slotDir);
       }
@@ -256,7 +266,7 @@ export class Invoker {
         peerless_token: token,
         peerless_instance: instance ?? '',
         peerless_ip: c.nsIp ?? '',
-        peerless_port: String(MESSAGE_PORT),
+        peerless_port: String(port),
         // A peer's frame longer than the function's memory could never be held: the SDK refuses it.
         peerless_max_frame: String(fn.limits.memoryMb * 1024 * 1024),
         // Peers on this host are dialled over a Unix socket in the namespace's own directory (sandbox/peers.ts).
@@ -268,11 +278,16 @@ export class Invoker {
         this.d.directory.remove(fn.namespace, instance);
         this.d.peers.release(fn.namespace, instance);
       }
-      if (run instanceof Stopped) return stopped(await c.logs.take(0));
-      if (run instanceof Timeout) return developerError(`The action exceeded its time limits of ${fn.limits.timeoutMs} milliseconds.`, await c.logs.take(0));
-      if ('failure' in run) return this.crashed(c, run.failure);
+      // Alone in its container, an instance that overran or was stopped takes the container with it. Sharing
+      // one, it was ended inside it by the proxy when this call gave up: the others run on.
+      if (run instanceof Stopped || run instanceof Timeout) {
+        healthy = lease.shared;
+        const logs = await logsOf(lease.shared ? LOG_WAIT_MS : 0);
+        return run instanceof Stopped ? stopped(logs) : developerError(`The action exceeded its time limits of ${fn.limits.timeoutMs} milliseconds.`, logs);
+      }
+      if ('failure' in run) return this.crashed(c, run.failure, lease.shared, logsOf);
       const out = this.classify(run);
-      out.logs = await c.logs.take(LOG_WAIT_MS);
+      out.logs = await logsOf(LOG_WAIT_MS);
       healthy = true;
       return out;
     } finally {
@@ -298,20 +313,22 @@ export class Invoker {
    * The proxy's connection broke: find out who ended it. The kernel's OOM killer or the code itself is
    * the function's fault; a kill from outside the container (an operator, an engine restart) is not.
    */
-  private async crashed(c: ActionContainer, failure: Error): Promise<Outcome> {
+  private async crashed(c: ActionContainer, failure: Error, shared: boolean, logsOf: (waitMs: number) => Promise<string[]>): Promise<Outcome> {
     let st = await c.state();
     for (let i = 0; i < 20 && st.running; i++) {
       await new Promise((r) => setTimeout(r, 25));
       st = await c.state();
     }
-    const logs = await c.logs.take(200);
+    const logs = await logsOf(200);
     const heap = logs.some((l) => l.includes('heap out of memory') || l.includes('MemoryError'));
     this.d.log.info({ err: failure.message, state: st }, 'action container failed');
+    // Sharing a container, an instance the runtime could not isolate takes every instance in it along.
+    const all = shared ? ' Every instance of the function in its container ended with it: they share its memory and its process.' : '';
     if (!st.engine) return internalError('The Docker engine became unavailable while the action was running.', logs);
-    if (st.oomKilled || heap) return developerError('The action exhausted its memory and was aborted.', logs);
+    if (st.oomKilled || heap) return developerError(`The action exhausted its memory and was aborted.${all}`, logs);
     if (st.exitCode === -1 || st.exitCode === 137 || st.exitCode === 143)
       return internalError(`The action's container was stopped from outside the action${st.exitCode > 0 ? ` (exit code ${st.exitCode})` : ' (removed)'}.`, logs);
-    return developerError('The action did not produce a valid response and exited unexpectedly.', logs);
+    return developerError(`The action did not produce a valid response and exited unexpectedly.${all}`, logs);
   }
 
   private classify(r: ProxyResponse): Outcome {
@@ -325,6 +342,8 @@ export class Invoker {
       return developerError('The action did not produce a valid JSON response.');
     }
     const isObject = body !== null && typeof body === 'object' && !Array.isArray(body);
+    // A shared container's proxy ended one instance that crashed or ran out of memory, and says so.
+    if (r.status === INSTANCE_FAILED && isObject && typeof (body as { error?: unknown }).error === 'string') return developerError((body as { error: string }).error);
     if (r.status === 200) return isObject ? { status: 'success', result: body, logs: [] } : developerError('The action did not return a dictionary.');
     if (isObject && 'error' in (body as object)) return { status: 'application error', result: body, logs: [] };
     return developerError(`The action proxy answered ${r.status} without an error.`);

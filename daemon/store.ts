@@ -1,6 +1,6 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { ActivationId, Digest, FunctionName, HostId, NamespaceName } from './ids.ts';
-import type { ActivationRecord, ActivationStatus, FunctionRecord, Runtime } from './types.ts';
+import type { ActivationRecord, ActivationStatus, FunctionLimits, FunctionRecord, Runtime } from './types.ts';
 
 // The daemon's embedded store. Every write is synchronous and in WAL mode, so
 // an activation is on disk before the caller hears about it.
@@ -34,6 +34,7 @@ export class Store {
         namespace TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE, name TEXT NOT NULL,
         runtime TEXT NOT NULL, digest TEXT NOT NULL, binary INTEGER NOT NULL, main TEXT NOT NULL,
         memory_mb INTEGER NOT NULL, timeout_ms INTEGER NOT NULL, parameters TEXT NOT NULL,
+        concurrency INTEGER NOT NULL DEFAULT 1,
         version INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,
         PRIMARY KEY (namespace, name));
       CREATE TABLE IF NOT EXISTS activations (
@@ -53,6 +54,9 @@ export class Store {
         id TEXT PRIMARY KEY, namespace TEXT NOT NULL, created INTEGER NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL);
       CREATE INDEX IF NOT EXISTS jobs_by_ns ON jobs (namespace, created DESC);
     `);
+    // A data directory from before limits.concurrency: its functions keep one instance per container.
+    const cols = this.db.prepare('PRAGMA table_info(functions)').all() as { name: string }[];
+    if (!cols.some((c) => c.name === 'concurrency')) this.db.exec('ALTER TABLE functions ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 1');
     const p = (sql: string) => this.db.prepare(sql);
     this.st = {
       insertNs: p('INSERT INTO namespaces (name, created) VALUES (?, ?)'),
@@ -62,10 +66,11 @@ export class Store {
       insertKey: p('INSERT INTO keys (uuid, hash, namespace, created) VALUES (?, ?, ?, ?)'),
       getKey: p('SELECT uuid, hash, namespace FROM keys WHERE uuid = ?'),
       countAdmin: p('SELECT count(*) AS n FROM keys WHERE namespace IS NULL'),
-      upsertFn: p(`INSERT INTO functions (namespace, name, runtime, digest, binary, main, memory_mb, timeout_ms, parameters, version, created, updated)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      upsertFn: p(`INSERT INTO functions (namespace, name, runtime, digest, binary, main, memory_mb, timeout_ms, parameters, version, created, updated, concurrency)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (namespace, name) DO UPDATE SET runtime = excluded.runtime, digest = excluded.digest, binary = excluded.binary,
           main = excluded.main, memory_mb = excluded.memory_mb, timeout_ms = excluded.timeout_ms, parameters = excluded.parameters,
+          concurrency = excluded.concurrency,
           version = excluded.version, updated = excluded.updated`),
       getFn: p('SELECT * FROM functions WHERE namespace = ? AND name = ?'),
       listFn: p('SELECT * FROM functions WHERE namespace = ? ORDER BY name LIMIT ? OFFSET ?'),
@@ -185,7 +190,7 @@ export class Store {
   putFunction(f: FunctionRecord): void {
     this.registryVersion++;
     this.st.upsertFn!.run(f.namespace, f.name, JSON.stringify(f.runtime), f.digest, f.binary ? 1 : 0, f.main,
-      f.limits.memoryMb, f.limits.timeoutMs, JSON.stringify(f.parameters), f.version, f.created, f.updated);
+      f.limits.memoryMb, f.limits.timeoutMs, JSON.stringify(f.parameters), f.version, f.created, f.updated, concurrencyOf(f.limits));
   }
   getFunction(ns: NamespaceName, name: FunctionName): FunctionRecord | undefined {
     const r = this.st.getFn!.get(ns, name) as Row | undefined;
@@ -247,6 +252,9 @@ export class Store {
   }
 }
 
+/** A record replicated from a daemon that predates limits.concurrency has none: one instance per container. */
+const concurrencyOf = (l: Partial<FunctionLimits>) => (Number.isSafeInteger(l.concurrency) && l.concurrency! >= 1 ? l.concurrency! : 1);
+
 function fnFromRow(r: Row): FunctionRecord {
   return {
     namespace: r.namespace as NamespaceName,
@@ -255,7 +263,7 @@ function fnFromRow(r: Row): FunctionRecord {
     digest: r.digest as Digest,
     binary: r.binary === 1,
     main: r.main as string,
-    limits: { memoryMb: r.memory_mb as number, timeoutMs: r.timeout_ms as number },
+    limits: { memoryMb: r.memory_mb as number, timeoutMs: r.timeout_ms as number, concurrency: r.concurrency as number },
     parameters: JSON.parse(r.parameters as string) as Record<string, unknown>,
     version: r.version as number,
     created: r.created as number,

@@ -6,6 +6,12 @@ export type Runtime = { kind: 'nodejs' } | { kind: 'python' } | { kind: 'image';
 export interface FunctionLimits {
   memoryMb: number;
   timeoutMs: number;
+  /**
+   * How many instances of the function may share one container at once (OpenWhisk's limits.concurrency).
+   * 1 isolates each in its own container; more run each in its own isolate (Node.js) or forked process
+   * (Python) of a shared container whose memory limit they share.
+   */
+  concurrency: number;
 }
 
 export interface FunctionRecord {

@@ -117,7 +117,7 @@ export class AddressMap {
   }
 
   /** Changes fields of a live entry. This map holds only this origin's own entries: others live in a Replica. */
-  update(ns: string, id: string, patch: Partial<Pick<Entry, 'ip' | 'state' | 'status'>>): Entry | undefined {
+  update(ns: string, id: string, patch: Partial<Pick<Entry, 'ip' | 'port' | 'state' | 'status'>>): Entry | undefined {
     const e = this.entries.get(key(ns, id));
     if (!e) return undefined;
     Object.assign(e, patch);

@@ -8,7 +8,9 @@ import { decide, prewarmDeficit, type Demand, type Slot, type SlotState } from '
 
 // The container pool: carries out poolPolicy's decisions on the engine, and
 // runs the timers (pause after a grace, remove after idling) and the prewarm
-// top-up. Containers serve one activation at a time.
+// top-up. A container serves up to its function's concurrency of instances at
+// once, each in a seat of its own (seat k listens for peers on port base + k);
+// with concurrency 1 (the default) it serves one at a time.
 
 export interface PrewarmSpec {
   image: string;
@@ -36,7 +38,9 @@ export interface PoolOptions {
   startConcurrency?: number;
 }
 
-export interface Request extends Omit<Demand, 'runtimeKey'> {
+export interface Request extends Omit<Demand, 'runtimeKey' | 'seats'> {
+  /** the function's concurrency: instances one container of it may hold at once */
+  seats: number;
   image: string;
   namespaceNetwork: string;
   labels: Record<string, string>;
@@ -56,12 +60,22 @@ export interface Lease {
   slotDir: string;
   cold: boolean;
   prewarmed: boolean;
+  /** this instance's seat in the container, from 0 to its concurrency - 1 */
+  seat: number;
+  /** other instances may share the container: a timeout or a stop ends this one alone, inside the proxy */
+  shared: boolean;
+  /** the container's one /init, run by whichever of its instances gets there first and awaited by the rest */
+  init: { promise: Promise<unknown> | null };
 }
 
 interface Entry {
   slot: Slot;
   dir: string;
   container: ActionContainer | null;
+  /** settles when the container can take instances (created, unpaused, on its namespace's network) */
+  ready: Promise<void> | null;
+  seatsTaken: Set<number>;
+  init: { promise: Promise<unknown> | null };
   pausing: Promise<void> | null;
   pauseTimer: NodeJS.Timeout | null;
   idleTimer: NodeJS.Timeout | null;
@@ -214,12 +228,29 @@ export class Pool {
     };
   }
 
+  /** The lowest free seat of a container, taken. */
+  private takeSeat(e: Entry, seats: number): number {
+    e.slot.seats = seats;
+    e.slot.used++;
+    let k = 0;
+    while (e.seatsTaken.has(k)) k++;
+    e.seatsTaken.add(k);
+    return k;
+  }
+
+  private lease(e: Entry, seat: number, cold: boolean, prewarmed: boolean): Lease {
+    return { container: e.container!, slotId: e.slot.id, slotDir: e.dir, cold, prewarmed, seat, shared: e.slot.seats > 1, init: e.init };
+  }
+
   private add(fnKey: string | null, rk: string, memoryMb: number): Entry {
     const id = `s${this.nextId++}`;
     const e: Entry = {
       dir: join(this.o.slotRoot, `${process.pid}-${id}`),
-      slot: { id, fnKey, runtimeKey: rk, memoryMb, state: 'starting', lastUsed: Date.now() },
+      slot: { id, fnKey, runtimeKey: rk, memoryMb, state: 'starting', lastUsed: Date.now(), seats: 1, used: 0 },
       container: null,
+      ready: null,
+      seatsTaken: new Set(),
+      init: { promise: null },
       pausing: null,
       pauseTimer: null,
       idleTimer: null,
@@ -247,15 +278,31 @@ export class Pool {
         await this.nextWake(signal);
         continue;
       }
-      const d = decide(this.slots(), { fnKey: req.fnKey, runtimeKey: runtimeKey(req.image, req.memoryMb), memoryMb: req.memoryMb }, this.budgetFor(req.reservation));
+      const d = decide(this.slots(), { fnKey: req.fnKey, runtimeKey: runtimeKey(req.image, req.memoryMb), memoryMb: req.memoryMb, seats: req.seats },
+        this.budgetFor(req.reservation));
       if (d.kind !== 'wait') this.draw(req.reservation, req.memoryMb);
+      if (d.kind === 'share') {
+        const e = this.entries.get(d.id)!;
+        const cold = e.ready !== null;
+        const seat = this.takeSeat(e, req.seats);
+        try {
+          await e.ready;
+        } catch {
+          // The container did not come up: whoever made it has dropped it; this instance looks again.
+          continue;
+        }
+        if (e.slot.state === 'removing' || !e.container) continue;
+        return this.lease(e, seat, cold, false);
+      }
       if (d.kind === 'warm' || d.kind === 'prewarmed') {
         const e = this.entries.get(d.id)!;
         const wasPaused = e.slot.state === 'paused';
         this.clearTimers(e);
         e.slot.state = 'busy';
         e.slot.fnKey = req.fnKey;
-        try {
+        const seat = this.takeSeat(e, req.seats);
+        // Instances that share it meanwhile wait for it to be unpaused and on its namespace's network.
+        const ready = (async () => {
           if (wasPaused) {
             await e.pausing;
             await e.container!.unpause();
@@ -264,7 +311,12 @@ export class Pool {
             await e.container!.joinNetwork(req.namespaceNetwork);
             void this.topUp();
           }
-          return { container: e.container!, slotId: e.slot.id, slotDir: e.dir, cold: d.kind === 'prewarmed', prewarmed: d.kind === 'prewarmed' };
+        })();
+        e.ready = ready;
+        try {
+          await ready;
+          e.ready = null;
+          return this.lease(e, seat, d.kind === 'prewarmed', d.kind === 'prewarmed');
         } catch (err) {
           this.o.log.warn({ err, container: e.container?.id }, 'pooled container unusable, removing it');
           await this.drop(e);
@@ -277,20 +329,25 @@ export class Pool {
           if (v) void this.drop(v);
         }
         const e = this.add(req.fnKey, runtimeKey(req.image, req.memoryMb), req.memoryMb);
+        const seat = this.takeSeat(e, req.seats);
+        const created = this.create(this.spec(e, req.image, req.memoryMb, req.namespaceNetwork, req.labels), signal);
+        e.ready = created.then(() => undefined);
+        e.ready.catch(() => undefined); // those sharing it hear of a failure; this one throws it below
         try {
-          e.container = await this.create(this.spec(e, req.image, req.memoryMb, req.namespaceNetwork, req.labels), signal);
+          e.container = await created;
         } catch (err) {
           this.entries.delete(e.slot.id);
           rmSync(e.dir, { recursive: true, force: true });
           this.wake();
           throw err;
         }
+        e.ready = null;
         e.slot.state = 'busy';
         if (this.closed) {
           await this.drop(e);
           throw new PoolClosedError('the pool is shutting down');
         }
-        return { container: e.container, slotId: e.slot.id, slotDir: e.dir, cold: true, prewarmed: false };
+        return this.lease(e, seat, true, false);
       }
       await this.nextWake(signal);
     }
@@ -334,11 +391,18 @@ export class Pool {
     void this.topUp();
   }
 
+  /** Gives the lease's seat back; true when no instance is left in the container. */
+  private leave(e: Entry, lease: Lease): boolean {
+    if (e.seatsTaken.delete(lease.seat)) e.slot.used--;
+    this.wake();
+    return e.slot.used === 0;
+  }
+
   /** Back to the pool after a clean run; a container in doubt must go through destroy instead. */
   release(lease: Lease): void {
     const e = this.entries.get(lease.slotId);
-    if (!e) return;
-    if (this.closed) {
+    if (!e || !this.leave(e, lease)) return;
+    if (this.closed || e.slot.seats === 0) {
       void this.drop(e);
       return;
     }
@@ -360,9 +424,15 @@ export class Pool {
     this.wake();
   }
 
+  /**
+   * The container is in doubt (it crashed, or an instance of its own could not be ended inside it): it takes
+   * no one new, and goes once the last instance in it has ended, so each of them reports its own outcome.
+   */
   async destroy(lease: Lease): Promise<void> {
     const e = this.entries.get(lease.slotId);
-    if (e) await this.drop(e);
+    if (!e) return;
+    e.slot.seats = 0;
+    if (this.leave(e, lease)) await this.drop(e);
   }
 
   /** A function changed or went away: its unused containers hold old code. */

@@ -1,6 +1,9 @@
 // The container pool's decisions, apart from any I/O: given what the host runs
 // and what a request needs, say which container serves it, or what to create
-// or evict. Tested on its own, without Docker.
+// or evict. Tested on its own, without Docker. A container holds up to `seats`
+// instances of one function at once (its limits.concurrency): a request takes
+// a free seat of a container of its function, running or still starting,
+// before it makes a new container.
 
 export type SlotState = 'starting' | 'prewarm' | 'idle' | 'paused' | 'busy' | 'removing';
 
@@ -13,15 +16,22 @@ export interface Slot {
   memoryMb: number;
   state: SlotState;
   lastUsed: number;
+  /** instances it may hold at once (the function's concurrency; 1 while prewarmed) */
+  seats: number;
+  /** instances it holds now */
+  used: number;
 }
 
 export interface Demand {
   fnKey: string;
   runtimeKey: string;
   memoryMb: number;
+  /** the function's concurrency: how many instances one container of it may hold (default 1) */
+  seats?: number;
 }
 
 export type Decision =
+  | { kind: 'share'; id: string }
   | { kind: 'warm'; id: string; paused: boolean }
   | { kind: 'prewarmed'; id: string }
   | { kind: 'create'; evict: string[] }
@@ -34,7 +44,15 @@ export function usedMemory(slots: Iterable<Slot>): number {
 }
 
 export function decide(slots: readonly Slot[], d: Demand, budgetMb: number): Decision {
-  // Warm first: an idle container of this function, then a paused one (unpause costs a few ms).
+  // A free seat in a container of this function that runs or starts: the fullest first, so that the
+  // others empty, idle and go, and a burst fills as few containers as it can.
+  let share: Slot | undefined;
+  for (const s of slots) {
+    if (s.fnKey !== d.fnKey || (s.state !== 'busy' && s.state !== 'starting') || s.used >= s.seats) continue;
+    if (!share || s.used > share.used) share = s;
+  }
+  if (share) return { kind: 'share', id: share.id };
+  // Warm next: an idle container of this function, then a paused one (unpause costs a few ms).
   const idle = slots.find((s) => s.fnKey === d.fnKey && s.state === 'idle');
   if (idle) return { kind: 'warm', id: idle.id, paused: false };
   const paused = slots.find((s) => s.fnKey === d.fnKey && s.state === 'paused');

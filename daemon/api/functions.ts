@@ -14,7 +14,7 @@ import { fnParams, keyValueList, name, nsParams, paging } from './schemas.ts';
 
 interface PutBody {
   exec: { kind: 'nodejs' | 'python' | 'blackbox'; code?: string; main?: string; binary?: boolean; image?: string };
-  limits?: { memory?: number; timeout?: number };
+  limits?: { memory?: number; timeout?: number; concurrency?: number };
   parameters?: { key: string; value: unknown }[];
 }
 
@@ -32,7 +32,7 @@ export const functionView = (f: FunctionRecord, code?: string) => ({
     digest: f.digest,
     ...(code === undefined ? {} : { code }),
   },
-  limits: { memory: f.limits.memoryMb, timeout: f.limits.timeoutMs },
+  limits: { memory: f.limits.memoryMb, timeout: f.limits.timeoutMs, concurrency: f.limits.concurrency },
   parameters: Object.entries(f.parameters).map(([key, value]) => ({ key, value })),
   created: f.created,
   updated: f.updated,
@@ -90,6 +90,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
               properties: {
                 memory: { type: 'integer', minimum: L.memoryMb.min, maximum: L.memoryMb.max },
                 timeout: { type: 'integer', minimum: L.timeoutMs.min, maximum: L.timeoutMs.max },
+                concurrency: { type: 'integer', minimum: L.concurrency.min, maximum: L.concurrency.max },
               },
             },
             parameters: keyValueList,
@@ -130,7 +131,11 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
         digest,
         binary,
         main: exec.main ?? 'main',
-        limits: { memoryMb: limits?.memory ?? L.memoryMb.default, timeoutMs: limits?.timeout ?? L.timeoutMs.default },
+        limits: {
+          memoryMb: limits?.memory ?? L.memoryMb.default,
+          timeoutMs: limits?.timeout ?? L.timeoutMs.default,
+          concurrency: limits?.concurrency ?? L.concurrency.default,
+        },
         parameters: params,
         version: (old?.version ?? 0) + 1,
         created: old?.created ?? now,

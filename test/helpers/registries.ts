@@ -63,7 +63,7 @@ export function writeFunction(s: RegistrySide, ns: NamespaceName, name: string, 
   const now = Date.now();
   const f: FunctionRecord = {
     namespace: ns, name: name as FunctionName, runtime: { kind: 'nodejs' }, digest: s.blobs.put(Buffer.from(source)), binary: false, main: 'main',
-    limits: { memoryMb: 128, timeoutMs: 1000 }, parameters: {}, version: 1, created: now, updated: now,
+    limits: { memoryMb: 128, timeoutMs: 1000, concurrency: 1 }, parameters: {}, version: 1, created: now, updated: now,
   };
   s.store.putFunction(f);
   s.registry.functionWritten(f);

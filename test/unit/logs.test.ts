@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { LogCollector, SENTINEL } from '../../sandbox/logs.ts';
+import { LogCollector, SENTINEL, TAG } from '../../sandbox/logs.ts';
 
 const setup = (max = 1 << 20) => {
   const out = new PassThrough();
@@ -53,5 +53,27 @@ describe('log collector', () => {
     const got = await logs.take(1000);
     expect(got.length).toBeLessThan(20);
     expect(got.at(-1)).toMatch(/truncated .* 200 bytes/);
+  });
+
+  it("sorts a shared container's overlapping activations out by their tags, each ending on its own sentinel", async () => {
+    const { out, err, logs } = setup();
+    const a = `${TAG}act-a `;
+    const b = `${TAG}act-b `;
+    out.write(`${a}a one\n${b}b one\n`);
+    err.write(`${b}b oops\n${a}a two\n`);
+    const pb = logs.take(1000, 'act-b');
+    out.write(`${b}${SENTINEL}\n`);
+    err.write(`${b}${SENTINEL}\n${a}a three\n`);
+    expect(text(await pb)).toEqual(['stdout: b one', 'stderr: b oops']);
+    out.write(`${a}${SENTINEL}\n`);
+    err.write(`${a}${SENTINEL}\n`);
+    expect(text(await logs.take(1000, 'act-a'))).toEqual(['stdout: a one', 'stderr: a two', 'stderr: a three']);
+  });
+
+  it("gives a shared container's instance what it logged so far, and the proxy's untagged words, when its end never comes", async () => {
+    const { out, err, logs } = setup();
+    out.write(`${TAG}act-c started\n`);
+    err.write('FATAL ERROR: heap out of memory\n');
+    expect(text(await logs.take(50, 'act-c'))).toEqual(['stdout: started', 'stderr: FATAL ERROR: heap out of memory']);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decide, prewarmDeficit, usedMemory, type Slot } from '../../sandbox/poolPolicy.ts';
 
-const slot = (id: string, over: Partial<Slot>): Slot => ({ id, fnKey: null, runtimeKey: 'img#256', memoryMb: 256, state: 'idle', lastUsed: 0, ...over });
+const slot = (id: string, over: Partial<Slot>): Slot => ({ id, fnKey: null, runtimeKey: 'img#256', memoryMb: 256, state: 'idle', lastUsed: 0, seats: 1, used: 0, ...over });
 const demand = { fnKey: 'ns/f@1', runtimeKey: 'img#256', memoryMb: 256 };
 
 describe('pool policy', () => {
@@ -17,7 +17,7 @@ describe('pool policy', () => {
   });
 
   it('never reuses a busy container, another function, or an older version', () => {
-    const slots = [slot('busy', { fnKey: 'ns/f@1', state: 'busy' }), slot('other', { fnKey: 'ns/g@1' }), slot('old', { fnKey: 'ns/f@0' })];
+    const slots = [slot('busy', { fnKey: 'ns/f@1', state: 'busy', used: 1 }), slot('other', { fnKey: 'ns/g@1' }), slot('old', { fnKey: 'ns/f@0' })];
     expect(decide(slots, demand, 4096)).toEqual({ kind: 'create', evict: [] });
   });
 
@@ -52,5 +52,42 @@ describe('pool policy', () => {
     expect(prewarmDeficit([slot('s', { state: 'starting' })], 'img#256', 256, 2, 4096)).toBe(1);
     expect(prewarmDeficit([slot('s', { state: 'busy', fnKey: 'x' })], 'img#256', 256, 2, 512)).toBe(1);
     expect(prewarmDeficit([slot('s', { state: 'busy', fnKey: 'x', memoryMb: 512 })], 'img#256', 256, 2, 512)).toBe(0);
+  });
+
+  describe('containers shared by instances (limits.concurrency)', () => {
+    const shared = { ...demand, seats: 4 };
+    it('takes a free seat of a running container of the function, the fullest first, before anything warm', () => {
+      const slots = [
+        slot('idle', { fnKey: 'ns/f@1', state: 'idle', seats: 4 }),
+        slot('half', { fnKey: 'ns/f@1', state: 'busy', seats: 4, used: 2 }),
+        slot('most', { fnKey: 'ns/f@1', state: 'busy', seats: 4, used: 3 }),
+        slot('full', { fnKey: 'ns/f@1', state: 'busy', seats: 4, used: 4 }),
+      ];
+      expect(decide(slots, shared, 4096)).toEqual({ kind: 'share', id: 'most' });
+      expect(decide(slots.filter((s) => s.id !== 'most'), shared, 4096)).toEqual({ kind: 'share', id: 'half' });
+      expect(decide([slots[0]!, slots[3]!], shared, 4096)).toEqual({ kind: 'warm', id: 'idle', paused: false });
+    });
+
+    it('packs a burst into a container still starting instead of creating one each', () => {
+      expect(decide([slot('s', { fnKey: 'ns/f@1', state: 'starting', seats: 4, used: 1 })], shared, 4096)).toEqual({ kind: 'share', id: 's' });
+      // a prewarmed container starting for no function yet is not this function's
+      expect(decide([slot('p', { state: 'starting', seats: 1, used: 0 })], shared, 4096)).toEqual({ kind: 'create', evict: [] });
+    });
+
+    it("never shares another function's, another version's or a one-seat container", () => {
+      const slots = [
+        slot('g', { fnKey: 'ns/g@1', state: 'busy', seats: 4, used: 1 }),
+        slot('old', { fnKey: 'ns/f@0', state: 'busy', seats: 4, used: 1 }),
+        slot('one', { fnKey: 'ns/f@1', state: 'busy', seats: 1, used: 1 }),
+      ];
+      expect(decide(slots, shared, 4096)).toEqual({ kind: 'create', evict: [] });
+    });
+
+    it('counts a shared container once against the budget, however many instances it holds', () => {
+      const slots = [slot('a', { fnKey: 'ns/f@1', state: 'busy', seats: 50, used: 50 })];
+      expect(usedMemory(slots)).toBe(256);
+      expect(decide(slots, { ...shared, seats: 50 }, 512)).toEqual({ kind: 'create', evict: [] });
+      expect(decide(slots, { ...shared, seats: 50 }, 256)).toEqual({ kind: 'wait' });
+    });
   });
 });

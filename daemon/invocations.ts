@@ -207,8 +207,10 @@ export class Invocations {
 
   private refusal(fn: FunctionRecord, n: number, missing: number, field: string, when = ''): PeerlessError {
     const hosts = this.hosts.candidates().length;
+    const c = fn.limits.concurrency;
+    const size = c > 1 ? `members (${c} to a container of ${fn.limits.memoryMb} MB)` : `members of ${fn.limits.memoryMb} MB`;
     return new PeerlessError('unavailable',
-      `the cluster has room for ${n - missing} of the ${n} members of ${fn.limits.memoryMb} MB${when}: ${missing * fn.limits.memoryMb} MB more is needed ` +
+      `the cluster has room for ${n - missing} of the ${n} ${size}${when}: ${containersFor(missing, c) * fn.limits.memoryMb} MB more is needed ` +
       `across its ${hosts} daemon${hosts === 1 ? '' : 's'}; nothing was started`,
       { field, headers: { 'retry-after': String(RETRY_AFTER_S) } });
   }
@@ -216,15 +218,16 @@ export class Invocations {
   /** One placement attempt: a plan from the hosts' free memory, then a reservation on every host of it. */
   private async tryPlace(fn: FunctionRecord, n: number, unnamedSingle: boolean): Promise<Placement | { missing: number }> {
     const mb = fn.limits.memoryMb;
+    const seats = fn.limits.concurrency;
     let plan: Map<string, number>;
     if (unnamedSingle) {
       // Where it is warm (or can be made): here first, else the host rendezvous hashing gives the function.
-      const here = this.d.pool.hasRoom(fnKeyOf(fn), this.d.image(fn), mb);
+      const here = this.d.pool.hasRoom(fnKeyOf(fn), this.d.image(fn), mb, seats);
       const there = here ? null : rendezvous(fnKeyOf(fn), this.hosts.candidates().slice(1), mb);
       plan = new Map([[there ?? this.hosts.self, 1]]);
     } else {
       const planFor = (cands: { origin: string; freeMb: number }[]) =>
-        n === 1 && (cands[0]?.freeMb ?? 0) >= mb ? new Map([[this.hosts.self, 1]]) : spread(n, cands, mb);
+        n === 1 && (cands[0]?.freeMb ?? 0) >= mb ? new Map([[this.hosts.self, 1]]) : spread(n, cands, mb, seats);
       plan = planFor(this.hosts.candidates());
       // What other daemons said of their room is up to a beat old: before refusing, ask them.
       if (sum(plan) < n) plan = planFor(await this.hosts.freshCandidates());
@@ -232,7 +235,8 @@ export class Invocations {
     const placed = sum(plan);
     if (placed < n) return { missing: n - placed };
     const out: Placement = await Promise.all([...plan].map(async ([host, count]) => ({
-      host, count, reservation: await this.hosts.reserve(host, count * mb, RESERVATION_TTL_MS).catch(() => null),
+      // A host's members share containers of the function, `seats` to each: its memory is counted per container.
+      host, count, reservation: await this.hosts.reserve(host, containersFor(count, seats) * mb, RESERVATION_TTL_MS).catch(() => null),
     })));
     const refused = out.filter((p) => p.reservation === null);
     if (refused.length === 0) return out;
@@ -338,6 +342,8 @@ export class Invocations {
   }
 }
 
+/** Containers that hold `members` instances, `seats` to a container. */
+const containersFor = (members: number, seats: number) => Math.ceil(members / seats);
 const sum = (plan: Map<string, number>) => [...plan.values()].reduce((a, b) => a + b, 0);
 
 /** Refuses with 429 and Retry-After when the namespace is over its rate or its concurrency (its own, or the default). */

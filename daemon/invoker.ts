@@ -175,6 +175,11 @@ export class Invoker {
   }
 
 
+  /** How many members will draw on a reservation of this host's pool. */
+  expect(reservation: string, members: number): void {
+    this.d.pool.expect(reservation, members);
+  }
+
   image(fn: FunctionRecord): string {
     return fn.runtime.kind === 'image' ? fn.runtime.image : this.d.images[fn.runtime.kind];
   }

@@ -66,6 +66,9 @@ export class ShareRunner {
       throw e;
     }
     const entryOf = new Map(entries.map((e) => [e.instance, e]));
+    // Members that share containers draw less than their count of containers: the reservation knows how many
+    // will draw on it, and is given back once each has (not only when it expires).
+    if (s.reservation) this.d.invoker.expect(s.reservation, s.members.length);
     return s.members.map((m) => {
       const entry = m.instance === null ? undefined : entryOf.get(m.instance);
       const { done } = this.d.invoker.start(fn, s.params, {

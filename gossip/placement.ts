@@ -24,10 +24,13 @@ export function rendezvous(fnKey: string, candidates: Candidate[], memoryMb: num
   return best?.origin ?? null;
 }
 
-/** A group's members, spread over hosts in proportion to their free memory (largest remainder). */
-export function spread(count: number, candidates: Candidate[], memoryMb: number): Map<string, number> {
+/**
+ * A group's members, spread over hosts in proportion to their free memory (largest remainder). A container of
+ * memoryMb holds `seats` members (the function's concurrency).
+ */
+export function spread(count: number, candidates: Candidate[], memoryMb: number, seats = 1): Map<string, number> {
   const out = new Map<string, number>();
-  const slots = candidates.map((c) => ({ origin: c.origin, room: Math.floor(c.freeMb / memoryMb) })).filter((c) => c.room > 0);
+  const slots = candidates.map((c) => ({ origin: c.origin, room: Math.floor(c.freeMb / memoryMb) * seats })).filter((c) => c.room > 0);
   const total = slots.reduce((a, c) => a + c.room, 0);
   if (total === 0) return out;
   let left = Math.min(count, total);

@@ -14,7 +14,8 @@ export const PROXY_PORT = 8080;
 // Generous: with a couple of hundred containers starting on two cores a proxy can take tens of seconds to
 // listen. A container that dies meanwhile is noticed sooner, and the caller's signal bounds the wait too.
 const PROXY_START_MS = 120_000;
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1, keepAliveMsecs: 30_000 });
+// Kept-alive connections, as many to a container as it runs instances at once (its function's concurrency).
+const agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 30_000 });
 
 export interface ContainerSpec {
   image: string;

@@ -88,7 +88,7 @@ const runtimeKey = (image: string, memoryMb: number) => `${image}#${memoryMb}`;
 export class Pool {
   private readonly entries = new Map<string, Entry>();
   /** memory promised to admitted groups whose members have not taken their containers yet */
-  private readonly reservations = new Map<string, { mb: number; timer: NodeJS.Timeout }>();
+  private readonly reservations = new Map<string, { mb: number; timer: NodeJS.Timeout; members?: number }>();
   private nextReservation = 0;
   private waiters: (() => void)[] = [];
   private nextId = 0;
@@ -172,14 +172,21 @@ export class Pool {
     this.wake();
   }
 
+  /** The reservation's group has this many members here: once each has drawn on it, what is left goes back. */
+  expect(id: string, members: number): void {
+    const r = this.reservations.get(id);
+    if (r) r.members = members;
+  }
+
   /** The budget a request may plan within: all of it but what is promised to others. */
   private budgetFor(reservation?: Draw): number {
     return this.o.memoryBudgetMb - this.reservedMb() + (reservation ? (this.reservations.get(reservation.id)?.mb ?? 0) : 0);
   }
 
   /**
-   * Counts a member's memory against its reservation: when it takes its container, or when it ended without
-   * one (stopped, failed before), so the rest of the reservation is not held until it expires.
+   * Counts a member's memory against its reservation: when it takes its container (nothing when it shares
+   * one), or when it ended without one (stopped, failed before), so the rest of the reservation is not held
+   * until it expires.
    */
   draw(d: Draw | undefined, mb: number): void {
     if (!d || d.drawn) return;
@@ -187,12 +194,13 @@ export class Pool {
     const r = this.reservations.get(d.id);
     if (!r) return;
     r.mb -= mb;
-    if (r.mb <= 0) this.unreserve(d.id);
+    if (r.members !== undefined) r.members--;
+    if (r.mb <= 0 || r.members === 0) this.unreserve(d.id);
   }
 
   /** Could this host serve the request now, warm or by creating a container, without waiting? */
-  hasRoom(fnKey: string, image: string, memoryMb: number): boolean {
-    return decide(this.slots(), { fnKey, runtimeKey: runtimeKey(image, memoryMb), memoryMb }, this.budgetFor()).kind !== 'wait';
+  hasRoom(fnKey: string, image: string, memoryMb: number, seats = 1): boolean {
+    return decide(this.slots(), { fnKey, runtimeKey: runtimeKey(image, memoryMb), memoryMb, seats }, this.budgetFor()).kind !== 'wait';
   }
 
   stats(): Record<SlotState, number> {
@@ -280,7 +288,7 @@ export class Pool {
       }
       const d = decide(this.slots(), { fnKey: req.fnKey, runtimeKey: runtimeKey(req.image, req.memoryMb), memoryMb: req.memoryMb, seats: req.seats },
         this.budgetFor(req.reservation));
-      if (d.kind !== 'wait') this.draw(req.reservation, req.memoryMb);
+      if (d.kind !== 'wait') this.draw(req.reservation, d.kind === 'share' ? 0 : req.memoryMb);
       if (d.kind === 'share') {
         const e = this.entries.get(d.id)!;
         const cold = e.ready !== null;

@@ -27,4 +27,11 @@ describe('placement', () => {
     const full = spread(100, [{ origin: 'a', freeMb: 500 }, { origin: 'b', freeMb: 250 }], 100);
     expect(full).toEqual(new Map([['a', 5], ['b', 2]]));
   });
+
+  it('counts room in containers of seats members each when instances share containers', () => {
+    // 250 MB holds two 100 MB containers of 50 seats: 100 members; 50 MB holds none.
+    expect(spread(100, [{ origin: 'a', freeMb: 250 }, { origin: 'b', freeMb: 50 }], 100, 50)).toEqual(new Map([['a', 100]]));
+    const g = spread(100, [{ origin: 'a', freeMb: 1000 }, { origin: 'b', freeMb: 1000 }], 512, 50);
+    expect(g).toEqual(new Map([['a', 50], ['b', 50]]));
+  });
 });

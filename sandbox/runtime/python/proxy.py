@@ -1,15 +1,32 @@
 # The Python action proxy: OpenWhisk's action protocol on port 8080.
 # POST /init loads the code once; POST /run calls its entry point with the
 # parameters. Both stdout and stderr end every activation with the sentinel.
+#
+# With limits.concurrency > 1 (`concurrency` in /init) several instances share
+# this container. The proxy is then a zygote: the code is loaded once, at
+# /init, and each /run forks a child from the loaded interpreter, with its own
+# environment, SDK state, port and logs (tagged with its activation ID). A
+# child that crashes, exits or is killed for memory ends alone (503 and why);
+# one whose call is abandoned (timeout, stop) is killed.
 import json
 import os
+import queue
+import selectors
 import signal
+import socket
 import sys
+import threading
 import traceback
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SENTINEL = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
+TAG = "\x1e"
+INSTANCE_FAILED = 503  # what the platform reads as "this instance failed on its own"
 entry = None
+concurrency = 1
+# One instance per container runs on the main thread, as it always has: handlers hand it their activation.
+main_jobs = queue.Queue()
+out_lock = threading.Lock()
 
 
 def end_of_activation():
@@ -34,6 +51,155 @@ def load(value):
     return fn
 
 
+def invoke(body):
+    """Runs the entry point on the activation's parameters: (status, body) as the action protocol has it."""
+    for k, v in body.items():
+        if k != "value":
+            os.environ["__OW_" + k.upper()] = v if isinstance(v, str) else json.dumps(v)
+    sdk = None
+    try:
+        if body.get("peerless_token"):
+            import peerless as sdk
+            sdk._start()
+        result = entry(body.get("value") or {})
+        if not isinstance(result, dict):
+            status, out = 200, result  # the platform calls a non-dictionary a developer error
+        elif "error" in result:
+            status, out = 502, {"error": result["error"]}
+        else:
+            status, out = 200, result
+    except BaseException as e:
+        traceback.print_exc()
+        status, out = 502, {"error": "An error has occurred: %s" % e}
+    if sdk is not None:
+        sdk._end()
+    return status, out
+
+
+def encode(status, out):
+    try:
+        return status, json.dumps(out).encode("utf-8")
+    except (TypeError, ValueError):
+        return 502, json.dumps({"error": "The action did not return a JSON-serializable dictionary."}).encode("utf-8")
+
+
+def child(body, w_out, w_err, w_res):
+    """A forked instance: its own stdout and stderr (pipes to the proxy), runs, writes its answer, exits."""
+    try:
+        os.dup2(w_out, 1)
+        os.dup2(w_err, 2)
+        # Nothing of the proxy's (its listening socket, other instances' connections and pipes) stays open here.
+        os.closerange(3, w_res)
+        os.closerange(w_res + 1, 65536)
+        # New file objects: a lock the proxy's threads held at the fork must not be inherited held.
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        status, data = encode(*invoke(body))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        view = memoryview(json.dumps(status).encode("utf-8") + b"\n" + data)
+        while view:
+            view = view[os.write(w_res, view):]
+    finally:
+        os._exit(0)
+
+
+def forward(fd, stream, aid, partial, chunk):
+    """Writes a child's complete lines to our stream, tagged; returns the unfinished rest."""
+    lines = (partial + chunk).split(b"\n")
+    text = "".join("%s%s %s\n" % (TAG, aid, l.decode("utf-8", "replace")) for l in lines[:-1])
+    if text:
+        with out_lock:
+            stream.write(text)
+            stream.flush()
+    return lines[-1]
+
+
+def run_forked(handler, body):
+    """One instance in a shared container: (status, bytes), or None when the platform gave up on it."""
+    aid = str(body.get("activation_id") or "unknown")
+    r_out, w_out = os.pipe()
+    r_err, w_err = os.pipe()
+    r_res, w_res = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r_out)
+        os.close(r_err)
+        os.close(r_res)
+        child(body, w_out, w_err, w_res)
+    for fd in (w_out, w_err, w_res):
+        os.close(fd)
+    streams = {r_out: sys.stdout, r_err: sys.stderr}
+    partial = {r_out: b"", r_err: b""}
+    result = b""
+    abandoned = False
+    sel = selectors.DefaultSelector()
+    for fd in (r_out, r_err, r_res):
+        sel.register(fd, selectors.EVENT_READ)
+    conn = handler.connection
+    sel.register(conn, selectors.EVENT_READ)
+    left = 3
+    while left > 0:
+        for key, _ in sel.select():
+            if key.fileobj is conn:
+                # The platform sends nothing more on this connection until it has its answer: readable means
+                # it closed it (the activation's time ran out, or it was stopped). The instance ends here.
+                try:
+                    gone = conn.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    gone = True
+                sel.unregister(conn)
+                if gone:
+                    abandoned = True
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                continue
+            chunk = os.read(key.fd, 65536)
+            if not chunk:
+                sel.unregister(key.fd)
+                os.close(key.fd)
+                left -= 1
+            elif key.fd == r_res:
+                result += chunk
+            else:
+                partial[key.fd] = forward(key.fd, streams[key.fd], aid, partial[key.fd], chunk)
+    sel.close()
+    _, status = os.waitpid(pid, 0)
+    for fd, stream in streams.items():
+        forward(fd, stream, aid, partial[fd], b"\n" if partial[fd] else b"")
+        with out_lock:
+            stream.write("%s%s %s\n" % (TAG, aid, SENTINEL))
+            stream.flush()
+    if abandoned:
+        return None
+    head, _, data = result.partition(b"\n")
+    if data:
+        return int(head), data
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+        why = "The action exhausted its memory and was aborted (its process was killed; it shares its container's memory with the function's other instances)."
+    elif os.WIFSIGNALED(status):
+        why = "The action did not produce a valid response and exited unexpectedly (signal %d)." % os.WTERMSIG(status)
+    else:
+        why = "The action did not produce a valid response and exited unexpectedly (exit code %d)." % os.WEXITSTATUS(status)
+    return INSTANCE_FAILED, json.dumps({"error": why}).encode("utf-8")
+
+
+def on_main(fn):
+    """Runs fn on the main thread and returns what it returned."""
+    box = {"done": threading.Event()}
+
+    def job():
+        box["value"] = fn()
+        box["done"].set()
+
+    main_jobs.put(job)
+    box["done"].wait()
+    return box["value"]
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -41,7 +207,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def reply(self, status, body):
-        data = json.dumps(body).encode("utf-8")
+        self.send_bytes(status, json.dumps(body).encode("utf-8"))
+
+    def send_bytes(self, status, data):
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
@@ -49,7 +217,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self):
-        global entry
+        global entry, concurrency
         length = int(self.headers.get("content-length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
@@ -58,44 +226,39 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/init":
             if entry is not None:
                 return self.reply(403, {"error": "Cannot initialize the action more than once."})
-            try:
-                entry = load(body.get("value") or {})
-                return self.reply(200, {"ok": True})
-            except LookupError as e:
-                end_of_activation()
-                return self.reply(502, {"error": str(e)})
-            except BaseException as e:
-                traceback.print_exc()
-                end_of_activation()
-                return self.reply(502, {"error": "Initialization has failed due to: %s" % e})
+            value = body.get("value") or {}
+
+            def init():
+                global entry, concurrency
+                try:
+                    entry = load(value)
+                    concurrency = max(1, int(value.get("concurrency") or 1))
+                    return 200, {"ok": True}
+                except LookupError as e:
+                    end_of_activation()
+                    return 502, {"error": str(e)}
+                except BaseException as e:
+                    traceback.print_exc()
+                    end_of_activation()
+                    return 502, {"error": "Initialization has failed due to: %s" % e}
+
+            return self.reply(*on_main(init))
         if self.path == "/run":
             if entry is None:
                 return self.reply(403, {"error": "The action has not been initialized."})
-            for k, v in body.items():
-                if k != "value":
-                    os.environ["__OW_" + k.upper()] = v if isinstance(v, str) else json.dumps(v)
-            sdk = None
-            try:
-                if body.get("peerless_token"):
-                    import peerless as sdk
-                    sdk._start()
-                result = entry(body.get("value") or {})
-                if not isinstance(result, dict):
-                    status, out = 200, result  # the platform calls a non-dictionary a developer error
-                elif "error" in result:
-                    status, out = 502, {"error": result["error"]}
-                else:
-                    status, out = 200, result
-            except BaseException as e:
-                traceback.print_exc()
-                status, out = 502, {"error": "An error has occurred: %s" % e}
-            if sdk is not None:
-                sdk._end()
-            end_of_activation()
-            try:
-                return self.reply(status, out)
-            except (TypeError, ValueError):
-                return self.reply(502, {"error": "The action did not return a JSON-serializable dictionary."})
+            if concurrency > 1:
+                out = run_forked(self, body)
+                if out is None:
+                    self.close_connection = True
+                    return None
+                return self.send_bytes(*out)
+
+            def run():
+                status, out = invoke(body)
+                end_of_activation()
+                return encode(status, out)
+
+            return self.send_bytes(*on_main(run))
         self.reply(404, {"error": "no such route"})
 
 
@@ -103,4 +266,8 @@ if __name__ == "__main__":
     sys.stdout = open(sys.stdout.fileno(), "w", buffering=1, closefd=False)
     # As PID 1 a TERM would be ignored until the engine's KILL; 143 (128 + 15) tells the daemon it came from outside.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(143))
-    HTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+    server = ThreadingHTTPServer(("0.0.0.0", 8080), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    while True:
+        main_jobs.get()()

@@ -315,7 +315,10 @@ export async function _start() {
   }
 }
 
-/** Called by the action proxy after each activation: nothing of it may leak into the next one. */
+/**
+ * Called by the action proxy after each activation: nothing of it may leak into the next one. Resolves once
+ * what its sends handed over has left (at most 2 s), for a proxy that ends the instance's thread next.
+ */
 export function _end() {
   if (local) {
     local.server.close();
@@ -329,11 +332,13 @@ export function _end() {
   for (const w of waiters) w.resolve(null);
   waiters = [];
   // end(), not destroy(): bytes a send has handed over but the kernel has not taken yet still go out.
-  for (const c of conns.values()) c.then((s) => {
-    s.end();
+  const flushed = [...conns.values()].map((c) => c.then((s) => new Promise((resolve) => {
+    s.end(resolve);
+    s.once('close', resolve);
     setTimeout(() => s.destroy(), 10_000).unref();
-  }, () => {});
+  }), () => {}));
   conns.clear();
+  return Promise.race([Promise.all(flushed), new Promise((r) => setTimeout(r, 2000).unref())]);
 }
 
 const me = () => env().instance || `activation-${process.env.__OW_ACTIVATION_ID || 'anonymous'}`;

@@ -1,8 +1,10 @@
-// One instance of an action in a container shared by several (limits.concurrency > 1):
-// a worker thread of the proxy, with its own isolate, module state, SDK and
-// environment. It loads the code, says it is ready, runs one activation, and ends.
+// One instance at a time of an action in a container shared by several
+// (limits.concurrency > 1): a worker thread of the proxy, with its own isolate,
+// module state, SDK and environment. It loads the code and says it is ready;
+// then runs activations one after another, as a warm container does, each
+// ended on both streams by the sentinel line once its logs are written.
 import { parentPort, threadId, workerData } from 'node:worker_threads';
-import { call, load } from './load.mjs';
+import { call, load, SENTINEL } from './load.mjs';
 
 let entry;
 try {
@@ -14,7 +16,7 @@ try {
   parentPort.postMessage({ type: 'init-error', error: e.plain ? e.message : `Initialization has failed due to: ${e && e.message ? e.message : String(e)}` });
 }
 
-parentPort.once('message', async ({ value, env }) => {
+parentPort.on('message', async ({ value, env }) => {
   // This thread's process.env is its own copy: the activation's values are this instance's alone.
   Object.assign(process.env, env);
   let sdk = null;
@@ -35,7 +37,9 @@ parentPort.once('message', async ({ value, env }) => {
   } catch {
     [out[0], text] = [502, JSON.stringify({ error: 'The action did not return a JSON-serializable dictionary.' })];
   }
-  // What its sends handed over still goes out before the thread ends.
+  // What its sends handed over leaves before the thread may be ended.
   await sdk?._end();
   parentPort.postMessage({ type: 'done', status: out[0], text });
+  process.stdout.write(`${SENTINEL}\n`);
+  process.stderr.write(`${SENTINEL}\n`);
 });

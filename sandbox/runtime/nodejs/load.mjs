@@ -4,6 +4,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { Module, createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 
+export const SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX';
 const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$/;
 
 function pick(obj, path) {

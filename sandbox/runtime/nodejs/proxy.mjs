@@ -5,15 +5,16 @@
 //
 // With limits.concurrency > 1 (`concurrency` in /init) several instances share
 // this container: each /run gets a worker thread of its own (instance.mjs),
-// taken from a few kept loaded and ready, so module state, the SDK and the
-// activation's environment are the instance's alone. Its log lines are tagged
-// with its activation ID. A worker that throws, exits or runs out of heap ends
-// alone (503 and why); one whose call is abandoned (timeout, stop) is terminated.
+// taken from those kept loaded and ready, so module state, the SDK and the
+// activation's environment are the instance's alone while it runs (a worker
+// that finished one instance may serve a later one, as a warm container does).
+// Its log lines are tagged with its activation ID. A worker that throws, exits
+// or runs out of heap ends alone (503 and why); one whose call is abandoned
+// (timeout, stop) is terminated.
 import http from 'node:http';
 import { Worker } from 'node:worker_threads';
-import { call, load } from './load.mjs';
+import { call, load, SENTINEL } from './load.mjs';
 
-const SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX';
 const TAG = '\u001e';
 /** What the platform reads as "this instance failed on its own" in a shared container. */
 const INSTANCE_FAILED = 503;
@@ -21,7 +22,7 @@ const INSTANCE_FAILED = 503;
 const READY_MAX = 4;
 
 let entry = null;
-let shared = null; // { value, concurrency, ready: Worker[] } in a shared container
+let shared = null; // { value, concurrency, free: Worker[] } in a shared container: loaded workers not running anything
 
 function reply(res, status, body) {
   let text = JSON.stringify(body);
@@ -58,10 +59,14 @@ async function run(body) {
 
 // ---- shared containers ----
 
-/** A worker with the action loaded; settles with it once ready, or fails with the init error. */
+/**
+ * A worker with the action loaded (`loaded` settles once it is, or fails with the init error). Its output is
+ * copied to ours line by line, tagged with the activation it is running; the sentinel lines it writes after
+ * each activation end that activation's logs.
+ */
 function spawnWorker() {
-  // A heap limit below the container's memory: one instance that runs away hits it and ends alone, before
-  // the kernel's OOM killer would end the whole container.
+  // A heap limit well below the container's memory: one instance that runs away hits it and ends alone,
+  // before the kernel's OOM killer would end the whole container.
   const limit = process.constrainedMemory?.() || 0;
   const w = new Worker(new URL('./instance.mjs', import.meta.url), {
     workerData: shared.value,
@@ -69,76 +74,111 @@ function spawnWorker() {
     stderr: true,
     ...(limit > 0 ? { resourceLimits: { maxOldGenerationSizeMb: Math.max(32, Math.floor((limit / 1048576) * 0.4)) } } : {}),
   });
+  w.job = null; // { id, cuts, done(status, text), failed(why), cut() } while it runs an activation (see runShared)
   w.loaded = new Promise((resolve, reject) => {
     w.once('message', (m) => (m.type === 'ready' ? resolve(w) : reject(new Error(m.error))));
     w.once('error', reject);
     w.once('exit', (code) => reject(new Error(`Initialization has failed: the instance exited with code ${code}.`)));
   });
   w.loaded.catch(() => {});
-  return w;
-}
-
-/** Keeps a few workers loaded, so an instance starts without waiting for one to load its code. */
-function topUp() {
-  while (shared.ready.length < Math.min(READY_MAX, shared.concurrency)) shared.ready.push(spawnWorker());
-}
-
-/** Copies a worker's stream to ours, each line tagged with the activation; resolves once the stream ended. */
-function forward(stream, to, id) {
-  return new Promise((resolve) => {
-    let partial = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk) => {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop();
-      if (lines.length > 0) to.write(lines.map((l) => `${TAG}${id} ${l}\n`).join(''));
-    });
-    stream.on('end', () => {
-      to.write(`${partial ? `${TAG}${id} ${partial}\n` : ''}${TAG}${id} ${SENTINEL}\n`);
-      resolve();
-    });
-  });
-}
-
-async function runShared(body, req, res) {
-  const id = String(body.activation_id ?? 'unknown');
-  const env = {};
-  for (const [k, v] of Object.entries(body)) if (k !== 'value') env[`__OW_${k.toUpperCase()}`] = typeof v === 'string' ? v : JSON.stringify(v);
-  const w = shared.ready.shift() ?? spawnWorker();
-  topUp();
-  const logs = Promise.all([forward(w.stdout, process.stdout, id), forward(w.stderr, process.stderr, id)]);
-  let settled = false;
-  const answer = (status, text) => {
-    if (settled) return;
-    settled = true;
-    if (!res.writableEnded && !res.destroyed) send(res, status, text);
-  };
-  const failed = (error) => answer(INSTANCE_FAILED, JSON.stringify({ error }));
-  // The platform gave up on this call (the activation's time ran out, or it was stopped): end the instance.
-  res.on('close', () => {
-    if (!settled) {
-      settled = true;
-      void w.terminate();
-    }
-  });
+  w.on('message', (m) => m.type === 'done' && w.job?.done(m.status, m.text));
   w.on('error', (e) => {
     const oom = e?.code === 'ERR_WORKER_OUT_OF_MEMORY';
     if (!oom) console.error(e && e.stack ? e.stack : String(e));
-    failed(oom ? 'The action exhausted its memory and was aborted.' : 'The action did not produce a valid response and exited unexpectedly.');
+    w.job?.failed(oom ? 'The action exhausted its memory and was aborted.' : 'The action did not produce a valid response and exited unexpectedly.');
   });
-  w.on('exit', (code) => failed(`The action did not produce a valid response and exited unexpectedly (exit code ${code}).`));
+  w.on('exit', (code) => {
+    w.dead = true;
+    shared.free = shared.free.filter((x) => x !== w);
+    w.job?.failed(`The action did not produce a valid response and exited unexpectedly (exit code ${code}).`);
+  });
+  copyLines(w, w.stdout, process.stdout);
+  copyLines(w, w.stderr, process.stderr);
+  return w;
+}
+
+function copyLines(w, stream, to) {
+  let partial = '';
+  const tag = (line) => (w.job ? `${TAG}${w.job.id} ${line}\n` : `${line}\n`);
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop();
+    for (const l of lines) {
+      to.write(tag(l));
+      if (l === SENTINEL && w.job && ++w.job.cuts === 2) w.job.cut();
+    }
+  });
+  // The thread ended (it failed, or was ended): whatever its activation wrote is all there will be.
+  stream.on('end', () => {
+    if (partial) to.write(tag(partial));
+    if (w.job) {
+      to.write(tag(SENTINEL));
+      if (++w.job.cuts === 2) w.job.cut();
+    }
+  });
+}
+
+/** The first free worker that `ok` accepts, out of the free list. */
+function take(ok) {
+  const i = shared.free.findIndex(ok);
+  return i < 0 ? undefined : shared.free.splice(i, 1)[0];
+}
+
+function end(w) {
+  w.ending = true;
+  void w.terminate();
+}
+
+/** Keeps a few loaded workers more than are running, so an instance starts without waiting for one to load. */
+function topUp() {
+  const fresh = shared.free.filter((w) => !w.used).length;
+  for (let i = fresh; i < Math.min(READY_MAX, shared.concurrency); i++) shared.free.push(spawnWorker());
+}
+
+async function runShared(body, res) {
+  const id = String(body.activation_id ?? 'unknown');
+  const env = {};
+  for (const [k, v] of Object.entries(body)) if (k !== 'value') env[`__OW_${k.toUpperCase()}`] = typeof v === 'string' ? v : JSON.stringify(v);
+  // A worker that ran an instance before is warm, as a container is: its module state stays, as OpenWhisk's
+  // does. An idle one still listens on the port of its last seat: the one that held this seat's port takes it
+  // (no other may listen there), else a fresh one, else any (it moves to this port).
+  const port = env.__OW_PEERLESS_PORT;
+  const w = take((x) => x.port === port) ?? take((x) => !x.used) ?? take(() => true) ?? spawnWorker();
+  w.used = true;
+  w.port = port;
+  topUp();
+  let answered = false;
+  // Answered and both streams cut (in either order: output and messages come apart): the worker may take the
+  // next instance, unless it ended or is one too many.
+  const finish = () => {
+    if (!answered || w.job.cuts < 2) return;
+    w.job = null;
+    if (w.dead) return;
+    if (!w.ending && shared.free.filter((x) => x.used).length < shared.concurrency) shared.free.push(w);
+    else end(w);
+  };
+  const answer = (status, text) => {
+    if (answered) return;
+    answered = true;
+    if (!res.writableEnded && !res.destroyed) send(res, status, text);
+    finish();
+  };
+  w.job = { id, cuts: 0, done: answer, failed: (error) => answer(INSTANCE_FAILED, JSON.stringify({ error })), cut: finish };
+  // The platform gave up on this call (the activation's time ran out, or it was stopped): end the instance.
+  res.on('close', () => {
+    if (!answered) {
+      answered = true;
+      end(w);
+    }
+  });
   try {
     await w.loaded;
   } catch (e) {
-    return failed(e.message);
+    w.job.failed(e.message);
+    return end(w);
   }
-  w.on('message', (m) => {
-    if (m.type !== 'done') return;
-    answer(m.status, m.text);
-    void w.terminate();
-  });
   w.postMessage({ value: body.value ?? {}, env });
-  await logs;
 }
 
 // ---- the action protocol ----
@@ -158,14 +198,14 @@ const server = http.createServer((req, res) => {
       const value = body.value || {};
       const concurrency = Number(value.concurrency) || 1;
       if (concurrency > 1) {
-        shared = { value: { main: value.main, code: value.code, binary: value.binary }, concurrency, ready: [] };
+        shared = { value: { main: value.main, code: value.code, binary: value.binary }, concurrency, free: [] };
         topUp();
         try {
           // The first worker loading is the check that the code loads at all.
-          await shared.ready[0].loaded;
+          await shared.free[0].loaded;
           return reply(res, 200, { ok: true });
         } catch (e) {
-          shared.ready.forEach((w) => void w.terminate());
+          shared.free.forEach((w) => void w.terminate());
           shared = null;
           endOfActivation();
           return reply(res, 502, { error: e.message });
@@ -186,7 +226,7 @@ const server = http.createServer((req, res) => {
       }
     }
     if (req.method === 'POST' && req.url === '/run') {
-      if (shared) return runShared(body, req, res);
+      if (shared) return runShared(body, res);
       if (!entry) return reply(res, 403, { error: 'The action has not been initialized.' });
       const [status, result] = await run(body);
       return reply(res, status, result);

@@ -297,6 +297,11 @@ let local = null; // { server, path }: this activation's Unix socket, for peers 
  * instance, on its Unix socket in the namespace's directory, where co-located peers dial it.
  */
 export async function _start() {
+  // A thread that ran an instance before may run this one on another port (its seat in a shared container).
+  if (server && server.address()?.port !== Number(env().port)) {
+    server.close();
+    server = null;
+  }
   if (!server) {
     server = net.createServer(onConnection);
     await new Promise((resolve, reject) => server.once('error', reject).listen(env().port, '0.0.0.0', resolve));

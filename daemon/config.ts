@@ -28,6 +28,8 @@ export interface DaemonConfig {
     prewarm: { nodejs: number; python: number };
     pauseGraceMs: number;
     idleTimeoutMs: number;
+    /** keep each function's idle containers as long as its own idle times say (hybrid histogram); idleTimeoutMs until known */
+    learnKeepAlive: boolean;
   };
   limits: Limits;
   /** per namespace; 0 means no limit */
@@ -44,7 +46,7 @@ export const DEFAULTS: DaemonConfig = {
   dockerSocket: '/var/run/docker.sock',
   logLevel: 'info',
   // Container memory limits are ceilings, not reservations: by default the pool may promise 80% of the host's memory.
-  pool: { memoryBudgetMb: Math.max(1024, Math.floor((totalmem() / 1024 / 1024) * 0.8)), prewarm: { nodejs: 1, python: 0 }, pauseGraceMs: 500, idleTimeoutMs: 600_000 },
+  pool: { memoryBudgetMb: Math.max(1024, Math.floor((totalmem() / 1024 / 1024) * 0.8)), prewarm: { nodejs: 1, python: 0 }, pauseGraceMs: 500, idleTimeoutMs: 600_000, learnKeepAlive: true },
   limits: {
     memoryMb: { min: 128, max: 2048, default: 256 },
     timeoutMs: { min: 100, max: 300_000, default: 60_000 },
@@ -85,6 +87,7 @@ const ENV_KEYS: Record<string, string> = {
   PEERLESS_PREWARM_PYTHON: 'pool.prewarm.python',
   PEERLESS_PAUSE_GRACE_MS: 'pool.pauseGraceMs',
   PEERLESS_IDLE_TIMEOUT_MS: 'pool.idleTimeoutMs',
+  PEERLESS_LEARN_KEEP_ALIVE: 'pool.learnKeepAlive',
   PEERLESS_INVOCATIONS_PER_MINUTE: 'quota.invocationsPerMinute',
   PEERLESS_CONCURRENT_ACTIVATIONS: 'quota.concurrentActivations',
   PEERLESS_CLUSTER_KEY: 'cluster.key',
@@ -111,6 +114,7 @@ const FLAG_KEYS: Record<string, string> = {
   'prewarm-python': 'pool.prewarm.python',
   'pause-grace-ms': 'pool.pauseGraceMs',
   'idle-timeout-ms': 'pool.idleTimeoutMs',
+  'learn-keep-alive': 'pool.learnKeepAlive',
   'invocations-per-minute': 'quota.invocationsPerMinute',
   'concurrent-activations': 'quota.concurrentActivations',
   'cluster-key': 'cluster.key',
@@ -242,6 +246,7 @@ export function loadConfig(src: ConfigSources = {}): DaemonConfig {
       prewarm: { nodejs: int(tree, 'pool.prewarm.nodejs', 0, 64), python: int(tree, 'pool.prewarm.python', 0, 64) },
       pauseGraceMs: int(tree, 'pool.pauseGraceMs', 0, 3_600_000),
       idleTimeoutMs: int(tree, 'pool.idleTimeoutMs', 1000, 86_400_000),
+      learnKeepAlive: bool(tree, 'pool.learnKeepAlive'),
     },
     limits: { ...structuredClone(lim), concurrency: { ...lim.concurrency, max: int(tree, 'limits.concurrency.max', 1, 10_000) } },
     quota: {

@@ -28,6 +28,7 @@ import type { DaemonConfig } from './config.ts';
 import type { ActivationId, FunctionName, HostId, NamespaceName } from './ids.ts';
 import type { Claimant } from '../gossip/claims.ts';
 import { fnKeyPrefix, Invoker } from './invoker.ts';
+import { KeepAlive, PAPER } from '../sandbox/keepAlive.ts';
 import { Store } from './store.ts';
 
 // The composition root: opens the store, cleans up after a previous run,
@@ -103,6 +104,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     memoryBudgetMb: config.pool.memoryBudgetMb,
     pauseGraceMs: config.pool.pauseGraceMs,
     idleTimeoutMs: config.pool.idleTimeoutMs,
+    ...(config.pool.learnKeepAlive ? { keepAlive: new KeepAlive({ ...PAPER, fixedMs: config.pool.idleTimeoutMs }) } : {}),
     prewarm: [
       { image: nodejs.tag, memoryMb: prewarmMb, count: config.pool.prewarm.nodejs },
       { image: python.tag, memoryMb: prewarmMb, count: config.pool.prewarm.python },

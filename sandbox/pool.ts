@@ -4,7 +4,8 @@ import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { ActionContainer, type ContainerSpec } from './container.ts';
 import { LABEL, MANAGED_BY } from './labels.ts';
-import { decide, prewarmDeficit, type Demand, type Slot, type SlotState } from './poolPolicy.ts';
+import type { KeepAlive } from './keepAlive.ts';
+import { decide, prewarmDeficit, usedMemory, type Demand, type Slot, type SlotState } from './poolPolicy.ts';
 
 // The container pool: carries out poolPolicy's decisions on the engine, and
 // runs the timers (pause after a grace, remove after idling) and the prewarm
@@ -24,7 +25,10 @@ export interface PoolOptions {
   controlNetwork: string;
   memoryBudgetMb: number;
   pauseGraceMs: number;
+  /** how long an idle container is kept, for functions whose pattern keepAlive has not learned */
   idleTimeoutMs: number;
+  /** learns per function how long its idle containers are worth keeping (see keepAlive.ts) */
+  keepAlive?: KeepAlive;
   prewarm: PrewarmSpec[];
   logLimitBytes: number;
   /** each container gets a directory under here, mounted at /peerless */
@@ -71,6 +75,8 @@ export interface Lease {
 interface Entry {
   slot: Slot;
   dir: string;
+  /** its image: a function's container removed for its pre-warm window is made again of it */
+  image: string;
   container: ActionContainer | null;
   /** settles when the container can take instances (created, unpaused, on its namespace's network) */
   ready: Promise<void> | null;
@@ -84,6 +90,10 @@ interface Entry {
 export class PoolClosedError extends Error {}
 
 const runtimeKey = (image: string, memoryMb: number) => `${image}#${memoryMb}`;
+/** Shorter pre-warm windows are not worth a container's removal and creation: it is kept through them. */
+const MIN_PREWARM_MS = 60_000;
+/** A function across its versions (`ns/name@`): a new version keeps the idle times learned of the old. */
+const fnOf = (fnKey: string) => fnKey.slice(0, fnKey.lastIndexOf('@') + 1);
 
 export class Pool {
   private readonly entries = new Map<string, Entry>();
@@ -98,6 +108,8 @@ export class Pool {
   private readonly o: PoolOptions;
   /** container starts under way, and those waiting for a turn (see create) */
   private starting = 0;
+  /** pre-warms due for functions whose containers were removed for their pre-warm window */
+  private readonly prewarmTimers = new Set<NodeJS.Timeout>();
   private startQueue: (() => void)[] = [];
   constructor(options: PoolOptions) {
     this.o = options;
@@ -250,9 +262,11 @@ export class Pool {
     return { container: e.container!, slotId: e.slot.id, slotDir: e.dir, cold, prewarmed, seat, shared: e.slot.seats > 1, init: e.init };
   }
 
-  private add(fnKey: string | null, rk: string, memoryMb: number): Entry {
+  private add(fnKey: string | null, image: string, memoryMb: number): Entry {
     const id = `s${this.nextId++}`;
+    const rk = runtimeKey(image, memoryMb);
     const e: Entry = {
+      image,
       dir: join(this.o.slotRoot, `${process.pid}-${id}`),
       slot: { id, fnKey, runtimeKey: rk, memoryMb, state: 'starting', lastUsed: Date.now(), seats: 1, used: 0 },
       container: null,
@@ -279,6 +293,7 @@ export class Pool {
   }
 
   async acquire(req: Request, signal: AbortSignal): Promise<Lease> {
+    this.o.keepAlive?.arrived(fnOf(req.fnKey), Date.now());
     for (;;) {
       if (this.closed) throw new PoolClosedError('the pool is shutting down');
       signal.throwIfAborted();
@@ -336,7 +351,7 @@ export class Pool {
           const v = this.entries.get(id);
           if (v) void this.drop(v);
         }
-        const e = this.add(req.fnKey, runtimeKey(req.image, req.memoryMb), req.memoryMb);
+        const e = this.add(req.fnKey, req.image, req.memoryMb);
         const seat = this.takeSeat(e, req.seats);
         const created = this.create(this.spec(e, req.image, req.memoryMb, req.namespaceNetwork, req.labels), signal);
         e.ready = created.then(() => undefined);
@@ -416,6 +431,23 @@ export class Pool {
     }
     e.slot.state = 'idle';
     e.slot.lastUsed = Date.now();
+    // Kept as long as the function's own idle times say is worth it (the fixed window until they are known).
+    const fn = e.slot.fnKey === null ? null : fnOf(e.slot.fnKey);
+    if (fn !== null) this.o.keepAlive?.ended(fn, e.slot.lastUsed);
+    const w = fn === null ? undefined : this.o.keepAlive?.windows(fn);
+    if (w?.learned && w.prewarmMs >= MIN_PREWARM_MS) {
+      // Its next call is not due for a while: the container goes now, and one of its runtime is ready (created,
+      // not yet the function's) when the call is due, kept as long as the function's idle times say.
+      void this.drop(e);
+      const t = setTimeout(() => {
+        this.prewarmTimers.delete(t);
+        void this.prewarmOne(e.image, e.slot.memoryMb, w.keepAliveMs);
+      }, w.prewarmMs);
+      t.unref();
+      this.prewarmTimers.add(t);
+      return;
+    }
+    const keepMs = w?.learned ? w.prewarmMs + w.keepAliveMs : this.o.idleTimeoutMs;
     e.pauseTimer = setTimeout(() => {
       if (e.slot.state !== 'idle') return;
       e.slot.state = 'paused';
@@ -426,7 +458,7 @@ export class Pool {
     }, this.o.pauseGraceMs);
     e.idleTimer = setTimeout(() => {
       if (e.slot.state === 'idle' || e.slot.state === 'paused') void this.drop(e);
-    }, this.o.idleTimeoutMs);
+    }, keepMs);
     e.pauseTimer.unref();
     e.idleTimer.unref();
     this.wake();
@@ -456,32 +488,38 @@ export class Pool {
     if (this.lost || this.closed) return;
     const jobs: Promise<void>[] = [];
     for (const p of this.o.prewarm) {
-      const rk = runtimeKey(p.image, p.memoryMb);
-      const n = prewarmDeficit(this.slots(), rk, p.memoryMb, p.count, this.budgetFor());
-      for (let i = 0; i < n; i++) {
-        const e = this.add(null, rk, p.memoryMb);
-        jobs.push(
-          this.create(this.spec(e, p.image, p.memoryMb, null, { [LABEL.role]: 'prewarm' }))
-            .then(async (c) => {
-              e.container = c;
-              if (this.closed) return this.drop(e);
-              e.slot.state = 'prewarm';
-              this.wake();
-            })
-            .catch((err) => {
-              this.o.log.warn({ err, image: p.image }, 'prewarm failed');
-              this.entries.delete(e.slot.id);
-              rmSync(e.dir, { recursive: true, force: true });
-              this.wake();
-            }),
-        );
-      }
+      const n = prewarmDeficit(this.slots(), runtimeKey(p.image, p.memoryMb), p.memoryMb, p.count, this.budgetFor());
+      for (let i = 0; i < n; i++) jobs.push(this.prewarmOne(p.image, p.memoryMb));
     }
     await Promise.all(jobs);
   }
 
+  /** One prewarmed container of a runtime; with keepMs, removed if nobody took it by then. */
+  private async prewarmOne(image: string, memoryMb: number, keepMs?: number): Promise<void> {
+    if (this.lost || this.closed || memoryMb > this.budgetFor() - usedMemory(this.slots())) return;
+    const e = this.add(null, image, memoryMb);
+    try {
+      e.container = await this.create(this.spec(e, image, memoryMb, null, { [LABEL.role]: 'prewarm' }));
+    } catch (err) {
+      this.o.log.warn({ err, image }, 'prewarm failed');
+      this.entries.delete(e.slot.id);
+      rmSync(e.dir, { recursive: true, force: true });
+      this.wake();
+      return;
+    }
+    if (this.closed) return this.drop(e);
+    e.slot.state = 'prewarm';
+    if (keepMs !== undefined) {
+      e.idleTimer = setTimeout(() => e.slot.state === 'prewarm' && void this.drop(e), keepMs);
+      e.idleTimer.unref();
+    }
+    this.wake();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    for (const t of this.prewarmTimers) clearTimeout(t);
+    this.prewarmTimers.clear();
     for (const id of [...this.reservations.keys()]) this.unreserve(id);
     this.wake();
     await Promise.all([...this.entries.values()].filter((e) => e.slot.state !== 'busy').map((e) => this.drop(e)));

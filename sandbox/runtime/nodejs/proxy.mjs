@@ -18,8 +18,8 @@ import { call, load, SENTINEL } from './load.mjs';
 const TAG = '\u001e';
 /** What the platform reads as "this instance failed on its own" in a shared container. */
 const INSTANCE_FAILED = 503;
-/** Workers kept loaded ahead of need, at most. */
-const READY_MAX = 4;
+/** Workers kept loaded ahead of need, at most (each costs its isolate's memory while it waits). */
+const READY_MAX = 8;
 
 let entry = null;
 let shared = null; // { value, concurrency, free: Worker[] } in a shared container: loaded workers not running anything

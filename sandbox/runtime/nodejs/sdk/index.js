@@ -17,7 +17,9 @@ export { OPS } from './collectives.js';
 const SOCKET = process.env.__OW_PEERLESS_API_SOCKET || '/peerless/api.sock';
 const DATA = 0;
 const COLL = 2;
-const CONNECT_RETRY_MS = 3000;
+// A peer in the map as running listens once its code has loaded: in a shared container dozens load at once
+// on a busy host, which can take seconds. A refused dial to a running peer is retried this long.
+const CONNECT_RETRY_MS = 30_000;
 // A peer its job restarts is given this long to come back before it is taken for gone.
 const RESTART_WAIT_MS = 8000;
 const SMALL = 64 * 1024;

@@ -29,7 +29,9 @@ from .collectives import OPS, Collectives
 SOCKET = os.environ.get("__OW_PEERLESS_API_SOCKET", "/peerless/api.sock")
 DATA, COLL = 0, 2
 SMALL = 64 * 1024
-CONNECT_RETRY_S = 3.0
+# A peer in the map as running listens once its code has loaded: in a shared container dozens load at once
+# on a busy host, which can take seconds. A refused dial to a running peer is retried this long.
+CONNECT_RETRY_S = 30.0
 # A peer its job restarts is given this long to come back before it is taken for gone.
 RESTART_WAIT_S = 8.0
 

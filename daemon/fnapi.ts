@@ -71,6 +71,9 @@ export class FunctionApi {
       (req as http.IncomingMessage & { [NS]?: string })[NS] = ns;
       this.app.routing(req, res);
     });
+    // Instances wait long between calls (a cold group's members wait for the slowest): their kept-alive
+    // connections are kept a minute rather than Node's 5 s, so fewer of their calls meet one just closed.
+    server.keepAliveTimeout = 60_000;
     this.servers.set(ns, server);
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve));
     // The container's user is not ours: anyone who can reach the socket may connect, and the token decides.

@@ -79,7 +79,7 @@ function localPath(instance, host) {
   return `${PEERS_MOUNT}/${e.peers}/${instance}.sock`;
 }
 
-function api(method, path, body, signal) {
+function api(method, path, body, signal, retried = false) {
   const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -107,7 +107,12 @@ function api(method, path, body, signal) {
         });
       },
     );
-    req.on('error', reject);
+    req.on('error', (err) => {
+      // A kept-alive connection the daemon closed as idle just as this request went out on it: the daemon never
+      // read the request, so it goes again once, on a new connection (a cold group waits long enough for this).
+      if (!retried && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) resolve(api(method, path, body, signal, true));
+      else reject(err);
+    });
     req.end(payload);
   });
 }

@@ -55,6 +55,7 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
       addresses: ctx.cluster?.addresses() ?? [],
       peers: ctx.cluster ? ctx.cluster.peers().length : 0,
       forgedDropped: ctx.cluster?.forged ?? 0,
+      malformedDropped: ctx.cluster?.malformed ?? 0,
       localInstances: ctx.directory.map.size(),
       runningActivations: ctx.invoker.running,
       unsavedActivations: ctx.invoker.unsavedCount,

@@ -13,13 +13,14 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import xsalsa20 from 'xsalsa20';
 import type { Logger } from 'pino';
-import type { AddressMap, Entry } from './addrmap.ts';
+import type { AddressMap } from './addrmap.ts';
 import { startHyperswarm, type Discovery } from './discovery.ts';
 import { DigestWatch } from './digests.ts';
 import { BeatLinks, MAX_ROWS } from './links.ts';
 import { refuses, tcpTarget } from './probe.ts';
 import { BeatTable, FANOUT, introValid, parseBeat, pick, reportTimeouts, sameAddrs, signIntro, type Beat } from './liveness.ts';
-import { Replica, type Effect, type GossipMessage, type Member } from './replica.ts';
+import { Replica, type Effect, type Member } from './replica.ts';
+import { parseTopicMessage, type TopicMessage } from './wire.ts';
 
 // The daemon-to-daemon layer: a libp2p node (TCP, Noise, yamux, identify,
 // ping) on a private network (a pre-shared cluster key: a daemon without it
@@ -32,7 +33,7 @@ import { Replica, type Effect, type GossipMessage, type Member } from './replica
 export const TOPIC = 'peerless/addrmap/1';
 export const REGISTRY_TOPIC = 'peerless/registry/1';
 
-type Wire = GossipMessage | { type: 'pull'; origin: string; from: string };
+type Wire = TopicMessage;
 
 /**
  * The previous build's beat swap, one request per swap: still answered, so a cluster upgraded one daemon
@@ -157,6 +158,8 @@ export class Cluster {
   forged = 0;
   /** members dropped, by why: silent for the failure timeout, said goodbye, reported gone, restarted */
   readonly dropped: Record<'timeout' | 'leave' | 'down' | 'restart', number> = { timeout: 0, leave: 0, down: 0, restart: 0 };
+  /** address-map messages dropped because a field was missing or of the wrong type (gossip/wire.ts) */
+  malformed = 0;
   /** registry writes from other daemons (namespaces, functions); set by the daemon */
   onRegistry: ((m: unknown, signer: string) => void) | null = null;
   /** a daemon joined (or came back): the daemon answers with its whole registry (anti-entropy) */
@@ -399,15 +402,21 @@ export class Cluster {
 
   private onMessage(msg: { type: string; topic: string; from?: { toString(): string }; data: Uint8Array }): void {
     if (msg.type !== 'signed' || !msg.from) return;
-    let m: Wire;
+    let raw: unknown;
     try {
-      m = JSON.parse(dec.decode(msg.data)) as Wire;
+      raw = JSON.parse(dec.decode(msg.data));
     } catch {
       return;
     }
     const signer = msg.from.toString();
     if (msg.topic === REGISTRY_TOPIC) {
-      this.onRegistry?.(m, signer);
+      this.onRegistry?.(raw, signer);
+      return;
+    }
+    const m = parseTopicMessage(raw);
+    if (m === null) {
+      this.malformed++;
+      this.o.log.warn({ signer }, 'dropped a malformed address-map message');
       return;
     }
     if (m.type === 'pull') {
@@ -424,7 +433,7 @@ export class Cluster {
       // Another member's word that an origin is gone: its process (see onConnectionClosed), or its beats
       // for a failure timeout (see tick). Any member may say it; should it be wrong, the origin's own beats
       // bring it back after a failure timeout.
-      if (typeof m.origin !== 'string' || typeof m.incarnation !== 'number' || this.replica.incarnationOf(signer) === undefined) return;
+      if (this.replica.incarnationOf(signer) === undefined) return;
       this.apply(this.replica.receive({ type: 'down', origin: m.origin, incarnation: m.incarnation }, Date.now()));
       return;
     }
@@ -466,9 +475,9 @@ export class Cluster {
     const wasConnected = this.connectedPeers().includes(origin);
     this.request(origin, SNAPSHOT_PROTOCOL, {}, this.o.failureTimeoutMs)
       .then((r) => {
-        const snap = r as { incarnation?: unknown; seq?: unknown; entries?: unknown };
-        if (typeof snap.incarnation !== 'number' || typeof snap.seq !== 'number' || !Array.isArray(snap.entries)) throw new Error('not a snapshot');
-        this.apply(this.replica.receive({ type: 'snapshot', origin, incarnation: snap.incarnation, seq: snap.seq, entries: snap.entries as Entry[] }, Date.now()));
+        const snap = parseTopicMessage({ ...(r as object), type: 'snapshot', origin });
+        if (snap?.type !== 'snapshot') throw new Error('not a snapshot');
+        this.apply(this.replica.receive(snap, Date.now()));
       })
       .catch(() => {
         if (Date.now() - (this.lastTopicPull.get(origin) ?? 0) < 1000) return;

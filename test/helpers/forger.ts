@@ -16,7 +16,12 @@ export const forgedEntry = (namespace: string, instance: string) =>
  * A key holder that is not a daemon: a bare libp2p node in this process that joins the gossip topic through
  * one daemon and publishes a delta in another member's name, signed with its own key.
  */
-export async function forgeDelta(key: string, via: string, victim: string, entry: object): Promise<{ stop: () => Promise<void> }> {
+export function forgeDelta(key: string, via: string, victim: string, entry: object): Promise<{ stop: () => Promise<void> }> {
+  return publishAs(key, via, () => [{ type: 'delta', origin: victim, incarnation: Date.now(), seq: 1, changes: [{ kind: 'upsert', entry }] }]);
+}
+
+/** The same key holder publishing whatever `messages` makes of its own peer ID, each signed with its own key. */
+export async function publishAs(key: string, via: string, messages: (self: string) => object[]): Promise<{ stop: () => Promise<void> }> {
   const node = await createLibp2p({
     addresses: { listen: ['/ip4/0.0.0.0/tcp/0'] },
     transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()],
@@ -27,8 +32,7 @@ export async function forgeDelta(key: string, via: string, victim: string, entry
     node.services.pubsub.subscribe(TOPIC);
     await node.dial(multiaddr(via));
     await new Promise((r) => setTimeout(r, 1500)); // the daemon learns the subscription
-    const forged = { type: 'delta', origin: victim, incarnation: Date.now(), seq: 1, changes: [{ kind: 'upsert', entry }] };
-    await node.services.pubsub.publish(TOPIC, new TextEncoder().encode(JSON.stringify(forged)));
+    for (const m of messages(node.peerId.toString())) await node.services.pubsub.publish(TOPIC, new TextEncoder().encode(JSON.stringify(m)));
   } catch (e) {
     await node.stop();
     throw e;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { forgedEntry, forgeDelta } from '../helpers/forger.ts';
+import { forgedEntry, forgeDelta, publishAs } from '../helpers/forger.ts';
 import { api, cleanupHost, deploy, invoke, namespace, ROOT, startDaemon, waitFor, type Api, type TestDaemon } from '../helpers/daemon.ts';
 
 // Daemons gossiping the address map, as separate processes on loopback that
@@ -258,6 +258,31 @@ describe('cluster of three daemons', () => {
     try {
       await waitFor(async () => (await api(hosts[1]!.url, hosts[1]!.admin)('GET', '/api/v1/status')).body.forgedDropped > before, 5000, 'forgery noticed');
       for (let i = 0; i < 3; i++) expect((await instancesOn(i)).map((e) => e.instance)).not.toContain('forged');
+    } finally {
+      await forger.stop();
+    }
+  });
+
+  it('drops and counts signed address-map messages that are malformed, and every daemon stays up', async () => {
+    const status = async (i: number) => (await api(hosts[i]!.url, hosts[i]!.admin)('GET', '/api/v1/status')).body;
+    const before = await Promise.all([0, 1, 2].map(status));
+    // Signed by their sender, in its own name: the signature is good, the contents are not.
+    const forger = await publishAs(KEY, addr(1), (self) => [
+      { type: 'delta', origin: self, incarnation: 1, seq: 1, changes: null },
+      { type: 'delta', origin: self, incarnation: 1, seq: 2, changes: [null] },
+      { type: 'delta', origin: self, incarnation: 1, seq: 3, changes: [{ kind: 'upsert', entry: { ...forgedEntry(NS, 'bad'), port: 'x' } }] },
+      { type: 'snapshot', origin: self, incarnation: 1, seq: 1, entries: 'all of them' },
+      { type: 'heartbeat', origin: self, incarnation: '1', seq: 1 },
+      { type: 'delta', origin: self, incarnation: 1, seq: 2 ** 63, changes: {} },
+    ]);
+    try {
+      await waitFor(async () => (await status(1)).malformedDropped >= before[1].malformedDropped + 6, 10_000, 'six malformed messages counted');
+      await new Promise((r) => setTimeout(r, 500)); // what else received them has had its chance to fall over
+      for (let i = 0; i < 3; i++) {
+        expect(hosts[i]!.proc.exitCode, `daemon ${i}`).toBeNull();
+        expect((await status(i)).malformedDropped).toBeGreaterThanOrEqual(before[i].malformedDropped);
+        expect((await instancesOn(i)).map((e) => e.instance)).not.toContain('bad');
+      }
     } finally {
       await forger.stop();
     }

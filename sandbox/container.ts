@@ -75,6 +75,9 @@ export class ActionContainer {
       Image: spec.image,
       // Every image, ours or a user's, runs as a non-root user with a read-only root.
       User: RUNTIME_USER,
+      // OpenWhisk's own runtime images take overlapping /run calls only with this set. The pool sends them only
+      // to containers of functions whose limits.concurrency allows it; one at a time to all others.
+      Env: ['__OW_ALLOW_CONCURRENT=true'],
       Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.host]: spec.hostId, ...spec.labels },
       HostConfig: {
         NetworkMode: spec.controlNetwork,

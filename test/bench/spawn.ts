@@ -33,7 +33,7 @@ try {
   const { call, ns } = await namespace(d, `${HOST}-ns`);
   await deploy(call, ns, 'wordcount', { kind: 'nodejs', code: example('wordcount/master.js') }, { limits: { timeout: 300_000 } });
   const workerLimits = (runtime: string, concurrency: number) =>
-    concurrency === 1 ? { memory: 128, timeout: 300_000 } : { memory: runtime === 'nodejs' ? 1024 : 512, timeout: 300_000, concurrency };
+    concurrency === 1 ? { memory: 128, timeout: 300_000 } : { memory: runtime === 'nodejs' ? 2048 : 512, timeout: 300_000, concurrency };
   /** A new version of the worker: none of its containers is warm. */
   const redeploy = async (runtime: 'nodejs' | 'python', concurrency: number) => {
     const code = runtime === 'nodejs' ? `${example('wordcount/worker.js')}\n// v${version++}` : `${example('wordcount/worker.py')}\n# v${version++}`;

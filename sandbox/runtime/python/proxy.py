@@ -3,11 +3,12 @@
 # parameters. Both stdout and stderr end every activation with the sentinel.
 #
 # With limits.concurrency > 1 (`concurrency` in /init) several instances share
-# this container. The proxy is then a zygote: the code is loaded once, at
-# /init, and each /run forks a child from the loaded interpreter, with its own
-# environment, SDK state, port and logs (tagged with its activation ID). A
-# child that crashes, exits or is killed for memory ends alone (503 and why);
-# one whose call is abandoned (timeout, stop) is killed.
+# this container. The code is loaded once, at /init, and the loaded interpreter
+# is forked into a zygote: a process that only forks. Each /run is a child of
+# it, with its own environment, SDK state, port and logs (tagged with its
+# activation ID). A child that crashes, exits or is killed for memory ends
+# alone (503 and why); one whose call is abandoned (timeout, stop) is killed.
+import gc
 import json
 import os
 import queue
@@ -83,18 +84,29 @@ def encode(status, out):
         return 502, json.dumps({"error": "The action did not return a JSON-serializable dictionary."}).encode("utf-8")
 
 
-def child(body, w_out, w_err, w_res):
-    """A forked instance: its own stdout and stderr (pipes to the proxy), runs, writes its answer, exits."""
+def close_all_but(*keep):
+    """Closes every descriptor from 3 up but those in keep."""
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 65536)
+
+
+def child(r_in, w_out, w_err, w_res):
+    """A forked instance: reads its activation, runs it with its own stdout and stderr (pipes to the proxy),
+    writes its answer, exits."""
     try:
         os.dup2(w_out, 1)
         os.dup2(w_err, 2)
-        # Nothing of the proxy's (its listening socket, other instances' connections and pipes) stays open here.
-        os.closerange(3, w_res)
-        os.closerange(w_res + 1, 65536)
-        # New file objects: a lock the proxy's threads held at the fork must not be inherited held.
+        # Nothing of the zygote's (its control socket, other instances' pipes) stays open here.
+        close_all_but(r_in, w_res)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with open(r_in, "rb") as f:
+            body = json.loads(f.read())
         status, data = encode(*invoke(body))
         sys.stdout.flush()
         sys.stderr.flush()
@@ -103,6 +115,95 @@ def child(body, w_out, w_err, w_res):
             view = view[os.write(w_res, view):]
     finally:
         os._exit(0)
+
+
+def zygote(ctl):
+    """The loaded interpreter every instance is forked from: a process of its own, with one thread and
+    nothing else to do, so that a fork is as cheap as the kernel makes it (forking the proxy, with a
+    thread per running instance, was several times slower). It forks one child per request that comes
+    with the child's four descriptors, answers with its pid, and reports each child's exit status."""
+    # What the proxy's other threads held is garbage here: collected now (closing what it held), and the rest
+    # frozen, so that children do not copy pages merely by collecting it.
+    gc.collect()
+    gc.freeze()
+    close_all_but(ctl.fileno())
+
+    def reap(*_):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            ctl.send(json.dumps({"exit": pid, "status": status}).encode())
+
+    signal.signal(signal.SIGCHLD, reap)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    while True:
+        msg, fds, _, _ = socket.recv_fds(ctl, 4096, 4)
+        if not msg:
+            os._exit(0)  # the proxy is gone
+        pid = os.fork()
+        if pid == 0:
+            child(*fds)
+        for fd in fds:
+            os.close(fd)
+        ctl.send(json.dumps({"id": json.loads(msg)["id"], "pid": pid}).encode())
+
+
+class Zygote:
+    """The proxy's side of the zygote: asks it for children, learns their pids and exit statuses."""
+
+    def __init__(self):
+        self.ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            self.ctl.close()
+            zygote(theirs)
+        theirs.close()
+        self.lock = threading.Condition()
+        self.pids = {}  # activation ID -> pid
+        self.exits = {}  # pid -> wait status
+        threading.Thread(target=self.read, daemon=True).start()
+
+    def read(self):
+        while True:
+            try:
+                msg = self.ctl.recv(4096)
+            except OSError:
+                msg = b""
+            with self.lock:
+                if not msg:
+                    # The zygote died (the OOM killer took it, say): no instance can start here any more, and
+                    # those running cannot be told apart from it. The container ends, and the platform says so.
+                    print("peerless: the zygote ended; the container ends with it", file=sys.stderr, flush=True)
+                    os._exit(70)
+                m = json.loads(msg)
+                if "pid" in m:
+                    self.pids[m["id"]] = m["pid"]
+                else:
+                    self.exits[m["exit"]] = m["status"]
+                self.lock.notify_all()
+
+    def spawn(self, aid, fds):
+        with self.lock:
+            socket.send_fds(self.ctl, [json.dumps({"id": aid}).encode()], fds)
+
+    def pid(self, aid):
+        with self.lock:
+            while aid not in self.pids:
+                self.lock.wait()
+            return self.pids.pop(aid, None)
+
+    def status(self, pid):
+        with self.lock:
+            while pid not in self.exits:
+                self.lock.wait()
+            return self.exits.pop(pid, None)
+
+
+zygote_of = None  # set at /init in a shared container
 
 
 def forward(fd, stream, aid, partial, chunk):
@@ -116,20 +217,31 @@ def forward(fd, stream, aid, partial, chunk):
     return lines[-1]
 
 
+def kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def run_forked(handler, body):
     """One instance in a shared container: (status, bytes), or None when the platform gave up on it."""
     aid = str(body.get("activation_id") or "unknown")
+    r_in, w_in = os.pipe()
     r_out, w_out = os.pipe()
     r_err, w_err = os.pipe()
     r_res, w_res = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r_out)
-        os.close(r_err)
-        os.close(r_res)
-        child(body, w_out, w_err, w_res)
-    for fd in (w_out, w_err, w_res):
-        os.close(fd)
+    try:
+        zygote_of.spawn(aid, [r_in, w_out, w_err, w_res])
+    finally:
+        for fd in (r_in, w_out, w_err, w_res):
+            os.close(fd)
+    try:
+        with open(w_in, "wb") as f:
+            f.write(json.dumps(body).encode("utf-8"))
+    except OSError:
+        pass  # it died before it read its activation: its status says how
+    pid = zygote_of.pid(aid)
     streams = {r_out: sys.stdout, r_err: sys.stderr}
     partial = {r_out: b"", r_err: b""}
     result = b""
@@ -152,10 +264,7 @@ def run_forked(handler, body):
                 sel.unregister(conn)
                 if gone:
                     abandoned = True
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                    kill(pid)
                 continue
             chunk = os.read(key.fd, 65536)
             if not chunk:
@@ -167,7 +276,7 @@ def run_forked(handler, body):
             else:
                 partial[key.fd] = forward(key.fd, streams[key.fd], aid, partial[key.fd], chunk)
     sel.close()
-    _, status = os.waitpid(pid, 0)
+    status = zygote_of.status(pid)
     for fd, stream in streams.items():
         forward(fd, stream, aid, partial[fd], b"\n" if partial[fd] else b"")
         with out_lock:
@@ -231,10 +340,12 @@ class Handler(BaseHTTPRequestHandler):
             value = body.get("value") or {}
 
             def init():
-                global entry, concurrency
+                global entry, concurrency, zygote_of
                 try:
                     entry = load(value)
                     concurrency = max(1, int(value.get("concurrency") or 1))
+                    if concurrency > 1:
+                        zygote_of = Zygote()
                     return 200, {"ok": True}
                 except LookupError as e:
                     end_of_activation()

@@ -40,10 +40,15 @@ function endOfActivation() {
   process.stderr.write(`${SENTINEL}\n`);
 }
 
+/** The activation's values as the action sees them: every /run field but `value`, as `__OW_<FIELD>`. */
+function activationEnv(body) {
+  const env = {};
+  for (const [k, v] of Object.entries(body)) if (k !== 'value') env[`__OW_${k.toUpperCase()}`] = typeof v === 'string' ? v : JSON.stringify(v);
+  return env;
+}
+
 async function run(body) {
-  for (const [k, v] of Object.entries(body)) {
-    if (k !== 'value') process.env[`__OW_${k.toUpperCase()}`] = typeof v === 'string' ? v : JSON.stringify(v);
-  }
+  Object.assign(process.env, activationEnv(body));
   let sdk = null;
   try {
     if (body.peerless_token) {
@@ -138,8 +143,7 @@ function topUp() {
 
 async function runShared(body, res) {
   const id = String(body.activation_id ?? 'unknown');
-  const env = {};
-  for (const [k, v] of Object.entries(body)) if (k !== 'value') env[`__OW_${k.toUpperCase()}`] = typeof v === 'string' ? v : JSON.stringify(v);
+  const env = activationEnv(body);
   // A worker that ran an instance before is warm, as a container is: its module state stays, as OpenWhisk's
   // does. An idle one still listens on the port of its last seat: the one that held this seat's port takes it
   // (no other may listen there), else a fresh one, else any (it moves to this port).

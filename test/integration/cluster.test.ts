@@ -14,7 +14,9 @@ const RUN = process.pid;
 const KEY = randomBytes(32).toString('hex');
 const port = (i: number) => 17900 + (RUN % 50) * 10 + i;
 const addr = (i: number) => `/ip4/127.0.0.1/tcp/${port(i)}`;
-const FAILURE_MS = 1500;
+// Long enough that a loaded CI machine's slow event loop does not time a member out before the
+// refused-port report about it arrives: the test below tells the two paths apart.
+const FAILURE_MS = 4000;
 const hosts: TestDaemon[] = [];
 const clients: { call: Api; ns: string }[] = [];
 let nsAuth = '';
@@ -124,16 +126,18 @@ describe('cluster of three daemons', () => {
     const { dataDir, port: apiPort } = hosts[1]!;
     const before = await Promise.all([dropped(0), dropped(2)]);
     await hosts[1]!.kill();
-    const t0 = Date.now();
-    await waitFor(async () => !(await instancesOn(0)).some((e) => e.instance === 'doomed') && !(await instancesOn(2)).some((e) => e.instance === 'doomed'), 10_000, 'doomed gone');
-    const detected = Date.now() - t0;
-    expect(detected).toBeLessThan(FAILURE_MS + 1500);
-    expect((await peersOf(hosts[0]!)).peers).toHaveLength(1);
-    // Not by the timeout: its host refused its port, and the daemons said so to each other.
-    const after = await Promise.all([dropped(0), dropped(2)]);
-    for (const k of [0, 1]) expect({ ...after[k], down: after[k]!.down - 1 }).toEqual(before[k]);
-
-    hosts[1] = await start(1, { dataDir, apiPort });
+    try {
+      const t0 = Date.now();
+      await waitFor(async () => !(await instancesOn(0)).some((e) => e.instance === 'doomed') && !(await instancesOn(2)).some((e) => e.instance === 'doomed'), 10_000, 'doomed gone');
+      // Well before the failure timeout: its host refused its port, and the daemons said so to each other.
+      expect(Date.now() - t0).toBeLessThan(FAILURE_MS);
+      expect((await peersOf(hosts[0]!)).peers).toHaveLength(1);
+      const after = await Promise.all([dropped(0), dropped(2)]);
+      for (const k of [0, 1]) expect({ ...after[k], down: after[k]!.down - 1 }).toEqual(before[k]);
+    } finally {
+      // Back for the tests that follow, whatever happened above.
+      hosts[1] = await start(1, { dataDir, apiPort });
+    }
     await waitFor(async () => (await peersOf(hosts[0]!)).peers.length === 2, 20_000, 'restarted daemon back');
     const back = (await peersOf(hosts[0]!)).peers.find((p: { host: string }) => p.host === hosts[1]!.hostId);
     expect(back.incarnation).toBeGreaterThan(0);

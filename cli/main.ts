@@ -228,7 +228,8 @@ async function dispatch(c: Cmd): Promise<number> {
     }
     case 'namespace list': {
       const r = await call(c.t, 'GET', '/api/v1/namespaces');
-      print(c, r.body, () => (r.body as { name: string }[]).map((n) => n.name).join('\n'));
+      // A namespace key gets OpenWhisk's list of names; the admin key, every namespace with its details.
+      print(c, r.body, () => (r.body as (string | { name: string })[]).map((n) => (typeof n === 'string' ? n : n.name)).join('\n'));
       return 0;
     }
     case 'namespace limits': {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { activationRoutes } from './api/activations.ts';
@@ -8,6 +9,8 @@ import { jobRoutes } from './api/jobs.ts';
 import { namespaceRoutes } from './api/namespaces.ts';
 import { problems, sendProblem } from './api/problems.ts';
 import { PeerlessError } from './errors.ts';
+import { runtimesManifest } from './kinds.ts';
+import { MAX_SEQUENCE } from './sequences.ts';
 import { problem } from './api/schemas.ts';
 
 export const VERSION = '0.1.0';
@@ -24,12 +27,22 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
     return503OnClosing: true,
     // Long names reach the schema, which answers with a problem naming the field, instead of the router's bare 414.
     routerOptions: { maxParamLength: 2048 },
+    // Every request has an ID, sent back as X-Request-ID and as `code` in error bodies (OpenWhisk's
+    // transaction ID). A caller's own ID is kept if it is a sane token (the openwhisk client sends one).
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomBytes(16).toString('hex');
+    },
     // Errors fastify raises before routing (a malformed percent-encoding in the path) leave as problems too.
-    frameworkErrors: (error, req, reply) => {
-      void sendProblem(reply, new PeerlessError('bad_request', `the URL is malformed: ${error.message}`, { field: '/path' }), req.url);
+    frameworkErrors: (error, _req, reply) => {
+      void sendProblem(reply, new PeerlessError('bad_request', `the URL is malformed: ${error.message}`, { field: '/path' }));
     },
   });
   problems(app);
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header('x-request-id', req.id);
+  });
   await app.register(swagger, {
     openapi: {
       info: { title: 'peerless user API', version: VERSION, description: 'OpenWhisk-shaped API of a peerless daemon' },
@@ -40,11 +53,46 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
       security: [{ basic: [] }],
     },
   });
-  app.get('/api/v1', { schema: { tags: ['meta'], summary: 'Daemon identity', security: [] } }, async () => ({
+  // OpenWhisk's info documents (wsk property get --apibuild reads the first), with this daemon's identity.
+  app.get('/api/v1', { schema: { tags: ['meta'], summary: 'API information (OpenWhisk\'s document, and this daemon)', security: [] } }, async () => ({
+    description: 'OpenWhisk API',
+    api_version: '1.0.0',
+    api_version_path: 'v1',
+    build: VERSION,
+    buildno: VERSION,
+    swagger_paths: { ui: '/api/v1/openapi.json', 'api-docs': '/api/v1/openapi.json' },
     api: 'peerless',
     version: VERSION,
     host: ctx.hostId,
   }));
+  app.get('/', { schema: { tags: ['meta'], summary: 'Platform information: API paths, limits, runtimes (OpenWhisk\'s document)', security: [] } }, async () => {
+    const L = ctx.config.limits;
+    const q = ctx.config.quota;
+    return {
+      description: 'peerless: a peer-to-peer serverless platform with OpenWhisk\'s API',
+      support: { github: 'peerless', slack: '' },
+      api_paths: ['/api/v1'],
+      limits: {
+        actions_per_minute: q.invocationsPerMinute,
+        triggers_per_minute: q.invocationsPerMinute,
+        concurrent_actions: q.concurrentActivations,
+        sequence_length: MAX_SEQUENCE,
+        min_action_duration: L.timeoutMs.min,
+        max_action_duration: L.timeoutMs.max,
+        default_action_duration: L.timeoutMs.default,
+        min_action_memory: L.memoryMb.min * 1024 * 1024,
+        max_action_memory: L.memoryMb.max * 1024 * 1024,
+        default_action_memory: L.memoryMb.default * 1024 * 1024,
+        min_action_logs: 0,
+        max_action_logs: L.logBytes,
+        default_action_logs: L.logBytes,
+        min_action_concurrency: L.concurrency.min,
+        max_action_concurrency: L.concurrency.max,
+        default_action_concurrency: L.concurrency.default,
+      },
+      runtimes: runtimesManifest(),
+    };
+  });
   app.get('/healthz', { schema: { tags: ['meta'], summary: 'Liveness', security: [] } }, async () => ({ ok: true }));
   app.get('/api/v1/status', { schema: { tags: ['meta'], summary: 'This daemon: host, cluster, pool, activations (any key)' } }, async (req) => {
     principalOf(ctx, req);

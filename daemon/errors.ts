@@ -1,5 +1,6 @@
 // Typed errors with stable codes. The HTTP layer turns every one of these into
-// an RFC 9457 problem+json body; anything else becomes a 500 with no details.
+// an RFC 9457 problem+json body that OpenWhisk's clients can read too; anything
+// else becomes a 500 with no details.
 
 export type ErrorCode =
   | 'bad_request'
@@ -52,23 +53,32 @@ export const conflict = (message: string, field?: string) =>
 export const invalid = (field: string, message: string) => new PeerlessError('validation', message, { field });
 export const tooLarge = (field: string, message: string) => new PeerlessError('payload_too_large', message, { field });
 
+/**
+ * RFC 9457 problem details, with OpenWhisk's two members besides: `error` (the message, which its
+ * clients print) and `code` (the request ID, also sent as X-Request-ID). The stable error code is the
+ * last segment of `type`, as RFC 9457 means `type` to be the problem's identifier.
+ */
 export interface Problem {
   type: string;
   title: string;
   status: number;
   detail: string;
-  code: ErrorCode | 'internal';
+  error: string;
+  code: string;
   field?: string;
   instance?: string;
 }
 
-export function toProblem(err: PeerlessError, instance?: string): Problem {
+export const problemType = (code: ErrorCode | 'internal') => `https://peerless.dev/problems/${code}`;
+
+export function toProblem(err: PeerlessError, requestId: string, instance?: string): Problem {
   const p: Problem = {
-    type: `https://peerless.dev/problems/${err.code}`,
+    type: problemType(err.code),
     title: err.code.replace(/_/g, ' '),
     status: err.status,
     detail: err.message,
-    code: err.code,
+    error: err.field === undefined ? err.message : `${err.message} (${err.field})`,
+    code: requestId,
   };
   if (err.field !== undefined) p.field = err.field;
   if (instance !== undefined) p.instance = instance;

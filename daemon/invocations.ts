@@ -3,12 +3,13 @@ import { InstanceClash } from '../gossip/addrmap.ts';
 import { rendezvous, spread } from '../gossip/placement.ts';
 import { activationView, type ActivationView } from './api/activations.ts';
 import type { Directory } from './directory.ts';
-import { conflict, notFound, PeerlessError } from './errors.ts';
+import { conflict, invalid, notFound, PeerlessError } from './errors.ts';
 import type { Hosts } from './hosts.ts';
 import { newActivationId, type ActivationId, type FunctionName, type HostId, type NamespaceName } from './ids.ts';
 import { fnKeyOf } from './invoker.ts';
 import { attemptEnded, attemptStarted, cancel, isFinal, newJob, type JobDoc, type JobMember, type Jobs, type RestartPolicy } from './jobs.ts';
 import type { Quota } from './quota.ts';
+import { startSequence } from './sequences.ts';
 import type { Share, ShareMember } from './share.ts';
 import type { Store } from './store.ts';
 import type { FunctionRecord } from './types.ts';
@@ -40,6 +41,9 @@ export interface InvokeRequest {
   /** the activation that spawned this work: it is cancelled when that one ends first, unless detach */
   parent?: string;
   detach?: boolean;
+  /** the sequence this invocation is a component of, and how deep that sequence is nested */
+  cause?: ActivationId;
+  depth?: number;
 }
 
 export interface Member {
@@ -104,6 +108,12 @@ export class Invocations {
     const params = { ...fn.parameters, ...r.params };
     if (Buffer.byteLength(JSON.stringify(params)) > this.d.payloadBytes)
       throw new PeerlessError('payload_too_large', `parameters exceed ${this.d.payloadBytes} bytes`, { field: '/body' });
+    if (fn.runtime.kind === 'sequence') {
+      if (r.ids.length > 0 || r.group) throw invalid(r.field, `${fn.name} is a sequence: it runs no instance of its own, so it takes no instance IDs`);
+      const seq = await startSequence({ store: this.d.store, hostId: this.d.hostId, log: this.d.log, invoke: (c) => this.invoke({ ...c, ids: [], group: false, field: '/params/name' }) },
+        fn, params, { ...(r.cause ? { cause: r.cause } : {}), depth: r.depth ?? 0 });
+      return { job: null, members: [{ instance: null, ...seq }] };
+    }
     const n = Math.max(1, r.ids.length);
     admit(this.d, ns, n);
     const giveBack = () => {
@@ -265,12 +275,12 @@ export class Invocations {
       let dones: Promise<ActivationView>[];
       if (p.host === self) {
         try {
-          dones = await this.hosts.start(p.host, this.shareOf(fn, params, part, p.reservation, job, p.host));
+          dones = await this.hosts.start(p.host, this.shareOf(fn, params, part, p.reservation, job, p.host, r.cause));
         } catch (e) {
           for (const x of shares) if (x.p.reservation !== null) this.hosts.unreserve(x.p.host, x.p.reservation);
           throw e;
         }
-      } else dones = this.startShare(fn, params, p.host, p.reservation, part, job);
+      } else dones = this.startShare(fn, params, p.host, p.reservation, part, job, r.cause);
       part.forEach((m, i) => {
         const jm = job?.members.find((x) => x.instance === m.instance);
         members.push({ instance: m.instance, activationId: m.activationId, done: jm && job ? this.follow(fn, params, job, jm, dones[i]!) : dones[i]! });
@@ -280,18 +290,19 @@ export class Invocations {
   }
 
   /** The share for a host, its members marked as starting there in the job. */
-  private shareOf(fn: FunctionRecord, params: Record<string, unknown>, part: ShareMember[], reservation: string | null, job: JobDoc | null, host: string): Share {
+  private shareOf(fn: FunctionRecord, params: Record<string, unknown>, part: ShareMember[], reservation: string | null, job: JobDoc | null, host: string, cause?: string): Share {
     const now = Date.now();
     for (const m of part) {
       const jm = job?.members.find((x) => x.instance === m.instance);
       if (jm) attemptStarted(jm, this.hosts.nameOf(host), m.activationId, now);
     }
-    return { namespace: fn.namespace, function: fn.name, params, members: part, reservation, claimedBy: this.hosts.self };
+    return { namespace: fn.namespace, function: fn.name, params, members: part, reservation, claimedBy: this.hosts.self, ...(cause ? { cause } : {}) };
   }
 
   /** Starts a share on a host; a share that cannot start there fails its members (they may restart elsewhere). */
-  private startShare(fn: FunctionRecord, params: Record<string, unknown>, host: string, reservation: string | null, part: ShareMember[], job: JobDoc | null): Promise<ActivationView>[] {
-    const started = this.hosts.start(host, this.shareOf(fn, params, part, reservation, job, host));
+  private startShare(fn: FunctionRecord, params: Record<string, unknown>, host: string, reservation: string | null, part: ShareMember[], job: JobDoc | null,
+    cause?: string): Promise<ActivationView>[] {
+    const started = this.hosts.start(host, this.shareOf(fn, params, part, reservation, job, host, cause));
     return part.map((m, i) => started.then((dones) => dones[i]!, (err: unknown) => {
       if (reservation !== null) this.hosts.unreserve(host, reservation);
       return recordFailed(this.d.store, fn, m, this.d.hostId, `The member could not start on host ${this.hosts.nameOf(host)}: ${(err as Error).message}`);

@@ -45,11 +45,15 @@ export interface StartOptions {
   activationId?: ActivationId;
   /** memory the pool set aside for this activation's group (gang admission) */
   reservation?: string;
+  /** the sequence activation this one is a component of */
+  cause?: ActivationId;
 }
 
 type Outcome = { status: Exclude<ActivationStatus, 'running'>; result: unknown; logs: string[] };
 
 const LOG_WAIT_MS = 2_000;
+/** OpenWhisk's proxies' words for a result that is neither a dictionary nor an array. */
+const NOT_A_DICTIONARY = 'The action did not return a dictionary or array.';
 /** What a shared container's proxy answers for an instance that crashed, exited or ran out of memory on its own. */
 const INSTANCE_FAILED = 503;
 
@@ -89,6 +93,7 @@ export class Invoker {
       limits: { memory: fn.limits.memoryMb, timeout: fn.limits.timeoutMs },
       path: `${fn.namespace}/${fn.name}`,
       ...(opts.instance ? { instance: opts.instance.instance } : {}),
+      ...(opts.cause ? { causedBy: 'sequence' as const, cause: opts.cause } : {}),
     };
     this.d.store.startActivation({ activationId, namespace: fn.namespace, name: fn.name, version: fn.version, host: this.d.hostId, start, annotations });
     const done = this.execute(fn, params, activationId, start, annotations, opts.instance?.instance ?? null, opts.reservation)
@@ -181,6 +186,8 @@ export class Invoker {
   }
 
   image(fn: FunctionRecord): string {
+    // A sequence never reaches the invoker: the invocation service runs its components instead.
+    if (fn.runtime.kind === 'sequence') throw new Error(`${fn.name} is a sequence: it runs no container of its own`);
     return fn.runtime.kind === 'image' ? fn.runtime.image : this.d.images[fn.runtime.kind];
   }
 
@@ -347,9 +354,13 @@ export class Invoker {
       return developerError('The action did not produce a valid JSON response.');
     }
     const isObject = body !== null && typeof body === 'object' && !Array.isArray(body);
+    const error = isObject ? (body as { error?: unknown }).error : undefined;
     // A shared container's proxy ended one instance that crashed or ran out of memory, and says so.
-    if (r.status === INSTANCE_FAILED && isObject && typeof (body as { error?: unknown }).error === 'string') return developerError((body as { error: string }).error);
-    if (r.status === 200) return isObject ? { status: 'success', result: body, logs: [] } : developerError('The action did not return a dictionary.');
+    if (r.status === INSTANCE_FAILED && typeof error === 'string') return developerError(error);
+    // Arrays are results too, as in OpenWhisk since apache/openwhisk#5290.
+    if (r.status === 200) return isObject || Array.isArray(body) ? { status: 'success', result: body, logs: [] } : developerError(NOT_A_DICTIONARY);
+    // What the proxy says of a result it could not send is the developer's fault, not the application's answer.
+    if (typeof error === 'string' && (error === NOT_A_DICTIONARY || error.startsWith('The action did not return a JSON-serializable'))) return developerError(error);
     if (isObject && 'error' in (body as object)) return { status: 'application error', result: body, logs: [] };
     return developerError(`The action proxy answered ${r.status} without an error.`);
   }

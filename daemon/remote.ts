@@ -71,7 +71,9 @@ export function parseRun(v: unknown): RunRequest | null {
       const members = s.members.map(parseMember);
       if (members.some((m) => m === null)) return null;
       if (!(s.reservation === null || typeof s.reservation === 'string') || !(s.claimedBy === null || typeof s.claimedBy === 'string')) return null;
-      return { op: 'start', share: { namespace: s.namespace, function: s.function, params: s.params, members: members as ShareMember[], reservation: s.reservation, claimedBy: s.claimedBy } };
+      if (s.cause !== undefined && !(typeof s.cause === 'string' && ACT_ID.test(s.cause))) return null;
+      return { op: 'start', share: { namespace: s.namespace, function: s.function, params: s.params, members: members as ShareMember[], reservation: s.reservation, claimedBy: s.claimedBy,
+        ...(s.cause === undefined ? {} : { cause: s.cause }) } };
     }
     default:
       return null;

@@ -33,6 +33,8 @@ export interface Share {
   reservation: string | null;
   /** the daemon that claimed the IDs from their arbiters, which they are released for at the end */
   claimedBy: string | null;
+  /** the sequence activation these members are components of */
+  cause?: string;
 }
 
 export interface ShareRunnerDeps {
@@ -75,6 +77,7 @@ export class ShareRunner {
         activationId: m.activationId,
         ...(entry ? { instance: entry } : {}),
         ...(s.reservation ? { reservation: s.reservation } : {}),
+        ...(s.cause ? { cause: s.cause as ActivationId } : {}),
       });
       if (m.instance !== null) void done.finally(() => this.d.claims()?.release(ns, [m.instance!], s.claimedBy ?? undefined));
       return done.then(activationView);

@@ -1,5 +1,6 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { ActivationId, Digest, FunctionName, HostId, NamespaceName } from './ids.ts';
+import { metaOf } from './kinds.ts';
 import type { ActivationRecord, ActivationStatus, FunctionLimits, FunctionRecord, Runtime } from './types.ts';
 
 // The daemon's embedded store. Every write is synchronous and in WAL mode, so
@@ -57,6 +58,8 @@ export class Store {
     // A data directory from before limits.concurrency: its functions keep one instance per container.
     const cols = this.db.prepare('PRAGMA table_info(functions)').all() as { name: string }[];
     if (!cols.some((c) => c.name === 'concurrency')) this.db.exec('ALTER TABLE functions ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 1');
+    // ...and from before OpenWhisk's documents were kept: their meta is made up on reading (defaultMeta).
+    if (!cols.some((c) => c.name === 'meta')) this.db.exec("ALTER TABLE functions ADD COLUMN meta TEXT NOT NULL DEFAULT 'null'");
     const p = (sql: string) => this.db.prepare(sql);
     this.st = {
       insertNs: p('INSERT INTO namespaces (name, created) VALUES (?, ?)'),
@@ -66,14 +69,16 @@ export class Store {
       insertKey: p('INSERT INTO keys (uuid, hash, namespace, created) VALUES (?, ?, ?, ?)'),
       getKey: p('SELECT uuid, hash, namespace FROM keys WHERE uuid = ?'),
       countAdmin: p('SELECT count(*) AS n FROM keys WHERE namespace IS NULL'),
-      upsertFn: p(`INSERT INTO functions (namespace, name, runtime, digest, binary, main, memory_mb, timeout_ms, parameters, version, created, updated, concurrency)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      upsertFn: p(`INSERT INTO functions (namespace, name, runtime, digest, binary, main, memory_mb, timeout_ms, parameters, version, created, updated, concurrency, meta)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (namespace, name) DO UPDATE SET runtime = excluded.runtime, digest = excluded.digest, binary = excluded.binary,
           main = excluded.main, memory_mb = excluded.memory_mb, timeout_ms = excluded.timeout_ms, parameters = excluded.parameters,
-          concurrency = excluded.concurrency,
+          concurrency = excluded.concurrency, meta = excluded.meta,
           version = excluded.version, updated = excluded.updated`),
       getFn: p('SELECT * FROM functions WHERE namespace = ? AND name = ?'),
-      listFn: p('SELECT * FROM functions WHERE namespace = ? ORDER BY name LIMIT ? OFFSET ?'),
+      // Newest first, as OpenWhisk lists entities.
+      listFn: p('SELECT * FROM functions WHERE namespace = ? ORDER BY updated DESC, name LIMIT ? OFFSET ?'),
+      countFn: p('SELECT count(*) AS n FROM functions WHERE namespace = ?'),
       deleteFn: p('DELETE FROM functions WHERE namespace = ? AND name = ?'),
       digestInUse: p('SELECT 1 FROM functions WHERE digest = ? LIMIT 1'),
       insertAct: p(`INSERT INTO activations (id, namespace, name, version, host, start, status, annotations) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)`),
@@ -190,7 +195,8 @@ export class Store {
   putFunction(f: FunctionRecord): void {
     this.registryVersion++;
     this.st.upsertFn!.run(f.namespace, f.name, JSON.stringify(f.runtime), f.digest, f.binary ? 1 : 0, f.main,
-      f.limits.memoryMb, f.limits.timeoutMs, JSON.stringify(f.parameters), f.version, f.created, f.updated, concurrencyOf(f.limits));
+      f.limits.memoryMb, f.limits.timeoutMs, JSON.stringify(f.parameters), f.version, f.created, f.updated, concurrencyOf(f.limits),
+      JSON.stringify(f.meta ?? null));
   }
   getFunction(ns: NamespaceName, name: FunctionName): FunctionRecord | undefined {
     const r = this.st.getFn!.get(ns, name) as Row | undefined;
@@ -198,6 +204,9 @@ export class Store {
   }
   listFunctions(ns: NamespaceName, limit: number, skip: number): FunctionRecord[] {
     return (this.st.listFn!.all(ns, limit, skip) as Row[]).map(fnFromRow);
+  }
+  countFunctions(ns: NamespaceName): number {
+    return (this.st.countFn!.get(ns) as { n: number }).n;
   }
   deleteFunction(ns: NamespaceName, name: FunctionName): boolean {
     this.registryVersion++;
@@ -256,7 +265,7 @@ export class Store {
 const concurrencyOf = (l: Partial<FunctionLimits>) => (Number.isSafeInteger(l.concurrency) && l.concurrency! >= 1 ? l.concurrency! : 1);
 
 function fnFromRow(r: Row): FunctionRecord {
-  return {
+  const f: Omit<FunctionRecord, 'meta'> = {
     namespace: r.namespace as NamespaceName,
     name: r.name as FunctionName,
     runtime: JSON.parse(r.runtime as string) as Runtime,
@@ -269,6 +278,7 @@ function fnFromRow(r: Row): FunctionRecord {
     created: r.created as number,
     updated: r.updated as number,
   };
+  return { ...f, meta: metaOf(JSON.parse((r.meta as string | undefined) ?? 'null'), f) };
 }
 
 function actFromRow(r: Row): ActivationRecord {

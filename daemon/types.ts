@@ -1,7 +1,32 @@
 import type { ActivationId, Digest, FunctionName, HostId, NamespaceName } from './ids.ts';
 
-/** Where a function's code runs: one of our runtime images, or a user image that speaks the action protocol. */
-export type Runtime = { kind: 'nodejs' } | { kind: 'python' } | { kind: 'image'; image: string };
+/**
+ * Where a function's code runs: one of our runtime images, or a user image that speaks the action protocol.
+ * A sequence runs nothing itself: its components run one after another (fully qualified names, /ns/name).
+ */
+export type Runtime = { kind: 'nodejs' } | { kind: 'python' } | { kind: 'image'; image: string } | { kind: 'sequence'; components: string[] };
+
+/** A runtime that runs code in a container of its own. */
+export type CodeRuntime = Exclude<Runtime, { kind: 'sequence' }>;
+
+export interface KeyValue {
+  key: string;
+  value: unknown;
+}
+
+/** What an OpenWhisk document says of a function besides what runs it; kept and returned as given. */
+export interface FunctionMeta {
+  /** exec.kind as OpenWhisk names it, `:default` resolved (nodejs:24, python:3, blackbox, sequence) */
+  kind: string;
+  annotations: KeyValue[];
+  publish: boolean;
+  /** semver, patch-bumped on every update that names none */
+  version: string;
+  /** keys of the parameters marked `init`: given to the code at /init as environment, not as arguments */
+  init: string[];
+  /** limits.logs in MB (0: no logs kept) */
+  logsMb: number;
+}
 
 export interface FunctionLimits {
   memoryMb: number;
@@ -27,6 +52,7 @@ export interface FunctionRecord {
   version: number;
   created: number;
   updated: number;
+  meta: FunctionMeta;
 }
 
 /** OpenWhisk's four outcomes, plus the state of an activation still in flight. */
@@ -55,6 +81,11 @@ export interface ActivationAnnotations {
   path: string;
   instance: string;
   forwardedTo: string;
+  /** a component of a sequence: causedBy 'sequence', and the sequence's activation (OpenWhisk's top-level `cause`) */
+  causedBy: 'sequence';
+  cause: string;
+  /** a sequence's own activation: whether it is the outermost */
+  topmost: boolean;
 }
 
 export interface ActivationRecord {

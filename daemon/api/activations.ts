@@ -42,6 +42,8 @@ export const activationView = (a: ActivationRecord) => ({
   },
   logs: a.logs,
   annotations: Object.entries(a.annotations).map(([key, value]) => ({ key, value })),
+  // A sequence's component names the sequence's activation here, as OpenWhisk does.
+  ...(a.annotations.cause ? { cause: a.annotations.cause } : {}),
 });
 
 export type ActivationView = ReturnType<typeof activationView>;

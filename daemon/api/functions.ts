@@ -1,59 +1,95 @@
 import type { FastifyInstance } from 'fastify';
-import { conflict, invalid, notFound, tooLarge } from '../errors.ts';
+import { conflict, invalid, notFound, PeerlessError, tooLarge } from '../errors.ts';
 import { expandInstances } from '../../gossip/addrmap.ts';
 import { MAX_GROUP } from '../fnapi.ts';
 import { isName, type FunctionName } from '../ids.ts';
 import { parseRestart } from '../jobs.ts';
 import { fnKeyPrefix } from '../invoker.ts';
-import type { FunctionRecord, Runtime } from '../types.ts';
+import { bumpVersion, resolveKind } from '../kinds.ts';
+import { componentOf } from '../sequences.ts';
+import type { FunctionRecord, KeyValue, Runtime } from '../types.ts';
 import { httpStatusFor, withinBlockingWait } from './activations.ts';
 import { namespaceFor, type ApiContext } from './context.ts';
-import { fnParams, keyValueList, name, nsParams, paging } from './schemas.ts';
+import { fnParams, ignoredListParams, keyValueList, name, nsParams, paging } from './schemas.ts';
 
 // Functions (OpenWhisk calls them actions): create, update, read, delete, invoke.
 
 interface PutBody {
-  exec: { kind: 'nodejs' | 'python' | 'blackbox'; code?: string; main?: string; binary?: boolean; image?: string };
-  limits?: { memory?: number; timeout?: number; concurrency?: number };
-  parameters?: { key: string; value: unknown }[];
+  exec?: { kind: string; code?: string; main?: string; binary?: boolean; image?: string; components?: (string | { path: string; name: string })[] };
+  limits?: { memory?: number; timeout?: number; concurrency?: number; logs?: number };
+  parameters?: { key: string; value: unknown; init?: boolean }[];
+  annotations?: KeyValue[];
+  delAnnotations?: string[];
+  version?: string;
+  publish?: boolean;
 }
 
 const IMAGE_PATTERN = '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?$';
+/** A zip (PK\x03\x04) or gzip archive, as OpenWhisk's runtimes tell them apart. */
+const isArchive = (b: Buffer) => (b[0] === 0x50 && b[1] === 0x4b && b[2] === 0x03 && b[3] === 0x04) || (b[0] === 0x1f && b[1] === 0x8b);
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** The kind OpenWhisk clients read from the `exec` annotation, since lists carry no exec.kind. */
+const withExec = (annotations: KeyValue[], kind: string): KeyValue[] => [...annotations.filter((a) => a.key !== 'exec'), { key: 'exec', value: kind }];
 
 export const functionView = (f: FunctionRecord, code?: string) => ({
   namespace: f.namespace,
   name: f.name,
-  version: `0.0.${f.version}`,
-  exec: {
-    kind: f.runtime.kind === 'image' ? 'blackbox' : f.runtime.kind,
-    ...(f.runtime.kind === 'image' ? { image: f.runtime.image } : {}),
-    main: f.main,
-    binary: f.binary,
-    digest: f.digest,
-    ...(code === undefined ? {} : { code }),
-  },
-  limits: { memory: f.limits.memoryMb, timeout: f.limits.timeoutMs, concurrency: f.limits.concurrency },
-  parameters: Object.entries(f.parameters).map(([key, value]) => ({ key, value })),
+  version: f.meta.version,
+  publish: f.meta.publish,
+  exec: f.runtime.kind === 'sequence'
+    ? { kind: 'sequence', components: f.runtime.components, binary: false }
+    : {
+      kind: f.meta.kind,
+      ...(f.runtime.kind === 'image' ? { image: f.runtime.image } : {}),
+      main: f.main,
+      binary: f.binary,
+      digest: f.digest,
+      ...(code === undefined ? {} : { code }),
+    },
+  limits: { memory: f.limits.memoryMb, timeout: f.limits.timeoutMs, logs: f.meta.logsMb, concurrency: f.limits.concurrency },
+  parameters: Object.entries(f.parameters).map(([key, value]) => (f.meta.init.includes(key) ? { key, value, init: true } : { key, value })),
+  annotations: f.meta.annotations,
   created: f.created,
   updated: f.updated,
 });
 
+/** A list item, as OpenWhisk lists actions: no code and no exec.kind (the `exec` annotation has it). */
+const listItem = (f: FunctionRecord) => {
+  const { exec, parameters: _p, ...rest } = functionView(f);
+  return { ...rest, exec: { binary: exec.binary } };
+};
+
+/** Components as fully qualified names (/ns/name), `_` read as the caller's namespace. */
+function componentNames(given: NonNullable<PutBody['exec']>['components'], ns: string): string[] {
+  if (!given || given.length === 0) throw invalid('/body/exec/components', 'No component specified for the sequence.');
+  return given.map((c, i) => {
+    const path = typeof c === 'string' ? c : `/${c.path}/${c.name}`;
+    const parts = path.replace(/^\//, '').split('/');
+    const [cns, cname] = parts.length === 1 ? [ns, parts[0]!] : parts.length === 2 ? [parts[0] === '_' ? ns : parts[0]!, parts[1]!] : [null, null];
+    if (cns === null || cname === null || !isName(cns) || !isName(cname)) throw invalid(`/body/exec/components/${i}`, `${JSON.stringify(path)} is not a function name (/namespace/name)`);
+    return `/${cns}/${cname}`;
+  });
+}
+
 export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const L = ctx.config.limits;
 
-  app.get<{ Params: { namespace: string }; Querystring: { limit: number; skip: number } }>(
+  app.get<{ Params: { namespace: string }; Querystring: { limit: number; skip: number; count: boolean } }>(
     '/api/v1/namespaces/:namespace/actions',
     {
       schema: {
         tags: ['functions'],
-        summary: 'List functions',
+        summary: 'List functions (count=true: how many)',
         params: nsParams,
-        querystring: { type: 'object', additionalProperties: false, properties: paging },
+        querystring: { type: 'object', additionalProperties: false, properties: { ...paging, count: { type: 'boolean', default: false }, ...ignoredListParams } },
       },
     },
     async (req) => {
       const ns = namespaceFor(ctx, req, req.params.namespace);
-      return ctx.store.listFunctions(ns, req.query.limit, req.query.skip).map((f) => functionView(f));
+      if (req.query.count) return { actions: ctx.store.countFunctions(ns) };
+      // OpenWhisk's limit=0 means its maximum.
+      return ctx.store.listFunctions(ns, req.query.limit || 200, req.query.skip).map(listItem);
     },
   );
 
@@ -64,12 +100,11 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
       bodyLimit: Math.ceil((L.codeBytes * 4) / 3) + 2 * L.payloadBytes,
       schema: {
         tags: ['functions'],
-        summary: 'Create or (with ?overwrite=true) update a function',
+        summary: 'Create or (with ?overwrite=true) update a function, as OpenWhisk takes an action document',
         params: fnParams,
         querystring: { type: 'object', additionalProperties: false, properties: { overwrite: { type: 'boolean', default: false } } },
         body: {
           type: 'object',
-          required: ['exec'],
           additionalProperties: false,
           properties: {
             exec: {
@@ -77,11 +112,21 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
               required: ['kind'],
               additionalProperties: false,
               properties: {
-                kind: { type: 'string', enum: ['nodejs', 'python', 'blackbox'] },
+                kind: { type: 'string', minLength: 1, maxLength: 64 },
                 code: { type: 'string' },
                 main: { type: 'string', pattern: '^[A-Za-z_$][A-Za-z0-9_$]*(\\.[A-Za-z_$][A-Za-z0-9_$]*)*$', maxLength: 256 },
                 binary: { type: 'boolean' },
                 image: { type: 'string', pattern: IMAGE_PATTERN, maxLength: 512 },
+                components: {
+                  type: 'array',
+                  maxItems: 50,
+                  items: {
+                    anyOf: [
+                      { type: 'string', minLength: 1, maxLength: 600 },
+                      { type: 'object', required: ['path', 'name'], properties: { path: { type: 'string', maxLength: 300 }, name: { type: 'string', maxLength: 300 } } },
+                    ],
+                  },
+                },
               },
             },
             limits: {
@@ -91,61 +136,122 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
                 memory: { type: 'integer', minimum: L.memoryMb.min, maximum: L.memoryMb.max },
                 timeout: { type: 'integer', minimum: L.timeoutMs.min, maximum: L.timeoutMs.max },
                 concurrency: { type: 'integer', minimum: L.concurrency.min, maximum: L.concurrency.max },
+                logs: { type: 'integer', minimum: 0, maximum: Math.floor(L.logBytes / 1024 / 1024) },
               },
             },
             parameters: keyValueList,
+            annotations: keyValueList,
+            delAnnotations: { type: 'array', maxItems: 1000, items: { type: 'string', maxLength: 256 } },
+            version: { type: 'string', pattern: '^\\d{1,9}\\.\\d{1,9}\\.\\d{1,9}$' },
+            publish: { type: 'boolean' },
+            // OpenWhisk clients send these; the path says both.
+            name: { type: 'string', maxLength: 1024 },
+            namespace: { type: 'string', maxLength: 1024 },
           },
         },
       },
     },
     async (req, reply) => {
       const ns = namespaceFor(ctx, req, req.params.namespace);
-      const { exec, limits, parameters } = req.body;
-      let runtime: Runtime;
-      if (exec.kind === 'blackbox') {
-        if (!exec.image) throw invalid('/body/exec/image', 'a blackbox function needs an image');
-        runtime = { kind: 'image', image: exec.image };
-      } else {
-        if (exec.image !== undefined) throw invalid('/body/exec/image', `an image is only for kind blackbox, not ${exec.kind}`);
-        if (!exec.code || exec.code.trim() === '') throw invalid('/body/exec/code', `a ${exec.kind} function needs code`);
-        runtime = { kind: exec.kind };
-      }
-      const binary = exec.binary ?? false;
-      const code = exec.code ?? '';
-      if (binary && !/^[A-Za-z0-9+/]*={0,2}$/.test(code)) throw invalid('/body/exec/code', 'binary code must be base64');
-      const bytes = Buffer.from(code, binary ? 'base64' : 'utf8');
-      if (bytes.length > L.codeBytes) throw tooLarge('/body/exec/code', `code is ${bytes.length} bytes; the limit is ${L.codeBytes}`);
-      const params: Record<string, unknown> = {};
-      for (const p of parameters ?? []) params[p.key] = p.value;
-      if (Buffer.byteLength(JSON.stringify(params)) > L.payloadBytes)
-        throw tooLarge('/body/parameters', `default parameters exceed ${L.payloadBytes} bytes`);
-
+      const body = req.body ?? {};
       const old = ctx.store.getFunction(ns, req.params.name);
-      if (old && !req.query.overwrite) throw conflict(`function ${req.params.name} already exists; update it with overwrite=true`, '/params/name');
-      const digest = ctx.blobs.put(bytes);
+      if (old && !req.query.overwrite) throw conflict('resource already exists: update it with overwrite=true', '/params/name');
+      if (!old && !body.exec) throw invalid('/body/exec', 'exec undefined: a new function needs exec (its kind, and code or an image)');
+      const { exec, limits } = body;
+      let runtime: Runtime = old?.runtime ?? { kind: 'nodejs' };
+      let kind = old?.meta.kind ?? 'nodejs';
+      let binary = old?.binary ?? false;
+      let main = old?.main ?? 'main';
+      let digest = old?.digest;
+      let bytes: Buffer | undefined;
+      if (exec) {
+        const k = resolveKind(exec.kind);
+        kind = k.kind;
+        const code = exec.code ?? '';
+        if (k.family === 'sequence') {
+          if (exec.code !== undefined || exec.image !== undefined) throw invalid('/body/exec', 'a sequence has components, not code or an image');
+          const components = componentNames(exec.components, ns);
+          if (components.includes(`/${ns}/${req.params.name}`)) throw invalid('/body/exec/components', 'Sequence may not refer to itself.');
+          for (const [i, c] of components.entries()) {
+            const comp = componentOf(c);
+            // Tenants do not run each other's functions: without shared packages, components are the namespace's own.
+            if (comp.namespace !== ns) throw new PeerlessError('forbidden', `The supplied authentication is not authorized to access '${c}': a sequence's components must be in its own namespace`, { field: `/body/exec/components/${i}` });
+            if (!ctx.store.getFunction(comp.namespace, comp.name)) throw invalid(`/body/exec/components/${i}`, `Sequence component does not exist: ${c}`);
+          }
+          runtime = { kind: 'sequence', components };
+          bytes = Buffer.alloc(0);
+          binary = false;
+        } else {
+          if (exec.components !== undefined) throw invalid('/body/exec/components', `components are only for kind sequence, not ${exec.kind}`);
+          if (k.family === 'blackbox') {
+            if (!exec.image) throw invalid('/body/exec/image', 'a blackbox function needs an image');
+            runtime = { kind: 'image', image: exec.image };
+          } else {
+            if (exec.image !== undefined) throw invalid('/body/exec/image', `an image is only for kind blackbox, not ${exec.kind}`);
+            if (code.trim() === '') throw invalid('/body/exec/code', `a ${exec.kind} function needs code`);
+            runtime = { kind: k.family };
+          }
+          // OpenWhisk's clients send an archive as base64 with no flag: one that decodes to a zip or gzip is one.
+          const b64 = code.length % 4 === 0 && BASE64.test(code);
+          binary = exec.binary ?? (b64 && code.length > 0 && isArchive(Buffer.from(code.slice(0, 8), 'base64')));
+          if (binary && !b64) throw invalid('/body/exec/code', 'binary code must be base64');
+          bytes = Buffer.from(code, binary ? 'base64' : 'utf8');
+          if (bytes.length > L.codeBytes) throw tooLarge('/body/exec/code', `exec larger than allowed: ${bytes.length} > ${L.codeBytes} bytes`);
+        }
+        main = exec.main ?? 'main';
+      }
+      let params = old?.parameters ?? {};
+      let init = old?.meta.init ?? [];
+      if (body.parameters) {
+        params = {};
+        for (const p of body.parameters) params[p.key] = p.value;
+        init = body.parameters.filter((p) => p.init === true).map((p) => p.key);
+      }
+      if (runtime.kind === 'sequence') {
+        params = {};
+        init = [];
+      }
+      if (Buffer.byteLength(JSON.stringify(params)) > L.payloadBytes) throw tooLarge('/body/parameters', `parameters larger than allowed: the limit is ${L.payloadBytes} bytes`);
+      // Annotations merge on update (new keys win; delAnnotations removes), as OpenWhisk does since #4940.
+      const merged = new Map((old?.meta.annotations ?? []).map((a) => [a.key, a.value] as const));
+      for (const a of body.annotations ?? []) merged.set(a.key, a.value);
+      for (const k of body.delAnnotations ?? []) merged.delete(k);
+      if (!old && !merged.has('provide-api-key')) merged.set('provide-api-key', false);
+      const annotations = withExec([...merged].map(([key, value]) => ({ key, value })), kind);
+      if (Buffer.byteLength(JSON.stringify(annotations)) > L.payloadBytes) throw tooLarge('/body/annotations', `annotations larger than allowed: the limit is ${L.payloadBytes} bytes`);
+
+      if (bytes) digest = ctx.blobs.put(bytes);
       const now = Date.now();
       const f: FunctionRecord = {
         namespace: ns,
         name: req.params.name,
         runtime,
-        digest,
+        digest: digest!,
         binary,
-        main: exec.main ?? 'main',
+        main,
         limits: {
-          memoryMb: limits?.memory ?? L.memoryMb.default,
-          timeoutMs: limits?.timeout ?? L.timeoutMs.default,
-          concurrency: limits?.concurrency ?? L.concurrency.default,
+          memoryMb: limits?.memory ?? old?.limits.memoryMb ?? L.memoryMb.default,
+          timeoutMs: limits?.timeout ?? old?.limits.timeoutMs ?? L.timeoutMs.default,
+          concurrency: limits?.concurrency ?? old?.limits.concurrency ?? L.concurrency.default,
         },
         parameters: params,
         version: (old?.version ?? 0) + 1,
         created: old?.created ?? now,
         updated: now,
+        meta: {
+          kind,
+          annotations,
+          publish: body.publish ?? old?.meta.publish ?? false,
+          version: body.version ?? (old ? bumpVersion(old.meta.version) : '0.0.1'),
+          init,
+          logsMb: limits?.logs ?? old?.meta.logsMb ?? Math.floor(L.logBytes / 1024 / 1024),
+        },
       };
       ctx.store.putFunction(f);
       ctx.registry.functionWritten(f);
       if (old) {
         await ctx.pool.retire(fnKeyPrefix(old));
-        if (old.digest !== digest && !ctx.store.digestInUse(old.digest)) ctx.blobs.delete(old.digest);
+        if (old.digest !== f.digest && !ctx.store.digestInUse(old.digest)) ctx.blobs.delete(old.digest);
       }
       return reply.code(old ? 200 : 201).send(functionView(f));
     },
@@ -232,6 +338,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
         restart: parseRestart(q.restart, '/query/restart'), queueTimeoutMs: q.queueTimeout,
       });
       const jobId = job ? { jobId: job.jobId } : {};
+      if (!group) void reply.header('x-openwhisk-activation-id', members[0]!.activationId);
       const accepted = () => reply.code(202).send(group
         ? { ...jobId, activations: members.map(({ instance, activationId }) => ({ instance, activationId })) }
         : { activationId: members[0]!.activationId });

@@ -1,8 +1,9 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { isStorageFull, PeerlessError, storageFull, toProblem, type ErrorCode } from '../errors.ts';
+import { isStorageFull, PeerlessError, problemType, storageFull, toProblem, type ErrorCode } from '../errors.ts';
 
-// Every error leaves as RFC 9457 problem+json naming the field at fault. A
-// fault of ours is logged in full and answered with a 500 that reveals nothing.
+// Every error leaves as RFC 9457 problem+json naming the field at fault, with
+// OpenWhisk's `error` and `code` members so that its clients print the reason.
+// A fault of ours is logged in full and answered with a 500 that reveals nothing.
 
 const byStatus: Record<number, ErrorCode> = {
   400: 'bad_request',
@@ -39,9 +40,16 @@ function fromFastify(err: FastifyError): PeerlessError | undefined {
   return undefined;
 }
 
-export function sendProblem(reply: FastifyReply, err: PeerlessError, url: string): FastifyReply {
+/**
+ * problem+json, unless the caller asked for plain JSON and not for problems: OpenWhisk's clients send
+ * `Accept: application/json` and parse nothing else, so they get the same body as application/json.
+ */
+const contentType = (accept: string | undefined) =>
+  accept && /application\/json/.test(accept) && !/problem\+json/.test(accept) ? 'application/json' : 'application/problem+json';
+
+export function sendProblem(reply: FastifyReply, err: PeerlessError): FastifyReply {
   for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
-  return reply.code(err.status).type('application/problem+json').send(toProblem(err, url));
+  return reply.code(err.status).type(contentType(reply.request.headers.accept)).send(toProblem(err, reply.request.id, reply.request.url));
 }
 
 export function problems(app: FastifyInstance): void {
@@ -49,17 +57,18 @@ export function problems(app: FastifyInstance): void {
     const known = error instanceof PeerlessError ? error : isStorageFull(error) ? storageFull() : fromFastify(error);
     if (known) {
       if (known.code === 'insufficient_storage') req.log.error({ err: error }, 'data disk full');
-      return sendProblem(reply, known, req.url);
+      return sendProblem(reply, known);
     }
     req.log.error({ err: error }, 'unhandled error');
-    return reply.code(500).type('application/problem+json').send({
-      type: 'https://peerless.dev/problems/internal',
+    return reply.code(500).type(contentType(req.headers.accept)).send({
+      type: problemType('internal'),
       title: 'internal error',
       status: 500,
       detail: 'the daemon failed to handle this request; the log has the details',
-      code: 'internal',
+      error: 'There was an internal server error.',
+      code: req.id,
       instance: req.url,
     });
   });
-  app.setNotFoundHandler((req, reply) => sendProblem(reply, new PeerlessError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`), req.url));
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, new PeerlessError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
 }

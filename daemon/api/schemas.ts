@@ -31,6 +31,13 @@ export const paging = {
   skip: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 0 },
 } as const;
 
+/** What OpenWhisk's clients send on entity lists and its server ignores. */
+export const ignoredListParams = {
+  docs: { type: 'boolean' },
+  public: { type: 'boolean' },
+  since: { type: 'integer' },
+} as const;
+
 export const problem = {
   type: 'object',
   properties: {
@@ -38,7 +45,8 @@ export const problem = {
     title: { type: 'string' },
     status: { type: 'integer' },
     detail: { type: 'string' },
-    code: { type: 'string' },
+    error: { type: 'string', description: "OpenWhisk's member: the message, with the field at fault" },
+    code: { type: 'string', description: "OpenWhisk's member: the request ID, as in X-Request-ID" },
     field: { type: 'string' },
     instance: { type: 'string' },
   },
@@ -51,6 +59,6 @@ export const keyValueList = {
     type: 'object',
     required: ['key', 'value'],
     additionalProperties: false,
-    properties: { key: { type: 'string', minLength: 1, maxLength: 256 }, value: {} },
+    properties: { key: { type: 'string', minLength: 1, maxLength: 256 }, value: {}, init: { type: 'boolean' } },
   },
 } as const;

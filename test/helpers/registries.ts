@@ -1,3 +1,4 @@
+import { defaultMeta } from '../../daemon/kinds.ts';
 import { join } from 'node:path';
 import pino from 'pino';
 import { BlobStore } from '../../daemon/blobs.ts';
@@ -64,6 +65,7 @@ export function writeFunction(s: RegistrySide, ns: NamespaceName, name: string, 
   const f: FunctionRecord = {
     namespace: ns, name: name as FunctionName, runtime: { kind: 'nodejs' }, digest: s.blobs.put(Buffer.from(source)), binary: false, main: 'main',
     limits: { memoryMb: 128, timeoutMs: 1000, concurrency: 1 }, parameters: {}, version: 1, created: now, updated: now,
+    meta: defaultMeta({ runtime: { kind: 'nodejs' }, version: 1 }),
   };
   s.store.putFunction(f);
   s.registry.functionWritten(f);

@@ -113,7 +113,7 @@ describe('a full data disk', () => {
     const before = new Set((await containersOf(DISK_HOST)).map((c) => c.Id));
     const refused = await invoke(call, ns, 'sleep', { ms: 1, pad: 200_000 });
     expect(refused.status).toBe(507);
-    expect(refused.body.code).toBe('insufficient_storage');
+    expect(refused.body.type).toBe('https://peerless.dev/problems/insufficient_storage');
     expect((await containersOf(DISK_HOST)).filter((c) => !before.has(c.Id))).toHaveLength(0);
     expect((await fetch(`${d.url}/healthz`)).ok).toBe(true);
 

@@ -191,7 +191,7 @@ describe('failures', () => {
   it('reports a non-dictionary result as a developer error', async () => {
     await deploy(call, ns, 'nondict', { kind: 'nodejs', code: 'function main() { return [1, 2] }' });
     const r = await invoke(call, ns, 'nondict');
-    expect(r.body.response).toMatchObject({ status: 'action developer error', result: { error: 'The action did not return a dictionary.' } });
+    expect(r.body.response).toMatchObject({ status: 'action developer error', result: { error: 'The action did not return a dictionary or array.' } });
   });
 
   it('kills a function past its time limit and keeps serving', async () => {

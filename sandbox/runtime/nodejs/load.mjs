@@ -41,8 +41,10 @@ export async function load(value, dir = '/tmp/action') {
 export async function call(entry, value) {
   try {
     const result = await entry(value ?? {});
-    // A non-dictionary goes back as it is: the platform calls that a developer error.
-    if (result === null || typeof result !== 'object' || Array.isArray(result)) return [200, result ?? null];
+    // OpenWhisk's proxies answer a result that is neither a dictionary nor an array with a 502 of their own.
+    if (result === undefined) return [200, {}];
+    if (Array.isArray(result)) return [200, result];
+    if (result === null || typeof result !== 'object') return [502, { error: 'The action did not return a dictionary or array.' }];
     if ('error' in result) return [502, { error: result.error }];
     return [200, result];
   } catch (e) {

@@ -63,8 +63,11 @@ def invoke(body):
             import peerless as sdk
             sdk._start()
         result = entry(body.get("value") or {})
-        if not isinstance(result, dict):
-            status, out = 200, result  # the platform calls a non-dictionary a developer error
+        if isinstance(result, list):
+            status, out = 200, result
+        elif not isinstance(result, dict):
+            # OpenWhisk's proxies answer a result that is neither a dictionary nor an array with a 502 of their own.
+            status, out = 502, {"error": "The action did not return a dictionary or array."}
         elif "error" in result:
             status, out = 502, {"error": result["error"]}
         else:

@@ -1,0 +1,158 @@
+import openwhisk from 'openwhisk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupHost, namespace, startDaemon, type TestDaemon } from '../helpers/daemon.ts';
+
+// The official Apache OpenWhisk JavaScript client (npm `openwhisk`), pointed at a real daemon: what
+// its users write must work as it does against OpenWhisk. Nothing here builds a request by hand.
+
+const HOST = `it-ow-${process.pid}`;
+let d: TestDaemon;
+/**
+ * The client, read loosely: its declarations are narrower than what it sends and gets (an update without
+ * code, Response.status as "success" | "failure"), and these tests read what comes back as JSON.
+ */
+type Loose = (o?: Record<string, unknown>) => Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+let ow: Record<'actions' | 'activations' | 'namespaces' | 'packages' | 'triggers' | 'rules' | 'feeds', Record<string, Loose>>;
+let ns: string;
+
+/** The OpenWhiskError a call rejects with: its HTTP status and the message the client built. */
+async function failure(p: Promise<unknown>): Promise<{ statusCode: number; message: string; error: Record<string, unknown> }> {
+  try {
+    await p;
+  } catch (e) {
+    return e as { statusCode: number; message: string; error: Record<string, unknown> };
+  }
+  throw new Error('the call succeeded');
+}
+const ann = (doc: { annotations?: { key: string; value: unknown }[] }, key: string) => doc.annotations?.find((a) => a.key === key)?.value;
+
+beforeAll(async () => {
+  d = await startDaemon({ hostId: HOST });
+  let auth: string;
+  ({ ns, auth } = await namespace(d, `${HOST}-ns`));
+  ow = openwhisk({ apihost: d.url, api_key: auth, namespace: ns }) as unknown as typeof ow;
+});
+
+afterAll(async () => {
+  await d?.stop();
+  await cleanupHost(HOST, d?.dataDir);
+});
+
+describe('the official openwhisk client', () => {
+  it('creates, reads, lists, updates and deletes actions as OpenWhisk documents', async () => {
+    // The client's defaults: kind nodejs:default, annotations and parameters as key/value arrays.
+    const created = await ow.actions.create({
+      name: 'hello', action: 'function main(p) { return { greeting: `hello ${p.name}`, region: p.region } }',
+      params: { region: 'eu' }, annotations: { description: 'says hello' }, limits: { memory: 128, logs: 5 },
+    });
+    expect(created.exec.kind).toBe('nodejs:24');
+    expect(created.version).toBe('0.0.1');
+    expect(ann(created, 'exec')).toBe('nodejs:24');
+    expect(ann(created, 'provide-api-key')).toBe(false);
+    expect(ann(created, 'description')).toBe('says hello');
+    expect(created.limits).toMatchObject({ memory: 128, logs: 5, concurrency: 1 });
+
+    const again = await failure(ow.actions.create({ name: 'hello', action: 'function main() { return {} }' }));
+    expect(again.statusCode).toBe(409);
+    expect(again.message).toMatch(/resource already exists/);
+    expect(typeof again.error.code).toBe('string');
+
+    // An update merges annotations, keeps what it does not name, and bumps the version.
+    const updated = await ow.actions.update({ name: 'hello', action: { annotations: [{ key: 'web-export', value: true }] } });
+    expect(updated.version).toBe('0.0.2');
+    expect(ann(updated, 'description')).toBe('says hello');
+    expect(ann(updated, 'web-export')).toBe(true);
+    expect(updated.parameters).toEqual([{ key: 'region', value: 'eu' }]);
+
+    const got = await ow.actions.get({ name: 'hello' });
+    expect(got.exec.code).toContain('hello ${p.name}');
+    const bare = await ow.actions.get({ name: 'hello', code: false });
+    expect(bare.exec.code).toBeUndefined();
+    const list = await ow.actions.list();
+    expect(list.map((a: { name: string }) => a.name)).toContain('hello');
+    // OpenWhisk lists carry no exec.kind: clients read it from the exec annotation.
+    expect(list.find((a: { name: string }) => a.name === 'hello').exec).toEqual({ binary: false });
+    expect(await ow.actions.list({ count: true })).toEqual({ actions: 1 });
+
+    expect(await ow.actions.invoke({ name: 'hello', params: { name: 'ow' }, blocking: true, result: true })).toEqual({ greeting: 'hello ow', region: 'eu' });
+
+    expect((await ow.actions.delete({ name: 'hello' })).name).toBe('hello');
+    const gone = await failure(ow.actions.get({ name: 'hello' }));
+    expect(gone.statusCode).toBe(404);
+    expect(gone.message).toMatch(/does not exist/);
+  });
+
+  it('takes every kind OpenWhisk clients send, and names the field of one it does not know', async () => {
+    for (const [kind, stored] of [['nodejs', 'nodejs'], ['nodejs:default', 'nodejs:24'], ['nodejs:24', 'nodejs:24'], ['python', 'python'], ['python:default', 'python:3.11'], ['python:3', 'python:3'], ['python:3.11', 'python:3.11']]) {
+      const code = kind!.startsWith('python') ? 'def main(args):\n    return {"kind": "py"}\n' : 'function main() { return { kind: "js" } }';
+      const a = await ow.actions.create({ name: `k-${kind!.replace(':', '-')}`, action: code, kind });
+      expect(a.exec.kind, kind).toBe(stored);
+    }
+    expect(await ow.actions.invoke({ name: 'k-python-3', blocking: true, result: true })).toEqual({ kind: 'py' });
+    const bad = await failure(ow.actions.create({ name: 'k-bad', action: 'x', kind: 'cobol:1' }));
+    expect(bad.statusCode).toBe(400);
+    expect(bad.message).toMatch(/'cobol:1' is not supported.*\/body\/exec\/kind/);
+  });
+
+  it('invokes blocking and not, and reads activations, their results and logs', async () => {
+    await ow.actions.create({ name: 'logs', action: 'function main(p) { console.log("seen", p.n); return { n: p.n * 2 } }' });
+    const full = await ow.actions.invoke({ name: 'logs', params: { n: 21 }, blocking: true });
+    expect(full.response).toMatchObject({ status: 'success', success: true, result: { n: 42 } });
+    const { activationId } = await ow.actions.invoke({ name: 'logs', params: { n: 1 } });
+    expect(activationId).toMatch(/^[0-9a-f]{32}$/);
+    const deadline = Date.now() + 20_000;
+    let a;
+    while (!a && Date.now() < deadline) a = await ow.activations.get({ name: activationId }).catch(() => undefined);
+    while (a.response.status === 'running' && Date.now() < deadline) a = await ow.activations.get({ name: activationId });
+    expect(a.response.result).toEqual({ n: 2 });
+    expect((await ow.activations.result({ name: activationId })).result).toEqual({ n: 2 });
+    expect((await ow.activations.logs({ name: activationId })).logs.join('\n')).toMatch(/seen 1/);
+    const listed = await ow.activations.list({ name: 'logs', limit: 5 });
+    expect(listed.map((x: { activationId: string }) => x.activationId)).toContain(activationId);
+  });
+
+  it('shows an action\'s own error as the client\'s message, and a result that is not a dictionary as the developer\'s error', async () => {
+    await ow.actions.create({ name: 'fails', action: 'function main() { return { error: "no such thing" } }' });
+    const e = await failure(ow.actions.invoke({ name: 'fails', blocking: true, result: true }));
+    expect(e.statusCode).toBe(502);
+    expect(e.message).toMatch(/no such thing/);
+    await ow.actions.create({ name: 'scalar', action: 'function main() { return 42 }' });
+    const s = await failure(ow.actions.invoke({ name: 'scalar', blocking: true }));
+    expect(s.statusCode).toBe(502);
+    expect(s.message).toMatch(/did not return a dictionary or array/);
+    await ow.actions.create({ name: 'array', action: 'function main() { return [1, 2, 3] }' });
+    expect(await ow.actions.invoke({ name: 'array', blocking: true, result: true })).toEqual([1, 2, 3]);
+  });
+
+  it('runs sequences: each component on the previous result, stopping at the first error', async () => {
+    await ow.actions.create({ name: 'inc', action: 'function main(p) { return { n: (p.n || 0) + 1 } }' });
+    await ow.actions.create({ name: 'dbl', action: 'function main(p) { return { n: p.n * 2 } }' });
+    await ow.actions.create({ name: 'boom', action: 'function main(p) { return { error: `boom at ${p.n}` } }' });
+    const seq = await ow.actions.create({ name: 'calc', sequence: [`/${ns}/inc`, '/_/dbl', 'inc'] });
+    expect(seq.exec).toEqual({ kind: 'sequence', components: [`/${ns}/inc`, `/${ns}/dbl`, `/${ns}/inc`], binary: false });
+    const out = await ow.actions.invoke({ name: 'calc', params: { n: 4 }, blocking: true });
+    expect(out.response.result).toEqual({ n: 11 });
+    expect(out.logs).toHaveLength(3);
+    const first = await ow.activations.get({ name: out.logs[0] });
+    expect(first.cause).toBe(out.activationId);
+    expect(ann(first, 'causedBy')).toBe('sequence');
+    expect(ann(out, 'kind')).toBe('sequence');
+    expect(ann(out, 'topmost')).toBe(true);
+
+    // Nested, and failing in the middle: the rest never runs.
+    await ow.actions.create({ name: 'outer', sequence: ['/_/calc', '/_/boom', '/_/inc'] });
+    const bad = await failure(ow.actions.invoke({ name: 'outer', params: { n: 0 }, blocking: true }));
+    expect(bad.statusCode).toBe(502);
+    expect(bad.message).toMatch(/boom at 3/);
+    const rec = bad.error as { logs: string[]; response: { status: string } };
+    expect(rec.logs).toHaveLength(2);
+    expect(rec.response.status).toBe('application error');
+
+    expect((await failure(ow.actions.create({ name: 'loop', sequence: ['/_/loop'] }))).statusCode).toBe(400);
+    expect((await failure(ow.actions.create({ name: 'nowhere', sequence: ['/_/missing'] }))).message).toMatch(/does not exist.*components\/0/);
+  });
+
+  it('lists namespaces', async () => {
+    expect(await ow.namespaces.list()).toEqual([ns]);
+  });
+});

@@ -8,6 +8,7 @@ import { functionRoutes } from './api/functions.ts';
 import { jobRoutes } from './api/jobs.ts';
 import { namespaceRoutes } from './api/namespaces.ts';
 import { problems, sendProblem } from './api/problems.ts';
+import { webRoutes } from './api/web.ts';
 import { PeerlessError } from './errors.ts';
 import { runtimesManifest } from './kinds.ts';
 import { MAX_SEQUENCE } from './sequences.ts';
@@ -138,5 +139,6 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   activationRoutes(app, ctx);
   jobRoutes(app, ctx);
   dashboardRoutes(app, ctx);
+  webRoutes(app, ctx);
   return app;
 }

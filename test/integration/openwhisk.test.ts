@@ -156,3 +156,61 @@ describe('the official openwhisk client', () => {
     expect(await ow.namespaces.list()).toEqual([ns]);
   });
 });
+
+describe('web actions', () => {
+  const web = (path: string, init: RequestInit = {}) => fetch(`${d.url}/api/v1/web/${ns}/default/${path}`, init);
+  const echo = `function main(p) {
+    const { __ow_headers: h, ...rest } = p;
+    if (p.fail) return { error: { statusCode: 418, body: 'no' } };
+    if (p.__ow_path === '/img') return { headers: { 'content-type': 'image/png' }, body: Buffer.from([137, 80, 78, 71]).toString('base64') };
+    if (p.__ow_path === '/status') return { statusCode: 201, headers: { 'x-made': 'yes' }, body: { made: true } };
+    return { ...rest, ua: h['user-agent'], html: '<p>hi</p>', svg: '<svg/>', text: 'plain', body: undefined };
+  }`;
+
+  beforeAll(async () => {
+    await ow.actions.create({ name: 'echo', action: echo, params: { fixed: 'f' }, annotations: { 'web-export': true, final: true } });
+    await ow.actions.create({ name: 'raw', action: 'function main(p) { return { q: p.__ow_query, b: Buffer.from(p.__ow_body, "base64").toString() } }', annotations: { 'web-export': true, 'raw-http': true } });
+    await ow.actions.create({ name: 'secret', action: 'function main(p) { return { user: p.__ow_user || null } }', annotations: { 'web-export': true, 'require-whisk-auth': 'opensesame' } });
+    await ow.actions.create({ name: 'private', action: 'function main() { return {} }' });
+  });
+
+  it('answers each extension as OpenWhisk does, with the request as __ow_ parameters', async () => {
+    const j = await web('echo.json/some/where?x=1', { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'tester' }, body: JSON.stringify({ y: 2 }) });
+    expect(j.status).toBe(200);
+    expect(j.headers.get('x-openwhisk-activation-id')).toMatch(/^[0-9a-f]{32}$/);
+    expect(j.headers.get('access-control-allow-origin')).toBe('*');
+    expect(await j.json()).toMatchObject({ x: '1', y: 2, fixed: 'f', __ow_method: 'post', __ow_path: '/some/where', ua: 'tester' });
+    expect(await (await web('echo.html')).text()).toBe('<p>hi</p>');
+    const svg = await web('echo.svg');
+    expect(svg.headers.get('content-type')).toBe('image/svg+xml');
+    expect(await svg.text()).toBe('<svg/>');
+    expect(await (await web('echo.text')).text()).toBe('plain');
+    const made = await web('echo/status');
+    expect([made.status, made.headers.get('x-made'), await made.json()]).toEqual([201, 'yes', { made: true }]);
+    const img = await web('echo.http/img');
+    expect(img.headers.get('content-type')).toBe('image/png');
+    expect([...new Uint8Array(await img.arrayBuffer())]).toEqual([137, 80, 78, 71]);
+    // An application error's `error` is the answer; final parameters cannot be overridden; __ow_ names are reserved.
+    const failed = await web('echo.http?fail=1');
+    expect([failed.status, await failed.text()]).toEqual([418, 'no']);
+    expect((await web('echo.json?fixed=mine')).status).toBe(400);
+    const reserved = await web('echo.json?__ow_user=me');
+    expect(reserved.status).toBe(400);
+    expect(((await reserved.json()) as { error: string }).error).toMatch(/reserved properties/);
+    expect((await web('echo', { method: 'OPTIONS' })).status).toBe(200);
+  });
+
+  it('hands raw-http actions the query and body untouched, and keeps secured and unexported actions shut', async () => {
+    const r = await web('raw.json?a=1&b=two', { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'raw body' });
+    expect(await r.json()).toEqual({ q: 'a=1&b=two', b: 'raw body' });
+    expect((await web('secret.json')).status).toBe(401);
+    expect((await web('secret.json', { headers: { 'x-require-whisk-auth': 'wrong' } })).status).toBe(401);
+    const ok = await web('secret.json', { headers: { 'x-require-whisk-auth': 'opensesame' } });
+    expect([ok.status, await ok.json()]).toEqual([200, { user: null }]);
+    for (const p of ['private.json', 'missing.json']) {
+      const x = await web(p);
+      expect(x.status).toBe(404);
+      expect(((await x.json()) as { error: string }).error).toMatch(/^The requested resource does not exist\./);
+    }
+  });
+});

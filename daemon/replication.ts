@@ -5,8 +5,9 @@ import { Hlc, newer } from '../gossip/hlc.ts';
 import type { BlobStore } from './blobs.ts';
 import { digestOf } from './blobs.ts';
 import { isDigest, isName, type Digest, type FunctionName, type NamespaceName } from './ids.ts';
-import type { Store } from './store.ts';
-import type { FunctionRecord } from './types.ts';
+import { ENTITY_KINDS, isEntityKind, isEntityName, parseEntity } from './entities.ts';
+import type { RegistryKind, Store } from './store.ts';
+import type { EntityDocs, EntityKind, FunctionRecord } from './types.ts';
 
 // Registry replication between daemons: namespaces (with their hashed keys)
 // and functions (with their code) are written anywhere and merged everywhere,
@@ -35,6 +36,9 @@ const PULL_INLINE_BUDGET = 16 * 1024 * 1024;
 type NsMsg = { type: 'ns'; name: string; hlc: string; deleted: boolean; created?: number; keys?: { uuid: string; hash: string }[];
   limits?: { perMinute: number; concurrent: number } };
 type FnMsg = { type: 'fn'; ns: string; name: string; hlc: string; deleted: boolean; record?: FunctionRecord; code?: string };
+/** a trigger, rule or package: its whole document */
+type EntMsg = { type: 'ent'; kind: EntityKind; ns: string; name: string; hlc: string; deleted: boolean; doc?: unknown };
+type Msg = NsMsg | FnMsg | EntMsg;
 
 const clockKey = (kind: string, ns: string, name: string) => `${kind}\0${ns}\0${name}`;
 
@@ -110,6 +114,17 @@ export class Registry {
     this.cluster?.publishRegistry({ type: 'fn', ns, name, hlc, deleted: true } satisfies FnMsg);
   }
 
+  entityWritten<K extends EntityKind>(kind: K, doc: EntityDocs[K]): void {
+    const hlc = this.clock.now();
+    this.store.setClock(kind, doc.namespace, doc.name, hlc, false);
+    this.cluster?.publishRegistry({ type: 'ent', kind, ns: doc.namespace, name: doc.name, hlc, deleted: false, doc } satisfies EntMsg);
+  }
+  entityDeleted(kind: EntityKind, ns: NamespaceName, name: string): void {
+    const hlc = this.clock.now();
+    this.store.setClock(kind, ns, name, hlc, true);
+    this.cluster?.publishRegistry({ type: 'ent', kind, ns, name, hlc, deleted: true } satisfies EntMsg);
+  }
+
   private nsMessage(ns: NamespaceName, hlc: string): NsMsg {
     const limits = this.store.namespaceLimits(ns);
     return { type: 'ns', name: ns, hlc, deleted: false, created: this.store.namespaceCreated(ns) ?? Date.now(), keys: this.store.keysOf(ns), ...(limits ? { limits } : {}) };
@@ -126,7 +141,7 @@ export class Registry {
    * A pull's answer: what this daemon holds newer than the puller's clocks say it does (body: the puller's
    * clocks as [kind, namespace, name, hlc] rows). Small code rides along until the budget is spent.
    */
-  private newerThan(body: unknown): (NsMsg | FnMsg)[] {
+  private newerThan(body: unknown): Msg[] {
     const held = new Map<string, string>();
     const rows = (body as { have?: unknown } | null)?.have;
     for (const r of Array.isArray(rows) ? rows : []) if (Array.isArray(r) && r.length === 4 && r.every((x) => typeof x === 'string')) held.set(clockKey(r[0], r[1], r[2]), r[3]);
@@ -157,11 +172,11 @@ export class Registry {
    * The registry as messages, those wanted of it: each namespace before its functions, tombstones last.
    * inline: whether small code of this size may ride in the message (see fnMessage).
    */
-  private messages(wanted: (kind: 'ns' | 'fn', ns: string, name: string, hlc: string) => boolean, inline: (size: number) => boolean): (NsMsg | FnMsg)[] {
-    const out: (NsMsg | FnMsg)[] = [];
+  private messages(wanted: (kind: RegistryKind, ns: string, name: string, hlc: string) => boolean, inline: (size: number) => boolean): Msg[] {
+    const out: Msg[] = [];
     // A record written before this daemon stamped its writes (an older version, or a data dir from before
     // it joined a cluster) is stamped now, as if written now, so it replicates too.
-    const stamp = (kind: 'ns' | 'fn', ns: NamespaceName, name: string) => {
+    const stamp = (kind: RegistryKind, ns: NamespaceName, name: string) => {
       const c = this.store.clockOf(kind, ns, name);
       if (c) return c.hlc;
       const hlc = this.clock.now();
@@ -176,10 +191,18 @@ export class Registry {
         if (!wanted('fn', f.namespace, f.name, fhlc)) continue;
         out.push(this.fnMessage(f, fhlc, inline));
       }
+      for (const kind of ENTITY_KINDS) {
+        for (const doc of this.store.listEntities(kind, name, 1_000_000, 0)) {
+          const ehlc = stamp(kind, name, doc.name);
+          if (wanted(kind, name, doc.name, ehlc)) out.push({ type: 'ent', kind, ns: name, name: doc.name, hlc: ehlc, deleted: false, doc });
+        }
+      }
     }
     for (const t of this.store.tombstones()) {
       if (!wanted(t.kind, t.namespace, t.name, t.hlc)) continue;
-      out.push(t.kind === 'ns' ? { type: 'ns', name: t.namespace, hlc: t.hlc, deleted: true } : { type: 'fn', ns: t.namespace, name: t.name, hlc: t.hlc, deleted: true });
+      out.push(t.kind === 'ns' ? { type: 'ns', name: t.namespace, hlc: t.hlc, deleted: true }
+        : t.kind === 'fn' ? { type: 'fn', ns: t.namespace, name: t.name, hlc: t.hlc, deleted: true }
+          : { type: 'ent', kind: t.kind, ns: t.namespace, name: t.name, hlc: t.hlc, deleted: true });
     }
     return out;
   }
@@ -205,11 +228,30 @@ export class Registry {
   }
 
   async receive(raw: unknown, signer: string): Promise<void> {
-    const m = raw as NsMsg | FnMsg;
+    const m = raw as Msg;
     if (!m || typeof m !== 'object' || typeof m.hlc !== 'string' || typeof m.deleted !== 'boolean') return;
     this.clock.receive(m.hlc);
     if (m.type === 'ns' && typeof m.name === 'string' && isName(m.name)) return this.applyNamespace(m);
     if (m.type === 'fn' && typeof m.ns === 'string' && typeof m.name === 'string' && isName(m.ns) && isName(m.name)) return this.applyFunction(m, signer);
+    if (m.type === 'ent' && isEntityKind(m.kind) && typeof m.ns === 'string' && typeof m.name === 'string' && isName(m.ns) && isEntityName(m.name)) return this.applyEntity(m);
+  }
+
+  private applyEntity(m: EntMsg): void {
+    const ns = m.ns as NamespaceName;
+    if (!newer(m.hlc, this.store.clockOf(m.kind, ns, m.name)?.hlc)) return;
+    if (m.deleted) {
+      this.store.setClock(m.kind, ns, m.name, m.hlc, true);
+      this.store.deleteEntity(m.kind, ns, m.name);
+      return;
+    }
+    const doc = parseEntity(m.kind, m.doc, ns, m.name);
+    if (!doc) return void this.log.warn({ namespace: ns, kind: m.kind, name: m.name }, 'replicated document is malformed; dropped');
+    if (!this.store.hasNamespace(ns)) return; // its namespace comes first; anti-entropy repeats both
+    this.store.transaction(() => {
+      this.store.putEntity(m.kind, doc);
+      this.store.setClock(m.kind, ns, m.name, m.hlc, false);
+    });
+    this.log.info({ namespace: ns, kind: m.kind, name: m.name }, 'entity replicated');
   }
 
   private applyNamespace(m: NsMsg): void {

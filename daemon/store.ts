@@ -1,7 +1,10 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { ActivationId, Digest, FunctionName, HostId, NamespaceName } from './ids.ts';
 import { metaOf } from './kinds.ts';
-import type { ActivationRecord, ActivationStatus, FunctionLimits, FunctionRecord, Runtime } from './types.ts';
+import type { ActivationRecord, ActivationStatus, EntityDocs, EntityKind, FunctionLimits, FunctionRecord, Runtime } from './types.ts';
+
+/** What the registry replicates, by the kind its clocks are kept under. */
+export type RegistryKind = 'ns' | 'fn' | EntityKind;
 
 // The daemon's embedded store. Every write is synchronous and in WAL mode, so
 // an activation is on disk before the caller hears about it.
@@ -51,6 +54,9 @@ export class Store {
         per_minute INTEGER NOT NULL, concurrent INTEGER NOT NULL);
       CREATE INDEX IF NOT EXISTS activations_by_start ON activations (start DESC);
       CREATE INDEX IF NOT EXISTS activations_running ON activations (status) WHERE status = 'running';
+      CREATE TABLE IF NOT EXISTS entities (
+        kind TEXT NOT NULL, namespace TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE, name TEXT NOT NULL,
+        doc TEXT NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY (kind, namespace, name));
       CREATE TABLE IF NOT EXISTS jobs (
         id TEXT PRIMARY KEY, namespace TEXT NOT NULL, created INTEGER NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL);
       CREATE INDEX IF NOT EXISTS jobs_by_ns ON jobs (namespace, created DESC);
@@ -79,6 +85,12 @@ export class Store {
       // Newest first, as OpenWhisk lists entities.
       listFn: p('SELECT * FROM functions WHERE namespace = ? ORDER BY updated DESC, name LIMIT ? OFFSET ?'),
       countFn: p('SELECT count(*) AS n FROM functions WHERE namespace = ?'),
+      putEnt: p(`INSERT INTO entities (kind, namespace, name, doc, updated) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (kind, namespace, name) DO UPDATE SET doc = excluded.doc, updated = excluded.updated`),
+      getEnt: p('SELECT doc FROM entities WHERE kind = ? AND namespace = ? AND name = ?'),
+      listEnt: p('SELECT doc FROM entities WHERE kind = ? AND namespace = ? ORDER BY updated DESC, name LIMIT ? OFFSET ?'),
+      countEnt: p('SELECT count(*) AS n FROM entities WHERE kind = ? AND namespace = ?'),
+      deleteEnt: p('DELETE FROM entities WHERE kind = ? AND namespace = ? AND name = ?'),
       deleteFn: p('DELETE FROM functions WHERE namespace = ? AND name = ?'),
       digestInUse: p('SELECT 1 FROM functions WHERE digest = ? LIMIT 1'),
       insertAct: p(`INSERT INTO activations (id, namespace, name, version, host, start, status, annotations) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)`),
@@ -107,6 +119,7 @@ export class Store {
       registryClocks: p(`SELECT kind, namespace, name, hlc, deleted FROM registry_clock c WHERE deleted = 1
         OR (kind = 'ns' AND EXISTS (SELECT 1 FROM namespaces WHERE name = c.namespace))
         OR (kind = 'fn' AND EXISTS (SELECT 1 FROM functions f WHERE f.namespace = c.namespace AND f.name = c.name))
+        OR EXISTS (SELECT 1 FROM entities e WHERE e.kind = c.kind AND e.namespace = c.namespace AND e.name = c.name)
         ORDER BY kind, namespace, name`),
       keysOf: p('SELECT uuid, hash FROM keys WHERE namespace = ?'),
       nsCreated: p('SELECT created FROM namespaces WHERE name = ?'),
@@ -175,19 +188,19 @@ export class Store {
 
   // registry clocks: the last write (or delete) of each replicated entity, by hybrid logical clock
 
-  clockOf(kind: 'ns' | 'fn', ns: string, name = ''): { hlc: string; deleted: boolean } | undefined {
+  clockOf(kind: RegistryKind, ns: string, name = ''): { hlc: string; deleted: boolean } | undefined {
     const r = this.st.getClock!.get(kind, ns, name) as { hlc: string; deleted: number } | undefined;
     return r && { hlc: r.hlc, deleted: r.deleted === 1 };
   }
-  setClock(kind: 'ns' | 'fn', ns: string, name: string, hlc: string, deleted: boolean): void {
+  setClock(kind: RegistryKind, ns: string, name: string, hlc: string, deleted: boolean): void {
     this.registryVersion++;
     this.st.setClock!.run(kind, ns, name, hlc, deleted ? 1 : 0);
   }
-  tombstones(): { kind: 'ns' | 'fn'; namespace: string; name: string; hlc: string }[] {
-    return this.st.tombstones!.all() as { kind: 'ns' | 'fn'; namespace: string; name: string; hlc: string }[];
+  tombstones(): { kind: RegistryKind; namespace: string; name: string; hlc: string }[] {
+    return this.st.tombstones!.all() as { kind: RegistryKind; namespace: string; name: string; hlc: string }[];
   }
-  registryClocks(): { kind: 'ns' | 'fn'; namespace: string; name: string; hlc: string; deleted: number }[] {
-    return this.st.registryClocks!.all() as { kind: 'ns' | 'fn'; namespace: string; name: string; hlc: string; deleted: number }[];
+  registryClocks(): { kind: RegistryKind; namespace: string; name: string; hlc: string; deleted: number }[] {
+    return this.st.registryClocks!.all() as { kind: RegistryKind; namespace: string; name: string; hlc: string; deleted: number }[];
   }
 
   // functions
@@ -205,6 +218,27 @@ export class Store {
   listFunctions(ns: NamespaceName, limit: number, skip: number): FunctionRecord[] {
     return (this.st.listFn!.all(ns, limit, skip) as Row[]).map(fnFromRow);
   }
+  // triggers, rules and packages: one JSON document each, as the API wrote it
+
+  putEntity<K extends EntityKind>(kind: K, doc: EntityDocs[K]): void {
+    this.registryVersion++;
+    this.st.putEnt!.run(kind, doc.namespace, doc.name, JSON.stringify(doc), doc.updated);
+  }
+  getEntity<K extends EntityKind>(kind: K, ns: NamespaceName, name: string): EntityDocs[K] | undefined {
+    const r = this.st.getEnt!.get(kind, ns, name) as Row | undefined;
+    return r && (JSON.parse(r.doc as string) as EntityDocs[K]);
+  }
+  listEntities<K extends EntityKind>(kind: K, ns: NamespaceName, limit: number, skip: number): EntityDocs[K][] {
+    return (this.st.listEnt!.all(kind, ns, limit, skip) as Row[]).map((r) => JSON.parse(r.doc as string) as EntityDocs[K]);
+  }
+  countEntities(kind: EntityKind, ns: NamespaceName): number {
+    return (this.st.countEnt!.get(kind, ns) as { n: number }).n;
+  }
+  deleteEntity(kind: EntityKind, ns: NamespaceName, name: string): boolean {
+    this.registryVersion++;
+    return this.st.deleteEnt!.run(kind, ns, name).changes > 0;
+  }
+
   countFunctions(ns: NamespaceName): number {
     return (this.st.countFn!.get(ns) as { n: number }).n;
   }

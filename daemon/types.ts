@@ -102,3 +102,39 @@ export interface ActivationRecord {
   logs: string[];
   annotations: Partial<ActivationAnnotations>;
 }
+
+/** Entities besides functions that OpenWhisk keeps: replicated as functions are, by the registry. */
+export type EntityKind = 'trigger' | 'rule' | 'package';
+
+interface EntityBase {
+  namespace: NamespaceName;
+  name: string;
+  version: string;
+  publish: boolean;
+  annotations: KeyValue[];
+  updated: number;
+}
+/** An entity's path and name, as OpenWhisk writes a rule's trigger and action. */
+export interface EntityRef {
+  path: string;
+  name: string;
+}
+export interface TriggerDoc extends EntityBase {
+  parameters: KeyValue[];
+  limits: Record<string, never>;
+}
+export interface RuleDoc extends EntityBase {
+  status: 'active' | 'inactive';
+  trigger: EntityRef;
+  action: EntityRef;
+}
+export interface PackageDoc extends EntityBase {
+  parameters: KeyValue[];
+  /** {} for a package; the package it binds to for a binding */
+  binding: Record<string, never> | { namespace: string; name: string };
+}
+export interface EntityDocs {
+  trigger: TriggerDoc;
+  rule: RuleDoc;
+  package: PackageDoc;
+}

@@ -24,6 +24,8 @@ async function failure(p: Promise<unknown>): Promise<{ statusCode: number; messa
   }
   throw new Error('the call succeeded');
 }
+/** What the client returns for a 204: no body (needle hands over an empty buffer). */
+const empty = (x: unknown) => x === undefined || x === '' || (Buffer.isBuffer(x) && x.length === 0);
 const ann = (doc: { annotations?: { key: string; value: unknown }[] }, key: string) => doc.annotations?.find((a) => a.key === key)?.value;
 
 beforeAll(async () => {
@@ -150,6 +152,50 @@ describe('the official openwhisk client', () => {
 
     expect((await failure(ow.actions.create({ name: 'loop', sequence: ['/_/loop'] }))).statusCode).toBe(400);
     expect((await failure(ow.actions.create({ name: 'nowhere', sequence: ['/_/missing'] }))).message).toMatch(/does not exist.*components\/0/);
+  });
+
+  it('fires triggers through their active rules, and enables and disables rules', async () => {
+    await ow.actions.create({ name: 'on-event', action: 'function main(p) { return { from: p.from, n: p.n } }' });
+    const t = await ow.triggers.create({ name: 'ticks', trigger: { parameters: [{ key: 'from', value: 'trigger' }, { key: 'n', value: 0 }] } });
+    expect(t).toMatchObject({ name: 'ticks', namespace: ns, version: '0.0.1', parameters: [{ key: 'from', value: 'trigger' }, { key: 'n', value: 0 }] });
+    expect((await failure(ow.triggers.create({ name: 'ticks' }))).statusCode).toBe(409);
+    // No rule yet: nothing to run, and OpenWhisk's 204.
+    expect(empty(await ow.triggers.invoke({ name: 'ticks', params: { n: 1 } }))).toBe(true);
+
+    const r = await ow.rules.create({ name: 'ticks-to-event', trigger: 'ticks', action: 'on-event' });
+    expect(r).toMatchObject({ status: 'active', trigger: { path: ns, name: 'ticks' }, action: { path: ns, name: 'on-event' } });
+    expect((await ow.triggers.get({ name: 'ticks' })).rules).toEqual({ [`${ns}/ticks-to-event`]: { action: { path: ns, name: 'on-event' }, status: 'active' } });
+    const fired = await ow.triggers.invoke({ name: 'ticks', params: { n: 7 } });
+    expect(fired.activationId).toMatch(/^[0-9a-f]{32}$/);
+    const record = await ow.activations.get({ name: fired.activationId });
+    expect(record.response.result).toEqual({ n: 7 });
+    const line = JSON.parse(record.logs[0]);
+    expect(line).toMatchObject({ statusCode: 0, success: true, rule: `${ns}/ticks-to-event`, action: `/${ns}/on-event` });
+    const deadline = Date.now() + 20_000;
+    let ran;
+    while (Date.now() < deadline && !(ran?.response?.status && ran.response.status !== 'running')) ran = await ow.activations.get({ name: line.activationId }).catch(() => undefined);
+    expect(ran.response.result).toEqual({ from: 'trigger', n: 7 });
+
+    // Lists leave the status out, as OpenWhisk's do; disabled, the rule runs nothing.
+    expect((await ow.rules.list()).map((x: Record<string, unknown>) => 'status' in x)).toEqual([false]);
+    await ow.rules.disable({ name: 'ticks-to-event' });
+    expect((await ow.rules.get({ name: 'ticks-to-event' })).status).toBe('inactive');
+    expect(empty(await ow.triggers.invoke({ name: 'ticks' }))).toBe(true);
+    await ow.rules.enable({ name: 'ticks-to-event' });
+    expect((await ow.rules.get({ name: 'ticks-to-event' })).status).toBe('active');
+
+    const bad = await failure(ow.rules.create({ name: 'dangling', trigger: 'ticks', action: 'nothing-here' }));
+    expect([bad.statusCode, bad.message]).toEqual([400, expect.stringMatching(/action \/.*\/nothing-here does not exist/)]);
+    expect(await ow.triggers.list({ count: true })).toEqual({ triggers: 1 });
+    expect((await ow.rules.delete({ name: 'ticks-to-event' })).name).toBe('ticks-to-event');
+    expect((await ow.triggers.delete({ name: 'ticks' })).name).toBe('ticks');
+  });
+
+  it('reaches a feed action with the lifecycle parameters the client sends', async () => {
+    await ow.actions.create({ name: 'feed', action: 'function main(p) { return { event: p.lifecycleEvent, trigger: p.triggerName, keyed: typeof p.authKey === "string" } }' });
+    const r = await ow.feeds.create({ name: 'feed', trigger: 'someday', params: { cron: '* * * * *' } });
+    expect(r.response.result).toEqual({ event: 'CREATE', trigger: `/${ns}/someday`, keyed: true });
+    expect((await ow.feeds.delete({ name: 'feed', trigger: 'someday' })).response.result.event).toBe('DELETE');
   });
 
   it('lists namespaces', async () => {

@@ -8,6 +8,7 @@ import { functionRoutes } from './api/functions.ts';
 import { jobRoutes } from './api/jobs.ts';
 import { namespaceRoutes } from './api/namespaces.ts';
 import { problems, sendProblem } from './api/problems.ts';
+import { packageRoutes } from './api/packages.ts';
 import { ruleRoutes, triggerRoutes } from './api/triggers.ts';
 import { webRoutes } from './api/web.ts';
 import { PeerlessError } from './errors.ts';
@@ -142,6 +143,7 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   dashboardRoutes(app, ctx);
   webRoutes(app, ctx);
   triggerRoutes(app, ctx);
+  packageRoutes(app, ctx);
   ruleRoutes(app, ctx);
   return app;
 }

@@ -9,6 +9,7 @@ import { newActivationId, type ActivationId, type FunctionName, type HostId, typ
 import { fnKeyOf } from './invoker.ts';
 import { attemptEnded, attemptStarted, cancel, isFinal, newJob, type JobDoc, type JobMember, type Jobs, type RestartPolicy } from './jobs.ts';
 import type { Quota } from './quota.ts';
+import { toObject } from './entities.ts';
 import { startSequence } from './sequences.ts';
 import type { Share, ShareMember } from './share.ts';
 import type { Store } from './store.ts';
@@ -29,6 +30,8 @@ export interface InvokeRequest {
   function: FunctionName;
   /** the caller's parameters (the function's defaults are merged under them) */
   params: Record<string, unknown>;
+  /** parameters under the function's own: a binding's over its package's (an action in a package gets its package's anyway) */
+  defaults?: Record<string, unknown>;
   /** instance IDs; none: one unnamed activation */
   ids: string[];
   /** a group (instances=, or a spawn): a job is made for it */
@@ -105,7 +108,7 @@ export class Invocations {
     const ns = r.namespace;
     const fn = this.d.store.getFunction(ns, r.function);
     if (!fn) throw notFound(`function ${r.function}`, '/params/name');
-    const params = { ...fn.parameters, ...r.params };
+    const params = { ...(r.defaults ?? this.packageDefaults(fn)), ...fn.parameters, ...r.params };
     if (Buffer.byteLength(JSON.stringify(params)) > this.d.payloadBytes)
       throw new PeerlessError('payload_too_large', `parameters exceed ${this.d.payloadBytes} bytes`, { field: '/body' });
     if (fn.runtime.kind === 'sequence') {
@@ -156,6 +159,13 @@ export class Invocations {
     // Each member's quota slot is given back once its last attempt ended, wherever it ran.
     for (const m of members) void m.done.finally(() => this.d.quota.done(ns));
     return { job, members };
+  }
+
+  /** The parameters of the package a function is in, if it is in one (pkg/name). */
+  private packageDefaults(fn: FunctionRecord): Record<string, unknown> {
+    const i = fn.name.indexOf('/');
+    const p = i < 0 ? undefined : this.d.store.getEntity('package', fn.namespace, fn.name.slice(0, i));
+    return p ? toObject(p.parameters) : {};
   }
 
   /** Ends a job: queued members never start, running ones are stopped on their hosts; a job that ended stays as it was. */

@@ -5,6 +5,7 @@ import type { Candidate } from '../gossip/placement.ts';
 import type { ActivationView } from './api/activations.ts';
 import { PeerlessError } from './errors.ts';
 import type { Hosts, LocalHosts } from './hosts.ts';
+import { isEntityName } from './entities.ts';
 import { isName, type ActivationId, type FunctionName, type HostId, type NamespaceName } from './ids.ts';
 import { recordFailed } from './invocations.ts';
 import type { Share, ShareMember, ShareRunner } from './share.ts';
@@ -66,7 +67,7 @@ export function parseRun(v: unknown): RunRequest | null {
     }
     case 'start': {
       const s = v.share;
-      if (!isObj(s) || typeof s.namespace !== 'string' || !isName(s.namespace) || typeof s.function !== 'string' || !isName(s.function) || !isObj(s.params)) return null;
+      if (!isObj(s) || typeof s.namespace !== 'string' || !isName(s.namespace) || typeof s.function !== 'string' || !isEntityName(s.function) || !isObj(s.params)) return null;
       if (!Array.isArray(s.members) || s.members.length === 0 || s.members.length > MAX_MEMBERS) return null;
       const members = s.members.map(parseMember);
       if (members.some((m) => m === null)) return null;

@@ -232,7 +232,7 @@ export class Registry {
     if (!m || typeof m !== 'object' || typeof m.hlc !== 'string' || typeof m.deleted !== 'boolean') return;
     this.clock.receive(m.hlc);
     if (m.type === 'ns' && typeof m.name === 'string' && isName(m.name)) return this.applyNamespace(m);
-    if (m.type === 'fn' && typeof m.ns === 'string' && typeof m.name === 'string' && isName(m.ns) && isName(m.name)) return this.applyFunction(m, signer);
+    if (m.type === 'fn' && typeof m.ns === 'string' && typeof m.name === 'string' && isName(m.ns) && isEntityName(m.name)) return this.applyFunction(m, signer);
     if (m.type === 'ent' && isEntityKind(m.kind) && typeof m.ns === 'string' && typeof m.name === 'string' && isName(m.ns) && isEntityName(m.name)) return this.applyEntity(m);
   }
 

@@ -33,8 +33,8 @@ export interface SequenceDeps {
 
 /** Parses a fully qualified component name (/ns/name), as the API stored it. */
 export const componentOf = (fqn: string) => {
-  const [, namespace, name] = fqn.split('/');
-  return { namespace: namespace as NamespaceName, name: name as FunctionName };
+  const [, namespace, ...name] = fqn.split('/');
+  return { namespace: namespace as NamespaceName, name: name.join('/') as FunctionName };
 };
 
 /**

@@ -7,9 +7,11 @@ import { parseRestart } from '../jobs.ts';
 import { fnKeyPrefix } from '../invoker.ts';
 import { bumpVersion, resolveKind } from '../kinds.ts';
 import { componentOf } from '../sequences.ts';
+import { parseRef } from '../entities.ts';
 import type { FunctionRecord, KeyValue, Runtime } from '../types.ts';
 import { httpStatusFor, withinBlockingWait } from './activations.ts';
 import { namespaceFor, type ApiContext } from './context.ts';
+import { pkgFnParams, resolveAction } from './packages.ts';
 import { fnParams, ignoredListParams, keyValueList, name, nsParams, paging } from './schemas.ts';
 
 // Functions (OpenWhisk calls them actions): create, update, read, delete, invoke.
@@ -32,9 +34,14 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 /** The kind OpenWhisk clients read from the `exec` annotation, since lists carry no exec.kind. */
 const withExec = (annotations: KeyValue[], kind: string): KeyValue[] => [...annotations.filter((a) => a.key !== 'exec'), { key: 'exec', value: kind }];
 
+/** OpenWhisk names an action in a package by namespace ns/pkg and its own name. */
+const owName = (f: Pick<FunctionRecord, 'namespace' | 'name'>) => {
+  const i = f.name.indexOf('/');
+  return i < 0 ? { namespace: f.namespace as string, name: f.name as string } : { namespace: `${f.namespace}/${f.name.slice(0, i)}`, name: f.name.slice(i + 1) };
+};
+
 export const functionView = (f: FunctionRecord, code?: string) => ({
-  namespace: f.namespace,
-  name: f.name,
+  ...owName(f),
   version: f.meta.version,
   publish: f.meta.publish,
   exec: f.runtime.kind === 'sequence'
@@ -65,12 +72,16 @@ function componentNames(given: NonNullable<PutBody['exec']>['components'], ns: s
   if (!given || given.length === 0) throw invalid('/body/exec/components', 'No component specified for the sequence.');
   return given.map((c, i) => {
     const path = typeof c === 'string' ? c : `/${c.path}/${c.name}`;
-    const parts = path.replace(/^\//, '').split('/');
-    const [cns, cname] = parts.length === 1 ? [ns, parts[0]!] : parts.length === 2 ? [parts[0] === '_' ? ns : parts[0]!, parts[1]!] : [null, null];
-    if (cns === null || cname === null || !isName(cns) || !isName(cname)) throw invalid(`/body/exec/components/${i}`, `${JSON.stringify(path)} is not a function name (/namespace/name)`);
-    return `/${cns}/${cname}`;
+    // OpenWhisk's clients send components fully qualified; a bare name is the sequence's namespace's.
+    const r = parseRef(path.includes('/') && !path.startsWith('/') ? `/${path}` : path, ns);
+    if (!r) throw invalid(`/body/exec/components/${i}`, `${JSON.stringify(path)} is not a function name (/namespace/name or /namespace/package/name)`);
+    return `/${r.namespace}/${r.name}`;
   });
 }
+
+type FnRouteParams = { namespace: string; name: FunctionName; pkg?: string };
+/** Every action route twice: for an action of the namespace, and for one in a package (or a binding). */
+const ROUTES = [['/api/v1/namespaces/:namespace/actions/:name', fnParams], ['/api/v1/namespaces/:namespace/actions/:pkg/:name', pkgFnParams]] as const;
 
 export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const L = ctx.config.limits;
@@ -93,15 +104,34 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  app.put<{ Params: { namespace: string; name: FunctionName }; Querystring: { overwrite: boolean }; Body: PutBody }>(
-    '/api/v1/namespaces/:namespace/actions/:name',
+  app.get<{ Params: { namespace: string; pkg: string }; Querystring: { limit: number; skip: number; count: boolean } }>(
+    '/api/v1/namespaces/:namespace/actions/:pkg/',
+    {
+      schema: {
+        tags: ['functions'],
+        summary: "List a package's functions (a binding's: those of the package it binds)",
+        params: { type: 'object', required: ['namespace', 'pkg'], additionalProperties: false, properties: { namespace: name, pkg: name } },
+        querystring: { type: 'object', additionalProperties: false, properties: { ...paging, count: { type: 'boolean', default: false }, ...ignoredListParams } },
+      },
+    },
+    async (req) => {
+      const ns = namespaceFor(ctx, req, req.params.namespace);
+      const prefix = resolveAction(ctx, ns, req.params.pkg, '', false).function; // "pkg/"
+      const all = ctx.store.listFunctions(ns, 1_000_000, 0).filter((f) => f.name.startsWith(prefix));
+      if (req.query.count) return { actions: all.length };
+      return all.slice(req.query.skip, req.query.skip + (req.query.limit || 200)).map(listItem);
+    },
+  );
+
+  for (const [url, params] of ROUTES) app.put<{ Params: FnRouteParams; Querystring: { overwrite: boolean }; Body: PutBody }>(
+    url,
     {
       // Code may be base64 (4/3 larger) plus the rest of the document.
       bodyLimit: Math.ceil((L.codeBytes * 4) / 3) + 2 * L.payloadBytes,
       schema: {
         tags: ['functions'],
         summary: 'Create or (with ?overwrite=true) update a function, as OpenWhisk takes an action document',
-        params: fnParams,
+        params,
         querystring: { type: 'object', additionalProperties: false, properties: { overwrite: { type: 'boolean', default: false } } },
         body: {
           type: 'object',
@@ -153,8 +183,9 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (req, reply) => {
       const ns = namespaceFor(ctx, req, req.params.namespace);
+      const fname = resolveAction(ctx, ns, req.params.pkg, req.params.name, true).function;
       const body = req.body ?? {};
-      const old = ctx.store.getFunction(ns, req.params.name);
+      const old = ctx.store.getFunction(ns, fname);
       if (old && !req.query.overwrite) throw conflict('resource already exists: update it with overwrite=true', '/params/name');
       if (!old && !body.exec) throw invalid('/body/exec', 'exec undefined: a new function needs exec (its kind, and code or an image)');
       const { exec, limits } = body;
@@ -171,7 +202,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
         if (k.family === 'sequence') {
           if (exec.code !== undefined || exec.image !== undefined) throw invalid('/body/exec', 'a sequence has components, not code or an image');
           const components = componentNames(exec.components, ns);
-          if (components.includes(`/${ns}/${req.params.name}`)) throw invalid('/body/exec/components', 'Sequence may not refer to itself.');
+          if (components.includes(`/${ns}/${fname}`)) throw invalid('/body/exec/components', 'Sequence may not refer to itself.');
           for (const [i, c] of components.entries()) {
             const comp = componentOf(c);
             // Tenants do not run each other's functions: without shared packages, components are the namespace's own.
@@ -224,7 +255,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const now = Date.now();
       const f: FunctionRecord = {
         namespace: ns,
-        name: req.params.name,
+        name: fname,
         runtime,
         digest: digest!,
         binary,
@@ -257,50 +288,56 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  app.get<{ Params: { namespace: string; name: FunctionName }; Querystring: { code: boolean } }>(
-    '/api/v1/namespaces/:namespace/actions/:name',
+  for (const [url, params] of ROUTES) app.get<{ Params: FnRouteParams; Querystring: { code: boolean } }>(
+    url,
     {
       schema: {
         tags: ['functions'],
         summary: 'Get a function (with its code unless code=false)',
-        params: fnParams,
+        params,
         querystring: { type: 'object', additionalProperties: false, properties: { code: { type: 'boolean', default: true } } },
       },
     },
     async (req) => {
       const ns = namespaceFor(ctx, req, req.params.namespace);
-      const f = ctx.store.getFunction(ns, req.params.name);
-      if (!f) throw notFound(`function ${req.params.name}`, '/params/name');
-      return functionView(f, req.query.code ? ctx.blobs.get(f.digest).toString(f.binary ? 'base64' : 'utf8') : undefined);
+      const a = resolveAction(ctx, ns, req.params.pkg, req.params.name, false);
+      const f = ctx.store.getFunction(ns, a.function);
+      if (!f) throw notFound(`function ${a.function}`, '/params/name');
+      const view = functionView(f, req.query.code ? ctx.blobs.get(f.digest).toString(f.binary ? 'base64' : 'utf8') : undefined);
+      // Through a binding: its parameters under the action's, and the binding named (OpenWhisk's shape).
+      if (!a.binding) return view;
+      const parameters = Object.entries({ ...a.defaults, ...f.parameters }).map(([key, value]) => ({ key, value }));
+      return { ...view, parameters, binding: a.binding };
     },
   );
 
-  app.delete<{ Params: { namespace: string; name: FunctionName } }>(
-    '/api/v1/namespaces/:namespace/actions/:name',
-    { schema: { tags: ['functions'], summary: 'Delete a function', params: fnParams } },
+  for (const [url, params] of ROUTES) app.delete<{ Params: FnRouteParams; Querystring: Record<string, never> }>(
+    url,
+    { schema: { tags: ['functions'], summary: 'Delete a function', params } },
     async (req) => {
       const ns = namespaceFor(ctx, req, req.params.namespace);
-      const f = ctx.store.getFunction(ns, req.params.name);
-      if (!f || !ctx.store.deleteFunction(ns, req.params.name)) throw notFound(`function ${req.params.name}`, '/params/name');
-      ctx.registry.functionDeleted(ns, req.params.name);
+      const fname = resolveAction(ctx, ns, req.params.pkg, req.params.name, true).function;
+      const f = ctx.store.getFunction(ns, fname);
+      if (!f || !ctx.store.deleteFunction(ns, fname)) throw notFound(`function ${fname}`, '/params/name');
+      ctx.registry.functionDeleted(ns, fname);
       await ctx.pool.retire(fnKeyPrefix(f));
       if (!ctx.store.digestInUse(f.digest)) ctx.blobs.delete(f.digest);
       return functionView(f);
     },
   );
 
-  app.post<{
-    Params: { namespace: string; name: FunctionName };
+  for (const [url, params] of ROUTES) app.post<{
+    Params: FnRouteParams;
     Querystring: { blocking: boolean; result: boolean; instance?: string; instances?: string; restart?: string; queueTimeout?: number };
     Body: Record<string, unknown> | undefined;
   }>(
-    '/api/v1/namespaces/:namespace/actions/:name',
+    url,
     {
       bodyLimit: L.payloadBytes,
       schema: {
         tags: ['functions'],
         summary: 'Invoke a function; the body holds its parameters. ?instance=ID names the instance; ?instances=w-{0..9} starts a group (a job)',
-        params: fnParams,
+        params,
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -318,6 +355,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (req, reply) => {
       const ns = namespaceFor(ctx, req, req.params.namespace);
+      const action = resolveAction(ctx, ns, req.params.pkg, req.params.name, false);
       const q = req.query;
       if (q.instance && q.instances) throw invalid('/query/instances', 'give either instance or instances, not both');
       let ids: string[] = [];
@@ -334,7 +372,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const group = q.instances !== undefined;
       if (!group && q.restart !== undefined) throw invalid('/query/restart', 'restart applies to a group (instances=...)');
       const { job, members } = await ctx.invocations.invoke({
-        namespace: ns, function: req.params.name, params: req.body ?? {}, ids, group, field: q.instance ? '/query/instance' : '/query/instances',
+        namespace: ns, function: action.function, params: req.body ?? {}, defaults: action.defaults, ids, group, field: q.instance ? '/query/instance' : '/query/instances',
         restart: parseRestart(q.restart, '/query/restart'), queueTimeoutMs: q.queueTimeout,
       });
       const jobId = job ? { jobId: job.jobId } : {};

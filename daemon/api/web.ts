@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { authenticate } from '../auth.ts';
 import { PeerlessError } from '../errors.ts';
-import { isName, type FunctionName, type NamespaceName } from '../ids.ts';
+import { isName, type NamespaceName } from '../ids.ts';
 import type { FunctionRecord } from '../types.ts';
 import { withinBlockingWait } from './activations.ts';
 import type { ApiContext } from './context.ts';
+import { resolveAction, type ResolvedAction } from './packages.ts';
 import { sendProblem } from './problems.ts';
 
 // Web actions: /api/v1/web/{namespace}/{package|default}/{action}[.ext][/path], as OpenWhisk serves
@@ -141,9 +142,15 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext): void {
       handler: async (req, reply) => {
         const { namespace, package: pkg } = req.params;
         const { name, ext, path } = parseWebPath(req.params['*']);
-        // Packages are not here yet: `default` is the only one (OpenWhisk's name for none).
-        if (pkg !== 'default' || !isName(namespace) || !isName(name)) throw notFound();
-        const fn = ctx.store.getFunction(namespace as NamespaceName, name as FunctionName);
+        // `default` is OpenWhisk's name for no package.
+        if (!isName(namespace) || !isName(pkg) || !isName(name) || !ctx.store.hasNamespace(namespace as NamespaceName)) throw notFound();
+        let action: ResolvedAction;
+        try {
+          action = resolveAction(ctx, namespace as NamespaceName, pkg === 'default' ? undefined : pkg, name, false);
+        } catch {
+          throw notFound();
+        }
+        const fn = ctx.store.getFunction(namespace as NamespaceName, action.function);
         if (!fn || annotation(fn, 'web-export') !== true) throw notFound();
         const custom = annotation(fn, 'web-custom-options') === true;
         if (!custom) {
@@ -167,8 +174,8 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext): void {
         if ((typeof secure === 'string' || typeof secure === 'number') && req.headers['x-require-whisk-auth'] !== String(secure))
           throw new PeerlessError('unauthorized', 'The resource requires authentication, which was not supplied with the request', { field: '/headers/x-require-whisk-auth' });
         const params = webParams(req, annotation(fn, 'raw-http') === true, path, user);
-        if (annotation(fn, 'final') === true && Object.keys(params).some((k) => k in fn.parameters)) throw badRequest(RESERVED, '/query');
-        const { members } = await ctx.invocations.invoke({ namespace: fn.namespace, function: fn.name, params, ids: [], group: false, field: '/path' });
+        if (annotation(fn, 'final') === true && Object.keys(params).some((k) => k in fn.parameters || k in action.defaults)) throw badRequest(RESERVED, '/query');
+        const { members } = await ctx.invocations.invoke({ namespace: fn.namespace, function: fn.name, params, defaults: action.defaults, ids: [], group: false, field: '/path' });
         const m = members[0]!;
         void reply.header('x-openwhisk-activation-id', m.activationId);
         const a = await withinBlockingWait(m.done);

@@ -198,6 +198,47 @@ describe('the official openwhisk client', () => {
     expect((await ow.feeds.delete({ name: 'feed', trigger: 'someday' })).response.result.event).toBe('DELETE');
   });
 
+  it('keeps actions in packages, with the package\'s parameters under theirs, and binds packages', async () => {
+    const pkg = await ow.packages.create({ name: 'utils', package: { parameters: [{ key: 'greeting', value: 'hi' }, { key: 'who', value: 'world' }] } });
+    expect(pkg).toMatchObject({ name: 'utils', binding: {}, version: '0.0.1' });
+    const a = await ow.actions.create({ name: 'utils/greet', action: 'function main(p) { return { said: `${p.greeting} ${p.who}` } }', params: { who: 'action' } });
+    expect([a.namespace, a.name]).toEqual([`${ns}/utils`, 'greet']);
+    expect(await ow.actions.invoke({ name: 'utils/greet', blocking: true, result: true })).toEqual({ said: 'hi action' });
+    expect(await ow.actions.invoke({ name: 'utils/greet', params: { who: 'caller' }, blocking: true, result: true })).toEqual({ said: 'hi caller' });
+
+    // A binding: its parameters over the package's, the package's actions through it.
+    const b = await ow.packages.create({ name: 'utils-fr', package: { binding: { namespace: ns, name: 'utils' }, parameters: [{ key: 'greeting', value: 'salut' }] } });
+    expect(b.binding).toEqual({ namespace: ns, name: 'utils' });
+    expect(await ow.actions.invoke({ name: 'utils-fr/greet', blocking: true, result: true })).toEqual({ said: 'salut action' });
+    expect((await failure(ow.actions.create({ name: 'utils-fr/other', action: 'function main() { return {} }' }))).message).toMatch(/not permitted on package binding/);
+    expect((await failure(ow.packages.create({ name: 'bad-binding', package: { binding: { namespace: ns, name: 'nothing' } } }))).message).toMatch(/does not exist/);
+
+    const got = await ow.packages.get({ name: 'utils' });
+    expect(got.actions.map((x: { name: string }) => x.name)).toEqual(['greet']);
+    expect((await ow.packages.get({ name: 'utils-fr' })).actions.map((x: { name: string }) => x.name)).toEqual(['greet']);
+    const listed = await ow.packages.list();
+    expect(listed.find((x: { name: string }) => x.name === 'utils-fr').binding).toEqual({ namespace: ns, name: 'utils' });
+    expect(listed.find((x: { name: string }) => x.name === 'utils').binding).toBe(false);
+
+    // Sequences take package actions as components.
+    await ow.actions.create({ name: 'shout', action: 'function main(p) { return { said: p.said.toUpperCase() } }' });
+    await ow.actions.create({ name: 'greet-loud', sequence: [`/${ns}/utils/greet`, '/_/shout'] });
+    expect(await ow.actions.invoke({ name: 'greet-loud', blocking: true, result: true })).toEqual({ said: 'HI ACTION' });
+
+    expect((await failure(ow.packages.delete({ name: 'utils' }))).statusCode).toBe(409);
+    expect((await failure(ow.packages.create({ name: 'default' }))).statusCode).toBe(400);
+    await ow.actions.delete({ name: 'greet-loud' });
+    await ow.actions.delete({ name: 'utils/greet' });
+    await ow.packages.delete({ name: 'utils-fr' });
+    expect((await ow.packages.delete({ name: 'utils' })).name).toBe('utils');
+  });
+
+  it('reads a whole namespace as the client does', async () => {
+    const all = await ow.namespaces.get();
+    expect(Object.keys(all).sort()).toEqual(['actions', 'packages', 'rules', 'triggers']);
+    expect(all.actions.length).toBeGreaterThan(0);
+  });
+
   it('lists namespaces', async () => {
     expect(await ow.namespaces.list()).toEqual([ns]);
   });

@@ -13,6 +13,7 @@ import type Docker from 'dockerode';
 
 export type RuntimeKind = 'nodejs' | 'python';
 const RUNTIME_DIR = join(dirname(fileURLToPath(import.meta.url)), 'runtime');
+const FFLATE = join(dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', 'fflate');
 const PY_SKIP = new Set(['test', 'idlelib', 'tkinter', 'turtledemo', 'ensurepip', 'lib2to3', 'pydoc_data', 'distutils', '__pycache__']);
 export const RUNTIME_USER = '10001:10001';
 
@@ -38,7 +39,8 @@ export function recipe(kind: RuntimeKind): Recipe {
     return {
       files: [[node, '/usr/bin/node']],
       // The SDK at /node_modules/peerless resolves for CommonJS and ES modules alike.
-      dirs: [[proxyDir, '/proxy'], [join(proxyDir, 'sdk'), '/node_modules/peerless']],
+      // fflate unpacks zip actions (pure JavaScript, no dependencies of its own).
+      dirs: [[proxyDir, '/proxy'], [join(proxyDir, 'sdk'), '/node_modules/peerless'], [FFLATE, '/proxy/node_modules/fflate']],
       cmd: ['/usr/bin/node', '/proxy/proxy.mjs'],
       env: ['PATH=/usr/bin', 'HOME=/tmp'],
       fingerprint: process.version,

@@ -1,6 +1,10 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { strToU8, zipSync } from 'fflate';
 import openwhisk from 'openwhisk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupHost, namespace, startDaemon, type TestDaemon } from '../helpers/daemon.ts';
+import { cleanupHost, namespace, ROOT, startDaemon, type TestDaemon } from '../helpers/daemon.ts';
 
 // The official Apache OpenWhisk JavaScript client (npm `openwhisk`), pointed at a real daemon: what
 // its users write must work as it does against OpenWhisk. Nothing here builds a request by hand.
@@ -237,6 +241,26 @@ describe('the official openwhisk client', () => {
     const all = await ow.namespaces.get();
     expect(Object.keys(all).sort()).toEqual(['actions', 'packages', 'rules', 'triggers']);
     expect(all.actions.length).toBeGreaterThan(0);
+  });
+
+  it('runs zip actions in both languages, with what they ship, and says what is wrong with a bad archive', async () => {
+    execFileSync(process.execPath, [join(ROOT, 'examples/zip/build.mjs')]);
+    // The client sends a Buffer as base64 with no flag: the server knows an archive when it sees one.
+    const node = await ow.actions.create({ name: 'uptime', action: readFileSync(join(ROOT, 'examples/zip/node-action.zip')), kind: 'nodejs:default' });
+    expect(node.exec.binary).toBe(true);
+    expect(await ow.actions.invoke({ name: 'uptime', params: { ms: 93_784_000 }, blocking: true, result: true })).toEqual({ ms: 93_784_000, human: '1 day', short: '1d' });
+    await ow.actions.create({ name: 'stats', action: readFileSync(join(ROOT, 'examples/zip/python-action.zip')), kind: 'python:3' });
+    expect(await ow.actions.invoke({ name: 'stats', params: { text: 'a b a c a b' }, blocking: true, result: true })).toEqual({ words: 6, distinct: 3, top: ['a', 'b', 'c'] });
+    expect((await ow.actions.get({ name: 'stats' })).exec.code).toBe(readFileSync(join(ROOT, 'examples/zip/python-action.zip')).toString('base64'));
+
+    const noEntry = Buffer.from(zipSync({ 'lib/helper.js': strToU8('module.exports = 1') }));
+    await ow.actions.create({ name: 'no-entry', action: noEntry, kind: 'nodejs:24' });
+    const e1 = await failure(ow.actions.invoke({ name: 'no-entry', blocking: true }));
+    expect([e1.statusCode, e1.message]).toEqual([502, expect.stringMatching(/must contain either package.json or index.js/)]);
+    const truncated = Buffer.concat([Buffer.from('PK\x03\x04'), Buffer.alloc(64, 7)]);
+    await ow.actions.create({ name: 'truncated', action: truncated, kind: 'python:3.11' });
+    const e2 = await failure(ow.actions.invoke({ name: 'truncated', blocking: true }));
+    expect([e2.statusCode, e2.message]).toEqual([502, expect.stringMatching(/error uncompressing the action archive/)]);
   });
 
   it('lists namespaces', async () => {

@@ -13,7 +13,7 @@
 // (timeout, stop) is terminated.
 import http from 'node:http';
 import { Worker } from 'node:worker_threads';
-import { call, load, SENTINEL } from './load.mjs';
+import { call, load, SENTINEL, unpack } from './load.mjs';
 
 const TAG = '\u001e';
 /** What the platform reads as "this instance failed on its own" in a shared container. */
@@ -199,10 +199,19 @@ const server = http.createServer((req, res) => {
     }
     if (req.method === 'POST' && req.url === '/init') {
       if (entry || shared) return reply(res, 403, { error: 'Cannot initialize the action more than once.' });
-      const value = body.value || {};
+      let value = body.value || {};
       const concurrency = Number(value.concurrency) || 1;
+      if (value.binary) {
+        // Unpacked once, for every instance of the container.
+        try {
+          value = { main: value.main, root: unpack(value.code) };
+        } catch (e) {
+          endOfActivation();
+          return reply(res, 502, { error: `Initialization has failed due to: ${e.message}` });
+        }
+      }
       if (concurrency > 1) {
-        shared = { value: { main: value.main, code: value.code, binary: value.binary }, concurrency, free: [] };
+        shared = { value: { main: value.main, code: value.code, root: value.root }, concurrency, free: [] };
         topUp();
         try {
           // The first worker loading is the check that the code loads at all.

@@ -37,10 +37,49 @@ def end_of_activation():
     sys.stderr.flush()
 
 
+ZIP_ROOT = "/tmp/action-zip"
+
+
+def load_zip(code, main):
+    """A zip action, as OpenWhisk's Python runtime takes one: __main__.py at its root, and a virtualenv/
+    folder whose site-packages are importable. Unpacked once, into the container's writable /tmp."""
+    import base64
+    import glob
+    import io
+    import zipfile
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(base64.b64decode(code)))
+    except (ValueError, zipfile.BadZipFile) as e:
+        raise ValueError("There was an error uncompressing the action archive: %s" % e)
+    root = os.path.realpath(ZIP_ROOT)
+    for name in archive.namelist():
+        # An entry may not write outside the action's directory (a zip slip).
+        to = os.path.realpath(os.path.join(root, name))
+        if to != root and not to.startswith(root + os.sep):
+            raise ValueError("the action archive has an entry outside its root: %s" % name)
+    archive.extractall(root)
+    if not os.path.exists(os.path.join(root, "__main__.py")):
+        raise ValueError("Zip file does not include __main__.py")
+    venv = os.path.join(root, "virtualenv")
+    if os.path.isdir(venv):
+        found = glob.glob(os.path.join(venv, "lib", "python*", "site-packages"))
+        if not found:
+            raise ValueError("Invalid virtualenv. Zip file does not include site-packages under virtualenv/lib/")
+        sys.path[:0] = found
+    sys.path.insert(0, root)
+    scope = {"__name__": "__action__", "__file__": os.path.join(root, "__main__.py")}
+    with open(scope["__file__"], encoding="utf-8") as f:
+        exec(compile(f.read(), scope["__file__"], "exec"), scope)
+    fn = scope.get(main)
+    if not callable(fn):
+        raise LookupError("Action entrypoint '%s' is not a function." % main)
+    return fn
+
+
 def load(value):
     main = value.get("main") or "main"
     if value.get("binary"):
-        raise ValueError("binary (zip) actions are not supported by this runtime; send the code as text")
+        return load_zip(value.get("code") or "", main)
     code = value.get("code") or ""
     if not code.strip():
         raise ValueError("no code to initialize")

@@ -108,7 +108,9 @@ export class Invocations {
     const ns = r.namespace;
     const fn = this.d.store.getFunction(ns, r.function);
     if (!fn) throw notFound(`function ${r.function}`, '/params/name');
-    const params = { ...(r.defaults ?? this.packageDefaults(fn)), ...fn.parameters, ...r.params };
+    // Parameters marked init reach the code at /init, as its environment, not as arguments.
+    const own = fn.meta.init.length === 0 ? fn.parameters : Object.fromEntries(Object.entries(fn.parameters).filter(([k]) => !fn.meta.init.includes(k)));
+    const params = { ...(r.defaults ?? this.packageDefaults(fn)), ...own, ...r.params };
     if (Buffer.byteLength(JSON.stringify(params)) > this.d.payloadBytes)
       throw new PeerlessError('payload_too_large', `parameters exceed ${this.d.payloadBytes} bytes`, { field: '/body' });
     if (fn.runtime.kind === 'sequence') {

@@ -247,7 +247,9 @@ export class Invoker {
       if (lease.init.promise === null) {
         const t0 = Date.now();
         const code = this.d.blobs.get(fn.digest).toString(fn.binary ? 'base64' : 'utf8');
-        lease.init.promise = this.call(c, '/init', { value: { name: fn.name, main: fn.main, code, binary: fn.binary, concurrency: fn.limits.concurrency } },
+        // Parameters marked init go to /init as the code's environment, and not to /run (OpenWhisk's rule).
+        const env = Object.fromEntries(fn.meta.init.filter((k) => k in fn.parameters).map((k) => [k, fn.parameters[k]]));
+        lease.init.promise = this.call(c, '/init', { value: { name: fn.name, main: fn.main, code, binary: fn.binary, concurrency: fn.limits.concurrency, env } },
           fn.limits.timeoutMs, lease.shared ? AbortSignal.any([]) : stop);
         await lease.init.promise;
         ann.initTime = Date.now() - t0;

@@ -357,6 +357,12 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const ns = namespaceFor(ctx, req, req.params.namespace);
       const action = resolveAction(ctx, ns, req.params.pkg, req.params.name, false);
       const q = req.query;
+      const fn = ctx.store.getFunction(ns, action.function);
+      // final: what the function (or its package) defines, the caller cannot override (OpenWhisk's rule).
+      if (fn?.meta.annotations.some((a) => a.key === 'final' && a.value === true)
+        && Object.keys(req.body ?? {}).some((k) => k in fn.parameters || k in action.defaults)) {
+        throw invalid('/body', 'Request defines parameters that are not allowed (e.g., reserved properties).');
+      }
       if (q.instance && q.instances) throw invalid('/query/instances', 'give either instance or instances, not both');
       let ids: string[] = [];
       if (q.instance) ids = [q.instance];

@@ -88,6 +88,19 @@ describe('the official openwhisk client', () => {
     expect(gone.message).toMatch(/does not exist/);
   });
 
+  it('gives init parameters to the code as its environment, and keeps final parameters from being overridden', async () => {
+    await ow.actions.create({
+      name: 'env', action: 'function main(p) { return { env: process.env.GREETING || null, arg: p.GREETING || null, x: p.x } }',
+      params: { x: 1 }, annotations: { final: true },
+    });
+    // The client cannot mark a parameter init; OpenWhisk's document can.
+    await ow.actions.update({ name: 'env', action: { parameters: [{ key: 'GREETING', value: 'from init', init: true }, { key: 'x', value: 1 }] } });
+    expect((await ow.actions.get({ name: 'env' })).parameters).toEqual([{ key: 'GREETING', value: 'from init', init: true }, { key: 'x', value: 1 }]);
+    expect(await ow.actions.invoke({ name: 'env', blocking: true, result: true })).toEqual({ env: 'from init', arg: null, x: 1 });
+    const e = await failure(ow.actions.invoke({ name: 'env', params: { x: 2 }, blocking: true }));
+    expect([e.statusCode, e.message]).toEqual([400, expect.stringMatching(/not allowed/)]);
+  });
+
   it('takes every kind OpenWhisk clients send, and names the field of one it does not know', async () => {
     for (const [kind, stored] of [['nodejs', 'nodejs'], ['nodejs:default', 'nodejs:24'], ['nodejs:24', 'nodejs:24'], ['python', 'python'], ['python:default', 'python:3.11'], ['python:3', 'python:3'], ['python:3.11', 'python:3.11']]) {
       const code = kind!.startsWith('python') ? 'def main(args):\n    return {"kind": "py"}\n' : 'function main() { return { kind: "js" } }';

@@ -201,6 +201,11 @@ const server = http.createServer((req, res) => {
       if (entry || shared) return reply(res, 403, { error: 'Cannot initialize the action more than once.' });
       let value = body.value || {};
       const concurrency = Number(value.concurrency) || 1;
+      // Parameters marked init reach the code as its environment, before it loads (OpenWhisk's value.env);
+      // instances' worker threads start with a copy of it.
+      if (value.env && typeof value.env === 'object') {
+        for (const [k, v] of Object.entries(value.env)) process.env[k] = typeof v === 'string' ? v : JSON.stringify(v);
+      }
       if (value.binary) {
         // Unpacked once, for every instance of the container.
         try {

@@ -384,6 +384,10 @@ class Handler(BaseHTTPRequestHandler):
             def init():
                 global entry, concurrency, zygote_of
                 try:
+                    # Parameters marked init reach the code as its environment, before it loads (OpenWhisk's value.env).
+                    env = value.get("env")
+                    if isinstance(env, dict):
+                        os.environ.update({str(k): v if isinstance(v, str) else json.dumps(v) for k, v in env.items()})
                     entry = load(value)
                     concurrency = max(1, int(value.get("concurrency") or 1))
                     if concurrency > 1:

@@ -19,8 +19,9 @@ import { problem } from './api/schemas.ts';
 export const VERSION = '0.1.0';
 
 /** The user API: OpenWhisk-shaped REST over fastify, every route schema-validated. */
-export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
+export async function buildApp(ctx: ApiContext, https?: { cert: Buffer; key: Buffer }): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(https ? { https } : {}),
     loggerInstance: ctx.log as FastifyBaseLogger,
     // One log line per request would cost more than a warm invocation's own overhead.
     logController: new LogController({ disableRequestLogging: true }),

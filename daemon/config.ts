@@ -16,7 +16,8 @@ export interface Limits {
 }
 
 export interface DaemonConfig {
-  listen: { host: string; port: number };
+  /** the user API; with tls.enabled it speaks HTTPS (cert and key files, or a self-signed pair made in <dataDir>/tls) */
+  listen: { host: string; port: number; tls: { enabled: boolean; cert: string; key: string } };
   dataDir: string;
   /** sockets and the directories mounted into containers; empty means <dataDir>/run */
   runDir: string;
@@ -39,7 +40,7 @@ export interface DaemonConfig {
 }
 
 export const DEFAULTS: DaemonConfig = {
-  listen: { host: '127.0.0.1', port: 3233 },
+  listen: { host: '127.0.0.1', port: 3233, tls: { enabled: false, cert: '', key: '' } },
   dataDir: '/var/lib/peerless',
   runDir: '',
   hostId: hostname(),
@@ -98,6 +99,9 @@ const ENV_KEYS: Record<string, string> = {
   PEERLESS_HEARTBEAT_MS: 'cluster.heartbeatMs',
   PEERLESS_FAILURE_TIMEOUT_MS: 'cluster.failureTimeoutMs',
   PEERLESS_MAX_CONCURRENCY: 'limits.concurrency.max',
+  PEERLESS_TLS: 'listen.tls.enabled',
+  PEERLESS_TLS_CERT: 'listen.tls.cert',
+  PEERLESS_TLS_KEY: 'listen.tls.key',
 };
 
 /** Flags, --port 3233 → listen.port. */
@@ -125,6 +129,9 @@ const FLAG_KEYS: Record<string, string> = {
   'heartbeat-ms': 'cluster.heartbeatMs',
   'failure-timeout-ms': 'cluster.failureTimeoutMs',
   'max-concurrency': 'limits.concurrency.max',
+  tls: 'listen.tls.enabled',
+  'tls-cert': 'listen.tls.cert',
+  'tls-key': 'listen.tls.key',
 };
 
 export const FLAG_NAMES = Object.keys(FLAG_KEYS);
@@ -235,7 +242,7 @@ export function loadConfig(src: ConfigSources = {}): DaemonConfig {
   const logLevel = str(tree, 'logLevel');
   if (!(levels as readonly string[]).includes(logLevel)) throw new ConfigError('logLevel', `must be one of ${levels.join(', ')}`);
   return {
-    listen: { host: str(tree, 'listen.host'), port: int(tree, 'listen.port', 0, 65535) },
+    listen: { host: str(tree, 'listen.host'), port: int(tree, 'listen.port', 0, 65535), tls: tlsOf(tree) },
     dataDir: resolve(str(tree, 'dataDir')),
     runDir: resolve(tree.runDir === '' ? join(str(tree, 'dataDir'), 'run') : str(tree, 'runDir')),
     hostId: str(tree, 'hostId', /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/),
@@ -264,6 +271,18 @@ export function loadConfig(src: ConfigSources = {}): DaemonConfig {
       batchMs: int(tree, 'cluster.batchMs', 1, 1000),
     },
   };
+}
+
+function tlsOf(tree: Tree): DaemonConfig['listen']['tls'] {
+  const file = (key: string) => {
+    const v = at(tree, key);
+    if (v !== '' && typeof v !== 'string') throw new ConfigError(key, 'must be a file path');
+    return v;
+  };
+  const t = { enabled: bool(tree, 'listen.tls.enabled'), cert: file('listen.tls.cert'), key: file('listen.tls.key') };
+  if ((t.cert === '') !== (t.key === '')) throw new ConfigError(t.cert === '' ? 'listen.tls.cert' : 'listen.tls.key', 'give the certificate and its key together');
+  // Files given mean TLS is wanted.
+  return { ...t, enabled: t.enabled || t.cert !== '', ...(t.cert === '' ? {} : { cert: resolve(t.cert), key: resolve(t.key) }) };
 }
 
 const MULTIADDR = /^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d+(\/p2p\/\w+)?$/;

@@ -9,6 +9,7 @@ import { PeerSockets } from '../sandbox/peers.ts';
 import { Pool, removeLeftovers } from '../sandbox/pool.ts';
 import { AddressMap } from '../gossip/addrmap.ts';
 import { Cluster } from '../gossip/cluster.ts';
+import { tlsFiles } from './tls.ts';
 import { buildApp } from './app.ts';
 import { Directory } from './directory.ts';
 import { FunctionApi } from './fnapi.ts';
@@ -185,6 +186,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     invocations.useHosts(clusterHosts);
     await records.serve(cluster);
   }
+  const tls = await tlsFiles(config);
+  if (tls) log.info({ cert: tls.certPath, selfSigned: tls.selfSigned }, 'the user API speaks HTTPS');
   const app = await buildApp({
     cluster,
     registry,
@@ -207,7 +210,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       networks.delete(ns);
       await removeNamespaceNetwork(docker, ns);
     },
-  });
+  }, tls ? { cert: tls.cert, key: tls.key } : undefined);
   const url = await app.listen({ host: config.listen.host, port: config.listen.port });
   void pool.topUp();
   log.info({ url, hostId, dataDir: config.dataDir }, 'peerless daemon listening');

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { get as httpsGet } from 'node:https';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -40,12 +41,14 @@ export async function startDaemon(opts: { hostId: string; dataDir?: string; port
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-  const url = `http://127.0.0.1:${port}`;
+  // A daemon asked for TLS (--tls true) is checked over HTTPS, trusting the certificate it made.
+  const tls = (opts.flags ?? []).includes('--tls');
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`daemon exited with ${proc.exitCode}:\n${out}`);
     try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
+      if (tls ? await httpsOk(`${url}/healthz`, join(dataDir, 'tls/cert.pem')) : (await fetch(`${url}/healthz`)).ok) break;
     } catch {
       /* not yet */
     }
@@ -69,6 +72,17 @@ export async function startDaemon(opts: { hostId: string; dataDir?: string; port
       await exited(proc);
     },
   };
+}
+
+/** Whether an HTTPS GET answers 2xx, trusting the given certificate. */
+export function httpsOk(url: string, caFile: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(url, { ca: readFileSync(caFile) }, (res) => {
+      res.resume();
+      resolve((res.statusCode ?? 500) < 300);
+    });
+    req.on('error', reject);
+  });
 }
 
 /** Removes what a test host left on the engine: its containers, its control network, test namespaces' networks. */

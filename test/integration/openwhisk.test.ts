@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { strToU8, zipSync } from 'fflate';
 import openwhisk from 'openwhisk';
@@ -335,6 +336,39 @@ describe('web actions', () => {
       const x = await web(p);
       expect(x.status).toBe(404);
       expect(((await x.json()) as { error: string }).error).toMatch(/^The requested resource does not exist\./);
+    }
+  });
+});
+
+describe('TLS', () => {
+  it('serves the API over HTTPS with a self-signed pair it makes, which the client takes with ignore_certs', async () => {
+    const host = `${HOST}-tls`;
+    const t = await startDaemon({ hostId: host, flags: ['--tls', 'true'] });
+    try {
+      const key = statSync(join(t.dataDir, 'tls/key.pem'));
+      expect(key.mode & 0o777).toBe(0o600);
+      // The admin makes a namespace over HTTPS, trusting the certificate the daemon made.
+      const tns = `${host}-ns`;
+      const made = await new Promise<{ auth: string }>((resolve, reject) => {
+        const req = httpsRequest(`${t.url}/api/v1/namespaces/${tns}`, {
+          method: 'PUT', ca: readFileSync(join(t.dataDir, 'tls/cert.pem')), headers: { authorization: `Basic ${Buffer.from(t.admin).toString('base64')}` },
+        }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve(JSON.parse(text) as { auth: string }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      const auth = made.auth;
+      // No scheme: the client assumes https://, as with OpenWhisk.
+      const secure = openwhisk({ apihost: `127.0.0.1:${t.port}`, api_key: auth, ignore_certs: true }) as unknown as typeof ow;
+      expect(await secure.namespaces.list()).toEqual([tns]);
+      const strict = openwhisk({ apihost: `127.0.0.1:${t.port}`, api_key: auth }) as unknown as typeof ow;
+      expect((await failure(strict.namespaces.list())).message).toMatch(/self.signed|certificate/i);
+    } finally {
+      await t.stop();
+      await cleanupHost(host, t.dataDir);
     }
   });
 });

@@ -1,5 +1,5 @@
 // A small argument parser for the CLI's OpenWhisk-style flags: `-p KEY VALUE`
-// takes two values, which general-purpose parsers do not support.
+// and `-a KEY VALUE` take two values, which general-purpose parsers do not support.
 
 export class UsageError extends Error {}
 
@@ -8,6 +8,8 @@ export interface Parsed {
   flags: Map<string, string | true>;
   /** every -p KEY VALUE, in order */
   params: [string, string][];
+  /** every -a KEY VALUE (wsk's annotations), in order */
+  annotations: [string, string][];
 }
 
 export interface FlagSpec {
@@ -20,16 +22,16 @@ export interface FlagSpec {
 }
 
 export function parseArgs(argv: string[], spec: FlagSpec): Parsed {
-  const out: Parsed = { positional: [], flags: new Map(), params: [] };
+  const out: Parsed = { positional: [], flags: new Map(), params: [], annotations: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--') {
       out.positional.push(...argv.slice(i + 1));
       break;
     }
-    if (a === '-p' || a === '--param') {
+    if (a === '-p' || a === '--param' || a === '-a' || a === '--annotation') {
       if (i + 2 >= argv.length) throw new UsageError(`${a} needs a KEY and a VALUE`);
-      out.params.push([argv[i + 1]!, argv[i + 2]!]);
+      (a === '-p' || a === '--param' ? out.params : out.annotations).push([argv[i + 1]!, argv[i + 2]!]);
       i += 2;
       continue;
     }

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { parseArgs, paramValue, UsageError, type Parsed } from './args.ts';
-import { ApiError, call, readCliConfig, resolveTarget, writeCliConfig, type Target } from './client.ts';
+import { parseArgs, UsageError, type Parsed } from './args.ts';
+import { ApiError, call, readCliConfig, resolveTarget, writeCliConfig } from './client.ts';
+import { enc, entityPath, need, out, paramsOf, print, type Cmd } from './cmd.ts';
+import { WSK_SWITCHES, WSK_USAGE, WSK_VALUES, wskDispatch } from './wsk.ts';
 
 // The `peerless` command. `peerless daemon` runs the host agent; every other
 // verb talks to a daemon's user API.
@@ -22,6 +24,7 @@ const USAGE = `usage: peerless <command> [flags]
   peers | status                                      cluster members / this daemon
   activation list [NAME] [--limit N] | get ID | result ID | logs ID
   config set apihost|auth|namespace VALUE | config show
+${WSK_USAGE}
 
 global flags: --apihost URL  --auth UUID:KEY  --namespace NS  --json
 environment: PEERLESS_APIHOST, PEERLESS_AUTH; file: ~/.config/peerless/config.json`;
@@ -29,22 +32,6 @@ environment: PEERLESS_APIHOST, PEERLESS_AUTH; file: ~/.config/peerless/config.js
 const GLOBAL_VALUES = ['apihost', 'auth', 'namespace'];
 const GLOBAL_SWITCHES = ['json', 'help'];
 
-interface Cmd {
-  t: Target;
-  ns: string;
-  a: Parsed;
-  json: boolean;
-}
-
-const out = (s: string) => process.stdout.write(`${s}\n`);
-const print = (c: Cmd, v: unknown, text: () => string) => out(c.json ? JSON.stringify(v, null, 2) : text());
-const enc = encodeURIComponent;
-
-function need(a: Parsed, i: number, what: string): string {
-  const v = a.positional[i];
-  if (v === undefined) throw new UsageError(`missing ${what}`);
-  return v;
-}
 
 function runtimeOf(a: Parsed, file: string): { kind: string; image?: string } {
   const r = a.flags.get('runtime');
@@ -75,19 +62,8 @@ function count(a: Parsed, flag: string): number | undefined {
   return Number(v);
 }
 
-function paramsOf(a: Parsed): Record<string, unknown> {
-  let base: Record<string, unknown> = {};
-  const file = a.flags.get('param-file');
-  if (typeof file === 'string') {
-    const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown;
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`${file} must hold a JSON object`);
-    base = parsed as Record<string, unknown>;
-  }
-  for (const [k, v] of a.params) base[k] = paramValue(v);
-  return base;
-}
 
-const fnPath = (c: Cmd, name: string) => `/api/v1/namespaces/${enc(c.ns)}/actions/${enc(name)}`;
+const fnPath = (c: Cmd, name: string) => entityPath(c, 'actions', name);
 
 async function fnPut(c: Cmd, update: boolean): Promise<void> {
   const name = need(c.a, 2, 'function NAME');
@@ -268,8 +244,11 @@ async function dispatch(c: Cmd): Promise<number> {
     }
     case 'fn list': {
       const r = await call(c.t, 'GET', `/api/v1/namespaces/${enc(c.ns)}/actions?limit=200`);
-      type F = { name: string; exec: { kind: string }; version: string };
-      print(c, r.body, () => (r.body as F[]).map((f) => `${f.name.padEnd(32)} ${f.exec.kind.padEnd(9)} ${f.version}`).join('\n'));
+      // Lists carry no exec.kind, as in OpenWhisk: the exec annotation has it.
+      type F = { name: string; namespace: string; annotations: { key: string; value: unknown }[]; version: string };
+      const kind = (f: F) => String(f.annotations.find((a) => a.key === 'exec')?.value ?? '');
+      const shown = (f: F) => (f.namespace.includes('/') ? `${f.namespace.split('/').slice(1).join('/')}/${f.name}` : f.name);
+      print(c, r.body, () => (r.body as F[]).map((f) => `${shown(f).padEnd(32)} ${kind(f).padEnd(11)} ${f.version}`).join('\n'));
       return 0;
     }
     case 'fn delete': {
@@ -348,6 +327,10 @@ async function dispatch(c: Cmd): Promise<number> {
       return 0;
     }
     default:
+      if (noun !== undefined && verb !== undefined) {
+        const code = await wskDispatch(c, noun, verb);
+        if (code !== null) return code;
+      }
       throw new UsageError(noun ? `unknown command: ${key}` : 'no command given');
   }
 }
@@ -359,7 +342,12 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'daemon') return (await import('../daemon/main.ts')).daemonMain(argv.slice(1));
   if (argv[0] === 'images') return (await import('../daemon/main.ts')).imagesMain(argv.slice(1));
   try {
-    const a = parseArgs(argv, { values: [...GLOBAL_VALUES, ...VERB_VALUES], switches: [...GLOBAL_SWITCHES, ...VERB_SWITCHES], aliases: { P: 'param-file', r: 'result', b: 'blocking' } });
+    const a = parseArgs(argv, {
+      values: [...GLOBAL_VALUES, ...VERB_VALUES, ...WSK_VALUES], switches: [...GLOBAL_SWITCHES, ...VERB_SWITCHES, ...WSK_SWITCHES],
+      aliases: { P: 'param-file', r: 'result', b: 'blocking', m: 'memory', t: 'timeout', l: 'logs', c: 'concurrency', i: 'insecure', u: 'auth' },
+    });
+    // -i, as wsk has it: a self-signed certificate is taken (a daemon's own, made with --tls true).
+    if (a.flags.has('insecure') || process.env.PEERLESS_INSECURE === '1') process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
     if (a.flags.has('help') || a.positional.length === 0) {
       out(USAGE);
       return a.flags.has('help') ? 0 : 2;

@@ -138,6 +138,36 @@ describe('peerless CLI', () => {
     await cleanupHost(`${HOST}-taken`, dir);
   });
 
+  it("speaks wsk's words: actions with --web, packages, triggers, rules, namespace and property", async () => {
+    env.PEERLESS_AUTH = nsAuth;
+    const hello = join(tmp, 'hello.js');
+    writeFileSync(hello, 'function main(p) { return { hello: p.name || "world", greeting: p.greeting } }');
+    expect((await peerless('action', 'create', 'hello', hello, '--web', 'true', '-m', '128', '-t', '3000', '-a', 'description', 'says hello')).stdout).toContain('ok: created action hello');
+    const got = JSON.parse((await peerless('action', 'get', 'hello', '--json')).stdout);
+    expect(got.limits).toMatchObject({ memory: 128, timeout: 3000 });
+    expect(got.annotations).toEqual(expect.arrayContaining([{ key: 'web-export', value: true }, { key: 'final', value: true }, { key: 'description', value: 'says hello' }, { key: 'exec', value: 'nodejs:24' }]));
+    expect(JSON.parse((await peerless('action', 'invoke', 'hello', '-p', 'name', 'wsk', '-r')).stdout)).toEqual({ hello: 'wsk' });
+    expect(await (await fetch(`${d.url}/api/v1/web/${ns}/default/hello.json?name=web`)).json()).toEqual({ hello: 'web' });
+
+    expect((await peerless('package', 'create', 'greetings', '-p', 'greeting', 'hi')).code).toBe(0);
+    expect((await peerless('action', 'create', 'greetings/hello', hello)).stdout).toContain('ok: created action greetings/hello');
+    expect((await peerless('package', 'bind', 'greetings', 'salut', '-p', 'greeting', 'salut')).code).toBe(0);
+    expect(JSON.parse((await peerless('action', 'invoke', 'salut/hello', '-r')).stdout)).toEqual({ hello: 'world', greeting: 'salut' });
+    expect((await peerless('action', 'list', 'greetings')).stdout).toContain(`/${ns}/greetings/hello`);
+
+    expect((await peerless('trigger', 'create', 'knock', '-p', 'name', 'trigger')).code).toBe(0);
+    expect((await peerless('rule', 'create', 'knock-hello', 'knock', 'hello')).stdout).toContain('ok: created rule knock-hello');
+    expect((await peerless('trigger', 'fire', 'knock')).stdout).toMatch(/ok: triggered .*knock with id [0-9a-f]{32}/);
+    expect((await peerless('rule', 'disable', 'knock-hello')).stdout).toContain('ok: disabled rule knock-hello');
+    expect((await peerless('trigger', 'fire', 'knock')).stdout).toContain('no rule is active');
+    const all = (await peerless('namespace', 'get')).stdout;
+    for (const x of ['hello', 'greetings', 'knock', 'knock-hello']) expect(all).toContain(`/${ns}/${x}`);
+    expect((await peerless('property', 'get')).stdout).toMatch(new RegExp(`whisk namespace\\s+${ns}`));
+    // A bad word is a usage error, not a crash.
+    const bad = await peerless('rule', 'create', 'half', 'knock');
+    expect([bad.code, bad.stderr]).toEqual([2, expect.stringMatching(/rule create NAME TRIGGER ACTION/)]);
+  });
+
   it('keeps the target and key in a config file', async () => {
     const noEnv = { ...env };
     delete noEnv.PEERLESS_APIHOST;

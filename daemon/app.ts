@@ -47,6 +47,10 @@ export async function buildApp(ctx: ApiContext, https?: { cert: Buffer; key: Buf
   app.addHook('onRequest', async (req, reply) => {
     void reply.header('x-request-id', req.id);
   });
+  // An empty body on PUT or POST counts as {} (OpenWhisk's rule; its clients send none to invoke without parameters).
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined && (req.method === 'POST' || req.method === 'PUT')) req.body = {};
+  });
   await app.register(swagger, {
     openapi: {
       info: { title: 'peerless user API', version: VERSION, description: 'OpenWhisk-shaped API of a peerless daemon' },

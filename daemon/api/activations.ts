@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { notFound } from '../errors.ts';
+import { invalid, notFound } from '../errors.ts';
 import type { ActivationId, FunctionName, NamespaceName } from '../ids.ts';
 import { STATUS_CODE, type ActivationRecord } from '../types.ts';
 import { namespaceFor, type ApiContext } from './context.ts';
@@ -10,9 +10,9 @@ import { activationParams, name, nsParams, paging } from './schemas.ts';
 /** A blocking invocation waits this long, then answers 202 with the activation ID (OpenWhisk's rule). */
 export const BLOCKING_WAIT_MS = 60_000;
 
-/** The outcome within the blocking wait, or 'late'. */
-export function withinBlockingWait<T>(p: Promise<T>): Promise<T | 'late'> {
-  const late = new Promise<'late'>((r) => setTimeout(() => r('late'), BLOCKING_WAIT_MS).unref());
+/** The outcome within the blocking wait (or a caller's shorter one, OpenWhisk's ?timeout=ms), or 'late'. */
+export function withinBlockingWait<T>(p: Promise<T>, waitMs = BLOCKING_WAIT_MS): Promise<T | 'late'> {
+  const late = new Promise<'late'>((r) => setTimeout(() => r('late'), waitMs).unref());
   return Promise.race([p, late]);
 }
 
@@ -49,7 +49,7 @@ export const activationView = (a: ActivationRecord) => ({
 export type ActivationView = ReturnType<typeof activationView>;
 
 export function activationRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get<{ Params: { namespace: string }; Querystring: { name?: FunctionName; since: number; upto: number; limit: number; skip: number; docs: boolean } }>(
+  app.get<{ Params: { namespace: string }; Querystring: { name?: FunctionName; since: number; upto: number; limit: number; skip: number; docs: boolean; count: boolean } }>(
     '/api/v1/namespaces/:namespace/activations',
     {
       schema: {
@@ -64,6 +64,7 @@ export function activationRoutes(app: FastifyInstance, ctx: ApiContext): void {
             since: { type: 'integer', minimum: 0, default: 0 },
             upto: { type: 'integer', minimum: 0, default: Number.MAX_SAFE_INTEGER },
             docs: { type: 'boolean', default: false },
+            count: { type: 'boolean', default: false },
             ...paging,
           },
         },
@@ -72,9 +73,12 @@ export function activationRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (req, reply) => {
       const ns = namespaceFor(ctx, req, req.params.namespace);
       const q = req.query;
-      const { items, missing } = await ctx.records.activations(ns, { name: q.name ?? null, since: q.since, upto: q.upto, limit: q.limit, skip: q.skip, docs: q.docs });
+      if (q.count && q.docs) throw invalid('/query/docs', "The parameter 'docs' is not permitted with 'count'.");
+      // count=true: how many (up to the window a listing reads, 10,000); limit=0 means OpenWhisk's maximum.
+      const limit = q.count ? 10_000 : q.limit || 200;
+      const { items, missing } = await ctx.records.activations(ns, { name: q.name ?? null, since: q.since, upto: q.upto, limit, skip: q.count ? 0 : q.skip, docs: q.docs });
       if (missing.length > 0) void reply.header('peerless-missing-hosts', missing.join(','));
-      return items;
+      return q.count ? { activations: items.length } : items;
     },
   );
 

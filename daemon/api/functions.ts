@@ -9,7 +9,7 @@ import { bumpVersion, resolveKind } from '../kinds.ts';
 import { componentOf } from '../sequences.ts';
 import { parseRef } from '../entities.ts';
 import type { FunctionRecord, KeyValue, Runtime } from '../types.ts';
-import { httpStatusFor, withinBlockingWait } from './activations.ts';
+import { BLOCKING_WAIT_MS, httpStatusFor, withinBlockingWait } from './activations.ts';
 import { namespaceFor, type ApiContext } from './context.ts';
 import { pkgFnParams, resolveAction } from './packages.ts';
 import { fnParams, ignoredListParams, keyValueList, name, nsParams, paging } from './schemas.ts';
@@ -328,7 +328,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   for (const [url, params] of ROUTES) app.post<{
     Params: FnRouteParams;
-    Querystring: { blocking: boolean; result: boolean; instance?: string; instances?: string; restart?: string; queueTimeout?: number };
+    Querystring: { blocking: boolean; result: boolean; timeout?: number; instance?: string; instances?: string; restart?: string; queueTimeout?: number };
     Body: Record<string, unknown> | undefined;
   }>(
     url,
@@ -344,6 +344,8 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
           properties: {
             blocking: { type: 'boolean', default: false },
             result: { type: 'boolean', default: false },
+            // OpenWhisk's: how long a blocking call waits (ms) before it answers 202 with the activation ID.
+            timeout: { type: 'integer', minimum: 1, maximum: BLOCKING_WAIT_MS },
             instance: name,
             instances: { type: 'string', minLength: 1, maxLength: 8192 },
             restart: { type: 'string', maxLength: 32 },
@@ -387,7 +389,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
         ? { ...jobId, activations: members.map(({ instance, activationId }) => ({ instance, activationId })) }
         : { activationId: members[0]!.activationId });
       if (!q.blocking && !q.result) return accepted();
-      const all = await withinBlockingWait(Promise.all(members.map((m) => m.done)));
+      const all = await withinBlockingWait(Promise.all(members.map((m) => m.done)), q.timeout);
       if (all === 'late') return accepted();
       const shown = all.map((a) => (q.result ? a.response.result : a));
       return reply.code(httpStatusFor(all.map((a) => a.response.status))).send(group ? { ...jobId, activations: shown } : shown[0]);

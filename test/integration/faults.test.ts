@@ -99,7 +99,7 @@ describe('a full data disk', () => {
     const create = await deploy(call, ns, 'other', { kind: 'nodejs', code: `function main() { return { big: "${'y'.repeat(300_000)}" } }` });
     expect(create.status).toBe(507);
     expect(create.type).toContain('application/problem+json');
-    expect(create.body).toMatchObject({ status: 507, code: 'insufficient_storage' });
+    expect(create.body).toMatchObject({ status: 507, type: 'https://peerless.dev/problems/insufficient_storage' });
     expect(JSON.stringify(create.body)).not.toMatch(/at .*\.ts:\d+/);
 
     const finished = await inFlight;

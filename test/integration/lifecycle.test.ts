@@ -188,10 +188,16 @@ describe('failures', () => {
     expect((await invoke(call, ns, 'nomain-py')).body.response.result.error).toMatch(/entrypoint 'main'/);
   });
 
-  it('reports a non-dictionary result as a developer error', async () => {
-    await deploy(call, ns, 'nondict', { kind: 'nodejs', code: 'function main() { return [1, 2] }' });
+  it('reports a result that is neither a dictionary nor an array as a developer error, as OpenWhisk\'s proxies do', async () => {
+    await deploy(call, ns, 'nondict', { kind: 'nodejs', code: 'function main() { return 42 }' });
     const r = await invoke(call, ns, 'nondict');
+    expect(r.status).toBe(502);
     expect(r.body.response).toMatchObject({ status: 'action developer error', result: { error: 'The action did not return a dictionary or array.' } });
+    await deploy(call, ns, 'nondict-py', { kind: 'python', code: 'def main(args):\n    return "text"\n' });
+    expect((await invoke(call, ns, 'nondict-py')).body.response).toMatchObject({ status: 'action developer error', result: { error: 'The action did not return a dictionary or array.' } });
+    // Arrays are results (OpenWhisk since apache/openwhisk#5290).
+    await deploy(call, ns, 'array', { kind: 'nodejs', code: 'function main() { return [1, 2] }' });
+    expect((await invoke(call, ns, 'array')).body.response).toMatchObject({ status: 'success', result: [1, 2] });
   });
 
   it('kills a function past its time limit and keeps serving', async () => {

@@ -19,6 +19,7 @@ let d: TestDaemon;
 type Loose = (o?: Record<string, unknown>) => Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 let ow: Record<'actions' | 'activations' | 'namespaces' | 'packages' | 'triggers' | 'rules' | 'feeds', Record<string, Loose>>;
 let ns: string;
+let key: string;
 
 /** The OpenWhiskError a call rejects with: its HTTP status and the message the client built. */
 async function failure(p: Promise<unknown>): Promise<{ statusCode: number; message: string; error: Record<string, unknown> }> {
@@ -35,9 +36,8 @@ const ann = (doc: { annotations?: { key: string; value: unknown }[] }, key: stri
 
 beforeAll(async () => {
   d = await startDaemon({ hostId: HOST });
-  let auth: string;
-  ({ ns, auth } = await namespace(d, `${HOST}-ns`));
-  ow = openwhisk({ apihost: d.url, api_key: auth, namespace: ns }) as unknown as typeof ow;
+  ({ ns, auth: key } = await namespace(d, `${HOST}-ns`));
+  ow = openwhisk({ apihost: d.url, api_key: key, namespace: ns }) as unknown as typeof ow;
 });
 
 afterAll(async () => {
@@ -129,6 +129,15 @@ describe('the official openwhisk client', () => {
     expect((await ow.activations.logs({ name: activationId })).logs.join('\n')).toMatch(/seen 1/);
     const listed = await ow.activations.list({ name: 'logs', limit: 5 });
     expect(listed.map((x: { activationId: string }) => x.activationId)).toContain(activationId);
+    expect(await ow.activations.list({ name: 'logs', count: true })).toEqual({ activations: 2 });
+    expect((await failure(ow.activations.list({ count: true, docs: true }))).message).toMatch(/'docs' is not permitted with 'count'/);
+    // A blocking call that waits less than the action runs answers 202 with the ID, as OpenWhisk's ?timeout= does.
+    await ow.actions.create({ name: 'slow', action: 'async function main() { await new Promise(r => setTimeout(r, 1500)); return { done: true } }' });
+    expect((await ow.actions.invoke({ name: 'slow', blocking: true })).response.result).toEqual({ done: true });
+    const r = await fetch(`${d.url}/api/v1/namespaces/${ns}/actions/slow?blocking=true&timeout=100`, { method: 'POST', headers: { authorization: `Basic ${Buffer.from(key).toString('base64')}` } });
+    expect(r.status).toBe(202);
+    expect(r.headers.get('x-openwhisk-activation-id')).toBe(((await r.json()) as { activationId: string }).activationId);
+    expect(r.headers.get('x-request-id')).toMatch(/^[0-9a-f]{32}$/);
   });
 
   it('shows an action\'s own error as the client\'s message, and a result that is not a dictionary as the developer\'s error', async () => {

@@ -88,6 +88,30 @@ const cases = (): Case[] => [
   { what: 'unknown query parameter', run: () => call('GET', A('/actions?colour=red')), status: 400, field: '/query/colour' },
   { what: 'limit out of range', run: () => call('GET', A('/activations?limit=100000')), status: 400, field: '/query/limit' },
   { what: 'negative skip', run: () => call('GET', A('/actions?skip=-1')), status: 400, field: '/query/skip' },
+  // OpenWhisk's documents and entities
+  { what: 'version not semver', run: () => call('PUT', A('/actions/x'), { ...code(), version: 'one' }), status: 400, field: '/body/version' },
+  { what: 'annotations not a list', run: () => call('PUT', A('/actions/x'), { ...code(), annotations: { a: 1 } }), status: 400, field: '/body/annotations' },
+  { what: 'logs limit too large', run: () => call('PUT', A('/actions/x'), { ...code(), limits: { logs: 99 } }), status: 400, field: '/body/limits/logs' },
+  { what: 'create over an existing function', run: () => call('PUT', A('/actions/good'), code()), status: 409, field: '/params/name' },
+  { what: 'sequence with no components', run: () => call('PUT', A('/actions/s'), { exec: { kind: 'sequence', components: [] } }), status: 400, field: '/body/exec/components' },
+  { what: 'sequence of a missing function', run: () => call('PUT', A('/actions/s'), { exec: { kind: 'sequence', components: ['/_/missing'] } }), status: 400, field: '/body/exec/components/0' },
+  { what: 'sequence of another namespace', run: () => call('PUT', A('/actions/s'), { exec: { kind: 'sequence', components: [`/${other.ns}/good`] } }), status: 403, field: '/body/exec/components/0' },
+  { what: 'sequence component not a name', run: () => call('PUT', A('/actions/s'), { exec: { kind: 'sequence', components: ['/a/b/c/d'] } }), status: 400, field: '/body/exec/components/0' },
+  { what: 'sequence with code', run: () => call('PUT', A('/actions/s'), { exec: { kind: 'sequence', components: ['good'], code: 'x' } }), status: 400, field: '/body/exec' },
+  { what: 'action in a missing package', run: () => call('PUT', A('/actions/nopkg/x'), code()), status: 404, field: '/params/pkg' },
+  { what: 'package named default', run: () => call('PUT', A('/packages/default'), {}), status: 400, field: '/params/name' },
+  { what: 'binding to a missing package', run: () => call('PUT', A('/packages/b'), { binding: { namespace: ns, name: 'none' } }), status: 400, field: '/body/binding/name' },
+  { what: "binding to another namespace's package", run: () => call('PUT', A('/packages/b'), { binding: { namespace: other.ns, name: 'p' } }), status: 403, field: '/body/binding/namespace' },
+  { what: 'trigger parameters not a list', run: () => call('PUT', A('/triggers/t'), { parameters: 'x' }), status: 400, field: /^\/body\/parameters/ },
+  { what: 'firing a missing trigger', run: () => call('POST', A('/triggers/none'), {}), status: 404, field: '/params/name' },
+  { what: 'rule without an action', run: () => call('PUT', A('/rules/r'), { trigger: '/_/t' }), status: 400, field: '/body/action' },
+  { what: 'rule of a missing trigger', run: () => call('PUT', A('/rules/r'), { trigger: '/_/none', action: 'good' }), status: 400, field: '/body/trigger' },
+  { what: 'rule of a bad action name', run: () => call('PUT', A('/rules/r'), { trigger: '/_/none', action: '/a/b/c/d' }), status: 400, field: '/body/trigger' },
+  { what: 'rule state that is none', run: () => call('POST', A('/rules/none'), { status: 'sleeping' }), status: 404, field: '/params/name' },
+  { what: 'count with docs', run: () => call('GET', A('/activations?count=true&docs=true')), status: 400, field: '/query/docs' },
+  { what: 'blocking wait over 60 s', run: () => call('POST', A('/actions/good?blocking=true&timeout=60001'), {}), status: 400, field: '/query/timeout' },
+  { what: 'web action not exported', run: () => api(d.url, null)('GET', `/api/v1/web/${ns}/default/good.json`), status: 404, field: '/path' },
+  { what: 'web action in a bad namespace', run: () => api(d.url, null)('GET', '/api/v1/web/a$b/default/good'), status: 404, field: '/path' },
   { what: 'unknown route', run: () => call('GET', '/api/v1/nothing/here'), status: 404 },
   { what: 'wrong method', run: () => call('PATCH', A('/actions/good'), {}), status: 404 },
 ];
@@ -101,12 +125,15 @@ describe('bad input', () => {
       expect(r.status, label).toBe(c.status);
       expect(r.type, label).toContain('application/problem+json');
       expect(r.body, label).toMatchObject({ status: c.status, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
+      // ...and OpenWhisk's two members: the message, and the request ID its header carries too.
+      expect(r.body.error, label).toContain(r.body.detail);
+      expect(r.body.code, label).toMatch(/^[0-9a-f]{32}$/);
       expect(JSON.stringify(r.body), label).not.toMatch(/at .*\.ts:\d+/); // never a stack trace
       if (c.field instanceof RegExp) expect(r.body.field, label).toMatch(c.field);
       else if (c.field) expect(r.body.field, label).toBe(c.field);
       seen.push(c.what);
     }
-    expect(seen.length).toBeGreaterThanOrEqual(45);
+    expect(seen.length).toBeGreaterThanOrEqual(70);
   });
 
   it('answers a body too large with its 413 even while the client is still sending it', async () => {

@@ -57,6 +57,11 @@ export function refOf(r: { namespace: string; name: string }): EntityRef {
   return i < 0 ? { path: r.namespace, name: r.name } : { path: `${r.namespace}/${r.name.slice(0, i)}`, name: r.name.slice(i + 1) };
 }
 export const refName = (r: EntityRef) => `/${r.path}/${r.name}`;
+/** The namespace and the stored name (pkg/name for an action in a package) of a reference. */
+export function refTarget(r: EntityRef): { namespace: string; name: string } {
+  const [namespace, ...pkg] = r.path.split('/');
+  return { namespace: namespace!, name: [...pkg, r.name].join('/') };
+}
 
 /** Key/value pairs as an object, later keys winning. */
 export const toObject = (kv: KeyValue[]): Record<string, unknown> => Object.fromEntries(kv.map((p) => [p.key, p.value]));

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { invalid, notFound, PeerlessError } from '../errors.ts';
-import { parseRef, refName, refOf, toObject } from '../entities.ts';
+import { parseRef, refName, refOf, refTarget, toObject } from '../entities.ts';
 import { newActivationId, type FunctionName, type NamespaceName } from '../ids.ts';
 import type { RuleDoc, TriggerDoc } from '../types.ts';
 import { namespaceFor, type ApiContext } from './context.ts';
@@ -67,7 +67,8 @@ export function triggerRoutes(app: FastifyInstance, ctx: ApiContext): void {
     for (const [rule, r] of active) {
       const action = refName(r.action);
       try {
-        const { members } = await ctx.invocations.invoke({ namespace: r.action.path as NamespaceName, function: r.action.name as FunctionName, params, ids: [], group: false, field: '/params/name' });
+        const target = refTarget(r.action);
+        const { members } = await ctx.invocations.invoke({ namespace: target.namespace as NamespaceName, function: target.name as FunctionName, params, ids: [], group: false, field: '/params/name' });
         logs.push(JSON.stringify({ statusCode: 0, success: true, activationId: members[0]!.activationId, rule, action }));
       } catch (e) {
         const statusCode = e instanceof PeerlessError && e.status < 500 ? 1 : 3;

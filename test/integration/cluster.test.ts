@@ -209,6 +209,46 @@ describe('cluster of three daemons', () => {
     }
   });
 
+  it("replicates packages, triggers and rules; fires, runs sequences and serves web actions through a daemon that did not create them", async () => {
+    const [c0, c1, c2] = clients.map((c) => c.call) as [Api, Api, Api];
+    expect((await c0('PUT', `/api/v1/namespaces/${NS}/packages/tools`, { parameters: [{ key: 'unit', value: 'cm' }] })).status).toBe(201);
+    expect((await deploy(c0, NS, 'tools/measure', { kind: 'nodejs', code: 'function main(p) { return { n: (p.n || 1) * 2, unit: p.unit, from: p.from } }' },
+      { annotations: [{ key: 'web-export', value: true }] })).status).toBe(201);
+    expect((await deploy(c0, NS, 'plus1', { kind: 'nodejs', code: 'function main(p) { return { ...p, n: p.n + 1 } }' })).status).toBe(201);
+    expect((await deploy(c1, NS, 'chain', { kind: 'sequence', components: [`/${NS}/tools/measure`, '/_/plus1', `/${NS}/tools/measure`] })).status).toBe(201);
+    expect((await c1('PUT', `/api/v1/namespaces/${NS}/triggers/bell`, { parameters: [{ key: 'from', value: 'bell' }] })).status).toBe(201);
+    expect((await c1('PUT', `/api/v1/namespaces/${NS}/rules/ring`, { trigger: '/_/bell', action: 'tools/measure' })).status).toBe(201);
+    await waitFor(async () => (await c2('GET', `/api/v1/namespaces/${NS}/rules/ring`)).status === 200 && (await c2('GET', `/api/v1/namespaces/${NS}/actions/chain`)).status === 200
+      && (await c2('GET', `/api/v1/namespaces/${NS}/actions/tools/measure`)).status === 200, 20_000, 'entities on host 3');
+
+    // Fired through host 3, which made none of it; the trigger's record names the action activation it started.
+    const fired = await c2('POST', `/api/v1/namespaces/${NS}/triggers/bell`, { n: 5 });
+    expect(fired.status).toBe(202);
+    const line = JSON.parse((await c2('GET', `/api/v1/namespaces/${NS}/activations/${fired.body.activationId}`)).body.logs[0]);
+    expect(line).toMatchObject({ success: true, rule: `${NS}/ring` });
+    const ran = await waitFor(async () => {
+      const a = await c0('GET', `/api/v1/namespaces/${NS}/activations/${line.activationId}`);
+      return a.status === 200 && a.body.response.status !== 'running' && a.body;
+    }, 20_000, 'the rule\'s activation');
+    expect(ran.response.result).toEqual({ n: 10, unit: 'cm', from: 'bell' });
+
+    // A sequence through host 3: package parameters reach both of its package's components.
+    const seq = await invoke(c2, NS, 'chain', { n: 1 }, 'blocking=true');
+    expect(seq.status, JSON.stringify(seq.body)).toBe(200);
+    expect(seq.body.response.result).toEqual({ n: 6, unit: 'cm' });
+    expect(seq.body.logs).toHaveLength(3);
+    for (const id of seq.body.logs) expect((await c0('GET', `/api/v1/namespaces/${NS}/activations/${id}`)).body.cause).toBe(seq.body.activationId);
+
+    // A web action through host 2, with no key.
+    const web = await fetch(`${hosts[1]!.url}/api/v1/web/${NS}/tools/measure.json?n=4`);
+    expect(await web.json()).toMatchObject({ n: 8, unit: 'cm' });
+
+    // A rule disabled on one daemon is disabled everywhere.
+    expect((await c0('POST', `/api/v1/namespaces/${NS}/rules/ring`, { status: 'inactive' })).status).toBe(200);
+    await waitFor(async () => (await c2('GET', `/api/v1/namespaces/${NS}/rules/ring`)).body.status === 'inactive', 20_000, 'rule disabled on host 3');
+    expect((await c2('POST', `/api/v1/namespaces/${NS}/triggers/bell`, {})).status).toBe(204);
+  });
+
   it('spreads a group over the daemons by free memory', async () => {
     const r = await invoke(clients[0]!.call, NS, 'pingpong', { n: 1, size: 1 }, `blocking=true&instances=${encodeURIComponent('ping,pong')}`);
     expect(r.status, JSON.stringify(r.body).slice(0, 300)).toBe(200);

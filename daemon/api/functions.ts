@@ -72,8 +72,8 @@ function componentNames(given: NonNullable<PutBody['exec']>['components'], ns: s
   if (!given || given.length === 0) throw invalid('/body/exec/components', 'No component specified for the sequence.');
   return given.map((c, i) => {
     const path = typeof c === 'string' ? c : `/${c.path}/${c.name}`;
-    // OpenWhisk's clients send components fully qualified; a bare name is the sequence's namespace's.
-    const r = parseRef(path.includes('/') && !path.startsWith('/') ? `/${path}` : path, ns);
+    // OpenWhisk's naming: /ns/[pkg/]name, or name and pkg/name in the sequence's own namespace.
+    const r = parseRef(path, ns);
     if (!r) throw invalid(`/body/exec/components/${i}`, `${JSON.stringify(path)} is not a function name (/namespace/name or /namespace/package/name)`);
     return `/${r.namespace}/${r.name}`;
   });

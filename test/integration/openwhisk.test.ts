@@ -260,6 +260,28 @@ describe('the official openwhisk client', () => {
     expect((await ow.packages.delete({ name: 'utils' })).name).toBe('utils');
   });
 
+  it('updates packages, triggers and rules, and reads and updates through feeds, as the client calls them', async () => {
+    await ow.packages.create({ name: 'kit', package: { parameters: [{ key: 'a', value: 1 }] } });
+    const p2 = await ow.packages.update({ name: 'kit', package: { parameters: [{ key: 'a', value: 2 }], publish: true } });
+    expect([p2.version, p2.publish, p2.parameters]).toEqual(['0.0.2', true, [{ key: 'a', value: 2 }]]);
+    await ow.triggers.create({ name: 'tt' });
+    expect((await ow.triggers.update({ name: 'tt', trigger: { parameters: [{ key: 'b', value: 3 }] } })).parameters).toEqual([{ key: 'b', value: 3 }]);
+    await ow.actions.create({ name: 'first', action: 'function main() { return { which: 1 } }' });
+    await ow.actions.create({ name: 'second', action: 'function main() { return { which: 2 } }' });
+    await ow.rules.create({ name: 'rr', trigger: 'tt', action: 'first' });
+    const moved = await ow.rules.update({ name: 'rr', trigger: 'tt', action: 'second' });
+    expect([moved.action, moved.status, moved.version]).toEqual([{ path: ns, name: 'second' }, 'active', '0.0.2']);
+    // Every CRUD method also takes a list, as the client runs them at once.
+    const both = await ow.actions.get([{ name: 'first' }, { name: 'second' }] as unknown as Record<string, unknown>);
+    expect(both.map((a: { name: string }) => a.name)).toEqual(['first', 'second']);
+    await ow.actions.create({ name: 'feed2', action: 'function main(p) { return { event: p.lifecycleEvent } }' });
+    expect((await ow.feeds.get({ name: 'feed2', trigger: 'tt' })).response.result).toEqual({ event: 'READ' });
+    expect((await ow.feeds.update({ name: 'feed2', trigger: 'tt' })).response.result).toEqual({ event: 'UPDATE' });
+    await ow.rules.delete({ name: 'rr' });
+    await ow.triggers.delete({ name: 'tt' });
+    await ow.packages.delete({ name: 'kit' });
+  });
+
   it('reads a whole namespace as the client does', async () => {
     const all = await ow.namespaces.get();
     expect(Object.keys(all).sort()).toEqual(['actions', 'packages', 'rules', 'triggers']);

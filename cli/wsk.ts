@@ -111,6 +111,13 @@ async function getOrDelete(c: Cmd, collection: string, noun: string, verb: 'get'
   return 0;
 }
 
+/** A collection as wsk lists it: a heading, then each entity's full name and a word or two about it. */
+async function list(c: Cmd, collection: string, about: (e: Named) => string): Promise<number> {
+  const r = await call(c.t, 'GET', listPath(c, collection));
+  print(c, r.body, () => [collection, ...(r.body as Named[]).map((e) => listLine(e, about(e)))].join('\n'));
+  return 0;
+}
+
 /** `activation poll`: new activations as they end, as wsk prints them, until --exit seconds pass. */
 async function poll(c: Cmd): Promise<number> {
   const name = c.a.positional[2];
@@ -174,11 +181,8 @@ export async function wskDispatch(c: Cmd, noun: string, verb: string): Promise<n
     case 'package get':
     case 'package delete':
       return getOrDelete(c, 'packages', 'package', verb as 'get' | 'delete');
-    case 'package list': {
-      const r = await call(c.t, 'GET', listPath(c, 'packages'));
-      print(c, r.body, () => ['packages', ...(r.body as Named[]).map((e) => listLine(e, `${e.publish ? 'shared' : 'private'}${e.binding ? ' binding' : ''}`))].join('\n'));
-      return 0;
-    }
+    case 'package list':
+      return list(c, 'packages', (e) => `${e.publish ? 'shared' : 'private'}${e.binding ? ' binding' : ''}`);
     case 'trigger create':
     case 'trigger update': {
       const feed = flag(c, 'feed');
@@ -188,11 +192,8 @@ export async function wskDispatch(c: Cmd, noun: string, verb: string): Promise<n
     case 'trigger get':
     case 'trigger delete':
       return getOrDelete(c, 'triggers', 'trigger', verb as 'get' | 'delete');
-    case 'trigger list': {
-      const r = await call(c.t, 'GET', listPath(c, 'triggers'));
-      print(c, r.body, () => ['triggers', ...(r.body as Named[]).map((e) => listLine(e, 'private'))].join('\n'));
-      return 0;
-    }
+    case 'trigger list':
+      return list(c, 'triggers', (e) => (e.publish ? 'shared' : 'private'));
     case 'trigger fire': {
       const name = need(c.a, 2, 'trigger NAME');
       const r = await call(c.t, 'POST', entityPath(c, 'triggers', name), paramsOf(c.a));
@@ -219,11 +220,8 @@ export async function wskDispatch(c: Cmd, noun: string, verb: string): Promise<n
     case 'rule get':
     case 'rule delete':
       return getOrDelete(c, 'rules', 'rule', verb as 'get' | 'delete');
-    case 'rule list': {
-      const r = await call(c.t, 'GET', listPath(c, 'rules'));
-      print(c, r.body, () => ['rules', ...(r.body as Named[]).map((e) => listLine(e, 'private'))].join('\n'));
-      return 0;
-    }
+    case 'rule list':
+      return list(c, 'rules', (e) => (e.publish ? 'shared' : 'private'));
     case 'namespace get': {
       const all = await Promise.all(['actions', 'packages', 'triggers', 'rules'].map(async (k) => [k, (await call(c.t, 'GET', `/api/v1/namespaces/${enc(c.ns)}/${k}?limit=0`)).body as Named[]] as const));
       print(c, Object.fromEntries(all), () => [`Entities in namespace: ${c.ns === '_' ? 'default' : c.ns}`, ...all.flatMap(([k, xs]) => [k, ...xs.map((e) => `/${e.namespace}/${e.name}`)])].join('\n'));

@@ -4,7 +4,7 @@ import { bumpVersion } from '../kinds.ts';
 import type { NamespaceName } from '../ids.ts';
 import type { EntityDocs, EntityKind, KeyValue } from '../types.ts';
 import { namespaceFor, type ApiContext } from './context.ts';
-import { ignoredListParams, keyValueList, name, paging } from './schemas.ts';
+import { fnParams, ignoredListParams, keyValueList, name, paging } from './schemas.ts';
 
 // What OpenWhisk's triggers, rules and packages have in common: list (with count), create or
 // update (409 without overwrite), get and delete, in one namespace, each write replicated to the
@@ -43,12 +43,8 @@ export interface EntityKindRoutes<K extends EntityKind, B extends EntityBody> {
 
 type EntityBodyDoc = { namespace: NamespaceName; name: string; version: string; publish: boolean; annotations: KeyValue[]; updated: number };
 
-export const entityParams = {
-  type: 'object',
-  required: ['namespace', 'name'],
-  additionalProperties: false,
-  properties: { namespace: name, name },
-} as const;
+/** Route params for one entity: the same as a function's (namespace, name). */
+export const entityParams = fnParams;
 
 export function entityRoutes<K extends EntityKind, B extends EntityBody>(app: FastifyInstance, ctx: ApiContext, k: EntityKindRoutes<K, B>): void {
   const base = `/api/v1/namespaces/:namespace/${k.collection}`;

@@ -112,6 +112,7 @@ export async function buildApp(ctx: ApiContext, https?: { cert: Buffer; key: Buf
       peers: ctx.cluster ? ctx.cluster.peers().length : 0,
       forgedDropped: ctx.cluster?.forged ?? 0,
       malformedDropped: ctx.cluster?.malformed ?? 0,
+      registryMalformedDropped: ctx.registry.malformed,
       localInstances: ctx.directory.map.size(),
       runningActivations: ctx.invoker.running,
       unsavedActivations: ctx.invoker.unsavedCount,

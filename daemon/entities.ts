@@ -1,9 +1,10 @@
-import { isName } from './ids.ts';
-import type { EntityDocs, EntityKind, EntityRef, KeyValue } from './types.ts';
+import { isDigest, isName, type Digest, type FunctionName, type NamespaceName } from './ids.ts';
+import { metaOf } from './kinds.ts';
+import type { EntityDocs, EntityKind, EntityRef, FunctionRecord, KeyValue, Runtime } from './types.ts';
 
-// Triggers, rules and packages as documents: what a well-formed one is (a document from another
-// daemon is checked before it is stored, and a bad one is dropped), and OpenWhisk's ways of naming
-// one entity from another. Pure: no I/O.
+// The registry's documents (functions, triggers, rules, packages): what a well-formed one is (a
+// document from another daemon is checked before it is stored, and a bad one is dropped), and
+// OpenWhisk's ways of naming one entity from another. Pure: no I/O.
 
 export const ENTITY_KINDS: readonly EntityKind[] = ['trigger', 'rule', 'package'];
 export const isEntityKind = (k: unknown): k is EntityKind => typeof k === 'string' && (ENTITY_KINDS as readonly string[]).includes(k);
@@ -65,3 +66,40 @@ export function refTarget(r: EntityRef): { namespace: string; name: string } {
 
 /** Key/value pairs as an object, later keys winning. */
 export const toObject = (kv: KeyValue[]): Record<string, unknown> => Object.fromEntries(kv.map((p) => [p.key, p.value]));
+
+const ENTRY = /^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$/;
+const IMAGE = /^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?$/;
+const int = (v: unknown, min: number, max: number): v is number => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
+
+function parseRuntime(v: unknown): Runtime | null {
+  if (!isObj(v)) return null;
+  if (v.kind === 'nodejs' || v.kind === 'python') return { kind: v.kind };
+  if (v.kind === 'image') return typeof v.image === 'string' && v.image.length <= 512 && IMAGE.test(v.image) ? { kind: 'image', image: v.image } : null;
+  if (v.kind === 'sequence') {
+    const c = v.components;
+    const ok = Array.isArray(c) && c.length > 0 && c.length <= 50 && c.every((x) => typeof x === 'string' && x.startsWith('/') && parseRef(x, '_') !== null);
+    return ok ? { kind: 'sequence', components: c as string[] } : null;
+  }
+  return null;
+}
+
+/**
+ * A function record from another daemon, if it is well formed and named as its message says; else null.
+ * Every field the daemon later reads is checked here, so a signed but malformed record cannot reach the
+ * invoker or the API (a record from before limits.concurrency gets 1; one without meta, its defaults).
+ */
+export function parseFunctionRecord(raw: unknown, ns: string, name: string): FunctionRecord | null {
+  if (!isObj(raw) || raw.namespace !== ns || raw.name !== name || !isEntityName(name)) return null;
+  const runtime = parseRuntime(raw.runtime);
+  const l = raw.limits;
+  if (!runtime || typeof raw.digest !== 'string' || !isDigest(raw.digest) || typeof raw.binary !== 'boolean') return null;
+  if (typeof raw.main !== 'string' || !ENTRY.test(raw.main) || raw.main.length > 256) return null;
+  if (!isObj(l) || !int(l.memoryMb, 1, 1 << 20) || !int(l.timeoutMs, 1, 86_400_000) || !(l.concurrency === undefined || int(l.concurrency, 1, 100_000))) return null;
+  if (!isObj(raw.parameters) || !int(raw.version, 0, Number.MAX_SAFE_INTEGER) || typeof raw.created !== 'number' || typeof raw.updated !== 'number') return null;
+  const f = {
+    namespace: ns as NamespaceName, name: name as FunctionName, runtime, digest: raw.digest as Digest, binary: raw.binary, main: raw.main,
+    limits: { memoryMb: l.memoryMb, timeoutMs: l.timeoutMs, concurrency: (l.concurrency as number | undefined) ?? 1 },
+    parameters: raw.parameters, version: raw.version, created: raw.created, updated: raw.updated,
+  };
+  return { ...f, meta: metaOf(raw.meta, f) };
+}

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Cluster } from '../gossip/cluster.ts';
-import { Hlc, newer } from '../gossip/hlc.ts';
+import { decode, Hlc, newer } from '../gossip/hlc.ts';
 import type { BlobStore } from './blobs.ts';
 import { digestOf } from './blobs.ts';
 import { isDigest, isName, type Digest, type FunctionName, type NamespaceName } from './ids.ts';
-import { ENTITY_KINDS, isEntityKind, isEntityName, parseEntity } from './entities.ts';
+import { ENTITY_KINDS, isEntityKind, isEntityName, parseEntity, parseFunctionRecord } from './entities.ts';
 import type { RegistryKind, Store } from './store.ts';
 import type { EntityDocs, EntityKind, FunctionRecord } from './types.ts';
 
@@ -57,6 +57,8 @@ export class Registry {
 
   private readonly maxCodeBytes: number;
   private digestCache = { version: -1, value: 0 };
+  /** registry messages dropped as malformed */
+  malformed = 0;
   /** registry pulls made because a member's digest differed, by outcome */
   readonly pulls = { repaired: 0, unchanged: 0, failed: 0 };
 
@@ -229,14 +231,22 @@ export class Registry {
 
   async receive(raw: unknown, signer: string): Promise<void> {
     const m = raw as Msg;
-    if (!m || typeof m !== 'object' || typeof m.hlc !== 'string' || typeof m.deleted !== 'boolean') return;
+    // A stamp that does not decode would sort after every real one and pin the entity against all later writes.
+    if (!m || typeof m !== 'object' || typeof m.hlc !== 'string' || decode(m.hlc) === null || typeof m.deleted !== 'boolean') return this.reject(signer, 'envelope');
     this.clock.receive(m.hlc);
     if (m.type === 'ns' && typeof m.name === 'string' && isName(m.name)) return this.applyNamespace(m);
     if (m.type === 'fn' && typeof m.ns === 'string' && typeof m.name === 'string' && isName(m.ns) && isEntityName(m.name)) return this.applyFunction(m, signer);
-    if (m.type === 'ent' && isEntityKind(m.kind) && typeof m.ns === 'string' && typeof m.name === 'string' && isName(m.ns) && isEntityName(m.name)) return this.applyEntity(m);
+    if (m.type === 'ent' && isEntityKind(m.kind) && typeof m.ns === 'string' && typeof m.name === 'string' && isName(m.ns) && isEntityName(m.name)) return this.applyEntity(m, signer);
+    this.reject(signer, 'kind or name');
   }
 
-  private applyEntity(m: EntMsg): void {
+  /** A registry message that is not well formed: dropped, counted and logged with its signer. */
+  private reject(signer: string, what: string): void {
+    this.malformed++;
+    this.log.warn({ signer, what }, 'dropped a malformed registry message');
+  }
+
+  private applyEntity(m: EntMsg, signer: string): void {
     const ns = m.ns as NamespaceName;
     if (!newer(m.hlc, this.store.clockOf(m.kind, ns, m.name)?.hlc)) return;
     if (m.deleted) {
@@ -245,7 +255,7 @@ export class Registry {
       return;
     }
     const doc = parseEntity(m.kind, m.doc, ns, m.name);
-    if (!doc) return void this.log.warn({ namespace: ns, kind: m.kind, name: m.name }, 'replicated document is malformed; dropped');
+    if (!doc) return this.reject(signer, `${m.kind} ${ns}/${m.name}`);
     if (!this.store.hasNamespace(ns)) return; // its namespace comes first; anti-entropy repeats both
     this.store.transaction(() => {
       this.store.putEntity(m.kind, doc);
@@ -284,8 +294,8 @@ export class Registry {
       this.log.info({ namespace: ns, function: name }, 'function deleted by replication');
       return;
     }
-    const r = m.record;
-    if (!r || typeof r !== 'object' || r.namespace !== ns || r.name !== name || typeof r.digest !== 'string' || !isDigest(r.digest)) return;
+    const r = parseFunctionRecord(m.record, ns, name);
+    if (!r) return this.reject(signer, `function ${ns}/${name}`);
     if (!this.store.hasNamespace(ns)) return; // its namespace comes first; anti-entropy repeats both
     if (typeof m.code === 'string') {
       const code = Buffer.from(m.code, 'base64');
@@ -304,7 +314,7 @@ export class Registry {
       // Another write may have won while the code was on its way.
       if (!newer(m.hlc, this.store.clockOf('fn', ns, name)?.hlc)) return;
     }
-    this.store.putFunction({ ...r, namespace: ns, name });
+    this.store.putFunction(r);
     this.store.setClock('fn', ns, name, m.hlc, false);
     await this.hooks.retire(ns, name);
     this.log.info({ namespace: ns, function: name }, 'function replicated');

@@ -20,8 +20,8 @@ export function forgeDelta(key: string, via: string, victim: string, entry: obje
   return publishAs(key, via, () => [{ type: 'delta', origin: victim, incarnation: Date.now(), seq: 1, changes: [{ kind: 'upsert', entry }] }]);
 }
 
-/** The same key holder publishing whatever `messages` makes of its own peer ID, each signed with its own key. */
-export async function publishAs(key: string, via: string, messages: (self: string) => object[]): Promise<{ stop: () => Promise<void> }> {
+/** The same key holder publishing whatever `messages` makes of its own peer ID, each signed with its own key, on a topic. */
+export async function publishAs(key: string, via: string, messages: (self: string) => object[], topic = TOPIC): Promise<{ stop: () => Promise<void> }> {
   const node = await createLibp2p({
     addresses: { listen: ['/ip4/0.0.0.0/tcp/0'] },
     transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()],
@@ -29,10 +29,10 @@ export async function publishAs(key: string, via: string, messages: (self: strin
     services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, globalSignaturePolicy: 'StrictSign' }) },
   });
   try {
-    node.services.pubsub.subscribe(TOPIC);
+    node.services.pubsub.subscribe(topic);
     await node.dial(multiaddr(via));
     await new Promise((r) => setTimeout(r, 1500)); // the daemon learns the subscription
-    for (const m of messages(node.peerId.toString())) await node.services.pubsub.publish(TOPIC, new TextEncoder().encode(JSON.stringify(m)));
+    for (const m of messages(node.peerId.toString())) await node.services.pubsub.publish(topic, new TextEncoder().encode(JSON.stringify(m)));
   } catch (e) {
     await node.stop();
     throw e;

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REGISTRY_TOPIC } from '../../gossip/cluster.ts';
+import { digestOf } from '../../daemon/blobs.ts';
 import { forgedEntry, forgeDelta, publishAs } from '../helpers/forger.ts';
 import { api, cleanupHost, deploy, invoke, namespace, ROOT, startDaemon, waitFor, type Api, type TestDaemon } from '../helpers/daemon.ts';
 
@@ -215,7 +217,11 @@ describe('cluster of three daemons', () => {
     expect((await deploy(c0, NS, 'tools/measure', { kind: 'nodejs', code: 'function main(p) { return { n: (p.n || 1) * 2, unit: p.unit, from: p.from } }' },
       { annotations: [{ key: 'web-export', value: true }] })).status).toBe(201);
     expect((await deploy(c0, NS, 'plus1', { kind: 'nodejs', code: 'function main(p) { return { ...p, n: p.n + 1 } }' })).status).toBe(201);
-    expect((await deploy(c1, NS, 'chain', { kind: 'sequence', components: [`/${NS}/tools/measure`, '/_/plus1', `/${NS}/tools/measure`] })).status).toBe(201);
+    // The registry is eventually consistent: the sequence is made on host 2 once its components have arrived there.
+    await waitFor(async () => (await c1('GET', `/api/v1/namespaces/${NS}/actions/plus1`)).status === 200
+      && (await c1('GET', `/api/v1/namespaces/${NS}/actions/tools/measure`)).status === 200, 20_000, 'components on host 2');
+    const chain = await deploy(c1, NS, 'chain', { kind: 'sequence', components: [`/${NS}/tools/measure`, '/_/plus1', `/${NS}/tools/measure`] });
+    expect(chain.status, JSON.stringify(chain.body)).toBe(201);
     expect((await c1('PUT', `/api/v1/namespaces/${NS}/triggers/bell`, { parameters: [{ key: 'from', value: 'bell' }] })).status).toBe(201);
     expect((await c1('PUT', `/api/v1/namespaces/${NS}/rules/ring`, { trigger: '/_/bell', action: 'tools/measure' })).status).toBe(201);
     await waitFor(async () => (await c2('GET', `/api/v1/namespaces/${NS}/rules/ring`)).status === 200 && (await c2('GET', `/api/v1/namespaces/${NS}/actions/chain`)).status === 200
@@ -326,6 +332,36 @@ describe('cluster of three daemons', () => {
         expect(hosts[i]!.proc.exitCode, `daemon ${i}`).toBeNull();
         expect((await status(i)).malformedDropped).toBeGreaterThanOrEqual(before[i].malformedDropped);
         expect((await instancesOn(i)).map((e) => e.instance)).not.toContain('bad');
+      }
+    } finally {
+      await forger.stop();
+    }
+  });
+  it('drops and counts signed registry messages that are malformed: nothing is stored, every daemon stays up', async () => {
+    const status = async (i: number) => (await api(hosts[i]!.url, hosts[i]!.admin)('GET', '/api/v1/status')).body;
+    const before = await Promise.all([0, 1, 2].map(status));
+    const hlc = `${String(Date.now() + 1000).padStart(15, '0')}:000000:forger`;
+    // Each carries its code inline, matching its digest: only the record's own shape can keep it out.
+    const source = Buffer.from('function main() { return {} }');
+    const code = source.toString('base64');
+    const rec = { namespace: NS, runtime: { kind: 'nodejs' }, digest: digestOf(source), binary: false, main: 'main',
+      limits: { memoryMb: 128, timeoutMs: 1000, concurrency: 1 }, parameters: {}, version: 1, created: 0, updated: 0 };
+    const forger = await publishAs(KEY, addr(1), () => [
+      { type: 'fn', ns: NS, name: 'evil-1', hlc, deleted: false, record: { ...rec, name: 'evil-1', runtime: null }, code },
+      { type: 'fn', ns: NS, name: 'evil-2', hlc, deleted: false, record: { ...rec, name: 'evil-2', limits: { memoryMb: 'lots' } }, code },
+      { type: 'fn', ns: NS, name: 'evil-3', hlc: 'zzz-pins-it-forever', deleted: false, record: { ...rec, name: 'evil-3' }, code },
+      { type: 'ent', kind: 'rule', ns: NS, name: 'evil-4', hlc, deleted: false, doc: { namespace: NS, name: 'evil-4', status: 'sleeping' } },
+      { type: 'ent', kind: 'virus', ns: NS, name: 'evil-5', hlc, deleted: false, doc: {} },
+      { type: 'fn', ns: NS, name: 'pingpong', hlc: null, deleted: true },
+    ], REGISTRY_TOPIC);
+    try {
+      await waitFor(async () => (await status(1)).registryMalformedDropped >= before[1].registryMalformedDropped + 6, 10_000, 'six malformed registry messages counted');
+      await new Promise((r) => setTimeout(r, 500));
+      for (let i = 0; i < 3; i++) {
+        expect(hosts[i]!.proc.exitCode, `daemon ${i}`).toBeNull();
+        for (const n of ['evil-1', 'evil-2', 'evil-3']) expect((await clients[i]!.call('GET', `/api/v1/namespaces/${NS}/actions/${n}`)).status, `${n} on ${i}`).toBe(404);
+        expect((await clients[i]!.call('GET', `/api/v1/namespaces/${NS}/rules/evil-4`)).status).toBe(404);
+        expect((await clients[i]!.call('GET', `/api/v1/namespaces/${NS}/actions/pingpong`)).status).toBe(200);
       }
     } finally {
       await forger.stop();

@@ -1,7 +1,7 @@
 import type { ClaimVerdict } from '../gossip/claims.ts';
 import type { Candidate } from '../gossip/placement.ts';
 import type { Pool } from '../sandbox/pool.ts';
-import type { ActivationView } from './api/activations.ts';
+import type { ActivationView } from './activationView.ts';
 import type { ActivationId } from './ids.ts';
 import type { Share, ShareRunner } from './share.ts';
 

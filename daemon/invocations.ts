@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { InstanceClash } from '../gossip/addrmap.ts';
 import { rendezvous, spread } from '../gossip/placement.ts';
-import { activationView, type ActivationView } from './api/activations.ts';
+import { activationView, type ActivationView } from './activationView.ts';
 import type { Directory } from './directory.ts';
 import { conflict, invalid, notFound, PeerlessError } from './errors.ts';
 import type { Hosts } from './hosts.ts';

@@ -1,5 +1,5 @@
 import type { Cluster } from '../gossip/cluster.ts';
-import { activationView, type ActivationView } from './api/activations.ts';
+import { activationView, type ActivationView } from './activationView.ts';
 import type { Directory } from './directory.ts';
 import { isName, type ActivationId, type FunctionName, type NamespaceName } from './ids.ts';
 import type { Invocations } from './invocations.ts';

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Claimant, ClaimVerdict } from '../gossip/claims.ts';
 import type { Cluster } from '../gossip/cluster.ts';
 import type { Candidate } from '../gossip/placement.ts';
-import type { ActivationView } from './api/activations.ts';
+import type { ActivationView } from './activationView.ts';
 import { PeerlessError } from './errors.ts';
 import type { Hosts, LocalHosts } from './hosts.ts';
 import { isEntityName } from './entities.ts';

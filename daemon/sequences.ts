@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { activationView, type ActivationView } from './api/activations.ts';
+import { activationView, type ActivationView } from './activationView.ts';
 import { PeerlessError } from './errors.ts';
 import { newActivationId, type ActivationId, type FunctionName, type HostId, type NamespaceName } from './ids.ts';
 import type { Store } from './store.ts';

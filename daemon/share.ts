@@ -1,6 +1,6 @@
 import { InstanceClash } from '../gossip/addrmap.ts';
 import type { Claimant } from '../gossip/claims.ts';
-import { activationView, type ActivationView } from './api/activations.ts';
+import { activationView, type ActivationView } from './activationView.ts';
 import type { Directory } from './directory.ts';
 import { conflict, notFound } from './errors.ts';
 import type { ActivationId, FunctionName, HostId, NamespaceName } from './ids.ts';

@@ -9,7 +9,7 @@ import { bumpVersion, resolveKind } from '../kinds.ts';
 import { componentOf } from '../sequences.ts';
 import { parseRef } from '../entities.ts';
 import type { FunctionRecord, KeyValue, Runtime } from '../types.ts';
-import { BLOCKING_WAIT_MS, httpStatusFor, withinBlockingWait } from './activations.ts';
+import { BLOCKING_WAIT_MS, httpStatusFor, withinBlockingWait } from '../activationView.ts';
 import { namespaceFor, type ApiContext } from './context.ts';
 import { pkgFnParams, resolveAction } from './packages.ts';
 import { fnParams, ignoredListParams, keyValueList, name, nsParams, paging } from './schemas.ts';

@@ -3,7 +3,7 @@ import { authenticate } from '../auth.ts';
 import { PeerlessError } from '../errors.ts';
 import { isName, type NamespaceName } from '../ids.ts';
 import type { FunctionRecord } from '../types.ts';
-import { withinBlockingWait } from './activations.ts';
+import { withinBlockingWait } from '../activationView.ts';
 import type { ApiContext } from './context.ts';
 import { resolveAction, type ResolvedAction } from './packages.ts';
 import { sendProblem } from './problems.ts';

@@ -159,6 +159,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   });
   const registry = new Registry(store, blobs, hostId, log, {
     retire: (ns, name) => pool.retire(fnKeyPrefix({ namespace: ns as NamespaceName, name: name as FunctionName })),
+    forget: (ns, name) => pool.forget(fnKeyPrefix({ namespace: ns as NamespaceName, name: name as FunctionName })),
   }, config.limits.codeBytes);
   let cluster: Cluster | null = null;
   if (config.cluster.key) {

@@ -45,6 +45,8 @@ const clockKey = (kind: string, ns: string, name: string) => `${kind}\0${ns}\0${
 export interface ReplicationHooks {
   /** a function changed or went away: warm containers hold old code */
   retire: (ns: string, name: string) => Promise<void>;
+  /** a function went away: what was learned of it goes too */
+  forget: (ns: string, name: string) => void;
 }
 
 export class Registry {
@@ -291,6 +293,7 @@ export class Registry {
       this.store.setClock('fn', ns, name, m.hlc, true);
       if (!this.store.deleteFunction(ns, name)) return;
       await this.hooks.retire(ns, name);
+      this.hooks.forget(ns, name);
       this.log.info({ namespace: ns, function: name }, 'function deleted by replication');
       return;
     }

@@ -476,6 +476,11 @@ export class Pool {
   }
 
   /** A function changed or went away: its unused containers hold old code. */
+  /** A function was deleted: what the keep-alive policy learned of it goes too (an update keeps it). */
+  forget(fnKeyPrefix: string): void {
+    this.o.keepAlive?.forget(fnKeyPrefix);
+  }
+
   async retire(fnKeyPrefix: string): Promise<void> {
     const old = [...this.entries.values()].filter(
       (e) => e.slot.fnKey?.startsWith(fnKeyPrefix) && (e.slot.state === 'idle' || e.slot.state === 'paused'),

@@ -321,6 +321,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (!f || !ctx.store.deleteFunction(ns, fname)) throw notFound(`function ${fname}`, '/params/name');
       ctx.registry.functionDeleted(ns, fname);
       await ctx.pool.retire(fnKeyPrefix(f));
+      ctx.pool.forget(fnKeyPrefix(f));
       if (!ctx.store.digestInUse(f.digest)) ctx.blobs.delete(f.digest);
       return functionView(f);
     },

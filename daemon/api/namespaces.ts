@@ -49,6 +49,7 @@ export function namespaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
       ctx.registry.namespaceDeleted(ns);
       for (const f of fns) {
         await ctx.pool.retire(fnKeyPrefix(f));
+        ctx.pool.forget(fnKeyPrefix(f));
         if (!ctx.store.digestInUse(f.digest)) ctx.blobs.delete(f.digest);
       }
       await ctx.removeNamespaceNetwork(ns);

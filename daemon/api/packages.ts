@@ -85,6 +85,7 @@ export function packageRoutes(app: FastifyInstance, ctx: ApiContext): void {
         ctx.store.deleteFunction(f.namespace, f.name);
         ctx.registry.functionDeleted(f.namespace, f.name);
         void ctx.pool.retire(fnKeyPrefix(f));
+        ctx.pool.forget(fnKeyPrefix(f));
       }
     },
   });

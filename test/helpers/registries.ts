@@ -25,7 +25,7 @@ export async function startRegistries(n: number, dir: string, key: string, baseP
   for (let i = 0; i < n; i++) {
     const store = new Store(join(dir, `${i}.db`));
     const blobs = new BlobStore(join(dir, String(i)));
-    const registry = new Registry(store, blobs, `r${i}`, log, { retire: async () => undefined }, 64 * 1024 * 1024);
+    const registry = new Registry(store, blobs, `r${i}`, log, { retire: async () => undefined, forget: () => undefined }, 64 * 1024 * 1024);
     const cluster = await Cluster.start({
       key, identityFile: join(dir, `${i}.key`), listen: [`/ip4/127.0.0.1/tcp/${basePort + i}`], peers: i === 0 ? [] : [`/ip4/127.0.0.1/tcp/${basePort}`],
       hyperswarm: false, bootstrap: [], heartbeatMs, failureTimeoutMs: 5000, batchMs: 5, hostName: `r${i}`,

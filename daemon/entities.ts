@@ -1,4 +1,4 @@
-import { isDigest, isName, type Digest, type FunctionName, type NamespaceName } from './ids.ts';
+import { ENTRY_PATTERN, IMAGE_PATTERN, isDigest, isName, type Digest, type FunctionName, type NamespaceName } from './ids.ts';
 import { metaOf } from './kinds.ts';
 import type { EntityDocs, EntityKind, EntityRef, FunctionRecord, KeyValue, Runtime } from './types.ts';
 
@@ -67,8 +67,8 @@ export function refTarget(r: EntityRef): { namespace: string; name: string } {
 /** Key/value pairs as an object, later keys winning. */
 export const toObject = (kv: KeyValue[]): Record<string, unknown> => Object.fromEntries(kv.map((p) => [p.key, p.value]));
 
-const ENTRY = /^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$/;
-const IMAGE = /^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?$/;
+const ENTRY = new RegExp(ENTRY_PATTERN);
+const IMAGE = new RegExp(IMAGE_PATTERN);
 const int = (v: unknown, min: number, max: number): v is number => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
 
 function parseRuntime(v: unknown): Runtime | null {

@@ -17,6 +17,13 @@ const NAME_RE = new RegExp(NAME_PATTERN);
 
 export const isName = (s: string): boolean => NAME_RE.test(s) && s !== '.' && s !== '..';
 
+/** A function's entry point: an identifier, or a dotted path of them (file.func). */
+export const ENTRY_PATTERN = '^[A-Za-z_$][A-Za-z0-9_$]*(\\.[A-Za-z_$][A-Za-z0-9_$]*)*$';
+/** A local image reference (a blackbox function's). */
+export const IMAGE_PATTERN = '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?$';
+/** An entity's version, as OpenWhisk writes it. */
+export const SEMVER_PATTERN = '^\\d{1,9}\\.\\d{1,9}\\.\\d{1,9}$';
+
 export const newActivationId = (): ActivationId => randomBytes(16).toString('hex') as ActivationId;
 export const ACTIVATION_ID_PATTERN = '^[0-9a-f]{32}$';
 

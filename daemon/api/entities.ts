@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { conflict, invalid, notFound } from '../errors.ts';
 import { bumpVersion } from '../kinds.ts';
-import type { NamespaceName } from '../ids.ts';
+import { SEMVER_PATTERN, type NamespaceName } from '../ids.ts';
 import type { EntityDocs, EntityKind, KeyValue } from '../types.ts';
 import { namespaceFor, type ApiContext } from './context.ts';
-import { fnParams, ignoredListParams, keyValueList, name, paging } from './schemas.ts';
+import { fnParams, ignoredListParams, keyValueList, nsParams, paging } from './schemas.ts';
 
 // What OpenWhisk's triggers, rules and packages have in common: list (with count), create or
 // update (409 without overwrite), get and delete, in one namespace, each write replicated to the
@@ -12,7 +12,7 @@ import { fnParams, ignoredListParams, keyValueList, name, paging } from './schem
 
 /** The fields every entity's PUT body may carry (OpenWhisk's clients send name and namespace too). */
 export const entityBodyFields = {
-  version: { type: 'string', pattern: '^\\d{1,9}\\.\\d{1,9}\\.\\d{1,9}$' },
+  version: { type: 'string', pattern: SEMVER_PATTERN },
   publish: { type: 'boolean' },
   annotations: keyValueList,
   name: { type: 'string', maxLength: 1024 },
@@ -59,7 +59,7 @@ export function entityRoutes<K extends EntityKind, B extends EntityBody>(app: Fa
   app.get<{ Params: { namespace: string }; Querystring: { limit: number; skip: number; count: boolean } }>(base, {
     schema: {
       tags, summary: `List ${k.collection} (count=true: how many)`,
-      params: { type: 'object', required: ['namespace'], additionalProperties: false, properties: { namespace: name } },
+      params: nsParams,
       querystring: { type: 'object', additionalProperties: false, properties: { ...paging, count: { type: 'boolean', default: false }, ...ignoredListParams } },
     },
   }, async (req) => {

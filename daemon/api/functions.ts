@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { conflict, invalid, notFound, PeerlessError, tooLarge } from '../errors.ts';
 import { expandInstances } from '../../gossip/addrmap.ts';
 import { MAX_GROUP } from '../fnapi.ts';
-import { isName, type FunctionName } from '../ids.ts';
+import { ENTRY_PATTERN, IMAGE_PATTERN, isName, SEMVER_PATTERN, type FunctionName } from '../ids.ts';
 import { parseRestart } from '../jobs.ts';
 import { fnKeyPrefix } from '../invoker.ts';
 import { bumpVersion, resolveKind } from '../kinds.ts';
@@ -26,7 +26,6 @@ interface PutBody {
   publish?: boolean;
 }
 
-const IMAGE_PATTERN = '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?$';
 /** A zip (PK\x03\x04) or gzip archive, as OpenWhisk's runtimes tell them apart. */
 const isArchive = (b: Buffer) => (b[0] === 0x50 && b[1] === 0x4b && b[2] === 0x03 && b[3] === 0x04) || (b[0] === 0x1f && b[1] === 0x8b);
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -144,7 +143,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
               properties: {
                 kind: { type: 'string', minLength: 1, maxLength: 64 },
                 code: { type: 'string' },
-                main: { type: 'string', pattern: '^[A-Za-z_$][A-Za-z0-9_$]*(\\.[A-Za-z_$][A-Za-z0-9_$]*)*$', maxLength: 256 },
+                main: { type: 'string', pattern: ENTRY_PATTERN, maxLength: 256 },
                 binary: { type: 'boolean' },
                 image: { type: 'string', pattern: IMAGE_PATTERN, maxLength: 512 },
                 components: {
@@ -172,7 +171,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
             parameters: keyValueList,
             annotations: keyValueList,
             delAnnotations: { type: 'array', maxItems: 1000, items: { type: 'string', maxLength: 256 } },
-            version: { type: 'string', pattern: '^\\d{1,9}\\.\\d{1,9}\\.\\d{1,9}$' },
+            version: { type: 'string', pattern: SEMVER_PATTERN },
             publish: { type: 'boolean' },
             // OpenWhisk clients send these; the path says both.
             name: { type: 'string', maxLength: 1024 },

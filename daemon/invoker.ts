@@ -209,7 +209,9 @@ export class Invoker {
     // Waiting for a container is bounded too: past the function's own time limit the caller gets an error, not a
     // hang. A member of an admitted group has its memory already: it only waits for the engine to create it,
     // which a hundred containers at once on one engine make slow, so it is given longer.
-    const waitLimit = AbortSignal.any([AbortSignal.timeout(Math.max(fn.limits.timeoutMs, draw ? 300_000 : 30_000)), stop]);
+    const waitMs = Math.max(fn.limits.timeoutMs, draw ? 300_000 : 30_000);
+    const waitTimeout = AbortSignal.timeout(waitMs);
+    const waitLimit = AbortSignal.any([waitTimeout, stop]);
     let lease: Lease;
     try {
       const [network] = await Promise.all([this.d.namespaceNetwork(fn.namespace), this.d.ensureSocket(fn.namespace)]);
@@ -228,6 +230,9 @@ export class Invoker {
     } catch (err) {
       this.d.pool.draw(draw, fn.limits.memoryMb); // ended without a container: its share of the reservation goes back
       if (stop.aborted) return stopped();
+      // The engine did not give a container in time (overloaded, or the host full): the platform's failure, said as such.
+      if (waitTimeout.aborted)
+        return internalError(`No container for the action could be started on host ${this.d.hostId} within ${Math.round(waitMs / 1000)} s.`);
       // A user image this engine does not have is the function's fault, not the platform's.
       if ((err as { statusCode?: number }).statusCode === 404 && fn.runtime.kind === 'image')
         return developerError(`The image ${fn.runtime.image} does not exist on host ${this.d.hostId}.`);

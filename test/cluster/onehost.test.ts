@@ -10,10 +10,15 @@ import { daemonOn, hostIp, hostsDown, hostsUp, restartEngine, socketOf } from '.
 
 // One real host with an engine of its own (in swarm mode, so namespaces get
 // overlay networks as in production): its engine can be restarted under the
-// daemon without disturbing the machine's, and it takes the 200-instance load.
+// daemon without disturbing the machine's, and it takes the load of
+// hundreds of instances at once.
 
 const NS = 'one';
 const GROUP = 200;
+/** instances to a container in the big ring */
+const SEATS = 20;
+/** the ring of one container per instance: enough for the engine's parallel creates on the overlay, few enough for CI's two cores */
+const SINGLES = 40;
 let proc: ChildProcess | undefined;
 let dataDir: string;
 let call: Api;
@@ -26,28 +31,29 @@ const activation = async (id: string) => (await call('GET', `/api/v1/namespaces/
 beforeAll(async () => {
   await hostsUp(1);
   dataDir = mkdtempSync(join(tmpdir(), 'peerless-one-'));
-  // 200 containers of 128 MB are 25 GB of limits, more than this machine's RAM: limits are caps, not reservations.
-  proc = await daemonOn(0, dataDir, ['--host-id', 'one0', '--memory-budget-mb', String(GROUP * 128 + 1024), '--pause-grace-ms', '60000']);
+  // Room for both rings' containers at once (the first ring's stay warm while the second runs).
+  proc = await daemonOn(0, dataDir, ['--host-id', 'one0', '--memory-budget-mb', String((GROUP / SEATS) * 512 + SINGLES * 128 + 1024), '--pause-grace-ms', '60000']);
   const admin = readFileSync(join(dataDir, 'admin.key'), 'utf8').trim();
   const r = await api(url, admin)('PUT', `/api/v1/namespaces/${NS}`);
   expect(r.status).toBe(201);
   call = api(url, r.body.auth);
   await deploy(call, NS, 'sleep', { kind: 'nodejs', code: 'async function main(p) { await new Promise(r => setTimeout(r, p.ms)); return { slept: p.ms } }' });
   // A ring: each instance sends its ID to the next and waits for the previous one's, so all must be up at once.
-  await deploy(call, NS, 'ring', {
-    kind: 'python',
-    code: [
-      'import peerless',
-      'def main(p):',
-      '    me = peerless.instance_id()',
-      '    i, n = int(me.split("-")[1]), p["n"]',
-      '    nxt, prev = f"r-{(i + 1) % n}", f"r-{(i - 1) % n}"',
-      '    peerless.wait_for([nxt], timeout=290)',
-      '    peerless.send(nxt, me)',
-      '    _, data = peerless.recv(prev, timeout=290)',
-      '    return {"me": me, "from": bytes(data).decode()}',
-    ].join('\n'),
-  }, { limits: { memory: 128, timeout: 300_000 } });
+  const ring = [
+    'import peerless',
+    'def main(p):',
+    '    me = peerless.instance_id()',
+    '    pre, i = me.rsplit("-", 1)',
+    '    i, n = int(i), p["n"]',
+    '    nxt, prev = f"{pre}-{(i + 1) % n}", f"{pre}-{(i - 1) % n}"',
+    '    peerless.wait_for([nxt], timeout=170)',
+    '    peerless.send(nxt, me)',
+    '    _, data = peerless.recv(prev, timeout=170)',
+    '    return {"me": me, "from": bytes(data).decode()}',
+  ].join('\n');
+  // Many instances to a container (forked from one loaded interpreter), and one container each.
+  await deploy(call, NS, 'ring', { kind: 'python', code: ring }, { limits: { memory: 512, timeout: 180_000, concurrency: SEATS } });
+  await deploy(call, NS, 'ring1', { kind: 'python', code: ring }, { limits: { memory: 128, timeout: 180_000 } });
 }, 240_000);
 
 afterAll(async () => {
@@ -89,22 +95,39 @@ describe('one host with its own engine', () => {
     expect(left.length).toBe(Object.values(pool).reduce((x, y) => x + y, 0));
   }, 180_000);
 
-  it(`starts ${GROUP} instances at once on one host's overlay network: all run and reach each other, none is lost`, async () => {
+  /** Starts a ring of n instances of fn at once and checks every one ran and heard from the one before it. */
+  async function ringOf(fn: string, prefix: string, n: number): Promise<string> {
     const t0 = Date.now();
-    const r = await invoke(call, NS, 'ring', { n: GROUP }, `blocking=false&instances=r-{0..${GROUP - 1}}`);
+    const r = await invoke(call, NS, fn, { n }, `blocking=false&instances=${prefix}-{0..${n - 1}}`);
     expect(r.status).toBe(202);
     const members = r.body.activations as { instance: string; activationId: string }[];
-    expect(members).toHaveLength(GROUP);
+    expect(members).toHaveLength(n);
     const results = await waitFor(async () => {
       const all = await Promise.all(members.map((m) => activation(m.activationId)));
       return all.every((a) => a.response.status !== 'running') && all;
-    }, 400_000, `all ${GROUP} activations to end`);
+    }, 240_000, `all ${n} activations to end`);
     const seconds = ((Date.now() - t0) / 1000).toFixed(1);
     const failed = results.filter((a) => a.response.status !== 'success');
     expect(failed.map((a) => a.response), `${failed.length} failed`).toEqual([]);
-    for (const [i, a] of results.entries()) expect(a.response.result).toEqual({ me: `r-${i}`, from: `r-${(i - 1 + GROUP) % GROUP}` });
+    for (const [i, a] of results.entries()) expect(a.response.result).toEqual({ me: `${prefix}-${i}`, from: `${prefix}-${(i - 1 + n) % n}` });
     expect((await engine.getNetwork(namespaceNetworkName(NS)).inspect()).Driver).toBe('overlay');
-    console.log(`${GROUP} instances: all ran and exchanged messages in ${seconds} s`);
     expect((await call('GET', `/api/v1/namespaces/${NS}/instances`)).body.instances).toEqual([]);
-  }, 600_000);
+    return seconds;
+  }
+  const containersOf = async (fn: string) => (await ours()).filter((c) => c.Labels['peerless.function'] === fn).length;
+
+  it(`starts ${GROUP} instances at once, ${SEATS} to a container, on one host's overlay network: all run and reach each other, none is lost`, async () => {
+    const seconds = await ringOf('ring', 'r', GROUP);
+    // Packed as the function's concurrency allows: never more containers than that needs.
+    const n = await containersOf('ring');
+    expect(n).toBeGreaterThan(0);
+    expect(n).toBeLessThanOrEqual(GROUP / SEATS);
+    console.log(`${GROUP} instances in ${n} containers: all ran and exchanged messages in ${seconds} s`);
+  }, 300_000);
+
+  it(`starts ${SINGLES} instances at once in a container each on the overlay network: all run and reach each other, none is lost`, async () => {
+    const seconds = await ringOf('ring1', 's', SINGLES);
+    expect(await containersOf('ring1')).toBeGreaterThanOrEqual(SINGLES);
+    console.log(`${SINGLES} instances in a container each: all ran and exchanged messages in ${seconds} s`);
+  }, 300_000);
 });

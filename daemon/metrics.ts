@@ -18,7 +18,7 @@ export class Metrics {
     for (let i = 0; i < BUCKETS_MS.length; i++) if (ms <= BUCKETS_MS[i]!) this.buckets[i]!++;
   }
 
-  render(gauges: { containers: Record<string, number>; mapEntries: number; remoteEntries: number; peers: number; running: number; forged: number;
+  render(gauges: { containers: Record<string, number>; mapEntries: number; remoteEntries: number; peers: number; running: number; rejected: { kind: string; reason: string; n: number }[];
     oldestHeartbeatMs: number; engineUp: boolean; unsaved: number; dropped: Record<string, number>;
     registryPulls: Record<string, number> }): string {
     const out: string[] = [];
@@ -45,7 +45,8 @@ export class Metrics {
       [`peerless_gossip_heartbeat_age_seconds ${gauges.oldestHeartbeatMs / 1000}`]);
     metric('peerless_engine_up', 'gauge', 'Whether the Docker engine answers (1) or is lost (0).', [`peerless_engine_up ${gauges.engineUp ? 1 : 0}`]);
     metric('peerless_activations_unsaved', 'gauge', 'Finished activations whose outcome waits for room on the data disk.', [`peerless_activations_unsaved ${gauges.unsaved}`]);
-    metric('peerless_gossip_forged_total', 'counter', 'Gossip messages dropped because their origin was not their signer.', [`peerless_gossip_forged_total ${gauges.forged}`]);
+    metric('peerless_gossip_rejected_total', 'counter', 'Messages from other daemons dropped unread, by protocol or topic (a "-reply" kind: a reply to this daemon) and reason: not-json, too-large, malformed, forged (origin not the signer), listener-error.',
+      gauges.rejected.map((r) => `peerless_gossip_rejected_total{kind="${r.kind}",reason="${r.reason}"} ${r.n}`));
     return `${out.join('\n')}\n`;
   }
 }

@@ -1,10 +1,10 @@
 import type { Cluster } from '../gossip/cluster.ts';
-import { activationView, type ActivationView } from './activationView.ts';
+import type { Codec } from '../gossip/protocols.ts';
+import { activationView, parseActivationView, type ActivationView } from './activationView.ts';
 import type { Directory } from './directory.ts';
 import { isName, type ActivationId, type FunctionName, type NamespaceName } from './ids.ts';
 import type { Invocations } from './invocations.ts';
-import { jobView, type JobDoc, type Jobs } from './jobs.ts';
-import { ACTIVATION_PROTOCOL } from './remote.ts';
+import { jobView, type JobDoc, type JobMember, type Jobs } from './jobs.ts';
 import type { Store } from './store.ts';
 
 // Records kept where they were made, read from any daemon: an activation is
@@ -12,8 +12,6 @@ import type { Store } from './store.ts';
 // through one daemon asks the others; a list merges every live daemon's part
 // and names the daemons that did not answer in time instead of failing.
 
-export const ACTIVATIONS_PROTOCOL = '/peerless/activations/1.0.0';
-export const JOBS_PROTOCOL = '/peerless/jobs/1.0.0';
 /** How long a list waits for each daemon's part. */
 const ASK_MS = 3_000;
 /** The most a daemon lists of its own for one merged page (skip + limit). */
@@ -35,10 +33,68 @@ export interface Listing<T> {
 }
 
 type JobAsk = { op: 'get' | 'kill'; namespace: string; id: string } | { op: 'list'; namespace: string; limit: number };
+type ActivationAsk = { namespace: string; id: ActivationId };
+type ActivationsAsk = { namespace: NamespaceName; name: string | null; since: number; upto: number; limit: number; docs: boolean };
 
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const hex32 = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{32}$/.test(v);
-const int = (v: unknown, max: number) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+const int = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+const time = (v: unknown): v is number | null => v === null || int(v, Number.MAX_SAFE_INTEGER);
+const text = (v: unknown): v is string | null => v === null || typeof v === 'string';
+/** every item parsed, or undefined */
+const each = <T>(v: unknown, parse: (x: unknown) => T | null, max: number): T[] | undefined => {
+  if (!Array.isArray(v) || v.length > max) return undefined;
+  const out = v.map(parse);
+  return out.every((x) => x !== null) ? (out as T[]) : undefined;
+};
+/** null is an answer (nothing there); anything else must parse */
+const orNull = <T>(parse: (x: unknown) => T | null) => (v: unknown): T | null | undefined => (v === null ? null : (parse(v) ?? undefined));
+
+function parseMember(v: unknown): JobMember | null {
+  if (!isObj(v) || typeof v.instance !== 'string' || !text(v.activationId) || !text(v.host) || !int(v.epoch, 1_000_000) || typeof v.state !== 'string') return null;
+  if (!text(v.status) || !time(v.start) || !time(v.end) || !Array.isArray(v.attempts) || !v.attempts.every(hex32)) return null;
+  if (!(v.outcome === null || (isObj(v.outcome) && typeof v.outcome.status === 'string' && text(v.outcome.error)))) return null;
+  return v as unknown as JobMember;
+}
+
+/** A job record another daemon sent, checked field by field. */
+function parseJob(v: unknown): JobDoc | null {
+  if (!isObj(v) || !hex32(v.jobId) || typeof v.namespace !== 'string' || typeof v.function !== 'string' || typeof v.coordinator !== 'string') return null;
+  if (!int(v.created, Number.MAX_SAFE_INTEGER) || !time(v.end) || typeof v.status !== 'string' || !text(v.reason) || !text(v.parent) || typeof v.detach !== 'boolean') return null;
+  if (!(v.failed === null || (isObj(v.failed) && typeof v.failed.instance === 'string' && typeof v.failed.reason === 'string'))) return null;
+  if (!(v.restart === null || (isObj(v.restart) && int(v.restart.maxRestarts, 100)))) return null;
+  return each(v.members, parseMember, 10_000) ? (v as unknown as JobDoc) : null;
+}
+
+export const ACTIVATION: Codec<ActivationAsk, ActivationView | null> = {
+  kind: 'activation',
+  maxRequestBytes: 4096,
+  request: (r) => (isObj(r) && typeof r.namespace === 'string' && isName(r.namespace) && hex32(r.id) ? { namespace: r.namespace, id: r.id as ActivationId } : undefined),
+  reply: orNull(parseActivationView),
+};
+
+const ACTIVATIONS: Codec<ActivationsAsk, ActivationView[]> = {
+  kind: 'activations',
+  maxRequestBytes: 4096,
+  request: (q) => {
+    if (!isObj(q) || typeof q.namespace !== 'string' || !isName(q.namespace) || !(q.name === null || (typeof q.name === 'string' && isName(q.name)))) return undefined;
+    if (!int(q.since, Number.MAX_SAFE_INTEGER) || !int(q.upto, Number.MAX_SAFE_INTEGER) || !int(q.limit, MAX_WINDOW)) return undefined;
+    return { namespace: q.namespace as NamespaceName, name: q.name, since: q.since, upto: q.upto, limit: q.limit, docs: q.docs === true };
+  },
+  reply: (v) => each(v, parseActivationView, MAX_WINDOW),
+};
+
+/** get and kill answer one job or null, list answers a list */
+const JOBS: Codec<JobAsk, JobDoc | null | JobDoc[]> = {
+  kind: 'jobs',
+  maxRequestBytes: 4096,
+  request: (r) => {
+    if (!isObj(r) || typeof r.namespace !== 'string' || !isName(r.namespace)) return undefined;
+    if (r.op === 'list') return int(r.limit, 200) ? { op: 'list', namespace: r.namespace, limit: r.limit } : undefined;
+    return (r.op === 'get' || r.op === 'kill') && hex32(r.id) ? { op: r.op, namespace: r.namespace, id: r.id } : undefined;
+  },
+  reply: (v) => (Array.isArray(v) ? each(v, parseJob, 200) : orNull(parseJob)(v)),
+};
 
 export interface RecordsDeps {
   store: Store;
@@ -46,6 +102,10 @@ export interface RecordsDeps {
   directory: Directory;
   invocations: Invocations;
 }
+
+/** A reply of the wrong form for what was asked (a list for a get) is refused like a malformed one. */
+const one = (r: JobDoc | null | JobDoc[]) => (Array.isArray(r) ? Promise.reject(new Error('a list where one job was asked for')) : r);
+const many = (r: JobDoc | null | JobDoc[]) => (Array.isArray(r) ? r : Promise.reject(new Error('one job where a list was asked for')));
 
 export class Records {
   private cluster: Cluster | null = null;
@@ -56,22 +116,14 @@ export class Records {
 
   async serve(cluster: Cluster): Promise<void> {
     this.cluster = cluster;
-    await cluster.handle(ACTIVATION_PROTOCOL, async (r) => {
-      if (!isObj(r) || typeof r.namespace !== 'string' || !hex32(r.id)) return null;
-      const a = this.d.store.getActivation(r.id as ActivationId);
+    await cluster.handle(ACTIVATION, async (r) => {
+      const a = this.d.store.getActivation(r.id);
       return a && a.namespace === r.namespace ? activationView(a) : null;
     });
-    await cluster.handle(ACTIVATIONS_PROTOCOL, async (r) => {
-      if (!isObj(r) || typeof r.namespace !== 'string' || !isName(r.namespace)) return [];
-      const q = r as Record<string, unknown>;
-      if (!(q.name === null || (typeof q.name === 'string' && isName(q.name))) || !int(q.since, Number.MAX_SAFE_INTEGER) || !int(q.upto, Number.MAX_SAFE_INTEGER) || !int(q.limit, MAX_WINDOW)) return [];
-      return this.localActivations(r.namespace as NamespaceName, { name: q.name as string | null, since: q.since as number, upto: q.upto as number, limit: q.limit as number, skip: 0, docs: q.docs === true });
-    });
-    await cluster.handle(JOBS_PROTOCOL, async (r) => {
-      if (!isObj(r) || typeof r.namespace !== 'string' || !isName(r.namespace)) return null;
+    await cluster.handle(ACTIVATIONS, async (q) => this.localActivations(q.namespace, { ...q, skip: 0 }));
+    await cluster.handle(JOBS, async (r) => {
       const ns = r.namespace as NamespaceName;
-      if (r.op === 'list') return int(r.limit, 200) ? this.localJobs(ns, r.limit as number) : [];
-      if ((r.op !== 'get' && r.op !== 'kill') || !hex32(r.id)) return null;
+      if (r.op === 'list') return this.localJobs(ns, r.limit);
       return r.op === 'get' ? this.localJob(ns, r.id) : this.killHere(ns, r.id);
     });
   }
@@ -89,7 +141,7 @@ export class Records {
     const a = this.d.store.getActivation(id);
     // Another namespace's activation is reported as missing, not as forbidden: its existence is not ours to reveal.
     if (a) return a.namespace === ns ? activationView(a) : null;
-    return this.first((peer) => this.cluster!.request(peer, ACTIVATION_PROTOCOL, { namespace: ns, id }, ASK_MS) as Promise<ActivationView | null>);
+    return this.first((peer) => this.cluster!.request(peer, ACTIVATION, { namespace: ns, id }, ASK_MS));
   }
 
   /** The namespace's activations on every live daemon, newest first, one page of them. */
@@ -97,8 +149,8 @@ export class Records {
     const window = Math.min(MAX_WINDOW, q.skip + q.limit);
     const mine = this.localActivations(ns, { ...q, skip: 0, limit: window });
     const { parts, missing } = await this.everyPeer((peer) =>
-      this.cluster!.request(peer, ACTIVATIONS_PROTOCOL, { namespace: ns, name: q.name, since: q.since, upto: q.upto, limit: window, docs: q.docs }, ASK_MS) as Promise<ActivationView[]>);
-    const all = [mine, ...parts].flat().filter((a) => isObj(a) && typeof a.start === 'number');
+      this.cluster!.request(peer, ACTIVATIONS, { namespace: ns, name: q.name, since: q.since, upto: q.upto, limit: window, docs: q.docs }, ASK_MS));
+    const all = [mine, ...parts].flat();
     const seen = new Set<string>();
     const items = all.sort((a, b) => b.start - a.start).filter((a) => !seen.has(a.activationId) && seen.add(a.activationId));
     return { items: items.slice(q.skip, q.skip + q.limit), missing };
@@ -127,20 +179,24 @@ export class Records {
   }
 
   async job(ns: NamespaceName, id: string): Promise<JobDoc | null> {
-    return this.localJob(ns, id) ?? this.first((peer) => this.cluster!.request(peer, JOBS_PROTOCOL, { op: 'get', namespace: ns, id } satisfies JobAsk, ASK_MS) as Promise<JobDoc | null>);
+    return this.localJob(ns, id) ?? this.first((peer) => this.askJobs(peer, { op: 'get', namespace: ns, id }).then(one));
   }
 
   async kill(ns: NamespaceName, id: string): Promise<JobDoc | null> {
-    return this.killHere(ns, id) ?? this.first((peer) => this.cluster!.request(peer, JOBS_PROTOCOL, { op: 'kill', namespace: ns, id } satisfies JobAsk, ASK_MS) as Promise<JobDoc | null>);
+    return this.killHere(ns, id) ?? this.first((peer) => this.askJobs(peer, { op: 'kill', namespace: ns, id }).then(one));
   }
 
   async jobList(ns: NamespaceName, limit: number): Promise<Listing<JobDoc>> {
-    const { parts, missing } = await this.everyPeer((peer) => this.cluster!.request(peer, JOBS_PROTOCOL, { op: 'list', namespace: ns, limit } satisfies JobAsk, ASK_MS) as Promise<JobDoc[]>);
-    const all = [this.localJobs(ns, limit), ...parts].flat().filter((j) => isObj(j) && typeof j.created === 'number');
+    const { parts, missing } = await this.everyPeer((peer) => this.askJobs(peer, { op: 'list', namespace: ns, limit }).then(many));
+    const all = [this.localJobs(ns, limit), ...parts].flat();
     return { items: all.sort((a, b) => b.created - a.created).slice(0, limit), missing };
   }
 
   // asking the other daemons
+
+  private askJobs(peer: string, ask: JobAsk): Promise<JobDoc | null | JobDoc[]> {
+    return this.cluster!.request(peer, JOBS, ask, ASK_MS);
+  }
 
   /** The first non-null answer of any peer, or null. */
   private async first<T>(ask: (peer: string) => Promise<T | null>): Promise<T | null> {
@@ -154,7 +210,7 @@ export class Records {
     const asked = peers.filter((p) => p.synced);
     const got = await Promise.allSettled(asked.map((p) => ask(p.origin)));
     return {
-      parts: got.map((g) => (g.status === 'fulfilled' && Array.isArray(g.value) ? g.value : [])),
+      parts: got.map((g) => (g.status === 'fulfilled' ? g.value : [])),
       missing: asked.filter((_, i) => got[i]!.status === 'rejected').map((p) => p.host),
     };
   }

@@ -2,12 +2,14 @@ import type { Logger } from 'pino';
 import type { Claimant, ClaimVerdict } from '../gossip/claims.ts';
 import type { Cluster } from '../gossip/cluster.ts';
 import type { Candidate } from '../gossip/placement.ts';
-import type { ActivationView } from './activationView.ts';
+import type { Codec } from '../gossip/protocols.ts';
+import { parseActivationView, type ActivationView } from './activationView.ts';
 import { PeerlessError } from './errors.ts';
 import type { Hosts, LocalHosts } from './hosts.ts';
 import { isEntityName } from './entities.ts';
 import { isName, type ActivationId, type FunctionName, type HostId, type NamespaceName } from './ids.ts';
 import { recordFailed } from './invocations.ts';
+import { ACTIVATION } from './records.ts';
 import type { Share, ShareMember, ShareRunner } from './share.ts';
 import type { Store } from './store.ts';
 
@@ -16,10 +18,8 @@ import type { Store } from './store.ts';
 // that daemon as each member ends. A member whose daemon is dropped from the
 // cluster (crashed, cut off, restarted) ends here at once as a platform
 // error, so its job and its caller never wait for ever. Every message on
-// these protocols is checked before use; a malformed one gets an error answer
-// and is counted, never thrown.
-
-export const RUN_PROTOCOL = '/peerless/run/1.0.0';
+// these protocols is read by its codec before use: a malformed one is refused
+// and counted, never thrown.
 
 const MAX_MEMBERS = 1000;
 const ACT_ID = /^[0-9a-f]{32}$/;
@@ -35,6 +35,14 @@ export type RunRequest =
   | { op: 'stop'; ids: ActivationId[]; why: string }
   | { op: 'ended'; activationId: ActivationId; activation: ActivationView };
 type RunReply = { ok: true; reservation?: string | null; freeMb?: number } | { error: string };
+
+function parseRunReply(v: unknown): RunReply | null {
+  if (!isObj(v)) return null;
+  if (typeof v.error === 'string') return { error: v.error.slice(0, 1024) };
+  if (v.ok !== true || !(v.reservation === undefined || v.reservation === null || typeof v.reservation === 'string')) return null;
+  if (!(v.freeMb === undefined || (typeof v.freeMb === 'number' && Number.isFinite(v.freeMb)))) return null;
+  return { ok: true, ...(v.reservation === undefined ? {} : { reservation: v.reservation }), ...(v.freeMb === undefined ? {} : { freeMb: v.freeMb }) };
+}
 
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isCount = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
@@ -61,9 +69,9 @@ export function parseRun(v: unknown): RunRequest | null {
       return Array.isArray(v.ids) && v.ids.length <= MAX_MEMBERS && v.ids.every((i) => typeof i === 'string' && ACT_ID.test(i)) && typeof v.why === 'string'
         ? { op: 'stop', ids: v.ids as ActivationId[], why: v.why.slice(0, 1024) } : null;
     case 'ended': {
-      const a = v.activation;
-      return typeof v.activationId === 'string' && ACT_ID.test(v.activationId) && isObj(a) && a.activationId === v.activationId && isObj(a.response) && typeof a.response.status === 'string'
-        ? { op: 'ended', activationId: v.activationId as ActivationId, activation: a as unknown as ActivationView } : null;
+      const a = parseActivationView(v.activation);
+      return typeof v.activationId === 'string' && a !== null && a.activationId === v.activationId
+        ? { op: 'ended', activationId: v.activationId as ActivationId, activation: a } : null;
     }
     case 'start': {
       const s = v.share;
@@ -81,6 +89,13 @@ export function parseRun(v: unknown): RunRequest | null {
   }
 }
 
+export const RUN: Codec<RunRequest, RunReply> = {
+  kind: 'run',
+  maxRequestBytes: 2 * 1024 * 1024,
+  request: (x) => parseRun(x) ?? undefined,
+  reply: (x) => parseRunReply(x) ?? undefined,
+};
+
 interface Pending {
   peer: string;
   share: Share;
@@ -91,7 +106,6 @@ interface Pending {
 
 /** Past its time limit and this, a member never heard of is asked after (its news may have been lost). */
 const OVERDUE_MS = 120_000;
-export const ACTIVATION_PROTOCOL = '/peerless/activation/1.0.0';
 
 export interface ClusterHostsDeps {
   cluster: Cluster;
@@ -107,8 +121,6 @@ export class ClusterHosts implements Hosts {
   readonly self: string;
   /** members running on other daemons for this one, by activation */
   private readonly pending = new Map<string, Pending>();
-  /** run messages refused as malformed */
-  malformed = 0;
   private readonly d: ClusterHostsDeps;
   constructor(d: ClusterHostsDeps) {
     this.d = d;
@@ -117,18 +129,13 @@ export class ClusterHosts implements Hosts {
 
   /** Serves other daemons' requests to run members here, and their news of members that ended. */
   async listen(): Promise<void> {
-    await this.d.cluster.handle(RUN_PROTOCOL, async (body, signer): Promise<RunReply> => {
-      const r = parseRun(body);
-      if (!r) {
-        this.malformed++;
-        return { error: 'malformed request' };
-      }
+    await this.d.cluster.handle(RUN, async (r, signer): Promise<RunReply> => {
       try {
         return this.serve(r, signer);
       } catch (e) {
         return { error: e instanceof PeerlessError ? e.message : 'the request failed on this host' };
       }
-    }, 2 * 1024 * 1024);
+    });
     this.d.cluster.onMemberDown = (origin, host) => this.memberDown(origin, host);
   }
 
@@ -162,7 +169,7 @@ export class ClusterHosts implements Hosts {
   private async tell(coordinator: string, activationId: ActivationId, activation: ActivationView): Promise<void> {
     for (let i = 0; i < ENDED_TRIES; i++) {
       try {
-        await this.d.cluster.request(coordinator, RUN_PROTOCOL, { op: 'ended', activationId, activation }, REQUEST_MS);
+        await this.d.cluster.request(coordinator, RUN, { op: 'ended', activationId, activation }, REQUEST_MS);
         return;
       } catch {
         if (!this.d.cluster.candidates().some((c) => c.origin === coordinator)) return; // it is gone: nobody is waiting
@@ -198,8 +205,7 @@ export class ClusterHosts implements Hosts {
   private overdue(id: string): void {
     const p = this.pending.get(id);
     if (!p) return;
-    void this.d.cluster.request(p.peer, ACTIVATION_PROTOCOL, { namespace: p.share.namespace, id }, REQUEST_MS).then((v) => {
-      const a = v as ActivationView | null;
+    void this.d.cluster.request(p.peer, ACTIVATION, { namespace: p.share.namespace, id: id as ActivationId }, REQUEST_MS).then((a) => {
       if (a && a.response.status !== 'running') this.settle(id, a);
       else if (a) p.watchdog = this.watch(id, p.share);
       else this.lost(id, p, `The host ${this.nameOf(p.peer)} does not know the activation.`);
@@ -219,7 +225,7 @@ export class ClusterHosts implements Hosts {
   async freshCandidates(): Promise<Candidate[]> {
     const [self, ...others] = this.candidates();
     const asked = await Promise.all(others.map(async (c) => {
-      const r = (await this.d.cluster.request(c.origin, RUN_PROTOCOL, { op: 'free' }, REQUEST_MS).catch(() => null)) as RunReply | null;
+      const r = await this.d.cluster.request(c.origin, RUN, { op: 'free' }, REQUEST_MS).catch(() => null);
       return r && 'ok' in r && typeof r.freeMb === 'number' ? { origin: c.origin, freeMb: r.freeMb } : c;
     }));
     return [self!, ...asked];
@@ -232,13 +238,13 @@ export class ClusterHosts implements Hosts {
 
   async reserve(host: string, mb: number, ttlMs: number): Promise<string | null> {
     if (host === this.self) return this.d.local.reserve(host, mb, ttlMs);
-    const r = (await this.d.cluster.request(host, RUN_PROTOCOL, { op: 'reserve', mb, ttlMs }, REQUEST_MS)) as RunReply;
+    const r = await this.d.cluster.request(host, RUN, { op: 'reserve', mb, ttlMs }, REQUEST_MS);
     return 'ok' in r && typeof r.reservation === 'string' ? r.reservation : null;
   }
 
   unreserve(host: string, reservation: string): void {
     if (host === this.self) return this.d.local.unreserve(host, reservation);
-    void this.d.cluster.request(host, RUN_PROTOCOL, { op: 'unreserve', reservation }, REQUEST_MS).catch(() => undefined);
+    void this.d.cluster.request(host, RUN, { op: 'unreserve', reservation }, REQUEST_MS).catch(() => undefined);
   }
 
   async start(host: string, share: Share): Promise<Promise<ActivationView>[]> {
@@ -254,7 +260,7 @@ export class ClusterHosts implements Hosts {
     };
     let r: RunReply;
     try {
-      r = (await this.d.cluster.request(host, RUN_PROTOCOL, { op: 'start', share }, REQUEST_MS)) as RunReply;
+      r = await this.d.cluster.request(host, RUN, { op: 'start', share }, REQUEST_MS);
     } catch (e) {
       forget();
       throw new Error(`it did not answer (${(e as Error).message})`);
@@ -269,7 +275,7 @@ export class ClusterHosts implements Hosts {
   async stop(host: string, ids: ActivationId[], why: string): Promise<void> {
     if (host === this.self || host === this.d.hostId) return this.d.local.stop(host, ids, why);
     const origin = this.d.cluster.peers().find((p) => p.host === host)?.origin ?? host;
-    await this.d.cluster.request(origin, RUN_PROTOCOL, { op: 'stop', ids, why }, REQUEST_MS);
+    await this.d.cluster.request(origin, RUN, { op: 'stop', ids, why }, REQUEST_MS);
   }
 
   claim(ns: string, ids: string[]): Promise<ClaimVerdict> {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Cluster } from '../gossip/cluster.ts';
+import type { Codec } from '../gossip/protocols.ts';
 import { decode, Hlc, newer } from '../gossip/hlc.ts';
 import type { BlobStore } from './blobs.ts';
 import { digestOf } from './blobs.ts';
@@ -23,9 +24,6 @@ import type { EntityDocs, EntityKind, FunctionRecord } from './types.ts';
 
 /** Code up to this size rides along in the gossip message; larger code is fetched by digest. */
 export const INLINE_CODE_LIMIT = 64 * 1024;
-export const BLOB_PROTOCOL = '/peerless/blob/1.0.0';
-/** what a member holds newer than the puller's clocks, small code inline */
-export const REGISTRY_PROTOCOL = '/peerless/registry/1.0.0';
 const FETCH_TIMEOUT_MS = 60_000;
 const PULL_TIMEOUT_MS = 30_000;
 /** a pull names the clocks the puller holds, about 100 bytes each: room for a registry of 100,000 */
@@ -39,6 +37,29 @@ type FnMsg = { type: 'fn'; ns: string; name: string; hlc: string; deleted: boole
 /** a trigger, rule or package: its whole document */
 type EntMsg = { type: 'ent'; kind: EntityKind; ns: string; name: string; hlc: string; deleted: boolean; doc?: unknown };
 type Msg = NsMsg | FnMsg | EntMsg;
+
+/** code by digest; the reply is the code's bytes, checked against the digest by the asker */
+const BLOB: Codec<{ digest: Digest }, never> = {
+  kind: 'blob',
+  maxRequestBytes: 1024,
+  request: (x) => {
+    const d = (x as { digest?: unknown } | null)?.digest;
+    return typeof d === 'string' && isDigest(d) ? { digest: d as Digest } : undefined;
+  },
+  reply: () => undefined,
+};
+
+type Clock = [kind: string, namespace: string, name: string, hlc: string];
+/** what a member holds newer than the puller's clocks, small code inline; each message is checked as it is merged (receive) */
+const REGISTRY: Codec<{ have: Clock[] }, unknown[]> = {
+  kind: 'registry',
+  maxRequestBytes: MAX_PULL_REQUEST,
+  request: (x) => {
+    const have = (x as { have?: unknown } | null)?.have;
+    return Array.isArray(have) && have.every((k) => Array.isArray(k) && k.length === 4 && k.every((f) => typeof f === 'string')) ? { have: have as Clock[] } : undefined;
+  },
+  reply: (x) => (Array.isArray(x) ? x : undefined),
+};
 
 const clockKey = (kind: string, ns: string, name: string) => `${kind}\0${ns}\0${name}`;
 
@@ -77,13 +98,12 @@ export class Registry {
     this.cluster = cluster;
     cluster.onRegistry = (m, signer) => void this.receive(m, signer).catch((err: unknown) => this.log.warn({ err }, 'registry message not applied'));
     // Only code some function uses is served, by exact digest: nothing else of the data dir is reachable.
-    void cluster.handleBytes(BLOB_PROTOCOL, async (body) => {
-      const d = String((body as { digest?: unknown } | null)?.digest ?? '');
-      if (!isDigest(d) || !this.store.digestInUse(d) || !this.blobs.has(d)) throw new Error(`no blob ${d.slice(0, 80)}`);
-      return this.blobs.get(d);
+    void cluster.handleBytes(BLOB, async ({ digest }) => {
+      if (!this.store.digestInUse(digest) || !this.blobs.has(digest)) throw new Error(`no blob ${digest}`);
+      return this.blobs.get(digest);
     }).catch((err: unknown) => this.log.error({ err }, 'could not serve code blobs to peers'));
     cluster.onRegistryDiffers = (peer) => this.pull(peer);
-    void cluster.handle(REGISTRY_PROTOCOL, async (body) => this.newerThan(body), MAX_PULL_REQUEST)
+    void cluster.handle(REGISTRY, async (r) => this.newerThan(r.have))
       .catch((err: unknown) => this.log.error({ err }, 'could not serve the registry to peers'));
     // Several peers come up together when a daemon joins: answer them all with one round.
     let pending: NodeJS.Timeout | null = null;
@@ -145,10 +165,8 @@ export class Registry {
    * A pull's answer: what this daemon holds newer than the puller's clocks say it does (body: the puller's
    * clocks as [kind, namespace, name, hlc] rows). Small code rides along until the budget is spent.
    */
-  private newerThan(body: unknown): Msg[] {
-    const held = new Map<string, string>();
-    const rows = (body as { have?: unknown } | null)?.have;
-    for (const r of Array.isArray(rows) ? rows : []) if (Array.isArray(r) && r.length === 4 && r.every((x) => typeof x === 'string')) held.set(clockKey(r[0], r[1], r[2]), r[3]);
+  private newerThan(have: Clock[]): Msg[] {
+    const held = new Map(have.map(([kind, ns, name, hlc]) => [clockKey(kind, ns, name), hlc]));
     let budget = PULL_INLINE_BUDGET;
     return this.messages((kind, ns, name, hlc) => newer(hlc, held.get(clockKey(kind, ns, name))), (size) => (budget -= size) >= 0);
   }
@@ -216,11 +234,10 @@ export class Registry {
     const c = this.cluster;
     if (!c) return;
     const before = this.digest();
-    let ms: unknown;
+    let ms: unknown[];
     try {
-      const have = this.store.registryClocks().map((k) => [k.kind, k.namespace, k.name, k.hlc]);
-      ms = await c.request(peer, REGISTRY_PROTOCOL, { have }, PULL_TIMEOUT_MS);
-      if (!Array.isArray(ms)) throw new Error('a peer answered a registry pull with something else than a list');
+      const have = this.store.registryClocks().map((k): Clock => [k.kind, k.namespace, k.name, k.hlc]);
+      ms = await c.request(peer, REGISTRY, { have }, PULL_TIMEOUT_MS);
       for (const m of ms) await this.receive(m, peer);
     } catch (err) {
       this.pulls.failed++;
@@ -245,6 +262,7 @@ export class Registry {
   /** A registry message that is not well formed: dropped, counted and logged with its signer. */
   private reject(signer: string, what: string): void {
     this.malformed++;
+    this.cluster?.rejects.count('registry-topic', 'malformed');
     this.log.warn({ signer, what }, 'dropped a malformed registry message');
   }
 
@@ -341,7 +359,7 @@ export class Registry {
     if (!c) return null;
     for (const peer of [announcer, ...c.connectedPeers().filter((p) => p !== announcer)]) {
       try {
-        const bytes = Buffer.from(await c.requestBytes(peer, BLOB_PROTOCOL, { digest }, FETCH_TIMEOUT_MS, this.maxCodeBytes));
+        const bytes = Buffer.from(await c.requestBytes(peer, BLOB, { digest }, FETCH_TIMEOUT_MS, this.maxCodeBytes));
         if (digestOf(bytes) === digest) return bytes;
         this.log.warn({ peer, digest }, 'a peer sent code that does not match its digest');
       } catch (err) {

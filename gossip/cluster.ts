@@ -11,7 +11,6 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
-import xsalsa20 from 'xsalsa20';
 import type { Logger } from 'pino';
 import type { AddressMap } from './addrmap.ts';
 import { startHyperswarm, type Discovery } from './discovery.ts';
@@ -20,6 +19,8 @@ import { BeatLinks, MAX_ROWS } from './links.ts';
 import { refuses, tcpTarget } from './probe.ts';
 import { BeatTable, FANOUT, introValid, parseBeat, pick, reportTimeouts, sameAddrs, signIntro, type Beat } from './liveness.ts';
 import { Replica, type Effect, type Member } from './replica.ts';
+import { isRefusal, PROTOCOLS, Rejects, TOPICS, WireRejected, type Codec, type RejectReason } from './protocols.ts';
+import { reservePnetMemory } from './upstream/pnetMemory.ts';
 import { parseTopicMessage, type TopicMessage } from './wire.ts';
 
 // The daemon-to-daemon layer: a libp2p node (TCP, Noise, yamux, identify,
@@ -30,18 +31,26 @@ import { parseTopicMessage, type TopicMessage } from './wire.ts';
 // load and addresses travel apart, as relayed beat counters (liveness.ts);
 // a daemon behind on an origin asks the origin itself for its snapshot.
 
-export const TOPIC = 'peerless/addrmap/1';
-export const REGISTRY_TOPIC = 'peerless/registry/1';
-
 type Wire = TopicMessage;
+
+const rows = (x: unknown): Beat[] | undefined => (Array.isArray(x) ? x.slice(0, MAX_ROWS).map(parseBeat).filter((b): b is Beat => b !== null) : undefined);
 
 /**
  * The previous build's beat swap, one request per swap: still answered, so a cluster upgraded one daemon
  * at a time keeps seeing every member (older daemons push their table here and take this one back).
  */
-export const BEAT_V1_PROTOCOL = '/peerless/beat/1.0.0';
+export const BEAT_V1: Codec<Beat[], Beat[]> = { kind: 'beatV1', maxRequestBytes: 1024 * 1024, request: rows, reply: rows };
+
 /** an origin's snapshot straight from the origin: the connection proves who answers */
-export const SNAPSHOT_PROTOCOL = '/peerless/snapshot/1.0.0';
+const SNAPSHOT: Codec<Record<string, never>, { incarnation: number; seq: number; entries: unknown[] }> = {
+  kind: 'snapshot',
+  maxRequestBytes: 1024,
+  request: () => ({}),
+  // Checked whole, entry by entry, once the origin is known (parseTopicMessage, in pull).
+  reply: (x) => (x !== null && typeof x === 'object' && Array.isArray((x as { entries?: unknown }).entries) ? x as { incarnation: number; seq: number; entries: unknown[] } : undefined),
+};
+
+class TooLarge extends Error {}
 
 async function readAll(stream: AsyncIterable<Uint8Array | { subarray(): Uint8Array }>, maxBytes: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
@@ -49,7 +58,7 @@ async function readAll(stream: AsyncIterable<Uint8Array | { subarray(): Uint8Arr
   for await (const c of stream) {
     const b = c instanceof Uint8Array ? c : c.subarray();
     size += b.length;
-    if (size > maxBytes) throw new Error(`a peer sent more than ${maxBytes} bytes`);
+    if (size > maxBytes) throw new TooLarge(`a peer sent more than ${maxBytes} bytes`);
     chunks.push(b);
   }
   return Buffer.concat(chunks);
@@ -97,21 +106,6 @@ export interface PeerInfo extends Member {
   connected: boolean;
 }
 
-/**
- * The private network's cipher keeps one WebAssembly memory for all connections and, when a write outgrows
- * it, grows it by the size seen from the connection's own (possibly stale) view: with many connections the
- * memory over-grows until it hits its 64 MB cap and the daemon crashes. Growing it once, before any
- * connection exists, gives every connection a view that no write of ours (64 KB pieces) outgrows.
- */
-let pnetMemoryReserved = false;
-function reservePnetMemory(): void {
-  if (pnetMemoryReserved) return;
-  pnetMemoryReserved = true;
-  const x = xsalsa20(new Uint8Array(24), new Uint8Array(32));
-  x.update(new Uint8Array(16 * 1024 * 1024));
-  x.finalize();
-}
-
 export function pskFromHex(hex: string): Uint8Array {
   if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new Error('the cluster key must be 64 hex characters (32 random bytes)');
   return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${hex.toLowerCase()}`);
@@ -154,12 +148,10 @@ const dec = new TextDecoder();
 export class Cluster {
   readonly replica: Replica;
   readonly peerId: string;
-  /** messages refused because their origin was not their signer */
-  forged = 0;
+  /** messages dropped unread, by kind and reason (gossip/protocols.ts) */
+  readonly rejects = new Rejects();
   /** members dropped, by why: silent for the failure timeout, said goodbye, reported gone, restarted */
   readonly dropped: Record<'timeout' | 'leave' | 'down' | 'restart', number> = { timeout: 0, leave: 0, down: 0, restart: 0 };
-  /** address-map messages dropped because a field was missing or of the wrong type (gossip/wire.ts) */
-  malformed = 0;
   /** registry writes from other daemons (namespaces, functions); set by the daemon */
   onRegistry: ((m: unknown, signer: string) => void) | null = null;
   /** a daemon joined (or came back): the daemon answers with its whole registry (anti-entropy) */
@@ -239,16 +231,16 @@ export class Cluster {
         c.flushDelta();
       }, o.batchMs);
     };
-    node.services.pubsub.subscribe(TOPIC);
-    node.services.pubsub.subscribe(REGISTRY_TOPIC);
-    node.services.pubsub.addEventListener('message', (ev) => c.onMessage(ev.detail));
-    node.addEventListener('connection:close', (ev) => c.onConnectionClosed(ev.detail));
+    node.services.pubsub.subscribe(TOPICS.addrmap);
+    node.services.pubsub.subscribe(TOPICS.registry);
+    node.services.pubsub.addEventListener('message', (ev) => c.guarded(ev.detail.topic === TOPICS.registry ? 'registry-topic' : 'addrmap-topic', () => c.onMessage(ev.detail)));
+    node.addEventListener('connection:close', (ev) => c.guarded('addrmap-topic', () => c.onConnectionClosed(ev.detail)));
     await c.links.start();
-    await c.handle(BEAT_V1_PROTOCOL, async (rows) => {
-      await c.takeBeats(Array.isArray(rows) ? rows.slice(0, MAX_ROWS).map(parseBeat).filter((b): b is Beat => b !== null) : []);
+    await c.handle(BEAT_V1, async (rows) => {
+      await c.takeBeats(rows);
       return c.beats.live(Date.now());
     });
-    await c.handle(SNAPSHOT_PROTOCOL, async () => o.local.snapshot());
+    await c.handle(SNAPSHOT, async () => o.local.snapshot());
     // Each daemon beats at its own phase: daemons started together (a cluster booted at once, or several
     // in one process) would otherwise swap tables all in the same instant, and a change arriving then waits.
     c.timers.push(setTimeout(() => c.timers.push(setInterval(() => c.round(), o.heartbeatMs)), Math.random() * o.heartbeatMs));
@@ -286,37 +278,98 @@ export class Cluster {
     return this.peers().filter((p) => p.synced && (p.connected || this.addressed.has(p.origin))).map((p) => ({ origin: p.origin, freeMb: p.freeMb }));
   }
 
-  /** Request/response with one peer over its own stream: JSON in, JSON out. */
-  async request(peer: string, protocol: string, body: unknown, timeoutMs: number): Promise<unknown> {
-    return JSON.parse(dec.decode(await this.requestBytes(peer, protocol, body, timeoutMs)));
+  /**
+   * Request/response with one peer over its own stream: JSON in, JSON out, the reply read by the protocol's
+   * codec. A refusal, or a reply that is not what the protocol says, is a WireRejected.
+   */
+  async request<Req, Rep>(peer: string, codec: Codec<Req, Rep>, body: Req, timeoutMs: number): Promise<Rep> {
+    const raw = this.parseReply(codec, await this.requestBytes(peer, codec, body, timeoutMs));
+    if (isRefusal(raw)) throw new WireRejected(codec.kind, raw.rejected, 'peer');
+    const rep = codec.reply(raw);
+    if (rep === undefined) throw this.rejectReply(codec, 'malformed');
+    return rep;
   }
 
   /** As request, but the answer is raw bytes (code blobs), capped at maxBytes. */
-  async requestBytes(peer: string, protocol: string, body: unknown, timeoutMs: number, maxBytes = 64 * 1024 * 1024): Promise<Uint8Array> {
+  async requestBytes<Req>(peer: string, codec: Codec<Req, unknown>, body: Req, timeoutMs: number, maxBytes = 64 * 1024 * 1024): Promise<Uint8Array> {
     const signal = AbortSignal.timeout(timeoutMs);
-    const stream = await this.node.dialProtocol(peerIdFromString(peer), protocol, { signal });
+    const stream = await this.node.dialProtocol(peerIdFromString(peer), PROTOCOLS[codec.kind], { signal });
     await sendInPieces(stream, enc.encode(JSON.stringify(body)));
     await stream.close({ signal });
-    return readAll(stream, maxBytes);
+    try {
+      return await readAll(stream, maxBytes);
+    } catch (err) {
+      if (err instanceof TooLarge) throw this.rejectReply(codec, 'too-large');
+      throw err;
+    }
   }
 
-  /** maxRequestBytes: the most a peer may send as its request (a request that large is refused) */
-  async handle(protocol: string, fn: (body: unknown, signer: string) => Promise<unknown>, maxRequestBytes?: number): Promise<void> {
-    await this.handleBytes(protocol, async (body, signer) => enc.encode(JSON.stringify(await fn(body, signer))), maxRequestBytes);
+  private rejectReply(codec: Codec<unknown, unknown>, reason: RejectReason): WireRejected {
+    this.rejects.count(`${codec.kind}-reply`, reason);
+    return new WireRejected(codec.kind, reason, 'us');
   }
 
-  async handleBytes(protocol: string, fn: (body: unknown, signer: string) => Promise<Uint8Array>, maxRequestBytes = 1024 * 1024): Promise<void> {
-    await this.node.handle(protocol, async (stream, connection) => {
+  private parseReply(codec: Codec<unknown, unknown>, bytes: Uint8Array): unknown {
+    try {
+      return JSON.parse(dec.decode(bytes));
+    } catch {
+      throw this.rejectReply(codec, 'not-json');
+    }
+  }
+
+  /** Serves a protocol: each request read by its codec first; one it rejects is answered with the reason, and counted. */
+  async handle<Req, Rep>(codec: Codec<Req, Rep>, fn: (req: Req, signer: string) => Promise<Rep>): Promise<void> {
+    await this.handleBytes(codec, async (req, signer) => enc.encode(JSON.stringify(await fn(req, signer))));
+  }
+
+  async handleBytes<Req>(codec: Codec<Req, unknown>, fn: (req: Req, signer: string) => Promise<Uint8Array>): Promise<void> {
+    await this.node.handle(PROTOCOLS[codec.kind], async (stream, connection) => {
+      const signer = connection.remotePeer.toString();
       try {
-        const body = JSON.parse(dec.decode(await readAll(stream, maxRequestBytes)));
-        const out = await fn(body, connection.remotePeer.toString());
+        const req = await this.readRequest(codec, stream, signer);
+        const out = 'rejected' in req ? enc.encode(JSON.stringify(req)) : await fn(req.ok, signer);
         await sendInPieces(stream, out);
         await stream.close();
+        // What more a peer sends of a request refused as too large is not read: the stream goes.
+        if ('rejected' in req && req.rejected === 'too-large') stream.abort(new Error('request too large'));
       } catch (err) {
-        this.o.log.warn({ err, protocol }, 'request from a peer failed');
+        this.o.log.warn({ err, protocol: codec.kind }, 'request from a peer failed');
         stream.abort(err as Error);
       }
     }, { maxInboundStreams: 1024 });
+  }
+
+  private async readRequest<Req>(codec: Codec<Req, unknown>, stream: Stream, signer: string): Promise<{ ok: Req } | { rejected: RejectReason }> {
+    const reject = (reason: RejectReason) => {
+      this.rejects.count(codec.kind, reason);
+      this.o.log.warn({ signer, protocol: codec.kind, reason }, 'rejected a request from a peer');
+      return { rejected: reason };
+    };
+    let bytes: Uint8Array;
+    try {
+      bytes = await readAll(stream, codec.maxRequestBytes);
+    } catch (err) {
+      if (err instanceof TooLarge) return reject('too-large');
+      throw err;
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(dec.decode(bytes));
+    } catch {
+      return reject('not-json');
+    }
+    const req = codec.request(raw);
+    return req === undefined ? reject('malformed') : { ok: req };
+  }
+
+  /** Runs a listener so that a defect in it is logged and counted instead of ending the process. */
+  private guarded(kind: 'addrmap-topic' | 'registry-topic', fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.rejects.count(kind, 'listener-error');
+      this.o.log.error({ err, kind }, 'a cluster listener failed on a message: dropped');
+    }
   }
 
   /** Peers this daemon holds a connection to now. */
@@ -334,11 +387,11 @@ export class Cluster {
   }
 
   publishRegistry(m: object): void {
-    this.node.services.pubsub.publish(REGISTRY_TOPIC, enc.encode(JSON.stringify(m))).catch((err: Error) => this.o.log.debug({ err: err.message }, 'publish failed'));
+    this.node.services.pubsub.publish(TOPICS.registry, enc.encode(JSON.stringify(m))).catch((err: Error) => this.o.log.debug({ err: err.message }, 'publish failed'));
   }
 
   private publish(m: Wire): void {
-    this.node.services.pubsub.publish(TOPIC, enc.encode(JSON.stringify(m))).catch((err: Error) => this.o.log.debug({ err: err.message }, 'publish failed'));
+    this.node.services.pubsub.publish(TOPICS.addrmap, enc.encode(JSON.stringify(m))).catch((err: Error) => this.o.log.debug({ err: err.message }, 'publish failed'));
   }
 
   private flushDelta(): void {
@@ -402,25 +455,27 @@ export class Cluster {
 
   private onMessage(msg: { type: string; topic: string; from?: { toString(): string }; data: Uint8Array }): void {
     if (msg.type !== 'signed' || !msg.from) return;
+    const kind = msg.topic === TOPICS.registry ? 'registry-topic' : 'addrmap-topic';
+    const signer = msg.from.toString();
     let raw: unknown;
     try {
       raw = JSON.parse(dec.decode(msg.data));
     } catch {
+      this.rejects.count(kind, 'not-json');
       return;
     }
-    const signer = msg.from.toString();
-    if (msg.topic === REGISTRY_TOPIC) {
+    if (kind === 'registry-topic') {
       this.onRegistry?.(raw, signer);
       return;
     }
     const m = parseTopicMessage(raw);
     if (m === null) {
-      this.malformed++;
+      this.rejects.count('addrmap-topic', 'malformed');
       this.o.log.warn({ signer }, 'dropped a malformed address-map message');
       return;
     }
     if (m.type === 'pull') {
-      if (m.from !== signer) return void this.forged++;
+      if (m.from !== signer) return void this.rejects.count('addrmap-topic', 'forged');
       if (m.origin === this.peerId && Date.now() - this.lastSnapshot > 100) {
         // Answered on the topic: any other daemon that lags catches up from the same snapshot.
         this.lastSnapshot = Date.now();
@@ -438,7 +493,7 @@ export class Cluster {
       return;
     }
     if (m.origin !== signer) {
-      this.forged++;
+      this.rejects.count('addrmap-topic', 'forged');
       this.o.log.warn({ claimed: m.origin, signer }, 'dropped a message whose origin is not its signer');
       return;
     }
@@ -473,10 +528,10 @@ export class Cluster {
     this.lastPull.set(origin, Date.now());
     this.pulling.add(origin);
     const wasConnected = this.connectedPeers().includes(origin);
-    this.request(origin, SNAPSHOT_PROTOCOL, {}, this.o.failureTimeoutMs)
+    this.request(origin, SNAPSHOT, {}, this.o.failureTimeoutMs)
       .then((r) => {
-        const snap = parseTopicMessage({ ...(r as object), type: 'snapshot', origin });
-        if (snap?.type !== 'snapshot') throw new Error('not a snapshot');
+        const snap = parseTopicMessage({ ...r, type: 'snapshot', origin });
+        if (snap?.type !== 'snapshot') throw this.rejectReply(SNAPSHOT, 'malformed');
         this.apply(this.replica.receive(snap, Date.now()));
       })
       .catch(() => {

@@ -3,13 +3,13 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import type { Libp2p } from 'libp2p';
 import type { Logger } from 'pino';
 import { isRegistryDigest, parseBeat, sameAddrs, type Beat } from './liveness.ts';
+import { PROTOCOLS } from './protocols.ts';
 
 // Beat swaps over one long-lived stream per peer. A swap that opens its own stream pays for a
 // multistream-select negotiation, yamux window updates and a close on both sides, several encrypted
 // writes each way: measured at 50 daemons, 400 swaps a second took a whole core, and the tables
 // themselves were a small part of it. On a kept stream a swap is one frame each way.
 
-export const LINK_PROTOCOL = '/peerless/beat/2.0.0';
 
 /** a table is a few hundred bytes per member: far below this for any real cluster */
 const MAX_FRAME = 4 * 1024 * 1024;
@@ -148,7 +148,7 @@ export class BeatLinks {
   }
 
   async start(): Promise<void> {
-    await this.node.handle(LINK_PROTOCOL, (stream, connection) => void this.attach(stream, connection.remotePeer.toString()), { maxInboundStreams: MAX_INBOUND });
+    await this.node.handle(PROTOCOLS.beat, (stream, connection) => void this.attach(stream, connection.remotePeer.toString()), { maxInboundStreams: MAX_INBOUND });
   }
 
   /**
@@ -162,7 +162,7 @@ export class BeatLinks {
     if (this.opening.has(peer)) return;
     this.opening.add(peer);
     this.node
-      .dialProtocol(peerIdFromString(peer), LINK_PROTOCOL, { signal: AbortSignal.timeout(3000) })
+      .dialProtocol(peerIdFromString(peer), PROTOCOLS.beat, { signal: AbortSignal.timeout(3000) })
       .then((stream) => {
         const link = this.attach(stream, peer);
         this.out.set(peer, link);

@@ -15,6 +15,7 @@ import pino from 'pino';
 import { AddressMap } from '../../gossip/addrmap.ts';
 import { arbiters } from '../../gossip/claims.ts';
 import { Cluster } from '../../gossip/cluster.ts';
+import type { Codec } from '../../gossip/protocols.ts';
 import { serveClaims } from '../../daemon/claims.ts';
 import type { Directory } from '../../daemon/directory.ts';
 import { median, report, type Row } from './report.ts';
@@ -38,7 +39,9 @@ if (a.candidates().length === 0) throw new Error('the two nodes did not see each
 
 // 1. Code by digest.
 const blobs = new Map<string, Buffer>();
-await b.handleBytes('/bench/blob/1.0.0', async (body) => blobs.get((body as { digest: string }).digest) ?? Buffer.alloc(0));
+// The daemon's own blob protocol, served here by a bare node from a map.
+const BLOB: Codec<{ digest: string }, never> = { kind: 'blob', maxRequestBytes: 1024, request: (x) => x as { digest: string }, reply: () => undefined };
+await b.handleBytes(BLOB, async ({ digest }) => blobs.get(digest) ?? Buffer.alloc(0));
 const http = createServer((req, res) => res.end(blobs.get(req.url!.slice(1))));
 await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
 const port = (http.address() as { port: number }).port;
@@ -52,7 +55,7 @@ for (const mb of [1, 8, 48]) {
   const http1: number[] = [];
   for (let k = 0; k < 5; k++) {
     let t = performance.now();
-    const got = await a.requestBytes(b.peerId, '/bench/blob/1.0.0', { digest }, 60_000, 64 * 1024 * 1024);
+    const got = await a.requestBytes(b.peerId, BLOB, { digest }, 60_000, 64 * 1024 * 1024);
     if (digestOf(got) !== digest) throw new Error('blob corrupted');
     ours.push(performance.now() - t);
     t = performance.now();

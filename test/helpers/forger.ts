@@ -5,8 +5,11 @@ import { identify } from '@libp2p/identify';
 import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { createLibp2p } from 'libp2p';
-import { pskFromHex, TOPIC } from '../../gossip/cluster.ts';
+import { pskFromHex } from '../../gossip/cluster.ts';
+import { TOPICS } from '../../gossip/protocols.ts';
+import { reservePnetMemory } from '../../gossip/upstream/pnetMemory.ts';
 
 /** Bytes the forger's entry claims: an instance no daemon of the cluster runs. */
 export const forgedEntry = (namespace: string, instance: string) =>
@@ -20,8 +23,17 @@ export function forgeDelta(key: string, via: string, victim: string, entry: obje
   return publishAs(key, via, () => [{ type: 'delta', origin: victim, incarnation: Date.now(), seq: 1, changes: [{ kind: 'upsert', entry }] }]);
 }
 
-/** The same key holder publishing whatever `messages` makes of its own peer ID, each signed with its own key, on a topic. */
-export async function publishAs(key: string, via: string, messages: (self: string) => object[], topic = TOPIC): Promise<{ stop: () => Promise<void> }> {
+/** A key holder that is not a daemon: it can publish on the topics and open any protocol's stream to a daemon. */
+export interface KeyHolder {
+  peerId: string;
+  publish(topic: string, data: Uint8Array): Promise<void>;
+  /** Sends bytes on a fresh stream of the protocol and reads what comes back until the peer closes (or the time runs out). */
+  ask(peer: string, protocol: string, data: Uint8Array, timeoutMs?: number): Promise<Uint8Array | Error>;
+  stop(): Promise<void>;
+}
+
+export async function keyHolder(key: string, via: string, topics: string[] = Object.values(TOPICS)): Promise<KeyHolder> {
+  reservePnetMemory();
   const node = await createLibp2p({
     addresses: { listen: ['/ip4/0.0.0.0/tcp/0'] },
     transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()],
@@ -29,13 +41,50 @@ export async function publishAs(key: string, via: string, messages: (self: strin
     services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, globalSignaturePolicy: 'StrictSign' }) },
   });
   try {
-    node.services.pubsub.subscribe(topic);
+    for (const t of topics) node.services.pubsub.subscribe(t);
     await node.dial(multiaddr(via));
     await new Promise((r) => setTimeout(r, 1500)); // the daemon learns the subscription
-    for (const m of messages(node.peerId.toString())) await node.services.pubsub.publish(topic, new TextEncoder().encode(JSON.stringify(m)));
   } catch (e) {
     await node.stop();
     throw e;
   }
-  return { stop: async () => { await node.stop(); } };
+  return {
+    peerId: node.peerId.toString(),
+    publish: async (topic, data) => void (await node.services.pubsub.publish(topic, data)),
+    ask: async (peer, protocol, data, timeoutMs = 5000) => {
+      const signal = AbortSignal.timeout(timeoutMs);
+      try {
+        const stream = await node.dialProtocol(peerIdFromString(peer), protocol, { signal });
+        // Read while sending: a peer that refuses a request part-way answers and stops reading.
+        const chunks: Uint8Array[] = [];
+        let answered = false;
+        const read = (async () => {
+          for await (const c of stream) chunks.push(c instanceof Uint8Array ? c : c.subarray());
+          answered = true;
+        })();
+        const late = new Promise<never>((_, no) => signal.addEventListener('abort', () => no(new Error('no answer in time')), { once: true }));
+        const send = (async () => {
+          for (let i = 0; i < data.length && !answered; i += 64 * 1024) if (!stream.send(data.subarray(i, i + 64 * 1024))) await Promise.race([stream.onDrain({ signal }), read]);
+          if (!answered) await stream.close({ signal });
+        })();
+        await Promise.race([Promise.all([read, send]), late]).finally(() => stream.abort(new Error('done')));
+        return Buffer.concat(chunks);
+      } catch (e) {
+        return e instanceof Error ? e : new Error(String(e));
+      }
+    },
+    stop: async () => { await node.stop(); },
+  };
+}
+
+/** The same key holder publishing whatever `messages` makes of its own peer ID, each signed with its own key, on a topic. */
+export async function publishAs(key: string, via: string, messages: (self: string) => object[], topic: string = TOPICS.addrmap): Promise<{ stop: () => Promise<void> }> {
+  const h = await keyHolder(key, via, [topic]);
+  try {
+    for (const m of messages(h.peerId)) await h.publish(topic, new TextEncoder().encode(JSON.stringify(m)));
+  } catch (e) {
+    await h.stop();
+    throw e;
+  }
+  return h;
 }

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AddressMap } from '../../gossip/addrmap.ts';
-import { BEAT_V1_PROTOCOL, Cluster } from '../../gossip/cluster.ts';
+import { BEAT_V1, Cluster } from '../../gossip/cluster.ts';
+import { WireRejected } from '../../gossip/protocols.ts';
 import type { Beat } from '../../gossip/liveness.ts';
 import type { Libp2p } from 'libp2p';
 import { waitFor } from '../helpers/daemon.ts';
@@ -52,10 +53,14 @@ describe('beat swaps', () => {
 
   it('still answers a daemon of the previous build, which asks once per swap, with the whole table', async () => {
     const [a, b] = nodes as [Cluster, Cluster];
-    const table = (await b.request(a.peerId, BEAT_V1_PROTOCOL, [], 2000)) as Beat[];
+    const table: Beat[] = await b.request(a.peerId, BEAT_V1, [], 2000);
     expect(table.map((r) => r.origin).sort()).toEqual([a.peerId, b.peerId].sort());
     expect(table.find((r) => r.origin === a.peerId)).toMatchObject({ host: 'b0', incarnation: 1000, freeMb: 4096 });
-    expect((await b.request(a.peerId, BEAT_V1_PROTOCOL, 'not a table', 2000)) as Beat[]).toHaveLength(2);
+    // Something else than a table is refused, with the reason, and counted where it arrived.
+    const refused = await b.request(a.peerId, BEAT_V1, 'not a table' as unknown as Beat[], 2000).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(WireRejected);
+    expect(refused).toMatchObject({ kind: 'beatV1', reason: 'malformed', by: 'peer' });
+    expect(a.rejects.total('beatV1', 'malformed')).toBe(1);
   });
 
   it('keeps gossip flowing when one of two connections between two daemons closes', async () => {

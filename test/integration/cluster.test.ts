@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REGISTRY_TOPIC } from '../../gossip/cluster.ts';
+import { TOPICS } from '../../gossip/protocols.ts';
 import { digestOf } from '../../daemon/blobs.ts';
 import { forgedEntry, forgeDelta, publishAs } from '../helpers/forger.ts';
 import { api, cleanupHost, deploy, invoke, namespace, ROOT, startDaemon, waitFor, type Api, type TestDaemon } from '../helpers/daemon.ts';
@@ -353,7 +353,7 @@ describe('cluster of three daemons', () => {
       { type: 'ent', kind: 'rule', ns: NS, name: 'evil-4', hlc, deleted: false, doc: { namespace: NS, name: 'evil-4', status: 'sleeping' } },
       { type: 'ent', kind: 'virus', ns: NS, name: 'evil-5', hlc, deleted: false, doc: {} },
       { type: 'fn', ns: NS, name: 'pingpong', hlc: null, deleted: true },
-    ], REGISTRY_TOPIC);
+    ], TOPICS.registry);
     try {
       await waitFor(async () => (await status(1)).registryMalformedDropped >= before[1].registryMalformedDropped + 6, 10_000, 'six malformed registry messages counted');
       await new Promise((r) => setTimeout(r, 500));

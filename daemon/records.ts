@@ -73,7 +73,7 @@ export const ACTIVATION: Codec<ActivationAsk, ActivationView | null> = {
   reply: orNull(parseActivationView),
 };
 
-const ACTIVATIONS: Codec<ActivationsAsk, ActivationView[]> = {
+export const ACTIVATIONS: Codec<ActivationsAsk, ActivationView[]> = {
   kind: 'activations',
   maxRequestBytes: 4096,
   request: (q) => {
@@ -85,7 +85,7 @@ const ACTIVATIONS: Codec<ActivationsAsk, ActivationView[]> = {
 };
 
 /** get and kill answer one job or null, list answers a list */
-const JOBS: Codec<JobAsk, JobDoc | null | JobDoc[]> = {
+export const JOBS: Codec<JobAsk, JobDoc | null | JobDoc[]> = {
   kind: 'jobs',
   maxRequestBytes: 4096,
   request: (r) => {

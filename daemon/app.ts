@@ -127,9 +127,9 @@ export async function buildApp(ctx: ApiContext, https?: { cert: Buffer; key: Buf
     return { self: ctx.cluster ? { peerId: ctx.cluster.peerId, host: ctx.hostId, addresses: ctx.cluster.addresses() } : null, peers: ctx.cluster?.peers() ?? [] };
   });
   // Prometheus scrapes without credentials; the daemon listens on loopback by default.
-  app.get('/metrics', { schema: { tags: ['meta'], summary: 'Prometheus metrics', security: [] } }, async (_req, reply) => {
+  ctx.metrics.readFrom(() => {
     const peers = ctx.cluster?.peers() ?? [];
-    return reply.type('text/plain; version=0.0.4').send(ctx.metrics.render({
+    return {
       containers: ctx.pool.stats(),
       mapEntries: ctx.directory.map.size(),
       remoteEntries: ctx.cluster?.replica.entries().length ?? 0,
@@ -141,8 +141,11 @@ export async function buildApp(ctx: ApiContext, https?: { cert: Buffer; key: Buf
       unsaved: ctx.invoker.unsavedCount,
       dropped: ctx.cluster?.dropped ?? {},
       registryPulls: ctx.registry.pulls,
-    }));
+    };
   });
+  // Prometheus scrapes without credentials; the daemon listens on loopback by default.
+  app.get('/metrics', { schema: { tags: ['meta'], summary: 'Prometheus metrics', security: [] } }, async (_req, reply) =>
+    reply.type(ctx.metrics.contentType).send(await ctx.metrics.render()));
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   namespaceRoutes(app, ctx);
   functionRoutes(app, ctx);

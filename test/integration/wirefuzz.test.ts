@@ -149,6 +149,9 @@ describe('wire fuzz', () => {
       expect(await rejected(0, kind, 'too-large'), kind).toBeGreaterThanOrEqual(1);
       if (kind !== 'snapshot') expect(await rejected(0, kind, 'malformed'), kind).toBeGreaterThan(0);
     }
+    // As Prometheus reads them too.
+    const metrics = await (await fetch(`${hosts[0]!.url}/metrics`)).text();
+    expect(metrics).toContain(`peerless_gossip_rejected_total{kind="run",reason="not-json"} ${sentNotJson.run}`);
     await waitFor(async () => (await rejected(0, 'addrmap-topic', 'not-json')) === sentNotJson['topic addrmap'], 10_000, 'every garbage address-map message counted');
     await waitFor(async () => (await rejected(0, 'registry-topic', 'not-json')) === sentNotJson['topic registry'], 10_000, 'every garbage registry message counted');
     expect(await rejected(0, 'addrmap-topic', 'malformed')).toBeGreaterThan(0);

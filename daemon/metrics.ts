@@ -35,7 +35,8 @@ function mirrored(registry: Registry, name: string, help: string, labelNames: st
       for (const { labels, n } of read()) {
         const k = JSON.stringify(labels);
         const grown = n - (seen.get(k) ?? 0);
-        if (grown > 0) this.inc(labels, grown);
+        // A series at 0 is shown too: a rate over it starts from its first scrape, not from its first event.
+        if (grown > 0 || !seen.has(k)) this.inc(labels, Math.max(0, grown));
         seen.set(k, Math.max(n, seen.get(k) ?? 0));
       }
     },

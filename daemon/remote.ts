@@ -136,7 +136,7 @@ export class ClusterHosts implements Hosts {
         return { error: e instanceof PeerlessError ? e.message : 'the request failed on this host' };
       }
     });
-    this.d.cluster.onMemberDown = (origin, host) => this.memberDown(origin, host);
+    this.d.cluster.events.on('member-down', (origin, host) => this.memberDown(origin, host));
   }
 
   private serve(r: RunRequest, signer: string): RunReply {

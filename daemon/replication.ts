@@ -96,7 +96,7 @@ export class Registry {
 
   attach(cluster: Cluster): void {
     this.cluster = cluster;
-    cluster.onRegistry = (m, signer) => void this.receive(m, signer).catch((err: unknown) => this.log.warn({ err }, 'registry message not applied'));
+    cluster.events.on('registry', (m, signer) => void this.receive(m, signer).catch((err: unknown) => this.log.warn({ err }, 'registry message not applied')));
     // Only code some function uses is served, by exact digest: nothing else of the data dir is reachable.
     void cluster.handleBytes(BLOB, async ({ digest }) => {
       if (!this.store.digestInUse(digest) || !this.blobs.has(digest)) throw new Error(`no blob ${digest}`);
@@ -107,12 +107,12 @@ export class Registry {
       .catch((err: unknown) => this.log.error({ err }, 'could not serve the registry to peers'));
     // Several peers come up together when a daemon joins: answer them all with one round.
     let pending: NodeJS.Timeout | null = null;
-    cluster.onPeerUp = () => {
+    cluster.events.on('peer-up', () => {
       pending ??= setTimeout(() => {
         pending = null;
         this.sendAll();
       }, 200);
-    };
+    });
   }
 
   // local writes: stamp, then tell the others

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
@@ -152,12 +153,13 @@ export class Cluster {
   readonly rejects = new Rejects();
   /** members dropped, by why: silent for the failure timeout, said goodbye, reported gone, restarted */
   readonly dropped: Record<'timeout' | 'leave' | 'down' | 'restart', number> = { timeout: 0, leave: 0, down: 0, restart: 0 };
-  /** registry writes from other daemons (namespaces, functions); set by the daemon */
-  onRegistry: ((m: unknown, signer: string) => void) | null = null;
-  /** a daemon joined (or came back): the daemon answers with its whole registry (anti-entropy) */
-  onPeerUp: ((origin: string) => void) | null = null;
-  /** a member was dropped (crashed, timed out, left, restarted): work it ran for this daemon is lost */
-  onMemberDown: ((origin: string, host: string) => void) | null = null;
+  /**
+   * What the cluster tells the daemon: `registry`, a registry write from another daemon (unchecked: the
+   * registry reads it); `peer-up`, a daemon joined or came back (the registry answers with its whole
+   * self); `member-down`, a member was dropped (crashed, timed out, left, restarted) with its host name,
+   * and work it ran for this daemon is lost.
+   */
+  readonly events = new EventEmitter<{ registry: [m: unknown, signer: string]; 'peer-up': [origin: string]; 'member-down': [origin: string, host: string] }>();
   /** a member's registry has differed from this daemon's for a while: the daemon pulls it from that member */
   onRegistryDiffers: ((origin: string) => Promise<void>) | null = null;
   /** members' host names and free memory, from their beats */
@@ -465,7 +467,7 @@ export class Cluster {
       return;
     }
     if (kind === 'registry-topic') {
-      this.onRegistry?.(raw, signer);
+      this.events.emit('registry', raw, signer);
       return;
     }
     const m = parseTopicMessage(raw);
@@ -555,14 +557,14 @@ export class Cluster {
         this.dropped[f.reason]++;
         this.o.log.info({ origin: f.origin, host: this.hosts.get(f.origin)?.host, reason: f.reason, entries: f.entries.length }, 'peer down');
         // Told while its host name is still known, so what failed with it can name it.
-        this.onMemberDown?.(f.origin, this.hosts.get(f.origin)?.host ?? f.origin);
+        this.events.emit('member-down', f.origin, this.hosts.get(f.origin)?.host ?? f.origin);
         this.addressed.delete(f.origin);
         this.hosts.delete(f.origin);
         this.digests.forget(f.origin);
       }
       else if (f.kind === 'origin-up') {
         this.o.log.info({ origin: f.origin }, 'peer up');
-        this.onPeerUp?.(f.origin);
+        this.events.emit('peer-up', f.origin);
       }
     }
   }

@@ -67,7 +67,8 @@ describe('beat swaps', () => {
     const [a, b] = nodes as [Cluster, Cluster];
     const nodeOf = (c: Cluster) => (c as unknown as { node: Libp2p }).node;
     const got: unknown[] = [];
-    a.onRegistry = (m) => got.push(m);
+    const take = (m: unknown) => void got.push(m);
+    a.events.on('registry', take);
     // A second connection, as when two daemons dial each other at once; then the first one goes.
     const first = [...nodeOf(b).getConnections(nodeOf(a).peerId)];
     expect(first.length).toBeGreaterThan(0);
@@ -80,6 +81,6 @@ describe('beat swaps', () => {
     b.publishRegistry({ probe: 1 });
     await waitFor(async () => got.length > 0, 5000, 'a registry message over the connection left');
     expect(got).toEqual([{ probe: 1 }]);
-    a.onRegistry = null;
+    a.events.off('registry', take);
   });
 });

@@ -140,6 +140,7 @@ export async function buildApp(ctx: ApiContext, https?: { cert: Buffer; key: Buf
       engineUp: !ctx.engine.isLost,
       unsaved: ctx.invoker.unsavedCount,
       dropped: ctx.cluster?.dropped ?? {},
+      suspicions: ctx.cluster?.suspicions ?? {},
       registryPulls: ctx.registry.pulls,
     };
   });

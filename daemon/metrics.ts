@@ -18,6 +18,7 @@ export interface Readings {
   engineUp: boolean;
   unsaved: number;
   dropped: Record<string, number>;
+  suspicions: Record<string, number>;
   registryPulls: Record<string, number>;
 }
 
@@ -75,6 +76,8 @@ export class Metrics {
     gauge('peerless_activations_unsaved', 'Finished activations whose outcome waits for room on the data disk.', [], (g, x) => g.set(x.unsaved));
     mirrored(r, 'peerless_cluster_peers_dropped_total', 'Members dropped: silent for the failure timeout, gone with a goodbye, reported gone by a peer, or restarted.', ['reason'],
       () => Object.entries(now()?.dropped ?? {}).map(([reason, n]) => ({ labels: { reason }, n })));
+    mirrored(r, 'peerless_cluster_suspicions_total', 'Members another member timed out (suspected; kept while their beats may still refute it) and those whose beats went on (refuted: a drop avoided).', ['result'],
+      () => Object.entries(now()?.suspicions ?? {}).map(([result, n]) => ({ labels: { result }, n })));
     mirrored(r, 'peerless_registry_pulls_total', 'Registries pulled from a member whose registry digest differed: repaired (a lost registry message), unchanged (the member was behind), failed.', ['result'],
       () => Object.entries(now()?.registryPulls ?? {}).map(([result, n]) => ({ labels: { result }, n })));
     mirrored(r, 'peerless_gossip_rejected_total', 'Messages from other daemons dropped unread, by protocol or topic (a "-reply" kind: a reply to this daemon) and reason: not-json, too-large, malformed, forged (origin not the signer), listener-error.', ['kind', 'reason'],

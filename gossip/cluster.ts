@@ -153,6 +153,8 @@ export class Cluster {
   readonly rejects = new Rejects();
   /** members dropped, by why: silent for the failure timeout, said goodbye, reported gone, restarted */
   readonly dropped: Record<'timeout' | 'leave' | 'down' | 'restart', number> = { timeout: 0, leave: 0, down: 0, restart: 0 };
+  /** members another timed out (suspected), and of those, members whose beats went on (refuted) */
+  readonly suspicions: Record<'suspected' | 'refuted', number> = { suspected: 0, refuted: 0 };
   /**
    * What the cluster tells the daemon: `registry`, a registry write from another daemon (unchecked: the
    * registry reads it); `peer-up`, a daemon joined or came back (the registry answers with its whole
@@ -410,7 +412,8 @@ export class Cluster {
     this.apply(fx);
     const timedOut = fx.flatMap((f) => (f.kind === 'origin-down' && f.reason === 'timeout' ? [f] : []));
     if (this.stopping || !reportTimeouts(timedOut.length, this.replica.memberCount, since)) return;
-    for (const f of timedOut) this.publish({ type: 'down', origin: f.origin, incarnation: f.incarnation });
+    // Others only suspect it: a member that still hears its beats refutes this daemon's word (replica.ts).
+    for (const f of timedOut) this.publish({ type: 'down', origin: f.origin, incarnation: f.incarnation, why: 'timeout' });
   }
 
   /** One beat: this daemon's counter advances and it swaps tables of live members' beats with a few peers. */
@@ -491,7 +494,7 @@ export class Cluster {
       // for a failure timeout (see tick). Any member may say it; should it be wrong, the origin's own beats
       // bring it back after a failure timeout.
       if (this.replica.incarnationOf(signer) === undefined) return;
-      this.apply(this.replica.receive({ type: 'down', origin: m.origin, incarnation: m.incarnation }, Date.now()));
+      this.apply(this.replica.receive(m, Date.now()));
       return;
     }
     if (m.origin !== signer) {
@@ -562,6 +565,10 @@ export class Cluster {
         this.hosts.delete(f.origin);
         this.digests.forget(f.origin);
       }
+      else if (f.kind === 'suspected' || f.kind === 'refuted') {
+        this.suspicions[f.kind]++;
+        this.o.log.info({ origin: f.origin, host: this.hosts.get(f.origin)?.host }, f.kind === 'suspected' ? 'peer suspected: a member timed it out' : 'peer suspicion refuted: its beats go on');
+      }
       else if (f.kind === 'origin-up') {
         this.o.log.info({ origin: f.origin }, 'peer up');
         this.events.emit('peer-up', f.origin);
@@ -595,7 +602,7 @@ export class Cluster {
       // Still that life: a restart in the meantime is a new incarnation, which speaks for itself.
       if (!gone || this.stopping || this.replica.incarnationOf(peer) !== life) return;
       this.o.log.info({ origin: peer, host: this.hosts.get(peer)?.host, addr }, 'peer process gone: its host refuses its port');
-      const down = { type: 'down' as const, origin: peer, incarnation: life };
+      const down = { type: 'down' as const, origin: peer, incarnation: life, why: 'refused' as const };
       this.apply(this.replica.receive(down, Date.now()));
       this.publish(down);
     });

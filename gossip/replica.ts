@@ -12,21 +12,34 @@ import { holder, type Change, type Entry } from './addrmap.ts';
 //   one is ignored; a gap (or a heartbeat ahead of what we have, after a
 //   longer grace) asks for a snapshot of that origin;
 // - no word from an origin for the failure timeout, its leave message, or a
-//   peer's word that its process is gone, removes its entries.
+//   peer's word that its process is gone (its host refused its port: a fact),
+//   removes its entries;
+// - a peer's word that it timed an origin out only makes the origin suspected:
+//   its entries stay, and news of its beats refutes the suspicion; unrefuted
+//   for a failure timeout, it is dropped (memberlist's and serf's suspicion,
+//   with the beat counter in the role of their incarnation).
 
 export type GossipMessage =
   | { type: 'delta'; origin: string; incarnation: number; seq: number; changes: Change[] }
   | { type: 'heartbeat'; origin: string; incarnation: number; seq: number; load: number }
   | { type: 'snapshot'; origin: string; incarnation: number; seq: number; entries: Entry[] }
   | { type: 'leave'; origin: string; incarnation: number }
-  /** not from the origin: a peer found the origin's port closed (its process is gone), or timed it out */
-  | { type: 'down'; origin: string; incarnation: number };
+  /**
+   * not from the origin: a peer found the origin's port closed (`refused`: its process is gone), or timed it
+   * out (`timeout`: maybe only that peer's links are slow). A report without `why` (an older daemon's) is
+   * taken as `refused`.
+   */
+  | { type: 'down'; origin: string; incarnation: number; why?: 'refused' | 'timeout' };
 
 export type Effect =
   | { kind: 'pull-snapshot'; origin: string }
   | { kind: 'origin-up'; origin: string; incarnation: number }
   | { kind: 'origin-down'; origin: string; incarnation: number; reason: 'timeout' | 'leave' | 'down' | 'restart'; entries: Entry[] }
-  | { kind: 'changed'; origin: string; namespaces: string[] };
+  | { kind: 'changed'; origin: string; namespaces: string[] }
+  /** a peer timed the origin out: it is kept, and dropped unless its beats refute that in a failure timeout */
+  | { kind: 'suspected'; origin: string }
+  /** news of a suspected origin's beats: it lives */
+  | { kind: 'refuted'; origin: string };
 
 interface OriginState {
   incarnation: number;
@@ -41,6 +54,8 @@ interface OriginState {
   entries: Map<string, Entry>;
   lastSeen: number;
   load: number;
+  /** a peer timed it out: when it is dropped unless refuted */
+  suspectedUntil: number | null;
 }
 
 const key = (ns: string, id: string) => `${ns}\u0000${id}`;
@@ -53,6 +68,7 @@ export interface Member {
   lastSeen: number;
   entries: number;
   synced: boolean;
+  suspected: boolean;
 }
 
 export class Replica {
@@ -94,6 +110,7 @@ export class Replica {
   members(): Member[] {
     return [...this.origins].map(([origin, s]) => ({
       origin, incarnation: s.incarnation, seq: s.seq, load: s.load, lastSeen: s.lastSeen, entries: s.entries.size, synced: s.seq >= 0,
+      suspected: s.suspectedUntil !== null,
     }));
   }
 
@@ -129,7 +146,7 @@ export class Replica {
     if (!s || incarnation > s.incarnation) {
       if (s) fx.push({ kind: 'origin-down', origin, incarnation: s.incarnation, reason: 'restart', entries: [...s.entries.values()] });
       if (s && s.entries.size > 0) fx.push({ kind: 'changed', origin, namespaces: namespaces(s.entries.values()) });
-      const fresh: OriginState = { incarnation, seq: -1, entries: new Map(), lastSeen: now, load: 0, ahead: new Map(), gapSince: null, behind: null };
+      const fresh: OriginState = { incarnation, seq: -1, entries: new Map(), lastSeen: now, load: 0, ahead: new Map(), gapSince: null, behind: null, suspectedUntil: null };
       this.origins.set(origin, fresh);
       fx.push({ kind: 'origin-up', origin, incarnation });
       return fresh;
@@ -141,6 +158,15 @@ export class Replica {
   receive(m: GossipMessage, now: number): Effect[] {
     if (m.origin === this.self) return [];
     const fx: Effect[] = [];
+    if (m.type === 'down' && m.why === 'timeout') {
+      const s = this.origins.get(m.origin);
+      // Only the life the reporter timed out; one already suspected keeps its first deadline.
+      if (s && s.incarnation === m.incarnation && s.suspectedUntil === null) {
+        s.suspectedUntil = now + this.failureTimeoutMs;
+        fx.push({ kind: 'suspected', origin: m.origin });
+      }
+      return fx;
+    }
     if (m.type === 'leave' || m.type === 'down') {
       const s = this.origins.get(m.origin);
       if (s && m.incarnation < s.incarnation) return fx;
@@ -168,6 +194,11 @@ export class Replica {
       }
       case 'heartbeat':
         s.load = m.load;
+        // Beats are taken only as news (a counter that advanced): the origin beat after it was suspected.
+        if (s.suspectedUntil !== null) {
+          s.suspectedUntil = null;
+          fx.push({ kind: 'refuted', origin: m.origin });
+        }
         if (s.seq === -1 && m.seq === 0) s.seq = 0; // an incarnation that has shipped no delta has no entries yet
         else if (s.seq === -1) fx.push({ kind: 'pull-snapshot', origin: m.origin });
         else if (m.seq > s.seq) s.behind = { seq: Math.max(m.seq, s.behind?.seq ?? 0), since: s.behind?.since ?? now };
@@ -219,6 +250,11 @@ export class Replica {
     const fx: Effect[] = [];
     for (const [origin, s] of this.origins) {
       if (now - s.lastSeen > this.failureTimeoutMs) this.drop(origin, 'timeout', fx);
+      else if (s.suspectedUntil !== null && now >= s.suspectedUntil) {
+        // Unrefuted: as a report that its process is gone, its late beats are kept out for a failure timeout.
+        this.ended.set(origin, { incarnation: s.incarnation, until: now + this.failureTimeoutMs });
+        this.drop(origin, 'down', fx);
+      }
       else if (s.gapSince !== null && now - s.gapSince > this.gapGraceMs) {
         s.gapSince = now; // ask again only after another grace
         fx.push({ kind: 'pull-snapshot', origin });

@@ -64,8 +64,10 @@ export function parseTopicMessage(x: unknown): TopicMessage | null {
   const incarnation = x.incarnation;
   switch (x.type) {
     case 'leave':
+      return { type: 'leave', origin, incarnation };
     case 'down':
-      return { type: x.type, origin, incarnation };
+      if (x.why === undefined) return { type: 'down', origin, incarnation };
+      return x.why === 'refused' || x.why === 'timeout' ? { type: 'down', origin, incarnation, why: x.why } : null;
     case 'heartbeat':
       return isCount(x.seq) && typeof x.load === 'number' && Number.isFinite(x.load) ? { type: 'heartbeat', origin, incarnation, seq: x.seq, load: x.load } : null;
     case 'delta': {

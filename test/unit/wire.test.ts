@@ -10,6 +10,7 @@ describe('address-map messages off the wire', () => {
     expect(parseTopicMessage({ type: 'snapshot', origin: 'o', incarnation: 3, seq: 9, entries: [{ ...entry, epoch: 2, restart: true }] })?.type).toBe('snapshot');
     expect(parseTopicMessage({ type: 'leave', origin: 'o', incarnation: 3 })).toEqual({ type: 'leave', origin: 'o', incarnation: 3 });
     expect(parseTopicMessage({ type: 'down', origin: 'o', incarnation: 3 })).toEqual({ type: 'down', origin: 'o', incarnation: 3 });
+    expect(parseTopicMessage({ type: 'down', origin: 'o', incarnation: 3, why: 'timeout' })).toEqual({ type: 'down', origin: 'o', incarnation: 3, why: 'timeout' });
     expect(parseTopicMessage({ type: 'pull', origin: 'o', from: 'p' })).toEqual({ type: 'pull', origin: 'o', from: 'p' });
     expect(parseTopicMessage({ type: 'heartbeat', origin: 'o', incarnation: 3, seq: 1, load: 0.5 })?.type).toBe('heartbeat');
   });
@@ -18,6 +19,7 @@ describe('address-map messages off the wire', () => {
     const bad: unknown[] = [
       null, 42, 'delta', [], {},
       { type: 'delta', origin: 'o', incarnation: 1, seq: 1, changes: null },
+      { type: 'down', origin: 'o', incarnation: 1, why: 'maybe' },
       { type: 'delta', origin: 'o', incarnation: 1, seq: 1, changes: [null] },
       { type: 'delta', origin: 'o', incarnation: 1, seq: 1, changes: {} },
       { type: 'delta', origin: 'o', incarnation: 1, seq: 2 ** 63, changes: [] },

@@ -298,13 +298,13 @@ async function dispatch(c: Cmd): Promise<number> {
     }
     case 'peers': {
       const r = await call(c.t, 'GET', '/api/v1/cluster/peers');
-      type P = { origin: string; host: string; connected: boolean; synced: boolean; load: number; lastSeen: number; entries: number; incarnation: number };
+      type P = { origin: string; host: string; connected: boolean; synced: boolean; suspected: boolean; load: number; lastSeen: number; entries: number; incarnation: number };
       const b = r.body as { self: { peerId: string; host: string } | null; peers: P[] };
       print(c, b, () =>
         b.self === null
           ? 'this daemon is not in a cluster (no cluster key)'
           : [`self ${b.self.host} ${b.self.peerId}`, ...b.peers.map((p) =>
-              `${p.host.padEnd(16)} ${p.connected ? 'connected' : 'gossip-only'} ${p.synced ? 'synced ' : 'syncing'} load ${String(p.load).padEnd(4)} instances ${String(p.entries).padEnd(5)} last heartbeat ${Date.now() - p.lastSeen} ms ago  ${p.origin}`)].join('\n'),
+              `${p.host.padEnd(16)} ${p.connected ? 'connected' : 'gossip-only'} ${p.synced ? 'synced ' : 'syncing'}${p.suspected ? ' SUSPECTED' : ''} load ${String(p.load).padEnd(4)} instances ${String(p.entries).padEnd(5)} last heartbeat ${Date.now() - p.lastSeen} ms ago  ${p.origin}`)].join('\n'),
       );
       return 0;
     }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { ActionContainer, ProxyResponse } from '../sandbox/container.ts';
 import { LABEL } from '../sandbox/labels.ts';
 import type { PeerSockets } from '../sandbox/peers.ts';
-import type { Draw, Lease, Pool } from '../sandbox/pool.ts';
+import { passing, type Draw, type Lease, type Pool } from '../sandbox/pool.ts';
 import type { BlobStore } from './blobs.ts';
 import type { Entry } from '../gossip/addrmap.ts';
 import type { Limits } from './config.ts';
@@ -233,6 +233,7 @@ export class Invoker {
       // The engine did not give a container in time (overloaded, or the host full): the platform's failure, said as such.
       if (waitTimeout.aborted)
         return internalError(`No container for the action could be started on host ${this.d.hostId} within ${Math.round(waitMs / 1000)} s.`);
+      if (passing(err) === 'engine') return internalError(`The Docker engine on host ${this.d.hostId} could not be reached: ${(err as Error).message}`);
       // A user image this engine does not have is the function's fault, not the platform's.
       if ((err as { statusCode?: number }).statusCode === 404 && fn.runtime.kind === 'image')
         return developerError(`The image ${fn.runtime.image} does not exist on host ${this.d.hostId}.`);

@@ -1,5 +1,6 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { ActionContainer, type ContainerSpec } from './container.ts';
@@ -40,6 +41,21 @@ export interface PoolOptions {
   log: Logger;
   /** containers being created and started at once (default 8); the others wait their turn */
   startConcurrency?: number;
+}
+
+/** Overlay attaches that time out under load (Docker's, past about a hundred at once) are tried this often. */
+const ATTACH_TRIES = 3;
+const RETRY_MS = 500;
+
+/**
+ * Why creating a container failed, when the reason passes: the engine unreachable (its socket gone or
+ * refusing during a restart), or the swarm's overlay attach timing out. Anything else is for the caller.
+ */
+export function passing(err: unknown): 'engine' | 'attach' | null {
+  const e = err as { code?: string; message?: string };
+  if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED' || e.code === 'ECONNRESET' || e.code === 'EPIPE' || /socket hang up/.test(e.message ?? '')) return 'engine';
+  if (/attach(ing)? to network|context deadline exceeded|invalid cluster node/i.test(e.message ?? '')) return 'attach';
+  return null;
 }
 
 export interface Request extends Omit<Demand, 'runtimeKey' | 'seats'> {
@@ -294,6 +310,7 @@ export class Pool {
 
   async acquire(req: Request, signal: AbortSignal): Promise<Lease> {
     this.o.keepAlive?.arrived(fnOf(req.fnKey), Date.now());
+    let attachTries = 0;
     for (;;) {
       if (this.closed) throw new PoolClosedError('the pool is shutting down');
       signal.throwIfAborted();
@@ -362,6 +379,14 @@ export class Pool {
           this.entries.delete(e.slot.id);
           rmSync(e.dir, { recursive: true, force: true });
           this.wake();
+          // The engine going away (a restart) or an overlay attach that timed out is passing: the request
+          // waits and tries again, within its own wait limit, instead of failing the activation.
+          const why = signal.aborted || this.closed ? null : passing(err);
+          if (why === 'engine' || (why === 'attach' && ++attachTries <= ATTACH_TRIES)) {
+            this.o.log.warn({ err: (err as Error).message, why }, 'creating a container failed for a passing reason: trying again');
+            await delay(RETRY_MS, undefined, { signal });
+            continue;
+          }
           throw err;
         }
         e.ready = null;
@@ -528,6 +553,11 @@ export class Pool {
     for (const id of [...this.reservations.keys()]) this.unreserve(id);
     this.wake();
     await Promise.all([...this.entries.values()].filter((e) => e.slot.state !== 'busy').map((e) => this.drop(e)));
+    // A container the engine made though its answer was lost (a create cut off by an engine restart) is
+    // ours but tracked by nothing: it goes too, so a stopped daemon leaves nothing running.
+    const busy = new Set([...this.entries.values()].map((e) => e.container?.id).filter((id) => id !== undefined));
+    const removed = await removeLeftovers(this.o.docker, this.o.hostId, busy).catch(() => 0);
+    if (removed > 0) this.o.log.warn({ removed }, 'removed containers of ours that nothing tracked');
   }
 
   /** Busy containers are removed by their activations as they finish; this waits for that. */

@@ -3,7 +3,7 @@
 // range, or removed, plus bytes that are not JSON and JSON cut short. Seeded,
 // so a failure can be replayed.
 
-/** A small seeded generator (mulberry32): the same seed gives the same messages. */
+/** A small seeded generator (mulberry32): the same seed gives the same run (the fuzz, the simulation, the soak). */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AddressMap, type Entry } from '../../gossip/addrmap.ts';
 import { BeatTable, pick as pickSome, reportTimeouts, type Beat } from '../../gossip/liveness.ts';
 import { Replica, type GossipMessage } from '../../gossip/replica.ts';
+import { rng } from '../helpers/wirefuzz.ts';
 
 // A deterministic, seeded simulation of the address-map replication: hosts
 // change their local maps at random while the network loses, duplicates and
@@ -9,17 +10,6 @@ import { Replica, type GossipMessage } from '../../gossip/replica.ts';
 // restart. Liveness travels as the daemons send it: beat tables relayed to a
 // few random peers each round, which answer with theirs. After the faults stop, every live host must
 // hold the same map, and it must equal the union of the live hosts' own maps.
-
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Host {
   id: string;

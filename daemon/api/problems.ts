@@ -18,6 +18,9 @@ const byStatus: Record<number, ErrorCode> = {
   503: 'unavailable',
 };
 
+/** the most of a refused body read and dropped so that its sender hears the refusal */
+const DRAIN_BYTES = 128 * 1024 * 1024;
+
 function fromFastify(err: FastifyError): PeerlessError | undefined {
   if (err.validation && err.validation.length > 0) {
     const v = err.validation[0]!;
@@ -57,6 +60,19 @@ export function problems(app: FastifyInstance): void {
     const known = error instanceof PeerlessError ? error : isStorageFull(error) ? storageFull() : fromFastify(error);
     if (known) {
       if (known.code === 'insufficient_storage') req.log.error({ err: error }, 'data disk full');
+      // Refused on its length before it was read: the client may still be writing it, and an answer that
+      // ends the connection under its write reaches it as a broken pipe, not as this 413. The rest of the
+      // body is read and dropped first, up to a bound (past it, the connection goes).
+      const raw = req.raw;
+      if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' && !raw.readableEnded && Number(req.headers['content-length'] ?? 0) <= DRAIN_BYTES) {
+        raw.resume();
+        return new Promise<void>((resolve) => {
+          const done = () => resolve(void sendProblem(reply, known));
+          raw.once('end', done);
+          raw.once('error', done);
+          raw.once('close', done);
+        });
+      }
       return sendProblem(reply, known);
     }
     req.log.error({ err: error }, 'unhandled error');

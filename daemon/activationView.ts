@@ -1,3 +1,5 @@
+import { isCount, isObj } from '../gossip/protocols.ts';
+import { isActivationId } from './ids.ts';
 import { STATUS_CODE, type ActivationRecord } from './types.ts';
 
 // Activation records as OpenWhisk shows them, and how a blocking call waits for
@@ -45,8 +47,6 @@ export const activationView = (a: ActivationRecord) => ({
 
 export type ActivationView = ReturnType<typeof activationView>;
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-const isTime = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
 /**
  * An activation record another daemon sent, checked for what the API and the invocation service read of it
@@ -55,8 +55,8 @@ const isTime = (v: unknown): v is number => Number.isSafeInteger(v) && (v as num
 export function parseActivationView(v: unknown): ActivationView | null {
   if (!isObj(v) || !isObj(v.response)) return null;
   const { activationId, namespace, name, version, host, start, end, duration, response, logs, annotations } = v;
-  if (typeof activationId !== 'string' || !/^[0-9a-f]{32}$/.test(activationId) || typeof namespace !== 'string' || typeof name !== 'string') return null;
-  if (typeof version !== 'string' || typeof host !== 'string' || !isTime(start) || !(end === null || isTime(end)) || !(duration === null || isTime(duration))) return null;
+  if (!isActivationId(activationId) || typeof namespace !== 'string' || typeof name !== 'string') return null;
+  if (typeof version !== 'string' || typeof host !== 'string' || !isCount(start) || !(end === null || isCount(end)) || !(duration === null || isCount(duration))) return null;
   if (typeof response.status !== 'string' || !(response.status in STATUS_CODE) || typeof response.success !== 'boolean') return null;
   if (!Array.isArray(logs) || !logs.every((l) => typeof l === 'string') || !Array.isArray(annotations) || !annotations.every((a) => isObj(a) && typeof a.key === 'string')) return null;
   if (v.cause !== undefined && typeof v.cause !== 'string') return null;

@@ -112,7 +112,7 @@ export async function buildApp(ctx: ApiContext, https?: { cert: Buffer; key: Buf
       peers: ctx.cluster ? ctx.cluster.peers().length : 0,
       forgedDropped: ctx.cluster?.rejects.total('addrmap-topic', 'forged') ?? 0,
       malformedDropped: ctx.cluster?.rejects.total('addrmap-topic', 'malformed') ?? 0,
-      registryMalformedDropped: ctx.registry.malformed,
+      registryMalformedDropped: ctx.cluster?.rejects.total('registry-topic', 'malformed') ?? 0,
       // every message from a peer dropped unread, by protocol or topic and why (gossip/protocols.ts)
       rejected: ctx.cluster?.rejects.entries() ?? [],
       localInstances: ctx.directory.map.size(),

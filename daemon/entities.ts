@@ -1,3 +1,4 @@
+import { isObj } from '../gossip/protocols.ts';
 import { ENTRY_PATTERN, IMAGE_PATTERN, isDigest, isName, type Digest, type FunctionName, type NamespaceName } from './ids.ts';
 import { metaOf } from './kinds.ts';
 import type { EntityDocs, EntityKind, EntityRef, FunctionRecord, KeyValue, Runtime } from './types.ts';
@@ -15,7 +16,6 @@ export const isEntityName = (s: string): boolean => {
   return parts.length <= 2 && parts.every(isName);
 };
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isKeyValues = (v: unknown): v is KeyValue[] => Array.isArray(v) && v.every((x) => isObj(x) && typeof x.key === 'string');
 const isRef = (v: unknown): v is EntityRef => isObj(v) && typeof v.path === 'string' && typeof v.name === 'string';
 

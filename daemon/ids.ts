@@ -26,5 +26,7 @@ export const SEMVER_PATTERN = '^\\d{1,9}\\.\\d{1,9}\\.\\d{1,9}$';
 
 export const newActivationId = (): ActivationId => randomBytes(16).toString('hex') as ActivationId;
 export const ACTIVATION_ID_PATTERN = '^[0-9a-f]{32}$';
+const ACTIVATION_ID = new RegExp(ACTIVATION_ID_PATTERN);
+export const isActivationId = (s: unknown): s is ActivationId => typeof s === 'string' && ACTIVATION_ID.test(s);
 
 export const isDigest = (s: string): s is Digest => /^sha256:[0-9a-f]{64}$/.test(s);

@@ -1,5 +1,5 @@
 import type { Cluster } from '../gossip/cluster.ts';
-import type { Codec } from '../gossip/protocols.ts';
+import { isCount, isObj, type Codec } from '../gossip/protocols.ts';
 import { activationView, parseActivationView, type ActivationView } from './activationView.ts';
 import type { Directory } from './directory.ts';
 import { isName, type ActivationId, type FunctionName, type NamespaceName } from './ids.ts';
@@ -36,10 +36,8 @@ type JobAsk = { op: 'get' | 'kill'; namespace: string; id: string } | { op: 'lis
 type ActivationAsk = { namespace: string; id: ActivationId };
 type ActivationsAsk = { namespace: NamespaceName; name: string | null; since: number; upto: number; limit: number; docs: boolean };
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const hex32 = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{32}$/.test(v);
-const int = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
-const time = (v: unknown): v is number | null => v === null || int(v, Number.MAX_SAFE_INTEGER);
+const time = (v: unknown): v is number | null => v === null || isCount(v);
 const text = (v: unknown): v is string | null => v === null || typeof v === 'string';
 /** every item parsed, or undefined */
 const each = <T>(v: unknown, parse: (x: unknown) => T | null, max: number): T[] | undefined => {
@@ -51,7 +49,7 @@ const each = <T>(v: unknown, parse: (x: unknown) => T | null, max: number): T[] 
 const orNull = <T>(parse: (x: unknown) => T | null) => (v: unknown): T | null | undefined => (v === null ? null : (parse(v) ?? undefined));
 
 function parseMember(v: unknown): JobMember | null {
-  if (!isObj(v) || typeof v.instance !== 'string' || !text(v.activationId) || !text(v.host) || !int(v.epoch, 1_000_000) || typeof v.state !== 'string') return null;
+  if (!isObj(v) || typeof v.instance !== 'string' || !text(v.activationId) || !text(v.host) || !isCount(v.epoch, 1_000_000) || typeof v.state !== 'string') return null;
   if (!text(v.status) || !time(v.start) || !time(v.end) || !Array.isArray(v.attempts) || !v.attempts.every(hex32)) return null;
   if (!(v.outcome === null || (isObj(v.outcome) && typeof v.outcome.status === 'string' && text(v.outcome.error)))) return null;
   return v as unknown as JobMember;
@@ -60,9 +58,9 @@ function parseMember(v: unknown): JobMember | null {
 /** A job record another daemon sent, checked field by field. */
 function parseJob(v: unknown): JobDoc | null {
   if (!isObj(v) || !hex32(v.jobId) || typeof v.namespace !== 'string' || typeof v.function !== 'string' || typeof v.coordinator !== 'string') return null;
-  if (!int(v.created, Number.MAX_SAFE_INTEGER) || !time(v.end) || typeof v.status !== 'string' || !text(v.reason) || !text(v.parent) || typeof v.detach !== 'boolean') return null;
+  if (!isCount(v.created) || !time(v.end) || typeof v.status !== 'string' || !text(v.reason) || !text(v.parent) || typeof v.detach !== 'boolean') return null;
   if (!(v.failed === null || (isObj(v.failed) && typeof v.failed.instance === 'string' && typeof v.failed.reason === 'string'))) return null;
-  if (!(v.restart === null || (isObj(v.restart) && int(v.restart.maxRestarts, 100)))) return null;
+  if (!(v.restart === null || (isObj(v.restart) && isCount(v.restart.maxRestarts, 100)))) return null;
   return each(v.members, parseMember, 10_000) ? (v as unknown as JobDoc) : null;
 }
 
@@ -78,7 +76,7 @@ export const ACTIVATIONS: Codec<ActivationsAsk, ActivationView[]> = {
   maxRequestBytes: 4096,
   request: (q) => {
     if (!isObj(q) || typeof q.namespace !== 'string' || !isName(q.namespace) || !(q.name === null || (typeof q.name === 'string' && isName(q.name)))) return undefined;
-    if (!int(q.since, Number.MAX_SAFE_INTEGER) || !int(q.upto, Number.MAX_SAFE_INTEGER) || !int(q.limit, MAX_WINDOW)) return undefined;
+    if (!isCount(q.since) || !isCount(q.upto) || !isCount(q.limit, MAX_WINDOW)) return undefined;
     return { namespace: q.namespace as NamespaceName, name: q.name, since: q.since, upto: q.upto, limit: q.limit, docs: q.docs === true };
   },
   reply: (v) => each(v, parseActivationView, MAX_WINDOW),
@@ -90,7 +88,7 @@ export const JOBS: Codec<JobAsk, JobDoc | null | JobDoc[]> = {
   maxRequestBytes: 4096,
   request: (r) => {
     if (!isObj(r) || typeof r.namespace !== 'string' || !isName(r.namespace)) return undefined;
-    if (r.op === 'list') return int(r.limit, 200) ? { op: 'list', namespace: r.namespace, limit: r.limit } : undefined;
+    if (r.op === 'list') return isCount(r.limit, 200) ? { op: 'list', namespace: r.namespace, limit: r.limit } : undefined;
     return (r.op === 'get' || r.op === 'kill') && hex32(r.id) ? { op: r.op, namespace: r.namespace, id: r.id } : undefined;
   },
   reply: (v) => (Array.isArray(v) ? each(v, parseJob, 200) : orNull(parseJob)(v)),

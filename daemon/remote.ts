@@ -2,12 +2,12 @@ import type { Logger } from 'pino';
 import type { Claimant, ClaimVerdict } from '../gossip/claims.ts';
 import type { Cluster } from '../gossip/cluster.ts';
 import type { Candidate } from '../gossip/placement.ts';
-import type { Codec } from '../gossip/protocols.ts';
+import { isCount, isObj, type Codec } from '../gossip/protocols.ts';
 import { parseActivationView, type ActivationView } from './activationView.ts';
 import { PeerlessError } from './errors.ts';
 import type { Hosts, LocalHosts } from './hosts.ts';
 import { isEntityName } from './entities.ts';
-import { isName, type ActivationId, type FunctionName, type HostId, type NamespaceName } from './ids.ts';
+import { isActivationId, isName, type ActivationId, type FunctionName, type HostId, type NamespaceName } from './ids.ts';
 import { recordFailed } from './invocations.ts';
 import { ACTIVATION } from './records.ts';
 import type { Share, ShareMember, ShareRunner } from './share.ts';
@@ -22,7 +22,6 @@ import type { Store } from './store.ts';
 // and counted, never thrown.
 
 const MAX_MEMBERS = 1000;
-const ACT_ID = /^[0-9a-f]{32}$/;
 const REQUEST_MS = 5_000;
 /** An ended member's news is retried this often before the coordinator is taken for gone. */
 const ENDED_TRIES = 5;
@@ -44,14 +43,12 @@ function parseRunReply(v: unknown): RunReply | null {
   return { ok: true, ...(v.reservation === undefined ? {} : { reservation: v.reservation }), ...(v.freeMb === undefined ? {} : { freeMb: v.freeMb }) };
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-const isCount = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
 
 function parseMember(v: unknown): ShareMember | null {
   if (!isObj(v)) return null;
   const { instance, activationId, epoch, restart } = v;
   if (!(instance === null || (typeof instance === 'string' && isName(instance)))) return null;
-  if (typeof activationId !== 'string' || !ACT_ID.test(activationId) || !isCount(epoch, 1000) || typeof restart !== 'boolean') return null;
+  if (!isActivationId(activationId) || !isCount(epoch, 1000) || typeof restart !== 'boolean') return null;
   return { instance, activationId: activationId as ActivationId, epoch, restart };
 }
 
@@ -66,7 +63,7 @@ export function parseRun(v: unknown): RunRequest | null {
     case 'unreserve':
       return typeof v.reservation === 'string' && v.reservation.length < 64 ? { op: 'unreserve', reservation: v.reservation } : null;
     case 'stop':
-      return Array.isArray(v.ids) && v.ids.length <= MAX_MEMBERS && v.ids.every((i) => typeof i === 'string' && ACT_ID.test(i)) && typeof v.why === 'string'
+      return Array.isArray(v.ids) && v.ids.length <= MAX_MEMBERS && v.ids.every(isActivationId) && typeof v.why === 'string'
         ? { op: 'stop', ids: v.ids as ActivationId[], why: v.why.slice(0, 1024) } : null;
     case 'ended': {
       const a = parseActivationView(v.activation);
@@ -80,7 +77,7 @@ export function parseRun(v: unknown): RunRequest | null {
       const members = s.members.map(parseMember);
       if (members.some((m) => m === null)) return null;
       if (!(s.reservation === null || typeof s.reservation === 'string') || !(s.claimedBy === null || typeof s.claimedBy === 'string')) return null;
-      if (s.cause !== undefined && !(typeof s.cause === 'string' && ACT_ID.test(s.cause))) return null;
+      if (s.cause !== undefined && !isActivationId(s.cause)) return null;
       return { op: 'start', share: { namespace: s.namespace, function: s.function, params: s.params, members: members as ShareMember[], reservation: s.reservation, claimedBy: s.claimedBy,
         ...(s.cause === undefined ? {} : { cause: s.cause }) } };
     }

@@ -80,8 +80,6 @@ export class Registry {
 
   private readonly maxCodeBytes: number;
   private digestCache = { version: -1, value: 0 };
-  /** registry messages dropped as malformed */
-  malformed = 0;
   /** registry pulls made because a member's digest differed, by outcome */
   readonly pulls = { repaired: 0, unchanged: 0, failed: 0 };
 
@@ -261,7 +259,6 @@ export class Registry {
 
   /** A registry message that is not well formed: dropped, counted and logged with its signer. */
   private reject(signer: string, what: string): void {
-    this.malformed++;
     this.cluster?.rejects.count('registry-topic', 'malformed');
     this.log.warn({ signer, what }, 'dropped a malformed registry message');
   }

@@ -51,6 +51,10 @@ export interface Codec<Req, Rep> {
   reply(x: unknown): Rep | undefined;
 }
 
+// What every codec checks a field with: a plain object, and a count (a safe integer, 0 to max).
+export const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+export const isCount = (v: unknown, max = Number.MAX_SAFE_INTEGER): v is number => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
+
 /** What a serving daemon sends instead of a reply when it rejects a request: the asker hears why. */
 export type Refusal = { rejected: string };
 export const isRefusal = (x: unknown): x is Refusal =>

@@ -1,4 +1,5 @@
 import type { Change, Entry } from './addrmap.ts';
+import { isCount, isObj } from './protocols.ts';
 import type { GossipMessage } from './replica.ts';
 
 // The address-map topic's messages as they come off the wire: checked field by
@@ -15,8 +16,6 @@ const MAX_ID = 256;
 const MAX_CHANGES = 100_000;
 
 const isStr = (x: unknown, max = MAX_ID): x is string => typeof x === 'string' && x.length > 0 && x.length <= max;
-const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
-const isObj = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
 
 /** An address-map entry, every field of the right type (unknown extra fields are dropped). */
 export function parseEntry(x: unknown): Entry | null {

@@ -100,7 +100,7 @@ export class Registry {
       if (!this.store.digestInUse(digest) || !this.blobs.has(digest)) throw new Error(`no blob ${digest}`);
       return this.blobs.get(digest);
     }).catch((err: unknown) => this.log.error({ err }, 'could not serve code blobs to peers'));
-    cluster.onRegistryDiffers = (peer) => this.pull(peer);
+    cluster.events.on('registry-differs', (peer, done) => void this.pull(peer).catch((err: Error) => this.log.warn({ peer, err: err.message }, 'registry pull failed')).finally(done));
     void cluster.handle(REGISTRY, async (r) => this.newerThan(r.have))
       .catch((err: unknown) => this.log.error({ err }, 'could not serve the registry to peers'));
     // Several peers come up together when a daemon joins: answer them all with one round.

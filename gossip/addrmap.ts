@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 // The address map's state machine, with no I/O: instance ID → where it runs.
 // Each daemon is the only writer of the entries for its own instances (its
 // "origin"), so the cluster-wide map is the union of per-origin maps. Every
@@ -61,16 +62,22 @@ export class AddressMap {
   private readonly versions = new Map<string, number>();
   private pending: Change[] = [];
   private seq = 0;
-  /** Deltas are kept for takeDelta only once a gossip layer consumes them; a lone daemon keeps none. */
-  replicating = false;
-  /** told when a change starts a new pending delta, so the gossip layer ships it after its batching delay */
-  onPending: (() => void) | null = null;
+  /** Deltas are kept for takeDelta only once a gossip layer consumes them (startReplicating); a lone daemon keeps none. */
+  private replicating = false;
+  /** `pending`: a change started a new pending delta, so the gossip layer ships it after its batching delay */
+  readonly events = new EventEmitter<{ pending: [] }>();
   readonly origin: string;
   readonly incarnation: number;
 
   constructor(origin: string, incarnation: number) {
     this.origin = origin;
     this.incarnation = incarnation;
+  }
+
+  /** From now on changes are kept as deltas for a gossip layer; what happened before goes out in the first snapshot. */
+  startReplicating(): void {
+    this.replicating = true;
+    this.takeDelta();
   }
 
   version(ns: string): number {
@@ -93,7 +100,7 @@ export class AddressMap {
 
   private record(ns: string, c: Change): void {
     this.versions.set(ns, this.version(ns) + 1);
-    if (this.replicating && this.pending.push(c) === 1) this.onPending?.();
+    if (this.replicating && this.pending.push(c) === 1) this.events.emit('pending');
     this.seq++;
   }
 

@@ -121,12 +121,8 @@ export class RowDecoder {
   }
 }
 
-export interface LinkHandlers {
-  /** a peer's table arrived */
-  take(rows: Beat[], peer: string): Promise<void>;
-  /** this daemon's table, as an answer */
-  table(): Beat[];
-}
+/** A peer's table arrived; `answer` sends this daemon's table back when the peer asked for it. */
+export type TableHandler = (rows: Beat[], peer: string, answer: ((rows: Beat[]) => void) | null) => void;
 
 /** A stream to a peer, with what each direction already told the other. */
 interface Link {
@@ -138,12 +134,12 @@ export class BeatLinks {
   private readonly out = new Map<string, Link>();
   private readonly opening = new Set<string>();
   private readonly node: Libp2p;
-  private readonly h: LinkHandlers;
+  private readonly onTable: TableHandler;
   private readonly log: Logger;
 
-  constructor(node: Libp2p, h: LinkHandlers, log: Logger) {
+  constructor(node: Libp2p, onTable: TableHandler, log: Logger) {
     this.node = node;
-    this.h = h;
+    this.onTable = onTable;
     this.log = log;
   }
 
@@ -180,8 +176,6 @@ export class BeatLinks {
     const link: Link = { stream, out: new RowEncoder() };
     const rowsIn = new RowDecoder();
     const reader = new FrameReader(MAX_FRAME);
-    // Tables are taken one at a time per link, in order: a newer one never loses to an older.
-    let queue = Promise.resolve();
     stream.addEventListener('message', (ev) => {
       let frames: unknown[];
       try {
@@ -191,15 +185,8 @@ export class BeatLinks {
         stream.abort(err as Error);
         return;
       }
-      for (const f of frames as (Partial<Frame> | null)[]) {
-        const rows = rowsIn.decode(f?.rows);
-        queue = queue
-          .then(async () => {
-            await this.h.take(rows, peer);
-            if (f?.reply === true) send(link, this.h.table(), false);
-          })
-          .catch((err: Error) => this.log.debug({ peer, err: err.message }, 'beat table not taken'));
-      }
+      // Tables may be taken out of order: only a newer beat is news (BeatTable.merge), so an older one loses nothing.
+      for (const f of frames as (Partial<Frame> | null)[]) this.onTable(rowsIn.decode(f?.rows), peer, f?.reply === true ? (rows) => send(link, rows, false) : null);
     });
     return link;
   }

@@ -162,7 +162,7 @@ for (const n of SIZES) {
 const bytes: Row[] = [];
 for (const size of [10, 1000, 10_000]) {
   const m = new AddressMap('h0', 1);
-  m.replicating = true;
+  m.startReplicating();
   m.reserve(Array.from({ length: size }, (_, i) => entry('h0', `w-${i}`)));
   m.takeDelta();
   m.reserve([entry('h0', 'one-more')]);

@@ -7,7 +7,7 @@ import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { createLibp2p } from 'libp2p';
-import { pskFromHex } from '../../gossip/cluster.ts';
+import { pskFromHex } from '../../gossip/libp2p.ts';
 import { TOPICS } from '../../gossip/protocols.ts';
 import { reservePnetMemory } from '../../gossip/upstream/pnetMemory.ts';
 

@@ -65,7 +65,7 @@ describe('beat swaps', () => {
 
   it('keeps gossip flowing when one of two connections between two daemons closes', async () => {
     const [a, b] = nodes as [Cluster, Cluster];
-    const nodeOf = (c: Cluster) => (c as unknown as { node: Libp2p }).node;
+    const nodeOf = (c: Cluster) => (c.transport as unknown as { node: Libp2p }).node;
     const got: unknown[] = [];
     const take = (m: unknown) => void got.push(m);
     a.events.on('registry', take);

@@ -29,7 +29,7 @@ describe('address map', () => {
 
   it('counts a version per namespace and emits deltas with the sequence number of their last change', () => {
     const m = new AddressMap('h1', 7);
-    m.replicating = true;
+    m.startReplicating();
     m.reserve([base('p'), base('q')]);
     m.reserve([base('r', 'b')]);
     expect(m.version('a')).toBe(2);
@@ -49,7 +49,7 @@ describe('address map', () => {
     m.reserve([base('p')]);
     expect(m.takeDelta()).toBeNull();
     expect(m.sequence).toBe(1);
-    m.replicating = true;
+    m.startReplicating();
     m.remove('a', 'p');
     expect(m.takeDelta()).toMatchObject({ seq: 2, changes: [{ kind: 'remove', instance: 'p' }] });
   });

@@ -1,26 +1,51 @@
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import Docker from 'dockerode';
-import { parseArgs, UsageError } from '../cli/args.ts';
 import { ensureRuntimeImage } from '../sandbox/images.ts';
-import { ConfigError, FLAG_NAMES, loadConfig, printable } from './config.ts';
+import { ConfigError, envName, loadConfig, printable, SETTINGS } from './config.ts';
 import { startDaemon } from './daemon.ts';
 
 // `peerless daemon`: parse flags, validate the whole configuration once, run
 // until SIGTERM or SIGINT, then stop gracefully.
 
+/** The daemon's flags: one per setting (config.ts), a -file one per secret, and the daemon's own. */
+const OPTIONS = {
+  config: { type: 'string' },
+  'drain-ms': { type: 'string' },
+  'print-config': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  ...Object.fromEntries(SETTINGS.flatMap((s) => [[s.name, { type: 'string' }], ...(s.secret ? [[`${s.name}-file`, { type: 'string' }]] : [])])),
+} as const satisfies ParseArgsOptionsConfig;
+
+const USAGE = [
+  'usage: peerless daemon [--config FILE] [--print-config] [--drain-ms MS] [--SETTING VALUE ...]',
+  '',
+  'settings (flag, environment variable, what; docs/config.md has the file keys and defaults):',
+  ...SETTINGS.map((s) => `  --${s.name.padEnd(24)} ${envName(s).padEnd(34)} ${s.help}`),
+  '',
+].join('\n');
+
 export async function daemonMain(argv: string[]): Promise<number> {
   let config;
   try {
-    const a = parseArgs(argv, { values: ['config', 'drain-ms', ...FLAG_NAMES], switches: ['print-config'] });
-    if (a.positional.length > 0) throw new UsageError(`unexpected argument ${a.positional[0]}`);
-    const flags: Record<string, string> = {};
-    for (const [k, v] of a.flags) if (typeof v === 'string' && FLAG_NAMES.includes(k)) flags[k] = v;
-    const file = a.flags.get('config');
+    let a;
+    try {
+      a = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
+    } catch (e) {
+      process.stderr.write(`error: ${(e as Error).message}\n${USAGE}`);
+      return 2;
+    }
+    const { config: file, 'drain-ms': drain, 'print-config': print, help, ...settings } = a.values as Record<string, string | boolean | undefined>;
+    if (help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    const flags = Object.fromEntries(Object.entries(settings).filter((e): e is [string, string] => typeof e[1] === 'string'));
     config = loadConfig({ file: typeof file === 'string' ? file : undefined, env: process.env, flags });
-    if (a.flags.has('print-config')) {
+    if (print) {
       process.stdout.write(`${JSON.stringify(printable(config), null, 2)}\n`);
       return 0;
     }
-    const drainMs = Number(a.flags.get('drain-ms') ?? 30_000);
+    const drainMs = Number(drain ?? 30_000);
     const d = await startDaemon(config);
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
@@ -32,7 +57,7 @@ export async function daemonMain(argv: string[]): Promise<number> {
     });
     return 0;
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof UsageError) {
+    if (e instanceof ConfigError) {
       process.stderr.write(`error: ${e.message}\n`);
       return 2;
     }
@@ -50,8 +75,8 @@ export async function imagesMain(argv: string[]): Promise<number> {
     process.stderr.write('usage: peerless images build [--docker-socket PATH]\n');
     return 2;
   }
-  const a = parseArgs(argv.slice(1), { values: ['docker-socket'], switches: [] });
-  const socketPath = (a.flags.get('docker-socket') as string | undefined) ?? process.env.PEERLESS_DOCKER_SOCKET ?? '/var/run/docker.sock';
+  const { values } = parseArgs({ args: argv.slice(1), options: { 'docker-socket': { type: 'string' } }, strict: true });
+  const socketPath = values['docker-socket'] ?? process.env.PEERLESS_DOCKER_SOCKET ?? '/var/run/docker.sock';
   const docker = new Docker({ socketPath });
   for (const kind of ['nodejs', 'python'] as const) {
     const t0 = Date.now();

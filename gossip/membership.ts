@@ -76,8 +76,8 @@ export class Membership {
   readonly suspicions: Record<'suspected' | 'refuted', number> = { suspected: 0, refuted: 0 };
   private readonly beats: BeatTable;
   private readonly digests = new DigestWatch();
-  /** members' host names and free memory, from their beats */
-  private readonly hosts = new Map<string, { host: string; freeMb: number }>();
+  /** members' latest beats: their host names and free memory */
+  private readonly hosts = new Map<string, Beat>();
   /** members' addresses as last told to the driver */
   private readonly addressed = new Map<string, string[]>();
   private readonly lastPull = new Map<string, number>();
@@ -136,7 +136,7 @@ export class Membership {
     for (const b of this.beats.merge(rows, now)) {
       // First: a new incarnation drops what was known of the old one.
       this.apply(this.replica.receive({ type: 'heartbeat', origin: b.origin, incarnation: b.incarnation, seq: b.seq, load: b.load }, now), out, now);
-      this.hosts.set(b.origin, { host: b.host, freeMb: b.freeMb });
+      this.hosts.set(b.origin, b);
       const had = this.addressed.get(b.origin);
       if (b.addrs.length > 0 && !(had && sameAddrs(had, b.addrs))) {
         this.addressed.set(b.origin, b.addrs);

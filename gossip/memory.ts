@@ -102,8 +102,8 @@ export class MemoryNetwork {
   private readonly side = new Map<string, number>();
   /** each daemon's neighbours (those it holds connections to), when not all */
   private readonly neighbours = new Map<string, string[]>();
-  /** which members' facts each directed link has carried (for beat bytes) */
-  private readonly told = new Map<string, Set<string>>();
+  /** which incarnation of each member each directed link has carried the facts of (for beat bytes) */
+  private readonly told = new Map<string, Map<string, number>>();
 
   constructor(random: () => number) {
     this.random = random;
@@ -224,15 +224,12 @@ export class MemoryNetwork {
   tableBytes(from: string, to: string, rows: Beat[]): number {
     const key = `${from}>${to}`;
     let told = this.told.get(key);
-    if (!told) this.told.set(key, (told = new Set()));
-    let bytes = 16;
+    if (!told) this.told.set(key, (told = new Map()));
+    let bytes = 16 + rows.length * ROW_BYTES;
     for (const r of rows) {
-      const k = `${r.origin}/${r.incarnation}`;
-      if (told.has(k)) bytes += ROW_BYTES;
-      else {
-        told.add(k);
-        bytes += FULL_ROW_BYTES;
-      }
+      if (told.get(r.origin) === r.incarnation) continue;
+      told.set(r.origin, r.incarnation);
+      bytes += FULL_ROW_BYTES - ROW_BYTES;
     }
     return bytes;
   }

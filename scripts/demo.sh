@@ -23,7 +23,7 @@ for i in 1 2 3; do
   # 6 s failure timeout (default 1.5 s): three daemons share two cores with every container they start, and a
   # cold start of a hundred workers can hold a daemon's beats back for seconds. A killed daemon is still dropped
   # at once (its peers find its port closed).
-  PEERLESS_CLUSTER_KEY="$(cat "$KEYFILE")" setsid node cli/peerless.js daemon --data-dir "$D" --port $((3232 + i)) --host-id "demo-$i" \
+  PEERLESS_CLUSTER_KEY_FILE="$KEYFILE" setsid node cli/peerless.js daemon --data-dir "$D" --port $((3232 + i)) --host-id "demo-$i" \
     --memory-budget-mb 6144 --failure-timeout-ms 6000 --cluster-listen "/ip4/127.0.0.1/tcp/$((7947 + i))" --cluster-peers "$(peers "$i")" \
     >"$D/daemon.log" 2>&1 </dev/null &
   echo $! >"$D/daemon.pid"

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { namespaceNetworkName } from '../../sandbox/networks.ts';
-import { api, deploy, invoke, ROOT, waitFor, type Api } from '../helpers/daemon.ts';
+import { api, deploy, invoke, ROOT, waitFor, type Api, keyFile } from '../helpers/daemon.ts';
 import { forgedEntry, forgeDelta } from '../helpers/forger.ts';
 import { daemonOn, hostIp, hostsDown, hostsUp, setLink, socketOf, splitOff } from './hosts.ts';
 
@@ -27,7 +27,7 @@ const url = (i: number) => `http://${hostIp(i)}:3233`;
 async function startDaemon(i: number): Promise<void> {
   dataDirs[i] ??= mkdtempSync(join(tmpdir(), `peerless-mh${i}-`));
   const peers = Array.from({ length: N }, (_, j) => j).filter((j) => j !== i).map((j) => `/ip4/${hostIp(j)}/tcp/7948`).join(',');
-  procs[i] = await daemonOn(i, dataDirs[i]!, ['--host-id', `mh${i}`, '--cluster-key', KEY, '--cluster-listen', `/ip4/${hostIp(i)}/tcp/7948`,
+  procs[i] = await daemonOn(i, dataDirs[i]!, ['--host-id', `mh${i}`, '--cluster-key-file', keyFile(KEY), '--cluster-listen', `/ip4/${hostIp(i)}/tcp/7948`,
     '--cluster-peers', peers, '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200', '--drain-ms', '3000']);
 }
 
@@ -135,7 +135,7 @@ describe('three hosts, each with its own engine and daemon', () => {
 
   it('keeps out a daemon without the cluster key, on the killed daemon\'s host and address', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'peerless-mh-outsider-'));
-    const outsider = await daemonOn(2, dir, ['--host-id', 'mh2-outsider', '--cluster-key', randomBytes(32).toString('hex'), '--cluster-listen', `/ip4/${hostIp(2)}/tcp/7948`,
+    const outsider = await daemonOn(2, dir, ['--host-id', 'mh2-outsider', '--cluster-key-file', keyFile(randomBytes(32).toString('hex')), '--cluster-listen', `/ip4/${hostIp(2)}/tcp/7948`,
       '--cluster-peers', `/ip4/${hostIp(0)}/tcp/7948,/ip4/${hostIp(1)}/tcp/7948`, '--heartbeat-ms', '200']);
     try {
       const own = api(url(2), readFileSync(join(dir, 'admin.key'), 'utf8').trim());

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { get as httpsGet } from 'node:https';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Docker from 'dockerode';
@@ -12,6 +12,13 @@ import Docker from 'dockerode';
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'cli/peerless.js');
 export const docker = new Docker();
+
+/** A cluster key in a file of its own (mode 0600), for --cluster-key-file: a key never goes on a command line. */
+export function keyFile(key: string): string {
+  const f = join(mkdtempSync(join(tmpdir(), 'pl-key-')), 'cluster.key');
+  writeFileSync(f, key, { mode: 0o600 });
+  return f;
+}
 
 export interface TestDaemon {
   url: string;

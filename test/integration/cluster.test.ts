@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOPICS } from '../../gossip/protocols.ts';
 import { digestOf } from '../../daemon/blobs.ts';
 import { forgedEntry, forgeDelta, publishAs } from '../helpers/forger.ts';
-import { api, cleanupHost, deploy, invoke, namespace, ROOT, startDaemon, waitFor, type Api, type TestDaemon } from '../helpers/daemon.ts';
+import { api, cleanupHost, deploy, invoke, namespace, ROOT, startDaemon, waitFor, type Api, type TestDaemon, keyFile } from '../helpers/daemon.ts';
 
 // Daemons gossiping the address map, as separate processes on loopback that
 // share this machine's Docker engine (so instances on different daemons can
@@ -26,7 +26,7 @@ let nsAuth = '';
 const NS = `it-cl-${RUN}-h0-ns`;
 
 async function start(i: number, opts: { key?: string; dataDir?: string; apiPort?: number } = {}): Promise<TestDaemon> {
-  const flags = ['--cluster-key', opts.key ?? KEY, '--cluster-listen', addr(i), '--cluster-peers', [0, 1, 2].filter((j) => j !== i).map(addr).join(','),
+  const flags = ['--cluster-key-file', keyFile(opts.key ?? KEY), '--cluster-listen', addr(i), '--cluster-peers', [0, 1, 2].filter((j) => j !== i).map(addr).join(','),
     '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200'];
   return startDaemon({ hostId: `it-cl-${RUN}-h${i}`, flags, ...(opts.dataDir ? { dataDir: opts.dataDir } : {}), ...(opts.apiPort ? { port: opts.apiPort } : {}) });
 }
@@ -92,7 +92,7 @@ describe('cluster of three daemons', () => {
     // A namespace's own quota, set on one daemon, holds on all.
     expect((await api(hosts[0]!.url, hosts[0]!.admin)('PUT', `/api/v1/namespaces/${NS}/limits`, { invocationsPerMinute: 0, concurrentActivations: 500 })).status).toBe(200);
     await waitFor(async () => (await clients[2]!.call('GET', `/api/v1/namespaces/${NS}/limits`)).body.concurrentActivations === 500, 20_000, 'limits on host 3');
-    const late = await startDaemon({ hostId: `it-cl-${RUN}-h3`, flags: ['--cluster-key', KEY, '--cluster-listen', addr(3), '--cluster-peers', addr(0), '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200'] });
+    const late = await startDaemon({ hostId: `it-cl-${RUN}-h3`, flags: ['--cluster-key-file', keyFile(KEY), '--cluster-listen', addr(3), '--cluster-peers', addr(0), '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200'] });
     try {
       const c = api(late.url, nsAuth);
       await waitFor(async () => (await invoke(c, NS, 'v', {}, 'blocking=true&result=true')).body?.v === 2, 30_000, 'late joiner runs v2');
@@ -161,7 +161,7 @@ describe('cluster of three daemons', () => {
   });
 
   it('forwards an invocation when the receiving daemon is full, and reads the activation from anywhere', async () => {
-    const small = await startDaemon({ hostId: `it-cl-${RUN}-s`, flags: ['--cluster-key', KEY, '--cluster-listen', addr(6), '--cluster-peers', addr(0), '--memory-budget-mb', '128', '--heartbeat-ms', '200'] });
+    const small = await startDaemon({ hostId: `it-cl-${RUN}-s`, flags: ['--cluster-key-file', keyFile(KEY), '--cluster-listen', addr(6), '--cluster-peers', addr(0), '--memory-budget-mb', '128', '--heartbeat-ms', '200'] });
     try {
       const c = api(small.url, nsAuth);
       await deploy(clients[0]!.call, NS, 'hold128', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main(p) { await peerless.recv(undefined, p.ms).catch(() => {}); return { on: process.env.__OW_PEERLESS_IP } }` }, { limits: { memory: 128 } });
@@ -271,7 +271,7 @@ describe('cluster of three daemons', () => {
     const testnet = await createTestnet(3, { host: '127.0.0.1' });
     const key = randomBytes(32).toString('hex');
     const boot = testnet.bootstrap.map((b) => `${b.host}:${b.port}`).join(',');
-    const flags = (i: number) => ['--cluster-key', key, '--cluster-listen', addr(7 + i), '--cluster-hyperswarm', 'true', '--cluster-bootstrap', boot, '--heartbeat-ms', '200'];
+    const flags = (i: number) => ['--cluster-key-file', keyFile(key), '--cluster-listen', addr(7 + i), '--cluster-hyperswarm', 'true', '--cluster-bootstrap', boot, '--heartbeat-ms', '200'];
     const a = await startDaemon({ hostId: `it-cl-${RUN}-ha`, flags: flags(0) });
     const b = await startDaemon({ hostId: `it-cl-${RUN}-hb`, flags: flags(1) });
     try {
@@ -290,7 +290,7 @@ describe('cluster of three daemons', () => {
   }, 120_000);
 
   it('keeps out a daemon without the cluster key', async () => {
-    const outsider = await startDaemon({ hostId: `it-cl-${RUN}-x`, flags: ['--cluster-key', randomBytes(32).toString('hex'), '--cluster-listen', addr(5), '--cluster-peers', addr(0)] });
+    const outsider = await startDaemon({ hostId: `it-cl-${RUN}-x`, flags: ['--cluster-key-file', keyFile(randomBytes(32).toString('hex')), '--cluster-listen', addr(5), '--cluster-peers', addr(0)] });
     try {
       await new Promise((r) => setTimeout(r, 2500));
       expect((await peersOf(outsider)).peers).toEqual([]);

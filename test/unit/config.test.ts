@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, loadConfig } from '../../daemon/config.ts';
+import { ConfigError, DEFAULTS, envName, loadConfig, printable, reference, SETTINGS } from '../../daemon/config.ts';
 
 const file = (content: unknown) => {
   const f = join(mkdtempSync(join(tmpdir(), 'cfg-')), 'c.json');
@@ -41,5 +41,36 @@ describe('daemon config', () => {
     bad({ file: file('{ nope') }, 'file');
     bad({ file: file([1]) }, 'file');
     bad({ flags: { 'idle-timeout-ms': '5' } }, 'pool.idleTimeoutMs');
+  });
+});
+
+describe('the settings schema', () => {
+  it('is what docs/config.md says (regenerate: node -e "import(\'./daemon/config.ts\').then(m=>process.stdout.write(m.reference()))" > docs/config.md)', () => {
+    expect(readFileSync(join(import.meta.dirname, '../../docs/config.md'), 'utf8')).toBe(reference());
+  });
+
+  it('derives every flag and environment variable from a setting, and every setting is in the config', () => {
+    const names = SETTINGS.map((s) => s.name);
+    expect(new Set(names).size).toBe(names.length);
+    expect(envName(SETTINGS.find((s) => s.path === 'pool.memoryBudgetMb')!)).toBe('PEERLESS_MEMORY_BUDGET_MB');
+    // Every setting reaches the config: each given a value other than its default, by its flag.
+    const c = loadConfig({ flags: { 'batch-ms': '9', 'max-code-bytes': '4096', 'min-timeout-ms': '200', 'default-memory-mb': '512' } });
+    expect([c.cluster.batchMs, c.limits.codeBytes, c.limits.timeoutMs.min, c.limits.memoryMb.default]).toEqual([9, 4096, 200, 512]);
+  });
+
+  it('reads a secret from a file, by flag, environment or config key, and never prints it', () => {
+    const key = 'ab'.repeat(32);
+    const keyFile = file(`${key}\n`);
+    expect(loadConfig({ flags: { 'cluster-key-file': keyFile } }).cluster.key).toBe(key);
+    expect(loadConfig({ env: { PEERLESS_CLUSTER_KEY_FILE: keyFile } }).cluster.key).toBe(key);
+    expect(loadConfig({ file: file({ cluster: { keyFile } }) }).cluster.key).toBe(key);
+    expect(JSON.stringify(printable(loadConfig({ flags: { 'cluster-key-file': keyFile } })))).not.toContain(key);
+    expect(() => loadConfig({ flags: { 'port-file': keyFile } })).toThrow(ConfigError);
+    expect(() => loadConfig({ flags: { 'cluster-key-file': '/nonexistent/key' } })).toThrow(/cannot read/);
+  });
+
+  it('checks limits against one another', () => {
+    expect(() => loadConfig({ flags: { 'min-memory-mb': '4096' } })).toThrow(/limits.memoryMb.min/);
+    expect(() => loadConfig({ flags: { 'default-timeout-ms': '400000' } })).toThrow(/limits.timeoutMs.default/);
   });
 });

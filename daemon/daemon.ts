@@ -175,11 +175,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       log,
     });
     directory.setRemote(cluster.replica);
-    directory.onYield = (mine, theirs) => {
+    directory.events.on('yield', (mine, theirs) => {
       log.warn({ namespace: mine.namespace, instance: mine.instance, activation: mine.activation, holder: theirs.activation, holderHost: theirs.host }, 'instance ID granted twice across a partition: this instance yields it');
       invoker.stop(mine.activation as ActivationId, `The instance ID ${mine.instance} was granted on both sides of a network partition; the instance started first ` +
         `(activation ${theirs.activation} on host ${theirs.host}) keeps it, so this one was stopped.`);
-    };
+    });
     registry.attach(cluster);
     claims = await serveClaims(cluster, directory, config.cluster.failureTimeoutMs);
     const clusterHosts = new ClusterHosts({ cluster, local: localHosts, runner, claims, store, hostId, log });

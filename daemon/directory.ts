@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { chmodSync, linkSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AddressMap, holder, InstanceClash, type Entry } from '../gossip/addrmap.ts';
@@ -48,8 +49,8 @@ export class Directory {
   private readonly remoteVersions = new Map<string, number>();
   /** local instances whose ID another host's older entry holds, by activation, until YIELD_AFTER_MS says */
   private readonly yielding = new Map<string, NodeJS.Timeout>();
-  /** a local instance must give up its ID: the daemon stops it (set by the daemon) */
-  onYield: ((mine: Entry, holder: Entry) => void) | null = null;
+  /** `yield`: a local instance must give up its ID to an older holder elsewhere; the daemon stops it */
+  readonly events = new EventEmitter<{ yield: [mine: Entry, holder: Entry] }>();
 
   constructor(map: AddressMap, socketOf: (ns: string) => string) {
     this.map = map;
@@ -96,7 +97,7 @@ export class Directory {
       this.yielding.delete(mine.activation);
       const now = this.map.get(mine.namespace, mine.instance);
       const theirs = now?.activation === mine.activation ? this.heldElsewhere(now) : undefined;
-      if (now && theirs) this.onYield?.(now, theirs);
+      if (now && theirs) this.events.emit('yield', now, theirs);
     }, YIELD_AFTER_MS);
     timer.unref();
     this.yielding.set(mine.activation, timer);

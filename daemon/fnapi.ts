@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import { expandInstances } from '../gossip/addrmap.ts';
 import { problems } from './api/problems.ts';
+import { eventStreams } from './api/sse.ts';
 import { name } from './api/schemas.ts';
 import type { Caller, Directory } from './directory.ts';
 import { invalid, notFound, PeerlessError } from './errors.ts';
@@ -103,6 +104,7 @@ export class FunctionApi {
       ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
     });
     problems(app);
+    const stream = eventStreams(app);
     const idParams = { type: 'object', required: ['id'], properties: { id: name } } as const;
 
     app.get('/v1/self', async (req) => {
@@ -166,11 +168,6 @@ export class FunctionApi {
     );
     app.get('/v1/events', async (req, reply) => {
       const c = callerOf(dir, req);
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-      const send = () => res.write(`event: map\ndata: ${JSON.stringify(dir.view(c.namespace))}\n\n`);
-      send();
       let queued = false;
       const off = dir.onChange((ns) => {
         if (ns !== c.namespace || queued) return;
@@ -180,7 +177,9 @@ export class FunctionApi {
           send();
         });
       });
-      req.raw.once('close', off);
+      const out = stream(req, reply, off);
+      const send = () => out.send('map', JSON.stringify(dir.view(c.namespace)));
+      send();
     });
     app.put<{ Body: { status: string } }>(
       '/v1/self/status',

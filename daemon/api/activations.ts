@@ -4,9 +4,12 @@ import type { ActivationId, FunctionName, NamespaceName } from '../ids.ts';
 import { namespaceFor, type ApiContext } from './context.ts';
 import { activationParams, name, nsParams, paging } from './schemas.ts';
 
+/** what these routes use of the daemon */
+type Ctx = Pick<ApiContext, 'records' | 'store'>;
+
 // Activation records, in OpenWhisk's shape, read across the cluster.
 
-export function activationRoutes(app: FastifyInstance, ctx: ApiContext): void {
+export function activationRoutes(app: FastifyInstance, ctx: Ctx): void {
   app.get<{ Params: { namespace: string }; Querystring: { name?: FunctionName; since: number; upto: number; limit: number; skip: number; docs: boolean; count: boolean } }>(
     '/api/v1/namespaces/:namespace/activations',
     {

@@ -43,13 +43,13 @@ export interface ApiContext {
   removeNamespaceNetwork: (ns: string) => Promise<void>;
 }
 
-export const principalOf = (ctx: ApiContext, req: FastifyRequest): Principal => authenticate(ctx.store, req.headers.authorization);
+export const principalOf = (ctx: Pick<ApiContext, 'store'>, req: FastifyRequest): Principal => authenticate(ctx.store, req.headers.authorization);
 
 /**
  * Authenticates the caller for a namespaced route. `_` means "the caller's own
  * namespace", as in OpenWhisk. Admins may act on any namespace that exists.
  */
-export function namespaceFor(ctx: ApiContext, req: FastifyRequest, given: string): NamespaceName {
+export function namespaceFor(ctx: Pick<ApiContext, 'store'>, req: FastifyRequest, given: string): NamespaceName {
   const p = principalOf(ctx, req);
   const ns = (given === '_' && p.kind === 'namespace' ? p.namespace : given) as NamespaceName;
   requireNamespace(p, ns);

@@ -4,6 +4,10 @@ import type { Principal } from '../auth.ts';
 import { PeerlessError } from '../errors.ts';
 import type { NamespaceName } from '../ids.ts';
 import { principalOf, type ApiContext } from './context.ts';
+import { eventStreams } from './sse.ts';
+
+/** what these routes use of the daemon */
+type Ctx = Pick<ApiContext, 'cluster' | 'directory' | 'engine' | 'hostId' | 'invoker' | 'pool' | 'store'>;
 
 // The live dashboard: one static page, and one snapshot of what an operator
 // (admin key: every namespace) or a tenant (namespace key: its own) may see,
@@ -13,7 +17,7 @@ const PAGE = readFileSync(new URL('../dashboard.html', import.meta.url), 'utf8')
 const RECENT = 25;
 const TICK_MS = 500;
 
-function snapshot(ctx: ApiContext, p: Principal) {
+function snapshot(ctx: Ctx, p: Principal) {
   const namespaces = p.kind === 'admin' ? ctx.store.listNamespaces().map((n) => n.name) : [p.namespace];
   const self = {
     host: ctx.hostId,
@@ -52,7 +56,7 @@ function snapshot(ctx: ApiContext, p: Principal) {
 }
 
 /** As principalOf, but a 401 without WWW-Authenticate: the browser must not pop up its own login over the page's. */
-function viewer(ctx: ApiContext, req: FastifyRequest): Principal {
+function viewer(ctx: Ctx, req: FastifyRequest): Principal {
   try {
     return principalOf(ctx, req);
   } catch (e) {
@@ -61,12 +65,8 @@ function viewer(ctx: ApiContext, req: FastifyRequest): Principal {
   }
 }
 
-export function dashboardRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  const streams = new Set<() => void>();
-  // Open streams would hold the server open on shutdown.
-  app.addHook('preClose', async () => {
-    for (const end of streams) end();
-  });
+export function dashboardRoutes(app: FastifyInstance, ctx: Ctx): void {
+  const stream = eventStreams(app);
   // The page holds no data: it asks for a key and reads the API with it.
   app.get('/dashboard', { schema: { tags: ['dashboard'], summary: 'Live dashboard (HTML)', security: [] } }, async (_req, reply) =>
     reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'").send(PAGE));
@@ -76,24 +76,15 @@ export function dashboardRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get('/api/v1/dashboard/stream', { schema: { tags: ['dashboard'], summary: 'The dashboard snapshot as server-sent events, pushed on change' } }, async (req, reply) => {
     const p = viewer(ctx, req);
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     // Load and heartbeats change without events of their own: compare snapshots on a short tick.
     let last = '';
+    const timer = setInterval(() => push(), TICK_MS);
+    const out = stream(req, reply, () => clearInterval(timer));
     const push = () => {
       const s = JSON.stringify(snapshot(ctx, p));
-      if (s !== last) res.write(`event: snapshot\ndata: ${s}\n\n`);
+      if (s !== last) out.send('snapshot', s);
       last = s;
     };
     push();
-    const timer = setInterval(push, TICK_MS);
-    const end = () => {
-      clearInterval(timer);
-      streams.delete(end);
-      res.end();
-    };
-    streams.add(end);
-    req.raw.once('close', end);
   });
 }

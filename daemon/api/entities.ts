@@ -6,6 +6,9 @@ import type { EntityDocs, EntityKind, KeyValue } from '../types.ts';
 import { namespaceFor, type ApiContext } from './context.ts';
 import { fnParams, ignoredListParams, keyValueList, nsParams, paging } from './schemas.ts';
 
+/** what these routes use of the daemon */
+type Ctx = Pick<ApiContext, 'config' | 'registry' | 'store'>;
+
 // What OpenWhisk's triggers, rules and packages have in common: list (with count), create or
 // update (409 without overwrite), get and delete, in one namespace, each write replicated to the
 // cluster by the registry. Each kind says how its document is built from a PUT body and shown.
@@ -46,7 +49,7 @@ type EntityBodyDoc = { namespace: NamespaceName; name: string; version: string; 
 /** Route params for one entity: the same as a function's (namespace, name). */
 export const entityParams = fnParams;
 
-export function entityRoutes<K extends EntityKind, B extends EntityBody>(app: FastifyInstance, ctx: ApiContext, k: EntityKindRoutes<K, B>): void {
+export function entityRoutes<K extends EntityKind, B extends EntityBody>(app: FastifyInstance, ctx: Ctx, k: EntityKindRoutes<K, B>): void {
   const base = `/api/v1/namespaces/:namespace/${k.collection}`;
   const tags = [k.collection];
   const view = k.view ?? ((d: EntityDocs[K]) => d);

@@ -14,6 +14,9 @@ import { namespaceFor, type ApiContext } from './context.ts';
 import { pkgFnParams, resolveAction } from './packages.ts';
 import { fnParams, ignoredListParams, keyValueList, name, nsParams, paging } from './schemas.ts';
 
+/** what these routes use of the daemon */
+type Ctx = Pick<ApiContext, 'blobs' | 'config' | 'directory' | 'invocations' | 'pool' | 'registry' | 'store'>;
+
 // Functions (OpenWhisk calls them actions): create, update, read, delete, invoke.
 
 interface PutBody {
@@ -82,7 +85,7 @@ type FnRouteParams = { namespace: string; name: FunctionName; pkg?: string };
 /** Every action route twice: for an action of the namespace, and for one in a package (or a binding). */
 const ROUTES = [['/api/v1/namespaces/:namespace/actions/:name', fnParams], ['/api/v1/namespaces/:namespace/actions/:pkg/:name', pkgFnParams]] as const;
 
-export function functionRoutes(app: FastifyInstance, ctx: ApiContext): void {
+export function functionRoutes(app: FastifyInstance, ctx: Ctx): void {
   const L = ctx.config.limits;
 
   app.get<{ Params: { namespace: string }; Querystring: { limit: number; skip: number; count: boolean } }>(

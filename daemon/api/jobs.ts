@@ -4,6 +4,9 @@ import { JOB_ID_PATTERN } from '../jobs.ts';
 import { namespaceFor, type ApiContext } from './context.ts';
 import { name, nsParams } from './schemas.ts';
 
+/** what these routes use of the daemon */
+type Ctx = Pick<ApiContext, 'records' | 'store'>;
+
 // Jobs: every group invocation and every spawn. Any daemon answers for any
 // job; the one that admitted it holds the record and carries out a cancel.
 
@@ -14,7 +17,7 @@ const jobParams = {
   properties: { namespace: name, id: { type: 'string', pattern: JOB_ID_PATTERN } },
 } as const;
 
-export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
+export function jobRoutes(app: FastifyInstance, ctx: Ctx): void {
   app.get<{ Params: { namespace: string }; Querystring: { limit: number } }>(
     '/api/v1/namespaces/:namespace/jobs',
     {

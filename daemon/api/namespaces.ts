@@ -6,10 +6,13 @@ import { fnKeyPrefix } from '../invoker.ts';
 import { namespaceFor, principalOf, type ApiContext } from './context.ts';
 import { nsParams } from './schemas.ts';
 
+/** what these routes use of the daemon */
+type Ctx = Pick<ApiContext, 'blobs' | 'config' | 'namespaceNetwork' | 'pool' | 'quota' | 'registry' | 'removeNamespaceNetwork' | 'store'>;
+
 // Namespaces (tenants). Creating and deleting them takes the admin key; a
 // namespace key sees only its own namespace.
 
-export function namespaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
+export function namespaceRoutes(app: FastifyInstance, ctx: Ctx): void {
   app.get('/api/v1/namespaces', { schema: { tags: ['namespaces'], summary: "List namespaces: a namespace key gets OpenWhisk's one-name list, the admin key every namespace" } }, async (req) => {
     const p = principalOf(ctx, req);
     return p.kind === 'admin' ? ctx.store.listNamespaces() : [p.namespace];

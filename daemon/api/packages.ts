@@ -8,6 +8,9 @@ import type { ApiContext } from './context.ts';
 import { entityRoutes, type EntityBody } from './entities.ts';
 import { keyValueList, name } from './schemas.ts';
 
+/** what these routes use of the daemon */
+type Ctx = Pick<ApiContext, 'config' | 'pool' | 'registry' | 'store'>;
+
 // Packages, as OpenWhisk has them: a named set of actions (stored as functions named pkg/action)
 // with default parameters, or a binding to another package of the namespace with parameters of its
 // own. An action's parameters are, weakest first: its package's, its binding's, its own, the call's.
@@ -27,7 +30,7 @@ export interface ResolvedAction {
 }
 
 /** Resolves a package name (a binding to what it binds), or says why not. */
-export function resolveAction(ctx: ApiContext, ns: NamespaceName, pkg: string | undefined, action: string, write: boolean): ResolvedAction {
+export function resolveAction(ctx: Ctx, ns: NamespaceName, pkg: string | undefined, action: string, write: boolean): ResolvedAction {
   if (pkg === undefined) return { function: action as FunctionName, defaults: {}, binding: null };
   const p = ctx.store.getEntity('package', ns, pkg);
   if (!p) throw notFound(`package ${pkg}`, '/params/pkg');
@@ -39,10 +42,10 @@ export function resolveAction(ctx: ApiContext, ns: NamespaceName, pkg: string | 
 }
 
 /** A package's actions, as OpenWhisk lists them on the package. */
-const actionsOf = (ctx: ApiContext, ns: NamespaceName, pkg: string): FunctionRecord[] =>
+const actionsOf = (ctx: Ctx, ns: NamespaceName, pkg: string): FunctionRecord[] =>
   ctx.store.listFunctions(ns, 1_000_000, 0).filter((f) => f.name.startsWith(`${pkg}/`));
 
-export function packageRoutes(app: FastifyInstance, ctx: ApiContext): void {
+export function packageRoutes(app: FastifyInstance, ctx: Ctx): void {
   entityRoutes<'package', PackageBody>(app, ctx, {
     kind: 'package',
     collection: 'packages',

@@ -7,6 +7,9 @@ import { namespaceFor, type ApiContext } from './context.ts';
 import { entityParams, entityRoutes, type EntityBody } from './entities.ts';
 import { keyValueList } from './schemas.ts';
 
+/** what these routes use of the daemon */
+type Ctx = Pick<ApiContext, 'config' | 'hostId' | 'invocations' | 'registry' | 'store'>;
+
 // Triggers and rules, as OpenWhisk has them. A trigger is named parameters; a rule ties it to an
 // action. Firing a trigger invokes every active rule's action with the trigger's parameters under the
 // event's, records a trigger activation that lists what each rule did, and answers 202 with its ID
@@ -27,7 +30,7 @@ const refString = (v: string | { path: string; name: string }) => (typeof v === 
 const refSchema = { anyOf: [{ type: 'string', minLength: 1, maxLength: 600 }, { type: 'object', required: ['path', 'name'], properties: { path: { type: 'string', maxLength: 300 }, name: { type: 'string', maxLength: 300 } } }] };
 
 /** A trigger's rules, as OpenWhisk shows them on the trigger: "ns/rule" → action and status. */
-function rulesOf(ctx: ApiContext, t: TriggerDoc): Record<string, { action: { path: string; name: string }; status: string }> {
+function rulesOf(ctx: Ctx, t: TriggerDoc): Record<string, { action: { path: string; name: string }; status: string }> {
   const out: Record<string, { action: { path: string; name: string }; status: string }> = {};
   for (const r of ctx.store.listEntities('rule', t.namespace, 1_000_000, 0)) {
     if (r.trigger.path === t.namespace && r.trigger.name === t.name) out[`${r.namespace}/${r.name}`] = { action: r.action, status: r.status };
@@ -35,7 +38,7 @@ function rulesOf(ctx: ApiContext, t: TriggerDoc): Record<string, { action: { pat
   return out;
 }
 
-export function triggerRoutes(app: FastifyInstance, ctx: ApiContext): void {
+export function triggerRoutes(app: FastifyInstance, ctx: Ctx): void {
   entityRoutes<'trigger', TriggerBody>(app, ctx, {
     kind: 'trigger',
     collection: 'triggers',
@@ -85,7 +88,7 @@ export function triggerRoutes(app: FastifyInstance, ctx: ApiContext): void {
   });
 }
 
-export function ruleRoutes(app: FastifyInstance, ctx: ApiContext): void {
+export function ruleRoutes(app: FastifyInstance, ctx: Ctx): void {
   /** The trigger or action a rule names, which must exist in the rule's namespace. */
   const resolve = (ns: NamespaceName, what: 'trigger' | 'action', given: string | { path: string; name: string }) => {
     const s = refString(given);

@@ -8,6 +8,9 @@ import type { ApiContext } from './context.ts';
 import { resolveAction, type ResolvedAction } from './packages.ts';
 import { sendProblem } from './problems.ts';
 
+/** what these routes use of the daemon */
+type Ctx = Pick<ApiContext, 'config' | 'invocations' | 'pool' | 'registry' | 'store'>;
+
 // Web actions: /api/v1/web/{namespace}/{package|default}/{action}[.ext][/path], as OpenWhisk serves
 // them. Any verb, any body, no key needed unless the action asks for one (require-whisk-auth); the
 // request comes to the action as __ow_* parameters and its result goes back as the extension says.
@@ -129,7 +132,7 @@ function respond(reply: FastifyReply, ext: Ext, result: unknown): FastifyReply {
   }
 }
 
-export function webRoutes(app: FastifyInstance, ctx: ApiContext): void {
+export function webRoutes(app: FastifyInstance, ctx: Ctx): void {
   void app.register(async (web) => {
     // Any body, as bytes: the action decides what it is.
     web.removeAllContentTypeParsers();

@@ -53,7 +53,7 @@ describe('an instance ID granted twice', () => {
     const remote = new Remote();
     dir.setRemote(remote);
     const yielded: [string, string][] = [];
-    dir.onYield = (mine, theirs) => yielded.push([mine.activation, theirs.activation]);
+    dir.events.on('yield', (mine, theirs) => yielded.push([mine.activation, theirs.activation]));
     vi.setSystemTime(5000);
     const [mine] = dir.reserve([{ namespace: 'ns', instance: 'twin', function: 'f', activation: 'act-here', host: 'here' }]);
 

@@ -100,8 +100,12 @@ export class BeatTable {
     const fresh: Beat[] = [];
     for (const r of rows) {
       if (r.origin === this.self) continue;
-      if (!newer(r, this.rows.get(r.origin)?.beat)) continue;
-      this.rows.set(r.origin, { beat: r, at: now });
+      const had = this.rows.get(r.origin);
+      if (!newer(r, had?.beat)) continue;
+      if (had) {
+        had.beat = r;
+        had.at = now;
+      } else this.rows.set(r.origin, { beat: r, at: now });
       fresh.push(r);
     }
     return fresh;

@@ -89,6 +89,12 @@ export class Replica {
    * failure timeout, one that takes forwarded work and never answers.
    */
   private readonly ended = new Map<string, { incarnation: number; until: number }>();
+  /**
+   * No tick before this time can have anything to do: the earliest deadline (a failure timeout, a suspicion,
+   * a gap's or a lag's grace) as of the last scan, lowered whenever a message sets a nearer one. A tick then
+   * costs nothing until a deadline is near, instead of a pass over every member each time.
+   */
+  private due = Infinity;
 
   constructor(self: string, failureTimeoutMs: number, gapGraceMs = 50, behindGraceMs = 500) {
     this.self = self;
@@ -148,6 +154,7 @@ export class Replica {
       if (s && s.entries.size > 0) fx.push({ kind: 'changed', origin, namespaces: namespaces(s.entries.values()) });
       const fresh: OriginState = { incarnation, seq: -1, entries: new Map(), lastSeen: now, load: 0, ahead: new Map(), gapSince: null, behind: null, suspectedUntil: null };
       this.origins.set(origin, fresh);
+      this.wake(now + this.failureTimeoutMs);
       fx.push({ kind: 'origin-up', origin, incarnation });
       return fresh;
     }
@@ -163,6 +170,7 @@ export class Replica {
       // Only the life the reporter timed out; one already suspected keeps its first deadline.
       if (s && s.incarnation === m.incarnation && s.suspectedUntil === null) {
         s.suspectedUntil = now + this.failureTimeoutMs;
+        this.wake(s.suspectedUntil);
         fx.push({ kind: 'suspected', origin: m.origin });
       }
       return fx;
@@ -188,6 +196,7 @@ export class Replica {
           // Ahead of a missing delta: keep it a moment, the missing one is likely on another path.
           s.ahead.set(first, { seq: m.seq, changes: m.changes });
           s.gapSince ??= now;
+          this.wake(s.gapSince + this.gapGraceMs);
           if (s.seq === -1) fx.push({ kind: 'pull-snapshot', origin: m.origin });
         }
         break;
@@ -201,7 +210,10 @@ export class Replica {
         }
         if (s.seq === -1 && m.seq === 0) s.seq = 0; // an incarnation that has shipped no delta has no entries yet
         else if (s.seq === -1) fx.push({ kind: 'pull-snapshot', origin: m.origin });
-        else if (m.seq > s.seq) s.behind = { seq: Math.max(m.seq, s.behind?.seq ?? 0), since: s.behind?.since ?? now };
+        else if (m.seq > s.seq) {
+          s.behind = { seq: Math.max(m.seq, s.behind?.seq ?? 0), since: s.behind?.since ?? now };
+          this.wake(s.behind.since + this.behindGraceMs);
+        }
         break;
       case 'snapshot': {
         if (m.seq < s.seq) break;
@@ -216,7 +228,10 @@ export class Replica {
         if (next) {
           s.ahead.delete(s.seq);
           this.applyInOrder(m.origin, s, next.seq, next.changes, fx);
-        } else if (s.ahead.size > 0) s.gapSince = now;
+        } else if (s.ahead.size > 0) {
+          s.gapSince = now;
+          this.wake(now + this.gapGraceMs);
+        }
         fx.push({ kind: 'changed', origin: m.origin, namespaces: [...new Set([...before, ...namespaces(m.entries)])] });
         break;
       }
@@ -248,6 +263,8 @@ export class Replica {
    */
   tick(now: number): Effect[] {
     const fx: Effect[] = [];
+    if (now < this.due) return fx;
+    this.due = Infinity;
     for (const [origin, s] of this.origins) {
       if (now - s.lastSeen > this.failureTimeoutMs) this.drop(origin, 'timeout', fx);
       else if (s.suspectedUntil !== null && now >= s.suspectedUntil) {
@@ -262,8 +279,13 @@ export class Replica {
         s.behind.since = now;
         fx.push({ kind: 'pull-snapshot', origin });
       }
+      if (this.origins.has(origin)) this.wake(nextDeadline(s, this));
     }
     return fx;
+  }
+
+  private wake(at: number): void {
+    if (at < this.due) this.due = at;
   }
 
   private drop(origin: string, reason: 'timeout' | 'leave' | 'down', fx: Effect[]): void {
@@ -273,6 +295,15 @@ export class Replica {
     fx.push({ kind: 'origin-down', origin, incarnation: s.incarnation, reason, entries: [...s.entries.values()] });
     if (s.entries.size > 0) fx.push({ kind: 'changed', origin, namespaces: namespaces(s.entries.values()) });
   }
+}
+
+/** The earliest time a tick may have something to do for this origin. */
+function nextDeadline(s: OriginState, r: { failureTimeoutMs: number; gapGraceMs: number; behindGraceMs: number }): number {
+  let at = s.lastSeen + r.failureTimeoutMs;
+  if (s.suspectedUntil !== null) at = Math.min(at, s.suspectedUntil);
+  if (s.gapSince !== null) at = Math.min(at, s.gapSince + r.gapGraceMs);
+  if (s.behind !== null) at = Math.min(at, s.behind.since + r.behindGraceMs);
+  return at;
 }
 
 function applyChanges(s: OriginState, changes: Change[]): void {

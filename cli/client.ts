@@ -20,8 +20,7 @@ export class ApiError extends Error {
   }
 }
 
-export const configFile = (): string =>
-  process.env.PEERLESS_CONFIG_FILE ?? join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'peerless', 'config.json');
+export const configFile = (): string => process.env.PEERLESS_CONFIG_FILE ?? join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'peerless', 'config.json');
 
 export function readCliConfig(): Record<string, string> {
   const f = configFile();

@@ -32,7 +32,6 @@ environment: PEERLESS_APIHOST, PEERLESS_AUTH; file: ~/.config/peerless/config.js
 const GLOBAL_VALUES = ['apihost', 'auth', 'namespace'];
 const GLOBAL_SWITCHES = ['json', 'help'];
 
-
 function runtimeOf(a: Parsed, file: string): { kind: string; image?: string } {
   const r = a.flags.get('runtime');
   if (typeof r === 'string') {
@@ -61,7 +60,6 @@ function count(a: Parsed, flag: string): number | undefined {
   if (typeof v !== 'string' || !/^\d{1,7}$/.test(v)) throw new UsageError(`--${flag} must be a whole number (0: no limit)`);
   return Number(v);
 }
-
 
 const fnPath = (c: Cmd, name: string) => entityPath(c, 'actions', name);
 
@@ -103,7 +101,8 @@ async function fnInvoke(c: Cmd): Promise<number> {
   const group = typeof instances === 'string' ? [instances, ...c.a.positional.slice(3)].join(',') : undefined;
   const restart = c.a.flags.get('restart');
   const queue = num(c.a, 'queue-timeout');
-  const q = `blocking=${blocking}&result=${result}${typeof instance === 'string' ? `&instance=${enc(instance)}` : ''}${group ? `&instances=${enc(group)}` : ''}` +
+  const q =
+    `blocking=${blocking}&result=${result}${typeof instance === 'string' ? `&instance=${enc(instance)}` : ''}${group ? `&instances=${enc(group)}` : ''}` +
     `${typeof restart === 'string' ? `&restart=${enc(restart)}` : ''}${queue !== undefined ? `&queueTimeout=${Math.round(queue * 1000)}` : ''}`;
   const r = await call(c.t, 'POST', `${fnPath(c, name)}?${q}`, paramsOf(c.a));
   if (r.status === 202) {
@@ -121,13 +120,11 @@ async function fnInvoke(c: Cmd): Promise<number> {
 }
 
 type Instance = { instance: string; function: string; host: string; ip: string | null; state: string; status: string | null; activation: string };
-const instanceLine = (i: Instance) =>
-  `${i.instance.padEnd(20)} ${i.state.padEnd(9)} ${(i.ip ?? '-').padEnd(15)} ${i.host.padEnd(14)} ${i.function.padEnd(16)} ${i.status ?? ''}`;
+const instanceLine = (i: Instance) => `${i.instance.padEnd(20)} ${i.state.padEnd(9)} ${(i.ip ?? '-').padEnd(15)} ${i.host.padEnd(14)} ${i.function.padEnd(16)} ${i.status ?? ''}`;
 
 async function instancesCmd(c: Cmd): Promise<number> {
   const path = `/api/v1/namespaces/${enc(c.ns)}/instances`;
-  const show = (b: { version: number; instances: Instance[] }) =>
-    print(c, b, () => [`map version ${b.version}, ${b.instances.length} instances`, ...b.instances.map(instanceLine)].join('\n'));
+  const show = (b: { version: number; instances: Instance[] }) => print(c, b, () => [`map version ${b.version}, ${b.instances.length} instances`, ...b.instances.map(instanceLine)].join('\n'));
   if (!c.a.flags.has('watch')) {
     show((await call(c.t, 'GET', path)).body as { version: number; instances: Instance[] });
     return 0;
@@ -147,18 +144,39 @@ async function instancesCmd(c: Cmd): Promise<number> {
 }
 
 type Job = {
-  jobId: string; function: string; coordinator: string; created: number; end: number | null; status: string; reason: string | null;
-  members: { instance: string; host: string | null; state: string; status: string | null; epoch: number; start: number | null; end: number | null; outcome: { status: string; error: string | null } | null }[];
+  jobId: string;
+  function: string;
+  coordinator: string;
+  created: number;
+  end: number | null;
+  status: string;
+  reason: string | null;
+  members: {
+    instance: string;
+    host: string | null;
+    state: string;
+    status: string | null;
+    epoch: number;
+    start: number | null;
+    end: number | null;
+    outcome: { status: string; error: string | null } | null;
+  }[];
 };
 const jobPath = (c: Cmd, id?: string) => `/api/v1/namespaces/${enc(c.ns)}/jobs${id === undefined ? '' : `/${enc(id)}`}`;
 const ms = (a: number | null, b: number | null) => (a !== null && b !== null ? `${b - a} ms` : '');
 function jobText(j: Job): string {
   const count = (s: string) => j.members.filter((m) => m.state === s).length;
-  const states = ['queued', 'starting', 'running', 'restarting', 'succeeded', 'failed', 'cancelled'].filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`).join(', ');
+  const states = ['queued', 'starting', 'running', 'restarting', 'succeeded', 'failed', 'cancelled']
+    .filter((s) => count(s) > 0)
+    .map((s) => `${count(s)} ${s}`)
+    .join(', ');
   return [
     `job ${j.jobId} ${j.function}: ${j.status}${j.reason ? ` (${j.reason})` : ''}; ${j.members.length} members: ${states}; coordinated by ${j.coordinator}${j.end ? `, took ${j.end - j.created} ms` : ''}`,
-    ...j.members.map((m) => `  ${m.instance.padEnd(20)} ${m.state.padEnd(10)} ${(m.host ?? '-').padEnd(16)} ${m.epoch > 0 ? `epoch ${m.epoch} ` : ''}${ms(m.start, m.end).padEnd(9)} ` +
-      `${m.status ?? ''}${m.outcome && m.outcome.status !== 'success' ? ` ${m.outcome.status}: ${m.outcome.error ?? ''}` : ''}`),
+    ...j.members.map(
+      (m) =>
+        `  ${m.instance.padEnd(20)} ${m.state.padEnd(10)} ${(m.host ?? '-').padEnd(16)} ${m.epoch > 0 ? `epoch ${m.epoch} ` : ''}${ms(m.start, m.end).padEnd(9)} ` +
+        `${m.status ?? ''}${m.outcome && m.outcome.status !== 'success' ? ` ${m.outcome.status}: ${m.outcome.error ?? ''}` : ''}`,
+    ),
   ].join('\n');
 }
 const missingNote = (h: Headers) => (h.get('peerless-missing-hosts') ? `(no answer from ${h.get('peerless-missing-hosts')}: their records are not shown)` : null);
@@ -167,8 +185,14 @@ async function jobCmd(c: Cmd, verb: string): Promise<number> {
   if (verb === 'list') {
     const r = await call(c.t, 'GET', `${jobPath(c)}?limit=${enc(String(c.a.flags.get('limit') ?? '30'))}`);
     const note = missingNote(r.headers);
-    print(c, r.body, () => [...(r.body as Job[]).map((j) =>
-      `${new Date(j.created).toISOString()} ${j.jobId} ${j.function.padEnd(20)} ${j.status.padEnd(10)} ${String(j.members.length).padStart(4)} members ${j.reason ?? ''}`), ...(note ? [note] : [])].join('\n'));
+    print(c, r.body, () =>
+      [
+        ...(r.body as Job[]).map(
+          (j) => `${new Date(j.created).toISOString()} ${j.jobId} ${j.function.padEnd(20)} ${j.status.padEnd(10)} ${String(j.members.length).padStart(4)} members ${j.reason ?? ''}`,
+        ),
+        ...(note ? [note] : []),
+      ].join('\n'),
+    );
     return 0;
   }
   const id = need(c.a, 2, 'job ID');
@@ -270,10 +294,14 @@ async function dispatch(c: Cmd): Promise<number> {
       const q = `limit=${enc(String(limit))}${name ? `&name=${enc(name)}` : ''}`;
       const r = await call(c.t, 'GET', `/api/v1/namespaces/${enc(c.ns)}/activations?${q}`);
       const note = missingNote(r.headers);
-      print(c, r.body, () => [
-        ...(r.body as Activation[]).map((a) => `${new Date(a.start).toISOString()} ${a.activationId} ${a.name.padEnd(24)} ${a.host.padEnd(14)} ${a.response.status.padEnd(22)} ${a.duration ?? '-'} ms`),
-        ...(note ? [note] : []),
-      ].join('\n'));
+      print(c, r.body, () =>
+        [
+          ...(r.body as Activation[]).map(
+            (a) => `${new Date(a.start).toISOString()} ${a.activationId} ${a.name.padEnd(24)} ${a.host.padEnd(14)} ${a.response.status.padEnd(22)} ${a.duration ?? '-'} ms`,
+          ),
+          ...(note ? [note] : []),
+        ].join('\n'),
+      );
       return 0;
     }
     case 'activation get':
@@ -303,8 +331,13 @@ async function dispatch(c: Cmd): Promise<number> {
       print(c, b, () =>
         b.self === null
           ? 'this daemon is not in a cluster (no cluster key)'
-          : [`self ${b.self.host} ${b.self.peerId}`, ...b.peers.map((p) =>
-              `${p.host.padEnd(16)} ${p.connected ? 'connected' : 'gossip-only'} ${p.synced ? 'synced ' : 'syncing'}${p.suspected ? ' SUSPECTED' : ''} load ${String(p.load).padEnd(4)} instances ${String(p.entries).padEnd(5)} last heartbeat ${Date.now() - p.lastSeen} ms ago  ${p.origin}`)].join('\n'),
+          : [
+              `self ${b.self.host} ${b.self.peerId}`,
+              ...b.peers.map(
+                (p) =>
+                  `${p.host.padEnd(16)} ${p.connected ? 'connected' : 'gossip-only'} ${p.synced ? 'synced ' : 'syncing'}${p.suspected ? ' SUSPECTED' : ''} load ${String(p.load).padEnd(4)} instances ${String(p.entries).padEnd(5)} last heartbeat ${Date.now() - p.lastSeen} ms ago  ${p.origin}`,
+              ),
+            ].join('\n'),
       );
       return 0;
     }
@@ -343,7 +376,8 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'images') return (await import('../daemon/main.ts')).imagesMain(argv.slice(1));
   try {
     const a = parseArgs(argv, {
-      values: [...GLOBAL_VALUES, ...VERB_VALUES, ...WSK_VALUES], switches: [...GLOBAL_SWITCHES, ...VERB_SWITCHES, ...WSK_SWITCHES],
+      values: [...GLOBAL_VALUES, ...VERB_VALUES, ...WSK_VALUES],
+      switches: [...GLOBAL_SWITCHES, ...VERB_SWITCHES, ...WSK_SWITCHES],
       aliases: { P: 'param-file', r: 'result', b: 'blocking', m: 'memory', t: 'timeout', l: 'logs', c: 'concurrency', i: 'insecure', u: 'auth' },
     });
     // -i, as wsk has it: a self-signed certificate is taken (a daemon's own, made with --tls true).

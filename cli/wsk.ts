@@ -61,7 +61,14 @@ async function actionPut(c: Cmd, update: boolean): Promise<number> {
   const docker = flag(c, 'docker');
   const sequence = flag(c, 'sequence');
   const body: Record<string, unknown> = {};
-  if (sequence !== undefined) body.exec = { kind: 'sequence', components: sequence.split(',').map((s) => s.trim()).filter(Boolean) };
+  if (sequence !== undefined)
+    body.exec = {
+      kind: 'sequence',
+      components: sequence
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    };
   else if (docker !== undefined) body.exec = { kind: 'blackbox', image: docker, ...(file ? { code: readFileSync(file).toString(extname(file) === '.zip' ? 'base64' : 'utf8') } : {}) };
   else if (file !== undefined) {
     const zip = extname(file) === '.zip';
@@ -70,7 +77,12 @@ async function actionPut(c: Cmd, update: boolean): Promise<number> {
   const main = flag(c, 'main');
   if (main !== undefined && body.exec) (body.exec as Record<string, unknown>).main = main;
   const limits: Record<string, number> = {};
-  for (const [f, k] of [['memory', 'memory'], ['timeout', 'timeout'], ['logs', 'logs'], ['concurrency', 'concurrency']] as const) {
+  for (const [f, k] of [
+    ['memory', 'memory'],
+    ['timeout', 'timeout'],
+    ['logs', 'logs'],
+    ['concurrency', 'concurrency'],
+  ] as const) {
     const v = flag(c, f);
     if (v !== undefined) {
       if (!/^\d+$/.test(v)) throw new UsageError(`--${f} must be a whole number`);
@@ -197,7 +209,9 @@ export async function wskDispatch(c: Cmd, noun: string, verb: string): Promise<n
     case 'trigger fire': {
       const name = need(c.a, 2, 'trigger NAME');
       const r = await call(c.t, 'POST', entityPath(c, 'triggers', name), paramsOf(c.a));
-      print(c, r.body, () => (r.status === 204 ? `ok: triggered /${c.ns}/${name}, but no rule is active` : `ok: triggered /${c.ns}/${name} with id ${(r.body as { activationId: string }).activationId}`));
+      print(c, r.body, () =>
+        r.status === 204 ? `ok: triggered /${c.ns}/${name}, but no rule is active` : `ok: triggered /${c.ns}/${name} with id ${(r.body as { activationId: string }).activationId}`,
+      );
       return 0;
     }
     case 'rule create':
@@ -223,8 +237,12 @@ export async function wskDispatch(c: Cmd, noun: string, verb: string): Promise<n
     case 'rule list':
       return list(c, 'rules', (e) => (e.publish ? 'shared' : 'private'));
     case 'namespace get': {
-      const all = await Promise.all(['actions', 'packages', 'triggers', 'rules'].map(async (k) => [k, (await call(c.t, 'GET', `/api/v1/namespaces/${enc(c.ns)}/${k}?limit=0`)).body as Named[]] as const));
-      print(c, Object.fromEntries(all), () => [`Entities in namespace: ${c.ns === '_' ? 'default' : c.ns}`, ...all.flatMap(([k, xs]) => [k, ...xs.map((e) => `/${e.namespace}/${e.name}`)])].join('\n'));
+      const all = await Promise.all(
+        ['actions', 'packages', 'triggers', 'rules'].map(async (k) => [k, (await call(c.t, 'GET', `/api/v1/namespaces/${enc(c.ns)}/${k}?limit=0`)).body as Named[]] as const),
+      );
+      print(c, Object.fromEntries(all), () =>
+        [`Entities in namespace: ${c.ns === '_' ? 'default' : c.ns}`, ...all.flatMap(([k, xs]) => [k, ...xs.map((e) => `/${e.namespace}/${e.name}`)])].join('\n'),
+      );
       return 0;
     }
     case 'property get': {
@@ -232,7 +250,15 @@ export async function wskDispatch(c: Cmd, noun: string, verb: string): Promise<n
       const names = (await call(c.t, 'GET', '/api/v1/namespaces')).body as (string | { name: string })[];
       const ns = names.map((n) => (typeof n === 'string' ? n : n.name));
       const props = { apihost: c.t.apihost, namespace: ns[0] ?? c.ns, apibuild: info.build, apiversion: 'v1', host: info.host };
-      print(c, props, () => [`whisk API host        ${props.apihost}`, `whisk namespace       ${props.namespace}`, `whisk API build       ${props.apibuild}`, `whisk API version     v1`, `daemon host           ${props.host}`].join('\n'));
+      print(c, props, () =>
+        [
+          `whisk API host        ${props.apihost}`,
+          `whisk namespace       ${props.namespace}`,
+          `whisk API build       ${props.apibuild}`,
+          `whisk API version     v1`,
+          `daemon host           ${props.host}`,
+        ].join('\n'),
+      );
       return 0;
     }
     default:

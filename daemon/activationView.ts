@@ -47,7 +47,6 @@ export const activationView = (a: ActivationRecord) => ({
 
 export type ActivationView = ReturnType<typeof activationView>;
 
-
 /**
  * An activation record another daemon sent, checked for what the API and the invocation service read of it
  * (its ID, namespace, name, times, outcome, logs and annotations); null when any of that is off.

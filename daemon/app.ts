@@ -62,7 +62,7 @@ export async function buildApp(ctx: ApiContext, https?: { cert: Buffer; key: Buf
     },
   });
   // OpenWhisk's info documents (wsk property get --apibuild reads the first), with this daemon's identity.
-  app.get('/api/v1', { schema: { tags: ['meta'], summary: 'API information (OpenWhisk\'s document, and this daemon)', security: [] } }, async () => ({
+  app.get('/api/v1', { schema: { tags: ['meta'], summary: "API information (OpenWhisk's document, and this daemon)", security: [] } }, async () => ({
     description: 'OpenWhisk API',
     api_version: '1.0.0',
     api_version_path: 'v1',
@@ -73,11 +73,11 @@ export async function buildApp(ctx: ApiContext, https?: { cert: Buffer; key: Buf
     version: VERSION,
     host: ctx.hostId,
   }));
-  app.get('/', { schema: { tags: ['meta'], summary: 'Platform information: API paths, limits, runtimes (OpenWhisk\'s document)', security: [] } }, async () => {
+  app.get('/', { schema: { tags: ['meta'], summary: "Platform information: API paths, limits, runtimes (OpenWhisk's document)", security: [] } }, async () => {
     const L = ctx.config.limits;
     const q = ctx.config.quota;
     return {
-      description: 'peerless: a peer-to-peer serverless platform with OpenWhisk\'s API',
+      description: "peerless: a peer-to-peer serverless platform with OpenWhisk's API",
       support: { github: 'peerless', slack: '' },
       api_paths: ['/api/v1'],
       limits: {
@@ -145,8 +145,7 @@ export async function buildApp(ctx: ApiContext, https?: { cert: Buffer; key: Buf
     };
   });
   // Prometheus scrapes without credentials; the daemon listens on loopback by default.
-  app.get('/metrics', { schema: { tags: ['meta'], summary: 'Prometheus metrics', security: [] } }, async (_req, reply) =>
-    reply.type(ctx.metrics.contentType).send(await ctx.metrics.render()));
+  app.get('/metrics', { schema: { tags: ['meta'], summary: 'Prometheus metrics', security: [] } }, async (_req, reply) => reply.type(ctx.metrics.contentType).send(await ctx.metrics.render()));
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   namespaceRoutes(app, ctx);
   functionRoutes(app, ctx);

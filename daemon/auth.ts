@@ -29,8 +29,7 @@ export function ensureAdminKey(store: Store, dataDir: string): string {
   return auth;
 }
 
-const unauthorized = (detail: string) =>
-  new PeerlessError('unauthorized', detail, { field: '/headers/authorization', headers: { 'www-authenticate': 'Basic realm="peerless"' } });
+const unauthorized = (detail: string) => new PeerlessError('unauthorized', detail, { field: '/headers/authorization', headers: { 'www-authenticate': 'Basic realm="peerless"' } });
 
 export function authenticate(store: Store, header: string | undefined): Principal {
   if (!header) throw unauthorized('authentication required: send the namespace key as HTTP basic auth');
@@ -50,6 +49,5 @@ export function requireAdmin(p: Principal): void {
 }
 
 export function requireNamespace(p: Principal, ns: NamespaceName): void {
-  if (p.kind === 'namespace' && p.namespace !== ns)
-    throw new PeerlessError('forbidden', `this key does not grant access to namespace ${ns}`, { field: '/params/namespace' });
+  if (p.kind === 'namespace' && p.namespace !== ns) throw new PeerlessError('forbidden', `this key does not grant access to namespace ${ns}`, { field: '/params/namespace' });
 }

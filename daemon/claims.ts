@@ -13,8 +13,14 @@ const ASK_TIMEOUT_MS = 1000;
 function isClaimRequest(r: unknown): r is ClaimRequest {
   const c = r as Partial<ClaimRequest> | null;
   return (
-    !!c && (c.op === 'claim' || c.op === 'release') && typeof c.namespace === 'string' && isName(c.namespace) && Array.isArray(c.ids) && c.ids.length <= MAX_GROUP &&
-    c.ids.every(isName) && (c.holder === undefined || typeof c.holder === 'string')
+    !!c &&
+    (c.op === 'claim' || c.op === 'release') &&
+    typeof c.namespace === 'string' &&
+    isName(c.namespace) &&
+    Array.isArray(c.ids) &&
+    c.ids.length <= MAX_GROUP &&
+    c.ids.every(isName) &&
+    (c.holder === undefined || typeof c.holder === 'string')
   );
 }
 

@@ -114,7 +114,13 @@ const oneOf = (xs: readonly string[]): Check => ({
 const list = (pattern: RegExp, what: string): Check => ({
   kind: `list of ${what}`,
   read(v, key) {
-    const xs = typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v;
+    const xs =
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v;
     if (!Array.isArray(xs) || xs.some((x) => typeof x !== 'string')) throw new ConfigError(key, 'must be a list of strings');
     const bad = (xs as string[]).find((x) => !pattern.test(x));
     if (bad !== undefined) throw new ConfigError(key, `${JSON.stringify(bad)} does not have the expected form (${pattern.source})`);
@@ -158,16 +164,39 @@ export const SETTINGS: Setting[] = [
   { path: 'listen.tls.key', name: 'tls-key', help: 'PEM key file of that certificate', default: '', check: path },
   { path: 'dataDir', name: 'data-dir', help: 'state: the store, code blobs, the admin key, the cluster identity', default: '/var/lib/peerless', check: str() },
   { path: 'runDir', name: 'run-dir', help: 'sockets and directories mounted into containers; empty: <dataDir>/run', default: '', check: path },
-  { path: 'hostId', name: 'host-id', help: 'this host\'s name in activations, logs and the cluster', default: hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 63) || 'host', shown: 'the host name', check: str(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a host name') },
-  { path: 'dockerSocket', name: 'docker-socket', help: 'the Docker engine\'s socket', default: '/var/run/docker.sock', check: str() },
+  {
+    path: 'hostId',
+    name: 'host-id',
+    help: "this host's name in activations, logs and the cluster",
+    default:
+      hostname()
+        .replace(/[^A-Za-z0-9_.-]/g, '-')
+        .slice(0, 63) || 'host',
+    shown: 'the host name',
+    check: str(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a host name'),
+  },
+  { path: 'dockerSocket', name: 'docker-socket', help: "the Docker engine's socket", default: '/var/run/docker.sock', check: str() },
   { path: 'logLevel', name: 'log-level', help: 'pino log level', default: 'info', check: oneOf(LEVELS) },
   // Container memory limits are ceilings, not reservations: by default the pool may promise 80% of the host's memory.
-  { path: 'pool.memoryBudgetMb', name: 'memory-budget-mb', help: 'memory the pool may promise to containers, in MB', default: Math.max(1024, Math.floor((totalmem() / 1024 / 1024) * 0.8)), shown: '80% of the memory, at least 1024', check: int(128, 1 << 20) },
+  {
+    path: 'pool.memoryBudgetMb',
+    name: 'memory-budget-mb',
+    help: 'memory the pool may promise to containers, in MB',
+    default: Math.max(1024, Math.floor((totalmem() / 1024 / 1024) * 0.8)),
+    shown: '80% of the memory, at least 1024',
+    check: int(128, 1 << 20),
+  },
   { path: 'pool.prewarm.nodejs', name: 'prewarm-nodejs', help: 'Node.js containers kept started and waiting', default: 1, check: int(0, 64) },
   { path: 'pool.prewarm.python', name: 'prewarm-python', help: 'Python containers kept started and waiting', default: 0, check: int(0, 64) },
   { path: 'pool.pauseGraceMs', name: 'pause-grace-ms', help: 'an idle container is paused after this long', default: 500, check: int(0, 3_600_000) },
-  { path: 'pool.idleTimeoutMs', name: 'idle-timeout-ms', help: 'an idle container is removed after this long (until its function\'s own idle times are known)', default: 600_000, check: int(1000, 86_400_000) },
-  { path: 'pool.learnKeepAlive', name: 'learn-keep-alive', help: 'keep each function\'s idle containers as long as its own idle times say', default: true, check: bool },
+  {
+    path: 'pool.idleTimeoutMs',
+    name: 'idle-timeout-ms',
+    help: "an idle container is removed after this long (until its function's own idle times are known)",
+    default: 600_000,
+    check: int(1000, 86_400_000),
+  },
+  { path: 'pool.learnKeepAlive', name: 'learn-keep-alive', help: "keep each function's idle containers as long as its own idle times say", default: true, check: bool },
   { path: 'limits.memoryMb.min', name: 'min-memory-mb', help: 'smallest memory limit a function may ask for, in MB', default: 128, check: int(32, 1 << 20) },
   { path: 'limits.memoryMb.max', name: 'max-memory-mb', help: 'largest memory limit a function may ask for, in MB', default: 2048, check: int(32, 1 << 20) },
   { path: 'limits.memoryMb.default', name: 'default-memory-mb', help: 'memory limit of a function that gives none, in MB', default: 256, check: int(32, 1 << 20) },
@@ -183,13 +212,13 @@ export const SETTINGS: Setting[] = [
   { path: 'limits.logBytes', name: 'max-log-bytes', help: 'log kept per activation, in bytes', default: 10 * 1024 * 1024, check: int(0, 1 << 30) },
   { path: 'quota.invocationsPerMinute', name: 'invocations-per-minute', help: 'invocations a namespace may start a minute (0: no limit)', default: 0, check: int(0, 10_000_000) },
   { path: 'quota.concurrentActivations', name: 'concurrent-activations', help: 'activations a namespace may run at once (0: no limit)', default: 0, check: int(0, 1_000_000) },
-  { path: 'cluster.key', name: 'cluster-key', help: 'the cluster\'s pre-shared key (openssl rand -hex 32), the same on every daemon; empty: no cluster', default: '', check: clusterKey, secret: true },
+  { path: 'cluster.key', name: 'cluster-key', help: "the cluster's pre-shared key (openssl rand -hex 32), the same on every daemon; empty: no cluster", default: '', check: clusterKey, secret: true },
   // 7946 is Docker swarm's own gossip port, hence 7948.
   { path: 'cluster.listen', name: 'cluster-listen', help: 'multiaddrs the cluster node listens on', default: ['/ip4/0.0.0.0/tcp/7948'], check: list(MULTIADDR, 'multiaddrs') },
   { path: 'cluster.peers', name: 'cluster-peers', help: 'multiaddrs of other daemons to keep connected to', default: [], check: list(MULTIADDR, 'multiaddrs') },
   { path: 'cluster.hyperswarm', name: 'cluster-hyperswarm', help: 'find peers through a hyperswarm topic derived from the key', default: false, check: bool },
   { path: 'cluster.bootstrap', name: 'cluster-bootstrap', help: 'hyperswarm DHT bootstrap nodes; empty: its public ones', default: [], check: list(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'host:port') },
-  { path: 'cluster.heartbeatMs', name: 'heartbeat-ms', help: 'a beat round: the daemon\'s counter advances and its table goes to two peers', default: 250, check: int(20, 60_000) },
+  { path: 'cluster.heartbeatMs', name: 'heartbeat-ms', help: "a beat round: the daemon's counter advances and its table goes to two peers", default: 250, check: int(20, 60_000) },
   { path: 'cluster.failureTimeoutMs', name: 'failure-timeout-ms', help: 'a member silent this long is dropped', default: 1500, check: int(100, 600_000) },
   { path: 'cluster.batchMs', name: 'batch-ms', help: 'address-map changes are shipped this long after the first of a batch', default: 5, check: int(1, 1000) },
 ];
@@ -316,7 +345,7 @@ export function reference(): string {
   const row = (s: Setting) =>
     `| \`${s.path}\`${s.secret ? ` (or \`${s.path}File\`)` : ''} | \`--${s.name}\`${s.secret ? `, \`--${s.name}-file\`` : ''} | \`${envName(s)}\`${s.secret ? `, \`${envName(s)}_FILE\`` : ''} | ${s.check.kind} | ${s.shown ?? `\`${JSON.stringify(s.default)}\``} | ${s.help} |`;
   return [
-    '# The daemon\'s settings',
+    "# The daemon's settings",
     '',
     'Generated from `daemon/config.ts` (`peerless daemon --help`); a unit test keeps this file in step.',
     'Each setting is a key of the config file (`--config FILE` or `PEERLESS_CONFIG`), an environment variable and a flag;',

@@ -129,7 +129,16 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   });
   const metrics = new Metrics();
   const invoker = new Invoker({
-    metrics, store, blobs, pool, hostId, limits: config.limits, log, images: { nodejs: nodejs.tag, python: python.tag }, namespaceNetwork, directory,
+    metrics,
+    store,
+    blobs,
+    pool,
+    hostId,
+    limits: config.limits,
+    log,
+    images: { nodejs: nodejs.tag, python: python.tag },
+    namespaceNetwork,
+    directory,
     ensureSocket: (ns) => fnApi!.ensureSocket(ns),
     peers,
   });
@@ -151,16 +160,31 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     },
     spawn: async (r) => {
       const { job, members } = await invocations.invoke({
-        namespace: r.namespace as NamespaceName, function: r.function as FunctionName, params: r.params, ids: r.instances, group: true, field: '/body/instances',
-        queueTimeoutMs: r.queueTimeoutMs, restart: r.restart, parent: r.parent, detach: r.detach,
+        namespace: r.namespace as NamespaceName,
+        function: r.function as FunctionName,
+        params: r.params,
+        ids: r.instances,
+        group: true,
+        field: '/body/instances',
+        queueTimeoutMs: r.queueTimeoutMs,
+        restart: r.restart,
+        parent: r.parent,
+        detach: r.detach,
       });
       return { jobId: job?.jobId ?? null, activations: members.map(({ instance, activationId }) => ({ instance, activationId })) };
     },
   });
-  const registry = new Registry(store, blobs, hostId, log, {
-    retire: (ns, name) => pool.retire(fnKeyPrefix({ namespace: ns as NamespaceName, name: name as FunctionName })),
-    forget: (ns, name) => pool.forget(fnKeyPrefix({ namespace: ns as NamespaceName, name: name as FunctionName })),
-  }, config.limits.codeBytes);
+  const registry = new Registry(
+    store,
+    blobs,
+    hostId,
+    log,
+    {
+      retire: (ns, name) => pool.retire(fnKeyPrefix({ namespace: ns as NamespaceName, name: name as FunctionName })),
+      forget: (ns, name) => pool.forget(fnKeyPrefix({ namespace: ns as NamespaceName, name: name as FunctionName })),
+    },
+    config.limits.codeBytes,
+  );
   let cluster: Cluster | null = null;
   if (config.cluster.key) {
     cluster = await Cluster.start({
@@ -176,9 +200,15 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     });
     directory.setRemote(cluster.replica);
     directory.events.on('yield', (mine, theirs) => {
-      log.warn({ namespace: mine.namespace, instance: mine.instance, activation: mine.activation, holder: theirs.activation, holderHost: theirs.host }, 'instance ID granted twice across a partition: this instance yields it');
-      invoker.stop(mine.activation as ActivationId, `The instance ID ${mine.instance} was granted on both sides of a network partition; the instance started first ` +
-        `(activation ${theirs.activation} on host ${theirs.host}) keeps it, so this one was stopped.`);
+      log.warn(
+        { namespace: mine.namespace, instance: mine.instance, activation: mine.activation, holder: theirs.activation, holderHost: theirs.host },
+        'instance ID granted twice across a partition: this instance yields it',
+      );
+      invoker.stop(
+        mine.activation as ActivationId,
+        `The instance ID ${mine.instance} was granted on both sides of a network partition; the instance started first ` +
+          `(activation ${theirs.activation} on host ${theirs.host}) keeps it, so this one was stopped.`,
+      );
     });
     registry.attach(cluster);
     claims = await serveClaims(cluster, directory, config.cluster.failureTimeoutMs);
@@ -189,29 +219,32 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   }
   const tls = await tlsFiles(config);
   if (tls) log.info({ cert: tls.certPath, selfSigned: tls.selfSigned }, 'the user API speaks HTTPS');
-  const app = await buildApp({
-    cluster,
-    registry,
-    invocations,
-    records,
-    quota,
-    metrics,
-    config,
-    store,
-    blobs,
-    invoker,
-    pool,
-    docker,
-    engine,
-    hostId,
-    log,
-    directory,
-    namespaceNetwork,
-    removeNamespaceNetwork: async (ns) => {
-      networks.delete(ns);
-      await removeNamespaceNetwork(docker, ns);
+  const app = await buildApp(
+    {
+      cluster,
+      registry,
+      invocations,
+      records,
+      quota,
+      metrics,
+      config,
+      store,
+      blobs,
+      invoker,
+      pool,
+      docker,
+      engine,
+      hostId,
+      log,
+      directory,
+      namespaceNetwork,
+      removeNamespaceNetwork: async (ns) => {
+        networks.delete(ns);
+        await removeNamespaceNetwork(docker, ns);
+      },
     },
-  }, tls ? { cert: tls.cert, key: tls.key } : undefined);
+    tls ? { cert: tls.cert, key: tls.key } : undefined,
+  );
   const url = await app.listen({ host: config.listen.host, port: config.listen.port });
   void pool.topUp();
   log.info({ url, hostId, dataDir: config.dataDir }, 'peerless daemon listening');

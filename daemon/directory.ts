@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { chmodSync, linkSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AddressMap, holder, InstanceClash, type Entry } from '../gossip/addrmap.ts';
+import { type AddressMap, holder, InstanceClash, type Entry } from '../gossip/addrmap.ts';
 
 // The daemon's side of the address map: the state machine plus everything a
 // function sees of it. Each container has its own directory, mounted read-only
@@ -110,7 +110,7 @@ export class Directory {
     return mine && theirs ? holder(mine, theirs) : (mine ?? theirs);
   }
 
-  reserve(entries: (Omit<Entry, 'state' | 'ip' | 'status' | 'port' | 'since'>)[]): Entry[] {
+  reserve(entries: Omit<Entry, 'state' | 'ip' | 'status' | 'port' | 'since'>[]): Entry[] {
     // An ID alive on another host is taken too (as far as gossip has told us).
     for (const e of entries) if (this.remote?.get(e.namespace, e.instance)) throw new InstanceClash(e.instance);
     const now = Date.now();

@@ -21,8 +21,16 @@ const isRef = (v: unknown): v is EntityRef => isObj(v) && typeof v.path === 'str
 
 /** The document if it is a well-formed entity of that kind, named as the message says; else null. */
 export function parseEntity<K extends EntityKind>(kind: K, raw: unknown, ns: string, name: string): EntityDocs[K] | null {
-  if (!isObj(raw) || raw.namespace !== ns || raw.name !== name || typeof raw.version !== 'string' || typeof raw.publish !== 'boolean'
-    || !isKeyValues(raw.annotations) || typeof raw.updated !== 'number') return null;
+  if (
+    !isObj(raw) ||
+    raw.namespace !== ns ||
+    raw.name !== name ||
+    typeof raw.version !== 'string' ||
+    typeof raw.publish !== 'boolean' ||
+    !isKeyValues(raw.annotations) ||
+    typeof raw.updated !== 'number'
+  )
+    return null;
   switch (kind) {
     case 'trigger':
       return isKeyValues(raw.parameters) && isObj(raw.limits) ? (raw as unknown as EntityDocs[K]) : null;
@@ -97,9 +105,17 @@ export function parseFunctionRecord(raw: unknown, ns: string, name: string): Fun
   if (!isObj(l) || !int(l.memoryMb, 1, 1 << 20) || !int(l.timeoutMs, 1, 86_400_000) || !(l.concurrency === undefined || int(l.concurrency, 1, 100_000))) return null;
   if (!isObj(raw.parameters) || !int(raw.version, 0, Number.MAX_SAFE_INTEGER) || typeof raw.created !== 'number' || typeof raw.updated !== 'number') return null;
   const f = {
-    namespace: ns as NamespaceName, name: name as FunctionName, runtime, digest: raw.digest as Digest, binary: raw.binary, main: raw.main,
+    namespace: ns as NamespaceName,
+    name: name as FunctionName,
+    runtime,
+    digest: raw.digest as Digest,
+    binary: raw.binary,
+    main: raw.main,
     limits: { memoryMb: l.memoryMb, timeoutMs: l.timeoutMs, concurrency: (l.concurrency as number | undefined) ?? 1 },
-    parameters: raw.parameters, version: raw.version, created: raw.created, updated: raw.updated,
+    parameters: raw.parameters,
+    version: raw.version,
+    created: raw.created,
+    updated: raw.updated,
   };
   return { ...f, meta: metaOf(raw.meta, f) };
 }

@@ -46,10 +46,8 @@ export class PeerlessError extends Error {
   }
 }
 
-export const notFound = (what: string, field?: string) =>
-  new PeerlessError('not_found', `${what} does not exist`, field === undefined ? {} : { field });
-export const conflict = (message: string, field?: string) =>
-  new PeerlessError('conflict', message, field === undefined ? {} : { field });
+export const notFound = (what: string, field?: string) => new PeerlessError('not_found', `${what} does not exist`, field === undefined ? {} : { field });
+export const conflict = (message: string, field?: string) => new PeerlessError('conflict', message, field === undefined ? {} : { field });
 export const invalid = (field: string, message: string) => new PeerlessError('validation', message, { field });
 export const tooLarge = (field: string, message: string) => new PeerlessError('payload_too_large', message, { field });
 
@@ -94,5 +92,4 @@ export function isStorageFull(err: unknown): boolean {
   return e.code === 'ERR_SQLITE_ERROR' && (e.errcode === 13 || (e.errcode !== undefined && (e.errcode & 0xff) === 10) || /full/i.test(e.errstr ?? ''));
 }
 
-export const storageFull = () =>
-  new PeerlessError('insufficient_storage', 'the daemon\'s data disk is full: nothing was changed; free space and retry');
+export const storageFull = () => new PeerlessError('insufficient_storage', "the daemon's data disk is full: nothing was changed; free space and retry");

@@ -91,7 +91,10 @@ export class FunctionApi {
   }
 
   static async create(opts: {
-    root: string; directory: Directory; spawn: Spawner; log: Logger;
+    root: string;
+    directory: Directory;
+    spawn: Spawner;
+    log: Logger;
     /** why a member of a job failed for good, or null; `jobsChanged` says when to ask again */
     failed: (ns: string, id: string) => string | null;
     jobsChanged: (listener: () => void) => () => void;
@@ -151,17 +154,33 @@ export class FunctionApi {
         }
         const f = failure();
         if (!got && f) {
-          return reply.code(410).type('application/problem+json').send({
-            type: 'https://peerless.dev/problems/peer-gone', title: 'peer gone', status: 410, code: 'peer_gone',
-            detail: `instance ${f.id} failed: ${f.why}`, field: '/query/ids', instance: f.id,
-          });
+          return reply
+            .code(410)
+            .type('application/problem+json')
+            .send({
+              type: 'https://peerless.dev/problems/peer-gone',
+              title: 'peer gone',
+              status: 410,
+              code: 'peer_gone',
+              detail: `instance ${f.id} failed: ${f.why}`,
+              field: '/query/ids',
+              instance: f.id,
+            });
         }
         if (!got) {
           const missing = ids.filter((id) => dir.get(c.namespace, id)?.state !== 'running');
-          return reply.code(408).type('application/problem+json').send({
-            type: 'https://peerless.dev/problems/timeout', title: 'timeout', status: 408, code: 'timeout',
-            detail: `not running after ${req.query.timeout} ms: ${missing.slice(0, 20).join(', ')}`, field: '/query/ids', missing,
-          });
+          return reply
+            .code(408)
+            .type('application/problem+json')
+            .send({
+              type: 'https://peerless.dev/problems/timeout',
+              title: 'timeout',
+              status: 408,
+              code: 'timeout',
+              detail: `not running after ${req.query.timeout} ms: ${missing.slice(0, 20).join(', ')}`,
+              field: '/query/ids',
+              missing,
+            });
         }
         return { instances: got };
       },
@@ -201,7 +220,12 @@ export class FunctionApi {
             properties: {
               function: name,
               instance: name,
-              instances: { anyOf: [{ type: 'string', maxLength: 4096 }, { type: 'array', items: name, maxItems: MAX_GROUP }] },
+              instances: {
+                anyOf: [
+                  { type: 'string', maxLength: 4096 },
+                  { type: 'array', items: name, maxItems: MAX_GROUP },
+                ],
+              },
               params: { type: 'object' },
               restart: { type: 'string', maxLength: 32 },
               queueTimeout: { type: 'integer', minimum: 0, maximum: 300_000 },
@@ -224,7 +248,14 @@ export class FunctionApi {
         if (ids.length === 0) throw invalid('/body/instances', 'spawn needs an instance or instances');
         const restart = parseRestart(b.restart, '/body/restart');
         const started = await opts.spawn({
-          namespace: c.namespace, function: b.function, instances: ids, params: b.params ?? {}, parent: c.activation, detach: b.detach ?? false, restart, queueTimeoutMs: b.queueTimeout,
+          namespace: c.namespace,
+          function: b.function,
+          instances: ids,
+          params: b.params ?? {},
+          parent: c.activation,
+          detach: b.detach ?? false,
+          restart,
+          queueTimeoutMs: b.queueTimeout,
         });
         return reply.code(202).send(started);
       },

@@ -111,12 +111,13 @@ export class Invocations {
     // Parameters marked init reach the code at /init, as its environment, not as arguments.
     const own = fn.meta.init.length === 0 ? fn.parameters : Object.fromEntries(Object.entries(fn.parameters).filter(([k]) => !fn.meta.init.includes(k)));
     const params = { ...(r.defaults ?? this.packageDefaults(fn)), ...own, ...r.params };
-    if (Buffer.byteLength(JSON.stringify(params)) > this.d.payloadBytes)
-      throw new PeerlessError('payload_too_large', `parameters exceed ${this.d.payloadBytes} bytes`, { field: '/body' });
+    if (Buffer.byteLength(JSON.stringify(params)) > this.d.payloadBytes) throw new PeerlessError('payload_too_large', `parameters exceed ${this.d.payloadBytes} bytes`, { field: '/body' });
     if (fn.runtime.kind === 'sequence') {
       if (r.ids.length > 0 || r.group) throw invalid(r.field, `${fn.name} is a sequence: it runs no instance of its own, so it takes no instance IDs`);
-      const seq = await startSequence({ store: this.d.store, hostId: this.d.hostId, log: this.d.log, invoke: (c) => this.invoke({ ...c, ids: [], group: false, field: '/params/name' }) },
-        fn, params, { ...(r.cause ? { cause: r.cause } : {}), depth: r.depth ?? 0 });
+      const seq = await startSequence({ store: this.d.store, hostId: this.d.hostId, log: this.d.log, invoke: (c) => this.invoke({ ...c, ids: [], group: false, field: '/params/name' }) }, fn, params, {
+        ...(r.cause ? { cause: r.cause } : {}),
+        depth: r.depth ?? 0,
+      });
       return { job: null, members: [{ instance: null, ...seq }] };
     }
     const n = Math.max(1, r.ids.length);
@@ -206,7 +207,8 @@ export class Invocations {
     const first = await this.tryPlace(fn, n, r.ids.length === 0);
     if (!('missing' in first)) return first;
     if (!r.queueTimeoutMs) throw this.refusal(fn, n, first.missing, r.field);
-    if (this.queued >= MAX_QUEUED) throw new PeerlessError('unavailable', `${MAX_QUEUED} groups are already waiting for room on this daemon`, { field: '/query/queueTimeout', headers: { 'retry-after': String(RETRY_AFTER_S) } });
+    if (this.queued >= MAX_QUEUED)
+      throw new PeerlessError('unavailable', `${MAX_QUEUED} groups are already waiting for room on this daemon`, { field: '/query/queueTimeout', headers: { 'retry-after': String(RETRY_AFTER_S) } });
     const ac = new AbortController();
     if (job) this.waiting.set(job.jobId, ac);
     this.queued++;
@@ -231,10 +233,12 @@ export class Invocations {
     const hosts = this.hosts.candidates().length;
     const c = fn.limits.concurrency;
     const size = c > 1 ? `members (${c} to a container of ${fn.limits.memoryMb} MB)` : `members of ${fn.limits.memoryMb} MB`;
-    return new PeerlessError('unavailable',
+    return new PeerlessError(
+      'unavailable',
       `the cluster has room for ${n - missing} of the ${n} ${size}${when}: ${containersFor(missing, c) * fn.limits.memoryMb} MB more is needed ` +
-      `across its ${hosts} daemon${hosts === 1 ? '' : 's'}; nothing was started`,
-      { field, headers: { 'retry-after': String(RETRY_AFTER_S) } });
+        `across its ${hosts} daemon${hosts === 1 ? '' : 's'}; nothing was started`,
+      { field, headers: { 'retry-after': String(RETRY_AFTER_S) } },
+    );
   }
 
   /** One placement attempt: a plan from the hosts' free memory, then a reservation on every host of it. */
@@ -248,18 +252,21 @@ export class Invocations {
       const there = here ? null : rendezvous(fnKeyOf(fn), this.hosts.candidates().slice(1), mb);
       plan = new Map([[there ?? this.hosts.self, 1]]);
     } else {
-      const planFor = (cands: { origin: string; freeMb: number }[]) =>
-        n === 1 && (cands[0]?.freeMb ?? 0) >= mb ? new Map([[this.hosts.self, 1]]) : spread(n, cands, mb, seats);
+      const planFor = (cands: { origin: string; freeMb: number }[]) => (n === 1 && (cands[0]?.freeMb ?? 0) >= mb ? new Map([[this.hosts.self, 1]]) : spread(n, cands, mb, seats));
       plan = planFor(this.hosts.candidates());
       // What other daemons said of their room is up to a beat old: before refusing, ask them.
       if (sum(plan) < n) plan = planFor(await this.hosts.freshCandidates());
     }
     const placed = sum(plan);
     if (placed < n) return { missing: n - placed };
-    const out: Placement = await Promise.all([...plan].map(async ([host, count]) => ({
-      // A host's members share containers of the function, `seats` to each: its memory is counted per container.
-      host, count, reservation: await this.hosts.reserve(host, containersFor(count, seats) * mb, RESERVATION_TTL_MS).catch(() => null),
-    })));
+    const out: Placement = await Promise.all(
+      [...plan].map(async ([host, count]) => ({
+        // A host's members share containers of the function, `seats` to each: its memory is counted per container.
+        host,
+        count,
+        reservation: await this.hosts.reserve(host, containersFor(count, seats) * mb, RESERVATION_TTL_MS).catch(() => null),
+      })),
+    );
     const refused = out.filter((p) => p.reservation === null);
     if (refused.length === 0) return out;
     // A single invocation with no room reserved anywhere waits in this host's pool.
@@ -312,13 +319,25 @@ export class Invocations {
   }
 
   /** Starts a share on a host; a share that cannot start there fails its members (they may restart elsewhere). */
-  private startShare(fn: FunctionRecord, params: Record<string, unknown>, host: string, reservation: string | null, part: ShareMember[], job: JobDoc | null,
-    cause?: string): Promise<ActivationView>[] {
+  private startShare(
+    fn: FunctionRecord,
+    params: Record<string, unknown>,
+    host: string,
+    reservation: string | null,
+    part: ShareMember[],
+    job: JobDoc | null,
+    cause?: string,
+  ): Promise<ActivationView>[] {
     const started = this.hosts.start(host, this.shareOf(fn, params, part, reservation, job, host, cause));
-    return part.map((m, i) => started.then((dones) => dones[i]!, (err: unknown) => {
-      if (reservation !== null) this.hosts.unreserve(host, reservation);
-      return recordFailed(this.d.store, fn, m, this.d.hostId, `The member could not start on host ${this.hosts.nameOf(host)}: ${(err as Error).message}`);
-    }));
+    return part.map((m, i) =>
+      started.then(
+        (dones) => dones[i]!,
+        (err: unknown) => {
+          if (reservation !== null) this.hosts.unreserve(host, reservation);
+          return recordFailed(this.d.store, fn, m, this.d.hostId, `The member could not start on host ${this.hosts.nameOf(host)}: ${(err as Error).message}`);
+        },
+      ),
+    );
   }
 
   /** Follows a job member through its attempts; settles with the last one. */
@@ -335,8 +354,9 @@ export class Invocations {
       const next = await this.restart(fn, params, job, m).catch((err: unknown) => err as Error);
       if (next instanceof Error) {
         canRestart = false;
-        attempt = Promise.resolve(recordFailed(this.d.store, fn, { instance: m.instance, activationId: newActivationId() }, this.d.hostId,
-          `The member failed (${error}) and could not be restarted: ${next.message}`));
+        attempt = Promise.resolve(
+          recordFailed(this.d.store, fn, { instance: m.instance, activationId: newActivationId() }, this.d.hostId, `The member failed (${error}) and could not be restarted: ${next.message}`),
+        );
         continue;
       }
       attempt = next.done;
@@ -379,8 +399,14 @@ function admit(d: { quota: Quota; store: Store }, ns: NamespaceName, n: number):
  * An activation whose host could not run it, or was lost while it ran: recorded as failed here, so
  * every daemon finds it (none is ever left unknown or "running").
  */
-export function recordFailed(store: Store, fn: Pick<FunctionRecord, 'namespace' | 'name' | 'version'>, m: Pick<ShareMember, 'instance' | 'activationId'>,
-  host: HostId, error: string, annotations: Record<string, unknown> = {}): ActivationView {
+export function recordFailed(
+  store: Store,
+  fn: Pick<FunctionRecord, 'namespace' | 'name' | 'version'>,
+  m: Pick<ShareMember, 'instance' | 'activationId'>,
+  host: HostId,
+  error: string,
+  annotations: Record<string, unknown> = {},
+): ActivationView {
   const now = Date.now();
   const ann = { ...(m.instance ? { instance: m.instance } : {}), ...annotations };
   if (!store.getActivation(m.activationId)) store.startActivation({ activationId: m.activationId, namespace: fn.namespace, name: fn.name, version: fn.version, host, start: now, annotations: ann });

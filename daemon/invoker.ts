@@ -112,8 +112,7 @@ export class Invoker {
         queueMicrotask(() => this.events.emit('ended', activationId));
         if (this.save(activationId, record)) return this.d.store.getActivation(activationId)!;
         // Not on disk yet (the disk is full): the caller still gets the outcome, and the retry writes it later.
-        return { ...this.d.store.getActivation(activationId)!, end, duration: end - start, status: o.status, result: o.result, logs: o.logs,
-          annotations: annotations as ActivationAnnotations };
+        return { ...this.d.store.getActivation(activationId)!, end, duration: end - start, status: o.status, result: o.result, logs: o.logs, annotations: annotations as ActivationAnnotations };
       });
     this.inFlight.add(done);
     void done.finally(() => this.inFlight.delete(done));
@@ -179,7 +178,6 @@ export class Invoker {
     return drained;
   }
 
-
   /** How many members will draw on a reservation of this host's pool. */
   expect(reservation: string, members: number): void {
     this.d.pool.expect(reservation, members);
@@ -191,8 +189,15 @@ export class Invoker {
     return fn.runtime.kind === 'image' ? fn.runtime.image : this.d.images[fn.runtime.kind];
   }
 
-  private async execute(fn: FunctionRecord, params: Record<string, unknown>, id: ActivationId, start: number,
-    ann: Partial<ActivationAnnotations>, instance: string | null, reservation: string | undefined): Promise<Outcome> {
+  private async execute(
+    fn: FunctionRecord,
+    params: Record<string, unknown>,
+    id: ActivationId,
+    start: number,
+    ann: Partial<ActivationAnnotations>,
+    instance: string | null,
+    reservation: string | undefined,
+  ): Promise<Outcome> {
     const stopper = new AbortController();
     this.stoppers.set(id, stopper);
     try {
@@ -202,8 +207,16 @@ export class Invoker {
     }
   }
 
-  private async executeStoppable(fn: FunctionRecord, params: Record<string, unknown>, id: ActivationId, start: number,
-    ann: Partial<ActivationAnnotations>, instance: string | null, reservation: string | undefined, stop: AbortSignal): Promise<Outcome> {
+  private async executeStoppable(
+    fn: FunctionRecord,
+    params: Record<string, unknown>,
+    id: ActivationId,
+    start: number,
+    ann: Partial<ActivationAnnotations>,
+    instance: string | null,
+    reservation: string | undefined,
+    stop: AbortSignal,
+  ): Promise<Outcome> {
     const stopped = (logs: string[] = []) => internalError((stop.reason as Stopped).message, logs);
     const draw: Draw | undefined = reservation ? { id: reservation, drawn: false } : undefined;
     // Waiting for a container is bounded too: past the function's own time limit the caller gets an error, not a
@@ -231,12 +244,10 @@ export class Invoker {
       this.d.pool.draw(draw, fn.limits.memoryMb); // ended without a container: its share of the reservation goes back
       if (stop.aborted) return stopped();
       // The engine did not give a container in time (overloaded, or the host full): the platform's failure, said as such.
-      if (waitTimeout.aborted)
-        return internalError(`No container for the action could be started on host ${this.d.hostId} within ${Math.round(waitMs / 1000)} s.`);
+      if (waitTimeout.aborted) return internalError(`No container for the action could be started on host ${this.d.hostId} within ${Math.round(waitMs / 1000)} s.`);
       if (passing(err) === 'engine') return internalError(`The Docker engine on host ${this.d.hostId} could not be reached: ${(err as Error).message}`);
       // A user image this engine does not have is the function's fault, not the platform's.
-      if ((err as { statusCode?: number }).statusCode === 404 && fn.runtime.kind === 'image')
-        return developerError(`The image ${fn.runtime.image} does not exist on host ${this.d.hostId}.`);
+      if ((err as { statusCode?: number }).statusCode === 404 && fn.runtime.kind === 'image') return developerError(`The image ${fn.runtime.image} does not exist on host ${this.d.hostId}.`);
       throw err;
     }
     ann.coldStart = lease.cold;
@@ -255,8 +266,13 @@ export class Invoker {
         const code = this.d.blobs.get(fn.digest).toString(fn.binary ? 'base64' : 'utf8');
         // Parameters marked init go to /init as the code's environment, and not to /run (OpenWhisk's rule).
         const env = Object.fromEntries(fn.meta.init.filter((k) => k in fn.parameters).map((k) => [k, fn.parameters[k]]));
-        lease.init.promise = this.call(c, '/init', { value: { name: fn.name, main: fn.main, code, binary: fn.binary, concurrency: fn.limits.concurrency, env } },
-          fn.limits.timeoutMs, lease.shared ? AbortSignal.any([]) : stop);
+        lease.init.promise = this.call(
+          c,
+          '/init',
+          { value: { name: fn.name, main: fn.main, code, binary: fn.binary, concurrency: fn.limits.concurrency, env } },
+          fn.limits.timeoutMs,
+          lease.shared ? AbortSignal.any([]) : stop,
+        );
         await lease.init.promise;
         ann.initTime = Date.now() - t0;
       }
@@ -276,23 +292,29 @@ export class Invoker {
         // Its own file now; the other running instances' files follow on the next tick, in one batch.
         this.d.directory.refresh(lease.slotDir);
       }
-      const run = await this.call(c, '/run', {
-        value: params,
-        namespace: fn.namespace,
-        action_name: `/${fn.namespace}/${fn.name}`,
-        activation_id: id,
-        deadline: String(deadline),
-        // The proxy puts these in the environment as __OW_PEERLESS_*; the SDKs read them.
-        peerless_token: token,
-        peerless_instance: instance ?? '',
-        peerless_ip: c.nsIp ?? '',
-        peerless_port: String(port),
-        // A peer's frame longer than the function's memory could never be held: the SDK refuses it.
-        peerless_max_frame: String(fn.limits.memoryMb * 1024 * 1024),
-        // Peers on this host are dialled over a Unix socket in the namespace's own directory (sandbox/peers.ts).
-        peerless_host: this.d.hostId,
-        peerless_peers: this.d.peers.secretOf(fn.namespace),
-      }, fn.limits.timeoutMs, stop);
+      const run = await this.call(
+        c,
+        '/run',
+        {
+          value: params,
+          namespace: fn.namespace,
+          action_name: `/${fn.namespace}/${fn.name}`,
+          activation_id: id,
+          deadline: String(deadline),
+          // The proxy puts these in the environment as __OW_PEERLESS_*; the SDKs read them.
+          peerless_token: token,
+          peerless_instance: instance ?? '',
+          peerless_ip: c.nsIp ?? '',
+          peerless_port: String(port),
+          // A peer's frame longer than the function's memory could never be held: the SDK refuses it.
+          peerless_max_frame: String(fn.limits.memoryMb * 1024 * 1024),
+          // Peers on this host are dialled over a Unix socket in the namespace's own directory (sandbox/peers.ts).
+          peerless_host: this.d.hostId,
+          peerless_peers: this.d.peers.secretOf(fn.namespace),
+        },
+        fn.limits.timeoutMs,
+        stop,
+      );
       // ...and out of it as soon as it has returned, crashed or timed out.
       if (instance) {
         this.d.directory.remove(fn.namespace, instance);

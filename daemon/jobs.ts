@@ -146,10 +146,11 @@ export function cancel(j: JobDoc, why: string, now: number): void {
     j.status = 'cancelled';
     j.reason = why;
   }
-  for (const m of j.members) if (m.state === 'queued') {
-    m.state = 'cancelled';
-    m.end = now;
-  }
+  for (const m of j.members)
+    if (m.state === 'queued') {
+      m.state = 'cancelled';
+      m.end = now;
+    }
   if (j.members.every((x) => isFinal(x.state))) j.end = now;
 }
 
@@ -215,11 +216,12 @@ export class Jobs {
       j.status = 'failed';
       j.reason = why;
       j.end = now;
-      for (const m of j.members) if (!isFinal(m.state)) {
-        m.state = 'failed';
-        m.end = now;
-        m.outcome ??= { status: 'whisk internal error', error: why };
-      }
+      for (const m of j.members)
+        if (!isFinal(m.state)) {
+          m.state = 'failed';
+          m.end = now;
+          m.outcome ??= { status: 'whisk internal error', error: why };
+        }
       this.store.putJob(j);
     }
     return open.length;

@@ -49,9 +49,17 @@ export function bumpVersion(v: string): string {
 /** The meta a record carries if it is well formed (it may come from another daemon), else the default. */
 export function metaOf(given: unknown, f: { runtime: { kind: string }; version: number }): FunctionMeta {
   const m = given as Partial<FunctionMeta> | null;
-  const ok = m !== null && typeof m === 'object' && typeof m.kind === 'string' && typeof m.version === 'string' && typeof m.publish === 'boolean'
-    && Number.isSafeInteger(m.logsMb) && Array.isArray(m.init) && m.init.every((k) => typeof k === 'string')
-    && Array.isArray(m.annotations) && m.annotations.every((a) => a !== null && typeof a === 'object' && typeof (a as { key?: unknown }).key === 'string');
+  const ok =
+    m !== null &&
+    typeof m === 'object' &&
+    typeof m.kind === 'string' &&
+    typeof m.version === 'string' &&
+    typeof m.publish === 'boolean' &&
+    Number.isSafeInteger(m.logsMb) &&
+    Array.isArray(m.init) &&
+    m.init.every((k) => typeof k === 'string') &&
+    Array.isArray(m.annotations) &&
+    m.annotations.every((a) => a !== null && typeof a === 'object' && typeof (a as { key?: unknown }).key === 'string');
   return ok ? (m as FunctionMeta) : defaultMeta(f);
 }
 

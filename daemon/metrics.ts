@@ -31,7 +31,10 @@ const BUCKETS_S = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 function mirrored(registry: Registry, name: string, help: string, labelNames: string[], read: () => { labels: Record<string, string>; n: number }[]): void {
   const seen = new Map<string, number>();
   new Counter({
-    name, help, labelNames, registers: [registry],
+    name,
+    help,
+    labelNames,
+    registers: [registry],
     collect() {
       for (const { labels, n } of read()) {
         const k = JSON.stringify(labels);
@@ -57,10 +60,16 @@ export class Metrics {
     this.duration = new Histogram({ name: 'peerless_activation_duration_seconds', help: 'End-to-end activation time, including waiting for a container.', buckets: BUCKETS_S, registers: [r] });
     const now = () => this.readings();
     const gauge = (name: string, help: string, labelNames: string[], set: (g: Gauge, x: Readings) => void) =>
-      new Gauge({ name, help, labelNames, registers: [r], collect() {
-        const x = now();
-        if (x) set(this, x);
-      } });
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [r],
+        collect() {
+          const x = now();
+          if (x) set(this, x);
+        },
+      });
     gauge('peerless_activations_running', 'Activations in flight on this daemon.', [], (g, x) => g.set(x.running));
     gauge('peerless_containers', 'Action containers by pool state.', ['state'], (g, x) => {
       g.reset();
@@ -74,14 +83,30 @@ export class Metrics {
     gauge('peerless_gossip_heartbeat_age_seconds', 'Gossip lag: age of the stalest heartbeat among the peers heard from (0 alone).', [], (g, x) => g.set(x.oldestHeartbeatMs / 1000));
     gauge('peerless_engine_up', 'Whether the Docker engine answers (1) or is lost (0).', [], (g, x) => g.set(x.engineUp ? 1 : 0));
     gauge('peerless_activations_unsaved', 'Finished activations whose outcome waits for room on the data disk.', [], (g, x) => g.set(x.unsaved));
-    mirrored(r, 'peerless_cluster_peers_dropped_total', 'Members dropped: silent for the failure timeout, gone with a goodbye, reported gone by a peer, or restarted.', ['reason'],
-      () => Object.entries(now()?.dropped ?? {}).map(([reason, n]) => ({ labels: { reason }, n })));
-    mirrored(r, 'peerless_cluster_suspicions_total', 'Members another member timed out (suspected; kept while their beats may still refute it) and those whose beats went on (refuted: a drop avoided).', ['result'],
-      () => Object.entries(now()?.suspicions ?? {}).map(([result, n]) => ({ labels: { result }, n })));
-    mirrored(r, 'peerless_registry_pulls_total', 'Registries pulled from a member whose registry digest differed: repaired (a lost registry message), unchanged (the member was behind), failed.', ['result'],
-      () => Object.entries(now()?.registryPulls ?? {}).map(([result, n]) => ({ labels: { result }, n })));
-    mirrored(r, 'peerless_gossip_rejected_total', 'Messages from other daemons dropped unread, by protocol or topic (a "-reply" kind: a reply to this daemon) and reason: not-json, too-large, malformed, forged (origin not the signer), listener-error.', ['kind', 'reason'],
-      () => (now()?.rejected ?? []).map(({ kind, reason, n }) => ({ labels: { kind, reason }, n })));
+    mirrored(r, 'peerless_cluster_peers_dropped_total', 'Members dropped: silent for the failure timeout, gone with a goodbye, reported gone by a peer, or restarted.', ['reason'], () =>
+      Object.entries(now()?.dropped ?? {}).map(([reason, n]) => ({ labels: { reason }, n })),
+    );
+    mirrored(
+      r,
+      'peerless_cluster_suspicions_total',
+      'Members another member timed out (suspected; kept while their beats may still refute it) and those whose beats went on (refuted: a drop avoided).',
+      ['result'],
+      () => Object.entries(now()?.suspicions ?? {}).map(([result, n]) => ({ labels: { result }, n })),
+    );
+    mirrored(
+      r,
+      'peerless_registry_pulls_total',
+      'Registries pulled from a member whose registry digest differed: repaired (a lost registry message), unchanged (the member was behind), failed.',
+      ['result'],
+      () => Object.entries(now()?.registryPulls ?? {}).map(([result, n]) => ({ labels: { result }, n })),
+    );
+    mirrored(
+      r,
+      'peerless_gossip_rejected_total',
+      'Messages from other daemons dropped unread, by protocol or topic (a "-reply" kind: a reply to this daemon) and reason: not-json, too-large, malformed, forged (origin not the signer), listener-error.',
+      ['kind', 'reason'],
+      () => (now()?.rejected ?? []).map(({ kind, reason, n }) => ({ labels: { kind, reason }, n })),
+    );
   }
 
   /** Where the scrape-time readings come from; set once the daemon's parts exist. */

@@ -46,7 +46,10 @@ const each = <T>(v: unknown, parse: (x: unknown) => T | null, max: number): T[] 
   return out.every((x) => x !== null) ? (out as T[]) : undefined;
 };
 /** null is an answer (nothing there); anything else must parse */
-const orNull = <T>(parse: (x: unknown) => T | null) => (v: unknown): T | null | undefined => (v === null ? null : (parse(v) ?? undefined));
+const orNull =
+  <T>(parse: (x: unknown) => T | null) =>
+  (v: unknown): T | null | undefined =>
+    v === null ? null : (parse(v) ?? undefined);
 
 function parseMember(v: unknown): JobMember | null {
   if (!isObj(v) || typeof v.instance !== 'string' || !text(v.activationId) || !text(v.host) || !isCount(v.epoch, 1_000_000) || typeof v.state !== 'string') return null;
@@ -147,7 +150,8 @@ export class Records {
     const window = Math.min(MAX_WINDOW, q.skip + q.limit);
     const mine = this.localActivations(ns, { ...q, skip: 0, limit: window });
     const { parts, missing } = await this.everyPeer((peer) =>
-      this.cluster!.request(peer, ACTIVATIONS, { namespace: ns, name: q.name, since: q.since, upto: q.upto, limit: window, docs: q.docs }, ASK_MS));
+      this.cluster!.request(peer, ACTIVATIONS, { namespace: ns, name: q.name, since: q.since, upto: q.upto, limit: window, docs: q.docs }, ASK_MS),
+    );
     const all = [mine, ...parts].flat();
     const seen = new Set<string>();
     const items = all.sort((a, b) => b.start - a.start).filter((a) => !seen.has(a.activationId) && seen.add(a.activationId));

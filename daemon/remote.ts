@@ -43,7 +43,6 @@ function parseRunReply(v: unknown): RunReply | null {
   return { ok: true, ...(v.reservation === undefined ? {} : { reservation: v.reservation }), ...(v.freeMb === undefined ? {} : { freeMb: v.freeMb }) };
 }
 
-
 function parseMember(v: unknown): ShareMember | null {
   if (!isObj(v)) return null;
   const { instance, activationId, epoch, restart } = v;
@@ -64,11 +63,11 @@ export function parseRun(v: unknown): RunRequest | null {
       return typeof v.reservation === 'string' && v.reservation.length < 64 ? { op: 'unreserve', reservation: v.reservation } : null;
     case 'stop':
       return Array.isArray(v.ids) && v.ids.length <= MAX_MEMBERS && v.ids.every(isActivationId) && typeof v.why === 'string'
-        ? { op: 'stop', ids: v.ids as ActivationId[], why: v.why.slice(0, 1024) } : null;
+        ? { op: 'stop', ids: v.ids as ActivationId[], why: v.why.slice(0, 1024) }
+        : null;
     case 'ended': {
       const a = parseActivationView(v.activation);
-      return typeof v.activationId === 'string' && a !== null && a.activationId === v.activationId
-        ? { op: 'ended', activationId: v.activationId as ActivationId, activation: a } : null;
+      return typeof v.activationId === 'string' && a !== null && a.activationId === v.activationId ? { op: 'ended', activationId: v.activationId as ActivationId, activation: a } : null;
     }
     case 'start': {
       const s = v.share;
@@ -78,8 +77,18 @@ export function parseRun(v: unknown): RunRequest | null {
       if (members.some((m) => m === null)) return null;
       if (!(s.reservation === null || typeof s.reservation === 'string') || !(s.claimedBy === null || typeof s.claimedBy === 'string')) return null;
       if (s.cause !== undefined && !isActivationId(s.cause)) return null;
-      return { op: 'start', share: { namespace: s.namespace, function: s.function, params: s.params, members: members as ShareMember[], reservation: s.reservation, claimedBy: s.claimedBy,
-        ...(s.cause === undefined ? {} : { cause: s.cause }) } };
+      return {
+        op: 'start',
+        share: {
+          namespace: s.namespace,
+          function: s.function,
+          params: s.params,
+          members: members as ShareMember[],
+          reservation: s.reservation,
+          claimedBy: s.claimedBy,
+          ...(s.cause === undefined ? {} : { cause: s.cause }),
+        },
+      };
     }
     default:
       return null;
@@ -202,11 +211,16 @@ export class ClusterHosts implements Hosts {
   private overdue(id: string): void {
     const p = this.pending.get(id);
     if (!p) return;
-    void this.d.cluster.request(p.peer, ACTIVATION, { namespace: p.share.namespace, id: id as ActivationId }, REQUEST_MS).then((a) => {
-      if (a && a.response.status !== 'running') this.settle(id, a);
-      else if (a) p.watchdog = this.watch(id, p.share);
-      else this.lost(id, p, `The host ${this.nameOf(p.peer)} does not know the activation.`);
-    }, () => { p.watchdog = this.watch(id, p.share); });
+    void this.d.cluster.request(p.peer, ACTIVATION, { namespace: p.share.namespace, id: id as ActivationId }, REQUEST_MS).then(
+      (a) => {
+        if (a && a.response.status !== 'running') this.settle(id, a);
+        else if (a) p.watchdog = this.watch(id, p.share);
+        else this.lost(id, p, `The host ${this.nameOf(p.peer)} does not know the activation.`);
+      },
+      () => {
+        p.watchdog = this.watch(id, p.share);
+      },
+    );
   }
 
   private watch(id: string, share: Share): NodeJS.Timeout {
@@ -221,10 +235,12 @@ export class ClusterHosts implements Hosts {
 
   async freshCandidates(): Promise<Candidate[]> {
     const [self, ...others] = this.candidates();
-    const asked = await Promise.all(others.map(async (c) => {
-      const r = await this.d.cluster.request(c.origin, RUN, { op: 'free' }, REQUEST_MS).catch(() => null);
-      return r && 'ok' in r && typeof r.freeMb === 'number' ? { origin: c.origin, freeMb: r.freeMb } : c;
-    }));
+    const asked = await Promise.all(
+      others.map(async (c) => {
+        const r = await this.d.cluster.request(c.origin, RUN, { op: 'free' }, REQUEST_MS).catch(() => null);
+        return r && 'ok' in r && typeof r.freeMb === 'number' ? { origin: c.origin, freeMb: r.freeMb } : c;
+      }),
+    );
     return [self!, ...asked];
   }
 
@@ -247,8 +263,9 @@ export class ClusterHosts implements Hosts {
   async start(host: string, share: Share): Promise<Promise<ActivationView>[]> {
     if (host === this.self) return this.d.local.start(host, share);
     // Listening before asking: a member that ends at once may be heard of before the answer.
-    const dones = share.members.map((member) => new Promise<ActivationView>((resolve) =>
-      this.pending.set(member.activationId, { peer: host, share, member, resolve, watchdog: this.watch(member.activationId, share) })));
+    const dones = share.members.map(
+      (member) => new Promise<ActivationView>((resolve) => this.pending.set(member.activationId, { peer: host, share, member, resolve, watchdog: this.watch(member.activationId, share) })),
+    );
     const forget = () => {
       for (const m of share.members) {
         clearTimeout(this.pending.get(m.activationId)?.watchdog);
@@ -283,4 +300,3 @@ export class ClusterHosts implements Hosts {
     this.d.claims.release(ns, ids);
   }
 }
-

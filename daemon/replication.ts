@@ -31,8 +31,7 @@ const MAX_PULL_REQUEST = 16 * 1024 * 1024;
 /** code inlined in one pull's answer, at most; the rest is fetched by digest */
 const PULL_INLINE_BUDGET = 16 * 1024 * 1024;
 
-type NsMsg = { type: 'ns'; name: string; hlc: string; deleted: boolean; created?: number; keys?: { uuid: string; hash: string }[];
-  limits?: { perMinute: number; concurrent: number } };
+type NsMsg = { type: 'ns'; name: string; hlc: string; deleted: boolean; created?: number; keys?: { uuid: string; hash: string }[]; limits?: { perMinute: number; concurrent: number } };
 type FnMsg = { type: 'fn'; ns: string; name: string; hlc: string; deleted: boolean; record?: FunctionRecord; code?: string };
 /** a trigger, rule or package: its whole document */
 type EntMsg = { type: 'ent'; kind: EntityKind; ns: string; name: string; hlc: string; deleted: boolean; doc?: unknown };
@@ -96,13 +95,20 @@ export class Registry {
     this.cluster = cluster;
     cluster.events.on('registry', (m, signer) => void this.receive(m, signer).catch((err: unknown) => this.log.warn({ err }, 'registry message not applied')));
     // Only code some function uses is served, by exact digest: nothing else of the data dir is reachable.
-    void cluster.handleBytes(BLOB, async ({ digest }) => {
-      if (!this.store.digestInUse(digest) || !this.blobs.has(digest)) throw new Error(`no blob ${digest}`);
-      return this.blobs.get(digest);
-    }).catch((err: unknown) => this.log.error({ err }, 'could not serve code blobs to peers'));
-    cluster.events.on('registry-differs', (peer, done) => void this.pull(peer).catch((err: Error) => this.log.warn({ peer, err: err.message }, 'registry pull failed')).finally(done));
-    void cluster.handle(REGISTRY, async (r) => this.newerThan(r.have))
-      .catch((err: unknown) => this.log.error({ err }, 'could not serve the registry to peers'));
+    void cluster
+      .handleBytes(BLOB, async ({ digest }) => {
+        if (!this.store.digestInUse(digest) || !this.blobs.has(digest)) throw new Error(`no blob ${digest}`);
+        return this.blobs.get(digest);
+      })
+      .catch((err: unknown) => this.log.error({ err }, 'could not serve code blobs to peers'));
+    cluster.events.on(
+      'registry-differs',
+      (peer, done) =>
+        void this.pull(peer)
+          .catch((err: Error) => this.log.warn({ peer, err: err.message }, 'registry pull failed'))
+          .finally(done),
+    );
+    void cluster.handle(REGISTRY, async (r) => this.newerThan(r.have)).catch((err: unknown) => this.log.error({ err }, 'could not serve the registry to peers'));
     // Several peers come up together when a daemon joins: answer them all with one round.
     let pending: NodeJS.Timeout | null = null;
     cluster.events.on('peer-up', () => {
@@ -166,7 +172,10 @@ export class Registry {
   private newerThan(have: Clock[]): Msg[] {
     const held = new Map(have.map(([kind, ns, name, hlc]) => [clockKey(kind, ns, name), hlc]));
     let budget = PULL_INLINE_BUDGET;
-    return this.messages((kind, ns, name, hlc) => newer(hlc, held.get(clockKey(kind, ns, name))), (size) => (budget -= size) >= 0);
+    return this.messages(
+      (kind, ns, name, hlc) => newer(hlc, held.get(clockKey(kind, ns, name))),
+      (size) => (budget -= size) >= 0,
+    );
   }
 
   /**
@@ -185,7 +194,12 @@ export class Registry {
   /** Anti-entropy: everything this daemon knows, tombstones included. */
   sendAll(): void {
     const c = this.cluster;
-    if (c) for (const m of this.messages(() => true, () => true)) c.publishRegistry(m);
+    if (c)
+      for (const m of this.messages(
+        () => true,
+        () => true,
+      ))
+        c.publishRegistry(m);
   }
 
   /**
@@ -220,9 +234,13 @@ export class Registry {
     }
     for (const t of this.store.tombstones()) {
       if (!wanted(t.kind, t.namespace, t.name, t.hlc)) continue;
-      out.push(t.kind === 'ns' ? { type: 'ns', name: t.namespace, hlc: t.hlc, deleted: true }
-        : t.kind === 'fn' ? { type: 'fn', ns: t.namespace, name: t.name, hlc: t.hlc, deleted: true }
-          : { type: 'ent', kind: t.kind, ns: t.namespace, name: t.name, hlc: t.hlc, deleted: true });
+      out.push(
+        t.kind === 'ns'
+          ? { type: 'ns', name: t.namespace, hlc: t.hlc, deleted: true }
+          : t.kind === 'fn'
+            ? { type: 'fn', ns: t.namespace, name: t.name, hlc: t.hlc, deleted: true }
+            : { type: 'ent', kind: t.kind, ns: t.namespace, name: t.name, hlc: t.hlc, deleted: true },
+      );
     }
     return out;
   }
@@ -325,7 +343,7 @@ export class Registry {
     } else if (!this.blobs.has(r.digest)) {
       const code = await this.fetchCode(r.digest, signer);
       if (!code) {
-        this.log.warn({ namespace: ns, function: name, digest: r.digest }, 'no peer could give this function\'s code; the next anti-entropy round retries');
+        this.log.warn({ namespace: ns, function: name, digest: r.digest }, "no peer could give this function's code; the next anti-entropy round retries");
         return;
       }
       this.blobs.put(code);

@@ -41,8 +41,12 @@ export const componentOf = (fqn: string) => {
  * Starts the sequence: its first component is invoked before anything is recorded, so a refusal (quota,
  * a missing component) reaches the caller with nothing started; the rest run in the background.
  */
-export async function startSequence(d: SequenceDeps, fn: FunctionRecord, params: Record<string, unknown>, opts: { cause?: ActivationId; depth: number }):
-  Promise<{ activationId: ActivationId; done: Promise<ActivationView> }> {
+export async function startSequence(
+  d: SequenceDeps,
+  fn: FunctionRecord,
+  params: Record<string, unknown>,
+  opts: { cause?: ActivationId; depth: number },
+): Promise<{ activationId: ActivationId; done: Promise<ActivationView> }> {
   if (fn.runtime.kind !== 'sequence') throw new Error(`${fn.name} is not a sequence`);
   if (opts.depth >= MAX_SEQUENCE) throw new PeerlessError('bad_request', `Too many actions in the sequence: sequences nest more than ${MAX_SEQUENCE} deep`, { field: '/params/name' });
   const components = fn.runtime.components;

@@ -59,10 +59,17 @@ export class ShareRunner {
     const named = s.members.filter((m) => m.instance !== null);
     let entries;
     try {
-      entries = this.d.directory.reserve(named.map((m) => ({
-        namespace: ns, instance: m.instance!, function: fn.name, activation: m.activationId, host: this.d.hostId,
-        ...(m.epoch > 0 ? { epoch: m.epoch } : {}), ...(m.restart ? { restart: true } : {}),
-      })));
+      entries = this.d.directory.reserve(
+        named.map((m) => ({
+          namespace: ns,
+          instance: m.instance!,
+          function: fn.name,
+          activation: m.activationId,
+          host: this.d.hostId,
+          ...(m.epoch > 0 ? { epoch: m.epoch } : {}),
+          ...(m.restart ? { restart: true } : {}),
+        })),
+      );
     } catch (e) {
       if (e instanceof InstanceClash) throw conflict(e.message, '/query/instances');
       throw e;

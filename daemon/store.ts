@@ -207,9 +207,22 @@ export class Store {
 
   putFunction(f: FunctionRecord): void {
     this.registryVersion++;
-    this.st.upsertFn!.run(f.namespace, f.name, JSON.stringify(f.runtime), f.digest, f.binary ? 1 : 0, f.main,
-      f.limits.memoryMb, f.limits.timeoutMs, JSON.stringify(f.parameters), f.version, f.created, f.updated, concurrencyOf(f.limits),
-      JSON.stringify(f.meta ?? null));
+    this.st.upsertFn!.run(
+      f.namespace,
+      f.name,
+      JSON.stringify(f.runtime),
+      f.digest,
+      f.binary ? 1 : 0,
+      f.main,
+      f.limits.memoryMb,
+      f.limits.timeoutMs,
+      JSON.stringify(f.parameters),
+      f.version,
+      f.created,
+      f.updated,
+      concurrencyOf(f.limits),
+      JSON.stringify(f.meta ?? null),
+    );
   }
   getFunction(ns: NamespaceName, name: FunctionName): FunctionRecord | undefined {
     const r = this.st.getFn!.get(ns, name) as Row | undefined;
@@ -256,10 +269,8 @@ export class Store {
     this.st.insertAct!.run(a.activationId, a.namespace, a.name, a.version, a.host, a.start, JSON.stringify(a.annotations));
   }
   /** Returns false when the activation was already finished (e.g. failed by recovery). */
-  finishActivation(id: ActivationId, end: number, start: number, status: Exclude<ActivationStatus, 'running'>,
-    result: unknown, logs: string[], annotations: object): boolean {
-    return this.st.finishAct!.run(end, end - start, status, JSON.stringify(result ?? null), JSON.stringify(logs),
-      JSON.stringify(annotations), id).changes > 0;
+  finishActivation(id: ActivationId, end: number, start: number, status: Exclude<ActivationStatus, 'running'>, result: unknown, logs: string[], annotations: object): boolean {
+    return this.st.finishAct!.run(end, end - start, status, JSON.stringify(result ?? null), JSON.stringify(logs), JSON.stringify(annotations), id).changes > 0;
   }
   getActivation(id: ActivationId): ActivationRecord | undefined {
     const r = this.st.getAct!.get(id) as Row | undefined;

@@ -56,12 +56,7 @@ export interface FunctionRecord {
 }
 
 /** OpenWhisk's four outcomes, plus the state of an activation still in flight. */
-export type ActivationStatus =
-  | 'running'
-  | 'success'
-  | 'application error'
-  | 'action developer error'
-  | 'whisk internal error';
+export type ActivationStatus = 'running' | 'success' | 'application error' | 'action developer error' | 'whisk internal error';
 
 export const STATUS_CODE: Record<ActivationStatus, number> = {
   running: -1,

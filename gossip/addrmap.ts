@@ -161,7 +161,10 @@ export class AddressMap {
 /** Expands `worker-{0..34}` (and `a,b,c`) into instance IDs; at most `max`. */
 export function expandInstances(pattern: string, max: number): string[] {
   const out: string[] = [];
-  for (const part of pattern.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of pattern
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^(.*)\{(\d+)\.\.(\d+)\}(.*)$/.exec(part);
     if (!m) {
       out.push(part);

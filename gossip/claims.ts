@@ -16,7 +16,10 @@ const keyOf = (ns: string, id: string) => `${ns}\u0000${id}`;
 /** The members in the order they arbitrate this ID: the first that answers decides. */
 export function arbiters(ns: string, id: string, members: string[]): string[] {
   const k = keyOf(ns, id);
-  return members.map((m) => ({ m, w: weight(k, m) })).sort((a, b) => (a.w === b.w ? 0 : a.w > b.w ? -1 : 1)).map((x) => x.m);
+  return members
+    .map((m) => ({ m, w: weight(k, m) }))
+    .sort((a, b) => (a.w === b.w ? 0 : a.w > b.w ? -1 : 1))
+    .map((x) => x.m);
 }
 
 /** The arbiter's side: reservations it has granted, until the map speaks for them. */
@@ -87,12 +90,14 @@ export class Claimant {
     const granted: { arbiter: string; ids: string[] }[] = [];
     let refused: string | null = null;
     const attempt = async (part: string[], skip: Set<string>): Promise<void> => {
-      await Promise.all([...this.byArbiter(ns, part, members, skip)].map(async ([arbiter, some]) => {
-        const v = await this.ask(arbiter, { op: 'claim', namespace: ns, ids: some }).catch(() => null);
-        if (v === null) await attempt(some, new Set([...skip, arbiter]));
-        else if (v.ok) granted.push({ arbiter, ids: some });
-        else refused ??= v.taken;
-      }));
+      await Promise.all(
+        [...this.byArbiter(ns, part, members, skip)].map(async ([arbiter, some]) => {
+          const v = await this.ask(arbiter, { op: 'claim', namespace: ns, ids: some }).catch(() => null);
+          if (v === null) await attempt(some, new Set([...skip, arbiter]));
+          else if (v.ok) granted.push({ arbiter, ids: some });
+          else refused ??= v.taken;
+        }),
+      );
     };
     await attempt(ids, new Set());
     if (refused === null) return { ok: true };

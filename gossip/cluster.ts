@@ -15,7 +15,13 @@ import { ReplyTooLarge, wallClock, type Clock, type Transport } from './transpor
 // message read by its protocol's codec (protocols.ts) before use. The same
 // driver runs over libp2p in a daemon and over memory.ts in the simulation.
 
-const rows = (x: unknown): Beat[] | undefined => (Array.isArray(x) ? x.slice(0, MAX_ROWS).map(parseBeat).filter((b): b is Beat => b !== null) : undefined);
+const rows = (x: unknown): Beat[] | undefined =>
+  Array.isArray(x)
+    ? x
+        .slice(0, MAX_ROWS)
+        .map(parseBeat)
+        .filter((b): b is Beat => b !== null)
+    : undefined;
 
 /**
  * The previous build's beat swap, one request per swap: still answered, so a cluster upgraded one daemon
@@ -131,7 +137,14 @@ export class Cluster {
       });
     });
     transport.events.on('message', (topic, data, signer) => c.guarded(topic === 'registry' ? 'registry-topic' : 'addrmap-topic', () => c.onMessage(topic, data, signer)));
-    transport.events.on('beats', (rows, peer, answer) => void c.takeBeats(rows).then(() => answer?.(c.core.table(clock.now())), (err: Error) => o.log.debug({ peer, err: err.message }, 'beat table not taken')));
+    transport.events.on(
+      'beats',
+      (rows, peer, answer) =>
+        void c.takeBeats(rows).then(
+          () => answer?.(c.core.table(clock.now())),
+          (err: Error) => o.log.debug({ peer, err: err.message }, 'beat table not taken'),
+        ),
+    );
     transport.events.on('closed', (peer) => c.guarded('addrmap-topic', () => c.onClosed(peer)));
     await c.handle(BEAT_V1, async (rows) => {
       await c.takeBeats(rows);
@@ -163,7 +176,9 @@ export class Cluster {
 
   /** Live members this daemon can open a stream to, with the room they last reported, for placement. */
   candidates(): { origin: string; freeMb: number }[] {
-    return this.peers().filter((p) => p.synced && (p.connected || this.core.addressesOf(p.origin).length > 0)).map((p) => ({ origin: p.origin, freeMb: p.freeMb }));
+    return this.peers()
+      .filter((p) => p.synced && (p.connected || this.core.addressesOf(p.origin).length > 0))
+      .map((p) => ({ origin: p.origin, freeMb: p.freeMb }));
   }
 
   /** members dropped, by why */
@@ -341,7 +356,7 @@ export class Cluster {
             this.core.registryPulled();
             break;
           }
-          this.o.log.info({ origin: a.origin, host: a.host }, 'registry differs from a member\'s: pulling it');
+          this.o.log.info({ origin: a.origin, host: a.host }, "registry differs from a member's: pulling it");
           this.events.emit('registry-differs', a.origin, () => this.core.registryPulled());
           break;
         }

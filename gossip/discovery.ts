@@ -40,6 +40,9 @@ export function startHyperswarm(o: { key: string; bootstrap: string[]; addresses
     conn.write(`${JSON.stringify({ addrs: o.addresses() })}\n`);
   });
   swarm.join(topic, { server: true, client: true });
-  void swarm.flush().then(() => o.log.info('hyperswarm topic joined'), (err: Error) => o.log.warn({ err: err.message }, 'hyperswarm join failed'));
+  void swarm.flush().then(
+    () => o.log.info('hyperswarm topic joined'),
+    (err: Error) => o.log.warn({ err: err.message }, 'hyperswarm join failed'),
+  );
   return { stop: () => swarm.destroy() };
 }

@@ -78,8 +78,7 @@ const SCORE = { IPColocationFactorWeight: 0 };
 // and signature checks are most of a daemon's gossip work. Only a copy that passed is remembered, so a
 // forged copy cannot shadow the real one.
 const NONE = new Uint8Array(0);
-const fastMsgIdFn = (m: { from?: Uint8Array; seqno?: Uint8Array; signature?: Uint8Array }) =>
-  Buffer.concat([m.from ?? NONE, m.seqno ?? NONE, m.signature ?? NONE]).toString('base64');
+const fastMsgIdFn = (m: { from?: Uint8Array; seqno?: Uint8Array; signature?: Uint8Array }) => Buffer.concat([m.from ?? NONE, m.seqno ?? NONE, m.signature ?? NONE]).toString('base64');
 
 function createNode(o: Libp2pOptions, privateKey: PrivateKey) {
   reservePnetMemory();
@@ -198,18 +197,22 @@ export class Libp2pTransport implements Transport {
   }
 
   async handle(protocol: ProtocolKind, maxRequestBytes: number, fn: Handler): Promise<void> {
-    await this.node.handle(PROTOCOLS[protocol], async (stream, connection) => {
-      try {
-        const req = await readAll(stream, maxRequestBytes);
-        await sendInPieces(stream, await fn(req, connection.remotePeer.toString()));
-        await stream.close();
-        // What more a peer sends of a request refused as too large is not read: the stream goes.
-        if (req === null) stream.abort(new Error('request too large'));
-      } catch (err) {
-        this.o.log.warn({ err, protocol }, 'request from a peer failed');
-        stream.abort(err as Error);
-      }
-    }, { maxInboundStreams: 1024 });
+    await this.node.handle(
+      PROTOCOLS[protocol],
+      async (stream, connection) => {
+        try {
+          const req = await readAll(stream, maxRequestBytes);
+          await sendInPieces(stream, await fn(req, connection.remotePeer.toString()));
+          await stream.close();
+          // What more a peer sends of a request refused as too large is not read: the stream goes.
+          if (req === null) stream.abort(new Error('request too large'));
+        } catch (err) {
+          this.o.log.warn({ err, protocol }, 'request from a peer failed');
+          stream.abort(err as Error);
+        }
+      },
+      { maxInboundStreams: 1024 },
+    );
   }
 
   swap(peer: string, rows: Beat[]): void {
@@ -230,7 +233,10 @@ export class Libp2pTransport implements Transport {
 
   release(peer: string): void {
     this.hungUp.add(peer);
-    void this.node.hangUp(peerIdFromString(peer)).catch(() => undefined).finally(() => this.hungUp.delete(peer));
+    void this.node
+      .hangUp(peerIdFromString(peer))
+      .catch(() => undefined)
+      .finally(() => this.hungUp.delete(peer));
   }
 
   /**

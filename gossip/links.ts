@@ -10,7 +10,6 @@ import { PROTOCOLS } from './protocols.ts';
 // writes each way: measured at 50 daemons, 400 swaps a second took a whole core, and the tables
 // themselves were a small part of it. On a kept stream a swap is one frame each way.
 
-
 /** a table is a few hundred bytes per member: far below this for any real cluster */
 const MAX_FRAME = 4 * 1024 * 1024;
 /** streams a peer may keep open to this daemon for swaps: one is normal, a few cover a reconnect */

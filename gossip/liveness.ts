@@ -150,6 +150,16 @@ export function parseBeat(x: unknown): Beat | null {
   if (typeof r.intro !== 'string' || r.intro.length > 512) return null;
   if (!Array.isArray(r.addrs) || r.addrs.length > 16 || !r.addrs.every((a) => typeof a === 'string' && a.length <= 256)) return null;
   for (const k of ['incarnation', 'beat', 'seq', 'load', 'freeMb'] as const) if (typeof r[k] !== 'number' || !Number.isFinite(r[k])) return null;
-  return { origin: r.origin, incarnation: r.incarnation!, beat: r.beat!, seq: r.seq!, load: r.load!, freeMb: r.freeMb!, host: r.host, addrs: r.addrs, intro: r.intro,
-    ...(isRegistryDigest(r.reg) ? { reg: r.reg } : {}) };
+  return {
+    origin: r.origin,
+    incarnation: r.incarnation!,
+    beat: r.beat!,
+    seq: r.seq!,
+    load: r.load!,
+    freeMb: r.freeMb!,
+    host: r.host,
+    addrs: r.addrs,
+    intro: r.intro,
+    ...(isRegistryDigest(r.reg) ? { reg: r.reg } : {}),
+  };
 }

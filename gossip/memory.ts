@@ -276,10 +276,13 @@ export class MemoryTransport implements Transport {
       this.net.send(this.self, peer, (t) => {
         const h = t.handlers.get(protocol);
         if (!h) return void this.net.send(peer, this.self, () => reject(new Error(`protocol ${protocol} not supported`)));
-        void h.fn(data.length > h.max ? null : data, this.self).then((reply) => {
-          this.net.count('request', reply.length);
-          this.net.send(peer, this.self, () => (reply.length > o.maxBytes ? reject(new ReplyTooLarge('reply too large')) : resolve(reply)));
-        }, () => undefined);
+        void h.fn(data.length > h.max ? null : data, this.self).then(
+          (reply) => {
+            this.net.count('request', reply.length);
+            this.net.send(peer, this.self, () => (reply.length > o.maxBytes ? reject(new ReplyTooLarge('reply too large')) : resolve(reply)));
+          },
+          () => undefined,
+        );
       });
     });
   }
@@ -297,7 +300,8 @@ export class MemoryTransport implements Transport {
         if (!t.alive) return;
         t.net.count('beats', t.net.tableBytes(peer, this.self, back));
         t.net.send(peer, this.self, (me) => me.events.emit('beats', back.slice(0, MAX_ROWS), peer, null));
-      }));
+      }),
+    );
   }
 
   learn(): void {}

@@ -57,8 +57,7 @@ export const isCount = (v: unknown, max = Number.MAX_SAFE_INTEGER): v is number 
 
 /** What a serving daemon sends instead of a reply when it rejects a request: the asker hears why. */
 export type Refusal = { rejected: string };
-export const isRefusal = (x: unknown): x is Refusal =>
-  x !== null && typeof x === 'object' && Object.keys(x).length === 1 && typeof (x as Refusal).rejected === 'string';
+export const isRefusal = (x: unknown): x is Refusal => x !== null && typeof x === 'object' && Object.keys(x).length === 1 && typeof (x as Refusal).rejected === 'string';
 
 /** A request or reply a peer refused or could not be read: the asker's typed error. */
 export class WireRejected extends Error {
@@ -106,6 +105,8 @@ export class Rejects {
 
   /** how many were rejected, of one kind and reason, of one kind (all reasons), or of every kind */
   total(kind?: string, reason?: string): number {
-    return this.entries().filter((e) => (kind === undefined || e.kind === kind) && (reason === undefined || e.reason === reason)).reduce((s, e) => s + e.n, 0);
+    return this.entries()
+      .filter((e) => (kind === undefined || e.kind === kind) && (reason === undefined || e.reason === reason))
+      .reduce((s, e) => s + e.n, 0);
   }
 }

@@ -115,7 +115,13 @@ export class Replica {
 
   members(): Member[] {
     return [...this.origins].map(([origin, s]) => ({
-      origin, incarnation: s.incarnation, seq: s.seq, load: s.load, lastSeen: s.lastSeen, entries: s.entries.size, synced: s.seq >= 0,
+      origin,
+      incarnation: s.incarnation,
+      seq: s.seq,
+      load: s.load,
+      lastSeen: s.lastSeen,
+      entries: s.entries.size,
+      synced: s.seq >= 0,
       suspected: s.suspectedUntil !== null,
     }));
   }
@@ -208,7 +214,8 @@ export class Replica {
           s.suspectedUntil = null;
           fx.push({ kind: 'refuted', origin: m.origin });
         }
-        if (s.seq === -1 && m.seq === 0) s.seq = 0; // an incarnation that has shipped no delta has no entries yet
+        if (s.seq === -1 && m.seq === 0)
+          s.seq = 0; // an incarnation that has shipped no delta has no entries yet
         else if (s.seq === -1) fx.push({ kind: 'pull-snapshot', origin: m.origin });
         else if (m.seq > s.seq) {
           s.behind = { seq: Math.max(m.seq, s.behind?.seq ?? 0), since: s.behind?.since ?? now };
@@ -271,8 +278,7 @@ export class Replica {
         // Unrefuted: as a report that its process is gone, its late beats are kept out for a failure timeout.
         this.ended.set(origin, { incarnation: s.incarnation, until: now + this.failureTimeoutMs });
         this.drop(origin, 'down', fx);
-      }
-      else if (s.gapSince !== null && now - s.gapSince > this.gapGraceMs) {
+      } else if (s.gapSince !== null && now - s.gapSince > this.gapGraceMs) {
         s.gapSince = now; // ask again only after another grace
         fx.push({ kind: 'pull-snapshot', origin });
       } else if (s.behind !== null && now - s.behind.since > this.behindGraceMs) {

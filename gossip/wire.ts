@@ -27,8 +27,18 @@ export function parseEntry(x: unknown): Entry | null {
   if (!(status === null || (typeof status === 'string' && status.length <= 1024)) || !isCount(since)) return null;
   if (!(epoch === undefined || isCount(epoch)) || !(restart === undefined || typeof restart === 'boolean')) return null;
   return {
-    namespace, instance, function: fn, activation, host, ip, port: port as number, state, status, since,
-    ...(epoch !== undefined ? { epoch } : {}), ...(restart !== undefined ? { restart } : {}),
+    namespace,
+    instance,
+    function: fn,
+    activation,
+    host,
+    ip,
+    port: port as number,
+    state,
+    status,
+    since,
+    ...(epoch !== undefined ? { epoch } : {}),
+    ...(restart !== undefined ? { restart } : {}),
   };
 }
 

@@ -8,10 +8,7 @@ import { LABEL, MANAGED_BY } from './labels.ts';
 // engine's event stream is the signal: it carries the deaths, and it ends when
 // the engine stops.
 
-export type EngineEvent =
-  | { type: 'died'; containerId: string; exitCode: number }
-  | { type: 'lost' }
-  | { type: 'back' };
+export type EngineEvent = { type: 'died'; containerId: string; exitCode: number } | { type: 'lost' } | { type: 'back' };
 
 const RETRY_MS = 500;
 

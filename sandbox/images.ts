@@ -40,7 +40,11 @@ export function recipe(kind: RuntimeKind): Recipe {
       files: [[node, '/usr/bin/node']],
       // The SDK at /node_modules/peerless resolves for CommonJS and ES modules alike.
       // fflate unpacks zip actions (pure JavaScript, no dependencies of its own).
-      dirs: [[proxyDir, '/proxy'], [join(proxyDir, 'sdk'), '/node_modules/peerless'], [FFLATE, '/proxy/node_modules/fflate']],
+      dirs: [
+        [proxyDir, '/proxy'],
+        [join(proxyDir, 'sdk'), '/node_modules/peerless'],
+        [FFLATE, '/proxy/node_modules/fflate'],
+      ],
       cmd: ['/usr/bin/node', '/proxy/proxy.mjs'],
       env: ['PATH=/usr/bin', 'HOME=/tmp'],
       fingerprint: process.version,
@@ -51,7 +55,10 @@ export function recipe(kind: RuntimeKind): Recipe {
   const lib = `/usr/lib/python${version}`;
   return {
     files: [[py, `/usr/bin/python${version}`]],
-    dirs: [[lib, lib], [proxyDir, '/proxy']],
+    dirs: [
+      [lib, lib],
+      [proxyDir, '/proxy'],
+    ],
     cmd: [`/usr/bin/python${version}`, '/proxy/proxy.py'],
     env: ['PATH=/usr/bin', 'PYTHONDONTWRITEBYTECODE=1', 'PYTHONUNBUFFERED=1', 'PYTHONPATH=/proxy', 'HOME=/tmp'],
     fingerprint: execFileSync(py, ['--version'], { encoding: 'utf8' }).trim(),
@@ -118,14 +125,7 @@ function buildRootfs(r: Recipe, root: string, skip: (path: string) => boolean): 
 async function importRootfs(docker: Docker, root: string, tag: string, r: Recipe, label: string): Promise<void> {
   const tar = spawn('tar', ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const [repo, version] = tag.split(':') as [string, string];
-  const changes = [
-    `CMD ${JSON.stringify(r.cmd)}`,
-    ...r.env.map((e) => `ENV ${e}`),
-    `USER ${RUNTIME_USER}`,
-    'WORKDIR /tmp',
-    'EXPOSE 8080',
-    `LABEL peerless.runtime=${label}`,
-  ];
+  const changes = [`CMD ${JSON.stringify(r.cmd)}`, ...r.env.map((e) => `ENV ${e}`), `USER ${RUNTIME_USER}`, 'WORKDIR /tmp', 'EXPOSE 8080', `LABEL peerless.runtime=${label}`];
   const stream = await docker.importImage(tar.stdout as unknown as string, { repo, tag: version, changes } as object);
   await new Promise<void>((resolve, reject) =>
     docker.modem.followProgress(stream, (err: Error | null, out: { error?: string }[]) => {

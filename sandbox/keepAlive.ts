@@ -29,7 +29,15 @@ export interface KeepAliveOptions {
 
 /** The paper's choices, with bins of a minute over four hours. */
 export const PAPER: KeepAliveOptions = {
-  fixedMs: 600_000, binMs: 60_000, bins: 240, minSamples: 10, minCv: 2, headPct: 5, tailPct: 99, margin: 0.1, maxOutOfRange: 0.5,
+  fixedMs: 600_000,
+  binMs: 60_000,
+  bins: 240,
+  minSamples: 10,
+  minCv: 2,
+  headPct: 5,
+  tailPct: 99,
+  margin: 0.1,
+  maxOutOfRange: 0.5,
 };
 
 export interface Windows {

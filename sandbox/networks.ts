@@ -14,7 +14,10 @@ export const controlNetworkName = (hostId: string) => `peerless-ctl-${hostId}`;
 
 export function namespaceNetworkName(ns: string): string {
   // Namespace names may hold characters Docker refuses; the hash keeps names distinct.
-  const safe = ns.toLowerCase().replace(/[^a-z0-9_.-]/g, '-').slice(0, 40);
+  const safe = ns
+    .toLowerCase()
+    .replace(/[^a-z0-9_.-]/g, '-')
+    .slice(0, 40);
   return `peerless-ns-${safe}-${createHash('sha256').update(ns).digest('hex').slice(0, 8)}`;
 }
 
@@ -69,5 +72,9 @@ export async function ensureNamespaceNetwork(docker: Docker, ns: string, driver?
 
 export async function removeNamespaceNetwork(docker: Docker, ns: string): Promise<void> {
   const have = await existing(docker, namespaceNetworkName(ns));
-  if (have) await docker.getNetwork(have.Id).remove().catch(() => undefined);
+  if (have)
+    await docker
+      .getNetwork(have.Id)
+      .remove()
+      .catch(() => undefined);
 }

@@ -318,8 +318,7 @@ export class Pool {
         await this.nextWake(signal);
         continue;
       }
-      const d = decide(this.slots(), { fnKey: req.fnKey, runtimeKey: runtimeKey(req.image, req.memoryMb), memoryMb: req.memoryMb, seats: req.seats },
-        this.budgetFor(req.reservation));
+      const d = decide(this.slots(), { fnKey: req.fnKey, runtimeKey: runtimeKey(req.image, req.memoryMb), memoryMb: req.memoryMb, seats: req.seats }, this.budgetFor(req.reservation));
       if (d.kind !== 'wait') this.draw(req.reservation, d.kind === 'share' ? 0 : req.memoryMb);
       if (d.kind === 'share') {
         const e = this.entries.get(d.id)!;
@@ -507,9 +506,7 @@ export class Pool {
   }
 
   async retire(fnKeyPrefix: string): Promise<void> {
-    const old = [...this.entries.values()].filter(
-      (e) => e.slot.fnKey?.startsWith(fnKeyPrefix) && (e.slot.state === 'idle' || e.slot.state === 'paused'),
-    );
+    const old = [...this.entries.values()].filter((e) => e.slot.fnKey?.startsWith(fnKeyPrefix) && (e.slot.state === 'idle' || e.slot.state === 'paused'));
     await Promise.all(old.map((e) => this.drop(e)));
   }
 
@@ -569,10 +566,19 @@ export class Pool {
 
 /** Recovery: a daemon that starts removes every container a previous run of it left on this engine (but those in `keep`). */
 export async function removeLeftovers(docker: Docker, hostId: string, keep: ReadonlySet<string> = new Set()): Promise<number> {
-  const list = (await docker.listContainers({
-    all: true,
-    filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.host}=${hostId}`] },
-  })).filter((c) => !keep.has(c.Id));
-  await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  const list = (
+    await docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.host}=${hostId}`] },
+    })
+  ).filter((c) => !keep.has(c.Id));
+  await Promise.all(
+    list.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
   return list.length;
 }

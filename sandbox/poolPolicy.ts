@@ -30,12 +30,7 @@ export interface Demand {
   seats?: number;
 }
 
-export type Decision =
-  | { kind: 'share'; id: string }
-  | { kind: 'warm'; id: string; paused: boolean }
-  | { kind: 'prewarmed'; id: string }
-  | { kind: 'create'; evict: string[] }
-  | { kind: 'wait' };
+export type Decision = { kind: 'share'; id: string } | { kind: 'warm'; id: string; paused: boolean } | { kind: 'prewarmed'; id: string } | { kind: 'create'; evict: string[] } | { kind: 'wait' };
 
 export function usedMemory(slots: Iterable<Slot>): number {
   let used = 0;

@@ -13,6 +13,8 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 echo "[test] type-check"
 npx tsc -p tsconfig.json
+echo "[test] lint and format (biome.jsonc)"
+npx biome check .
 echo "[test] no import cycles"
 npx --yes madge@8.0.0 --circular --extensions ts --ts-config tsconfig.json daemon gossip sandbox cli
 echo "[test] vitest"

@@ -52,10 +52,9 @@ export function activationRoutes(app: FastifyInstance, ctx: Ctx): void {
   };
   const schema = (summary: string) => ({ schema: { tags: ['activations'], summary, params: activationParams } });
 
-  app.get<{ Params: { namespace: string; id: ActivationId } }>('/api/v1/namespaces/:namespace/activations/:id', schema('Get an activation'),
-    async (req) => one(req));
-  app.get<{ Params: { namespace: string; id: ActivationId } }>('/api/v1/namespaces/:namespace/activations/:id/logs', schema("Get an activation's logs"),
-    async (req) => ({ logs: (await one(req)).logs }));
-  app.get<{ Params: { namespace: string; id: ActivationId } }>('/api/v1/namespaces/:namespace/activations/:id/result', schema("Get an activation's result"),
-    async (req) => (await one(req)).response);
+  app.get<{ Params: { namespace: string; id: ActivationId } }>('/api/v1/namespaces/:namespace/activations/:id', schema('Get an activation'), async (req) => one(req));
+  app.get<{ Params: { namespace: string; id: ActivationId } }>('/api/v1/namespaces/:namespace/activations/:id/logs', schema("Get an activation's logs"), async (req) => ({
+    logs: (await one(req)).logs,
+  }));
+  app.get<{ Params: { namespace: string; id: ActivationId } }>('/api/v1/namespaces/:namespace/activations/:id/result', schema("Get an activation's result"), async (req) => (await one(req)).response);
 }

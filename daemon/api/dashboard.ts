@@ -69,10 +69,12 @@ export function dashboardRoutes(app: FastifyInstance, ctx: Ctx): void {
   const stream = eventStreams(app);
   // The page holds no data: it asks for a key and reads the API with it.
   app.get('/dashboard', { schema: { tags: ['dashboard'], summary: 'Live dashboard (HTML)', security: [] } }, async (_req, reply) =>
-    reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'").send(PAGE));
+    reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'").send(PAGE),
+  );
 
-  app.get('/api/v1/dashboard', { schema: { tags: ['dashboard'], summary: 'Hosts, instances per namespace and recent activations visible to this key' } },
-    async (req) => snapshot(ctx, viewer(ctx, req)));
+  app.get('/api/v1/dashboard', { schema: { tags: ['dashboard'], summary: 'Hosts, instances per namespace and recent activations visible to this key' } }, async (req) =>
+    snapshot(ctx, viewer(ctx, req)),
+  );
 
   app.get('/api/v1/dashboard/stream', { schema: { tags: ['dashboard'], summary: 'The dashboard snapshot as server-sent events, pushed on change' } }, async (req, reply) => {
     const p = viewer(ctx, req);

@@ -59,59 +59,74 @@ export function entityRoutes<K extends EntityKind, B extends EntityBody>(app: Fa
     return doc;
   };
 
-  app.get<{ Params: { namespace: string }; Querystring: { limit: number; skip: number; count: boolean } }>(base, {
-    schema: {
-      tags, summary: `List ${k.collection} (count=true: how many)`,
-      params: nsParams,
-      querystring: { type: 'object', additionalProperties: false, properties: { ...paging, count: { type: 'boolean', default: false }, ...ignoredListParams } },
+  app.get<{ Params: { namespace: string }; Querystring: { limit: number; skip: number; count: boolean } }>(
+    base,
+    {
+      schema: {
+        tags,
+        summary: `List ${k.collection} (count=true: how many)`,
+        params: nsParams,
+        querystring: { type: 'object', additionalProperties: false, properties: { ...paging, count: { type: 'boolean', default: false }, ...ignoredListParams } },
+      },
     },
-  }, async (req) => {
-    const ns = namespaceFor(ctx, req, req.params.namespace);
-    if (req.query.count) return { [k.collection]: ctx.store.countEntities(k.kind, ns) };
-    return ctx.store.listEntities(k.kind, ns, req.query.limit || 200, req.query.skip).map(k.listItem ?? view);
-  });
-
-  app.put<{ Params: { namespace: string; name: string }; Querystring: { overwrite: boolean }; Body: B | undefined }>(`${base}/:name`, {
-    schema: {
-      tags, summary: `Create or (with ?overwrite=true) update a ${k.kind}`,
-      params: entityParams,
-      querystring: { type: 'object', additionalProperties: false, properties: { overwrite: { type: 'boolean', default: false } } },
-      body: { type: 'object', additionalProperties: false, properties: { ...entityBodyFields, ...k.body } },
+    async (req) => {
+      const ns = namespaceFor(ctx, req, req.params.namespace);
+      if (req.query.count) return { [k.collection]: ctx.store.countEntities(k.kind, ns) };
+      return ctx.store.listEntities(k.kind, ns, req.query.limit || 200, req.query.skip).map(k.listItem ?? view);
     },
-  }, async (req, reply: FastifyReply) => {
-    const ns = namespaceFor(ctx, req, req.params.namespace);
-    const body = (req.body ?? {}) as B;
-    const old = ctx.store.getEntity(k.kind, ns, req.params.name);
-    if (old && !req.query.overwrite) throw conflict('resource already exists: update it with overwrite=true', '/params/name');
-    const own = k.build(ns, req.params.name, body, old);
-    // Unlike actions, these replace their annotations when given (OpenWhisk's rule).
-    const annotations = body.annotations ?? old?.annotations ?? [];
-    if (Buffer.byteLength(JSON.stringify(annotations)) > ctx.config.limits.payloadBytes) throw invalid('/body/annotations', 'annotations larger than allowed');
-    const doc = {
-      ...own,
-      namespace: ns,
-      name: req.params.name,
-      version: body.version ?? (old ? bumpVersion(old.version) : '0.0.1'),
-      publish: body.publish ?? old?.publish ?? false,
-      annotations,
-      updated: Date.now(),
-    } as EntityDocs[K];
-    ctx.store.putEntity(k.kind, doc);
-    ctx.registry.entityWritten(k.kind, doc);
-    return reply.code(old ? 200 : 201).send(view(doc));
-  });
+  );
 
-  app.get<{ Params: { namespace: string; name: string } }>(`${base}/:name`, { schema: { tags, summary: `Get a ${k.kind}`, params: entityParams } },
-    async (req) => view(one(namespaceFor(ctx, req, req.params.namespace), req.params.name)));
+  app.put<{ Params: { namespace: string; name: string }; Querystring: { overwrite: boolean }; Body: B | undefined }>(
+    `${base}/:name`,
+    {
+      schema: {
+        tags,
+        summary: `Create or (with ?overwrite=true) update a ${k.kind}`,
+        params: entityParams,
+        querystring: { type: 'object', additionalProperties: false, properties: { overwrite: { type: 'boolean', default: false } } },
+        body: { type: 'object', additionalProperties: false, properties: { ...entityBodyFields, ...k.body } },
+      },
+    },
+    async (req, reply: FastifyReply) => {
+      const ns = namespaceFor(ctx, req, req.params.namespace);
+      const body = (req.body ?? {}) as B;
+      const old = ctx.store.getEntity(k.kind, ns, req.params.name);
+      if (old && !req.query.overwrite) throw conflict('resource already exists: update it with overwrite=true', '/params/name');
+      const own = k.build(ns, req.params.name, body, old);
+      // Unlike actions, these replace their annotations when given (OpenWhisk's rule).
+      const annotations = body.annotations ?? old?.annotations ?? [];
+      if (Buffer.byteLength(JSON.stringify(annotations)) > ctx.config.limits.payloadBytes) throw invalid('/body/annotations', 'annotations larger than allowed');
+      const doc = {
+        ...own,
+        namespace: ns,
+        name: req.params.name,
+        version: body.version ?? (old ? bumpVersion(old.version) : '0.0.1'),
+        publish: body.publish ?? old?.publish ?? false,
+        annotations,
+        updated: Date.now(),
+      } as EntityDocs[K];
+      ctx.store.putEntity(k.kind, doc);
+      ctx.registry.entityWritten(k.kind, doc);
+      return reply.code(old ? 200 : 201).send(view(doc));
+    },
+  );
 
-  app.delete<{ Params: { namespace: string; name: string }; Querystring: { force?: boolean } }>(`${base}/:name`, {
-    schema: { tags, summary: `Delete a ${k.kind}`, params: entityParams, querystring: { type: 'object', additionalProperties: false, properties: { force: { type: 'boolean' } } } },
-  }, async (req) => {
-    const ns = namespaceFor(ctx, req, req.params.namespace);
-    const doc = one(ns, req.params.name);
-    k.beforeDelete?.(doc, req);
-    ctx.store.deleteEntity(k.kind, ns, req.params.name);
-    ctx.registry.entityDeleted(k.kind, ns, req.params.name);
-    return view(doc);
-  });
+  app.get<{ Params: { namespace: string; name: string } }>(`${base}/:name`, { schema: { tags, summary: `Get a ${k.kind}`, params: entityParams } }, async (req) =>
+    view(one(namespaceFor(ctx, req, req.params.namespace), req.params.name)),
+  );
+
+  app.delete<{ Params: { namespace: string; name: string }; Querystring: { force?: boolean } }>(
+    `${base}/:name`,
+    {
+      schema: { tags, summary: `Delete a ${k.kind}`, params: entityParams, querystring: { type: 'object', additionalProperties: false, properties: { force: { type: 'boolean' } } } },
+    },
+    async (req) => {
+      const ns = namespaceFor(ctx, req, req.params.namespace);
+      const doc = one(ns, req.params.name);
+      k.beforeDelete?.(doc, req);
+      ctx.store.deleteEntity(k.kind, ns, req.params.name);
+      ctx.registry.entityDeleted(k.kind, ns, req.params.name);
+      return view(doc);
+    },
+  );
 }

@@ -74,11 +74,21 @@ export function namespaceRoutes(app: FastifyInstance, ctx: Ctx): void {
     const l = own ?? ctx.quota.defaults;
     const L = ctx.config.limits;
     return {
-      namespace: ns, invocationsPerMinute: l.perMinute, concurrentActivations: l.concurrent, own: own !== undefined,
+      namespace: ns,
+      invocationsPerMinute: l.perMinute,
+      concurrentActivations: l.concurrent,
+      own: own !== undefined,
       // OpenWhisk's names for the same, and the action limits, as its clients read them (0: no limit).
-      concurrentInvocations: l.concurrent, firesPerMinute: l.perMinute,
-      minActionMemory: L.memoryMb.min, maxActionMemory: L.memoryMb.max, minActionTimeout: L.timeoutMs.min, maxActionTimeout: L.timeoutMs.max,
-      minActionLogs: 0, maxActionLogs: Math.floor(L.logBytes / 1024 / 1024), minActionConcurrency: L.concurrency.min, maxActionConcurrency: L.concurrency.max,
+      concurrentInvocations: l.concurrent,
+      firesPerMinute: l.perMinute,
+      minActionMemory: L.memoryMb.min,
+      maxActionMemory: L.memoryMb.max,
+      minActionTimeout: L.timeoutMs.min,
+      maxActionTimeout: L.timeoutMs.max,
+      minActionLogs: 0,
+      maxActionLogs: Math.floor(L.logBytes / 1024 / 1024),
+      minActionConcurrency: L.concurrency.min,
+      maxActionConcurrency: L.concurrency.max,
       maxParameterSize: `${L.payloadBytes} B`,
     };
   };

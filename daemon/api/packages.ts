@@ -42,8 +42,7 @@ export function resolveAction(ctx: Ctx, ns: NamespaceName, pkg: string | undefin
 }
 
 /** A package's actions, as OpenWhisk lists them on the package. */
-const actionsOf = (ctx: Ctx, ns: NamespaceName, pkg: string): FunctionRecord[] =>
-  ctx.store.listFunctions(ns, 1_000_000, 0).filter((f) => f.name.startsWith(`${pkg}/`));
+const actionsOf = (ctx: Ctx, ns: NamespaceName, pkg: string): FunctionRecord[] => ctx.store.listFunctions(ns, 1_000_000, 0).filter((f) => f.name.startsWith(`${pkg}/`));
 
 export function packageRoutes(app: FastifyInstance, ctx: Ctx): void {
   entityRoutes<'package', PackageBody>(app, ctx, {
@@ -63,7 +62,10 @@ export function packageRoutes(app: FastifyInstance, ctx: Ctx): void {
         if (old && !('name' in old.binding)) throw conflict('Resource is a package and cannot be converted into a binding.', '/body/binding');
         const target = { namespace: !b.namespace || b.namespace === '_' ? ns : b.namespace, name: b.name };
         // Tenants do not run each other's code: a binding binds a package of its own namespace.
-        if (target.namespace !== ns) throw new PeerlessError('forbidden', `The supplied authentication is not authorized to access '/${target.namespace}/${target.name}': bindings are to packages of the same namespace`, { field: '/body/binding/namespace' });
+        if (target.namespace !== ns)
+          throw new PeerlessError('forbidden', `The supplied authentication is not authorized to access '/${target.namespace}/${target.name}': bindings are to packages of the same namespace`, {
+            field: '/body/binding/namespace',
+          });
         const t = ctx.store.getEntity('package', ns, target.name);
         if (!t) throw invalid('/body/binding/name', 'Binding references a package that does not exist.');
         if ('name' in t.binding) throw invalid('/body/binding/name', 'Cannot bind to another package binding.');
@@ -74,12 +76,22 @@ export function packageRoutes(app: FastifyInstance, ctx: Ctx): void {
     view: (p) => {
       const of = 'name' in p.binding ? ctx.store.getEntity('package', p.binding.namespace as NamespaceName, p.binding.name) : p;
       const fns = of ? actionsOf(ctx, of.namespace, of.name) : [];
-      const listed = (feed: boolean) => fns.filter((f) => f.meta.annotations.some((a) => a.key === 'feed') === feed)
-        .map((f) => ({ name: f.name.slice(of!.name.length + 1), version: f.meta.version, annotations: f.meta.annotations }));
+      const listed = (feed: boolean) =>
+        fns
+          .filter((f) => f.meta.annotations.some((a) => a.key === 'feed') === feed)
+          .map((f) => ({ name: f.name.slice(of!.name.length + 1), version: f.meta.version, annotations: f.meta.annotations }));
       const parameters = of && of !== p ? [...new Map([...of.parameters, ...p.parameters].map((kv) => [kv.key, kv])).values()] : p.parameters;
       return { ...p, parameters, actions: listed(false), feeds: listed(true) };
     },
-    listItem: (p) => ({ namespace: p.namespace, name: p.name, version: p.version, publish: p.publish, annotations: p.annotations, binding: 'name' in p.binding ? p.binding : false, updated: p.updated }),
+    listItem: (p) => ({
+      namespace: p.namespace,
+      name: p.name,
+      version: p.version,
+      publish: p.publish,
+      annotations: p.annotations,
+      binding: 'name' in p.binding ? p.binding : false,
+      updated: p.updated,
+    }),
     beforeDelete: (p, req) => {
       const fns = actionsOf(ctx, p.namespace, p.name);
       if (fns.length === 0) return;

@@ -33,11 +33,9 @@ function fromFastify(err: FastifyError): PeerlessError | undefined {
     return new PeerlessError('validation', `${path} ${what}`, { field: path });
   }
   if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new PeerlessError('payload_too_large', 'the request body is too large', { field: '/body' });
-  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
-    return new PeerlessError('unsupported_media_type', 'send the body as application/json', { field: '/headers/content-type' });
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new PeerlessError('unsupported_media_type', 'send the body as application/json', { field: '/headers/content-type' });
   if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return new PeerlessError('bad_request', 'the JSON body is empty', { field: '/body' });
-  if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY')
-    return new PeerlessError('bad_request', `the body is not valid JSON: ${err.message}`, { field: '/body' });
+  if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return new PeerlessError('bad_request', `the body is not valid JSON: ${err.message}`, { field: '/body' });
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500) return new PeerlessError(byStatus[status] ?? 'bad_request', err.message);
   return undefined;
@@ -47,12 +45,14 @@ function fromFastify(err: FastifyError): PeerlessError | undefined {
  * problem+json, unless the caller asked for plain JSON and not for problems: OpenWhisk's clients send
  * `Accept: application/json` and parse nothing else, so they get the same body as application/json.
  */
-const contentType = (accept: string | undefined) =>
-  accept && /application\/json/.test(accept) && !/problem\+json/.test(accept) ? 'application/json' : 'application/problem+json';
+const contentType = (accept: string | undefined) => (accept && /application\/json/.test(accept) && !/problem\+json/.test(accept) ? 'application/json' : 'application/problem+json');
 
 export function sendProblem(reply: FastifyReply, err: PeerlessError): FastifyReply {
   for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
-  return reply.code(err.status).type(contentType(reply.request.headers.accept)).send(toProblem(err, reply.request.id, reply.request.url));
+  return reply
+    .code(err.status)
+    .type(contentType(reply.request.headers.accept))
+    .send(toProblem(err, reply.request.id, reply.request.url));
 }
 
 export function problems(app: FastifyInstance): void {
@@ -76,15 +76,18 @@ export function problems(app: FastifyInstance): void {
       return sendProblem(reply, known);
     }
     req.log.error({ err: error }, 'unhandled error');
-    return reply.code(500).type(contentType(req.headers.accept)).send({
-      type: problemType('internal'),
-      title: 'internal error',
-      status: 500,
-      detail: 'the daemon failed to handle this request; the log has the details',
-      error: 'There was an internal server error.',
-      code: req.id,
-      instance: req.url,
-    });
+    return reply
+      .code(500)
+      .type(contentType(req.headers.accept))
+      .send({
+        type: problemType('internal'),
+        title: 'internal error',
+        status: 500,
+        detail: 'the daemon failed to handle this request; the log has the details',
+        error: 'There was an internal server error.',
+        code: req.id,
+        instance: req.url,
+      });
   });
   app.setNotFoundHandler((req, reply) => sendProblem(reply, new PeerlessError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
 }

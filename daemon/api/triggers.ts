@@ -27,7 +27,12 @@ interface RuleBody extends EntityBody {
 }
 
 const refString = (v: string | { path: string; name: string }) => (typeof v === 'string' ? v : `/${v.path}/${v.name}`);
-const refSchema = { anyOf: [{ type: 'string', minLength: 1, maxLength: 600 }, { type: 'object', required: ['path', 'name'], properties: { path: { type: 'string', maxLength: 300 }, name: { type: 'string', maxLength: 300 } } }] };
+const refSchema = {
+  anyOf: [
+    { type: 'string', minLength: 1, maxLength: 600 },
+    { type: 'object', required: ['path', 'name'], properties: { path: { type: 'string', maxLength: 300 }, name: { type: 'string', maxLength: 300 } } },
+  ],
+};
 
 /** A trigger's rules, as OpenWhisk shows them on the trigger: "ns/rule" → action and status. */
 function rulesOf(ctx: Ctx, t: TriggerDoc): Record<string, { action: { path: string; name: string }; status: string }> {
@@ -55,37 +60,53 @@ export function triggerRoutes(app: FastifyInstance, ctx: Ctx): void {
     listItem: (t) => t,
   });
 
-  app.post<{ Params: { namespace: string; name: string }; Body: Record<string, unknown> | undefined }>('/api/v1/namespaces/:namespace/triggers/:name', {
-    bodyLimit: ctx.config.limits.payloadBytes,
-    schema: { tags: ['triggers'], summary: "Fire a trigger: every active rule's action is invoked; 202 with the trigger activation, 204 when no rule is active", params: entityParams, body: { type: 'object' } },
-  }, async (req, reply) => {
-    const ns = namespaceFor(ctx, req, req.params.namespace);
-    const t = ctx.store.getEntity('trigger', ns, req.params.name);
-    if (!t) throw notFound(`trigger ${req.params.name}`, '/params/name');
-    const active = Object.entries(rulesOf(ctx, t)).filter(([, r]) => r.status === 'active');
-    if (active.length === 0) return reply.code(204).send();
-    const payload = req.body ?? {};
-    const params = { ...toObject(t.parameters), ...payload };
-    const logs: string[] = [];
-    for (const [rule, r] of active) {
-      const action = refName(r.action);
-      try {
-        const target = refTarget(r.action);
-        const { members } = await ctx.invocations.invoke({ namespace: target.namespace as NamespaceName, function: target.name as FunctionName, params, ids: [], group: false, field: '/params/name' });
-        logs.push(JSON.stringify({ statusCode: 0, success: true, activationId: members[0]!.activationId, rule, action }));
-      } catch (e) {
-        const statusCode = e instanceof PeerlessError && e.status < 500 ? 1 : 3;
-        logs.push(JSON.stringify({ statusCode, success: false, error: (e as Error).message, rule, action }));
+  app.post<{ Params: { namespace: string; name: string }; Body: Record<string, unknown> | undefined }>(
+    '/api/v1/namespaces/:namespace/triggers/:name',
+    {
+      bodyLimit: ctx.config.limits.payloadBytes,
+      schema: {
+        tags: ['triggers'],
+        summary: "Fire a trigger: every active rule's action is invoked; 202 with the trigger activation, 204 when no rule is active",
+        params: entityParams,
+        body: { type: 'object' },
+      },
+    },
+    async (req, reply) => {
+      const ns = namespaceFor(ctx, req, req.params.namespace);
+      const t = ctx.store.getEntity('trigger', ns, req.params.name);
+      if (!t) throw notFound(`trigger ${req.params.name}`, '/params/name');
+      const active = Object.entries(rulesOf(ctx, t)).filter(([, r]) => r.status === 'active');
+      if (active.length === 0) return reply.code(204).send();
+      const payload = req.body ?? {};
+      const params = { ...toObject(t.parameters), ...payload };
+      const logs: string[] = [];
+      for (const [rule, r] of active) {
+        const action = refName(r.action);
+        try {
+          const target = refTarget(r.action);
+          const { members } = await ctx.invocations.invoke({
+            namespace: target.namespace as NamespaceName,
+            function: target.name as FunctionName,
+            params,
+            ids: [],
+            group: false,
+            field: '/params/name',
+          });
+          logs.push(JSON.stringify({ statusCode: 0, success: true, activationId: members[0]!.activationId, rule, action }));
+        } catch (e) {
+          const statusCode = e instanceof PeerlessError && e.status < 500 ? 1 : 3;
+          logs.push(JSON.stringify({ statusCode, success: false, error: (e as Error).message, rule, action }));
+        }
       }
-    }
-    // The trigger's own activation: the event as its result, and a line per rule saying what it started.
-    const id = newActivationId();
-    const now = Date.now();
-    const annotations = { kind: 'trigger', path: `${ns}/${t.name}` };
-    ctx.store.startActivation({ activationId: id, namespace: ns, name: t.name as FunctionName, version: 0, host: ctx.hostId, start: now, annotations });
-    ctx.store.finishActivation(id, now, now, 'success', payload, logs, annotations);
-    return reply.code(202).header('x-openwhisk-activation-id', id).send({ activationId: id });
-  });
+      // The trigger's own activation: the event as its result, and a line per rule saying what it started.
+      const id = newActivationId();
+      const now = Date.now();
+      const annotations = { kind: 'trigger', path: `${ns}/${t.name}` };
+      ctx.store.startActivation({ activationId: id, namespace: ns, name: t.name as FunctionName, version: 0, host: ctx.hostId, start: now, annotations });
+      ctx.store.finishActivation(id, now, now, 'success', payload, logs, annotations);
+      return reply.code(202).header('x-openwhisk-activation-id', id).send({ activationId: id });
+    },
+  );
 }
 
 export function ruleRoutes(app: FastifyInstance, ctx: Ctx): void {
@@ -106,7 +127,8 @@ export function ruleRoutes(app: FastifyInstance, ctx: Ctx): void {
     collection: 'rules',
     body: { trigger: refSchema, action: refSchema, status: { type: 'string', maxLength: 32 } },
     build: (ns, _name, body, old) => {
-      if (!old && (body.trigger === undefined || body.action === undefined)) throw invalid(body.trigger === undefined ? '/body/trigger' : '/body/action', 'rule requires a valid trigger and a valid action');
+      if (!old && (body.trigger === undefined || body.action === undefined))
+        throw invalid(body.trigger === undefined ? '/body/trigger' : '/body/action', 'rule requires a valid trigger and a valid action');
       return {
         trigger: body.trigger === undefined ? old!.trigger : resolve(ns, 'trigger', body.trigger),
         action: body.action === undefined ? old!.action : resolve(ns, 'action', body.action),
@@ -117,24 +139,30 @@ export function ruleRoutes(app: FastifyInstance, ctx: Ctx): void {
     listItem: ({ status: _s, ...rest }: RuleDoc) => rest,
   });
 
-  app.post<{ Params: { namespace: string; name: string }; Body: { status?: unknown } | undefined }>('/api/v1/namespaces/:namespace/rules/:name', {
-    schema: {
-      tags: ['rules'], summary: 'Enable or disable a rule: {"status":"active"} or {"status":"inactive"}', params: entityParams,
-      body: { type: 'object', properties: { status: { type: 'string', maxLength: 32 } } },
+  app.post<{ Params: { namespace: string; name: string }; Body: { status?: unknown } | undefined }>(
+    '/api/v1/namespaces/:namespace/rules/:name',
+    {
+      schema: {
+        tags: ['rules'],
+        summary: 'Enable or disable a rule: {"status":"active"} or {"status":"inactive"}',
+        params: entityParams,
+        body: { type: 'object', properties: { status: { type: 'string', maxLength: 32 } } },
+      },
     },
-  }, async (req) => {
-    const ns = namespaceFor(ctx, req, req.params.namespace);
-    const r = ctx.store.getEntity('rule', ns, req.params.name);
-    if (!r) throw notFound(`rule ${req.params.name}`, '/params/name');
-    const status = req.body?.status;
-    if (status !== 'active' && status !== 'inactive') throw invalid('/body/status', `'${String(status)}' is not a recognized rule state, must be one of ['active', 'inactive']`);
-    if (status === 'active' && !ctx.store.getEntity('trigger', ns, r.trigger.name)) throw notFound('Only rules with existing triggers can be activated: the trigger', '/body/status');
-    if (r.status !== status) {
-      const doc: RuleDoc = { ...r, status, updated: Date.now() };
-      ctx.store.putEntity('rule', doc);
-      ctx.registry.entityWritten('rule', doc);
-      return doc;
-    }
-    return r;
-  });
+    async (req) => {
+      const ns = namespaceFor(ctx, req, req.params.namespace);
+      const r = ctx.store.getEntity('rule', ns, req.params.name);
+      if (!r) throw notFound(`rule ${req.params.name}`, '/params/name');
+      const status = req.body?.status;
+      if (status !== 'active' && status !== 'inactive') throw invalid('/body/status', `'${String(status)}' is not a recognized rule state, must be one of ['active', 'inactive']`);
+      if (status === 'active' && !ctx.store.getEntity('trigger', ns, r.trigger.name)) throw notFound('Only rules with existing triggers can be activated: the trigger', '/body/status');
+      if (r.status !== status) {
+        const doc: RuleDoc = { ...r, status, updated: Date.now() };
+        ctx.store.putEntity('rule', doc);
+        ctx.registry.entityWritten('rule', doc);
+        return doc;
+      }
+      return r;
+    },
+  );
 }

@@ -93,12 +93,18 @@ function respond(reply: FastifyReply, ext: Ext, result: unknown): FastifyReply {
     case 'svg': {
       const v = pick(ext);
       if (typeof v !== 'string') throw badRequest(v === undefined ? 'Response does not include requested property.' : `Response is not valid '${ext === 'html' ? 'text/html' : 'image/svg+xml'}'.`);
-      return reply.code(200).type(ext === 'html' ? 'text/html; charset=utf-8' : 'image/svg+xml').send(v);
+      return reply
+        .code(200)
+        .type(ext === 'html' ? 'text/html; charset=utf-8' : 'image/svg+xml')
+        .send(v);
     }
     case 'text': {
       const v = pick('text');
       if (v === undefined) return reply.code(404).type('text/plain').send('Response does not include requested property.');
-      return reply.code(200).type('text/plain; charset=utf-8').send(typeof v === 'string' ? v : JSON.stringify(v, null, 2));
+      return reply
+        .code(200)
+        .type('text/plain; charset=utf-8')
+        .send(typeof v === 'string' ? v : JSON.stringify(v, null, 2));
     }
     case 'http': {
       if (!obj) throw badRequest("Response is not valid 'message/http'.");
@@ -173,7 +179,8 @@ export function webRoutes(app: FastifyInstance, ctx: Ctx): void {
           }
         }
         const secure = annotation(fn, 'require-whisk-auth');
-        if (secure === true && user === null) throw new PeerlessError('unauthorized', 'The resource requires authentication, which was not supplied with the request', { field: '/headers/authorization' });
+        if (secure === true && user === null)
+          throw new PeerlessError('unauthorized', 'The resource requires authentication, which was not supplied with the request', { field: '/headers/authorization' });
         if ((typeof secure === 'string' || typeof secure === 'number') && req.headers['x-require-whisk-auth'] !== String(secure))
           throw new PeerlessError('unauthorized', 'The resource requires authentication, which was not supplied with the request', { field: '/headers/x-require-whisk-auth' });
         const params = webParams(req, annotation(fn, 'raw-http') === true, path, user);

@@ -10,7 +10,7 @@ const peerless = require('peerless');
 // A small seeded generator, so a run can be repeated: points scattered around k true centres.
 function rng(seed) {
   let s = seed >>> 0 || 1;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
 async function main(p) {
@@ -39,8 +39,10 @@ async function main(p) {
     // Per cluster: sum of x, sum of y, count; added up over every member in one allreduce.
     const acc = new Float64Array(3 * k);
     for (let i = 0; i < n; i++) {
-      const x = pts[2 * i], y = pts[2 * i + 1];
-      let best = 0, bestD = Infinity;
+      const x = pts[2 * i],
+        y = pts[2 * i + 1];
+      let best = 0,
+        bestD = Infinity;
       for (let c = 0; c < k; c++) {
         const d = (x - centres[2 * c]) ** 2 + (y - centres[2 * c + 1]) ** 2;
         if (d < bestD) (bestD = d), (best = c);

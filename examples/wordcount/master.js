@@ -75,6 +75,8 @@ async function main(p) {
     for (const [w, n] of Object.entries(part)) counts[w] = (counts[w] ?? 0) + n;
   }
   const words = Object.values(counts).reduce((a, b) => a + b, 0);
-  const top = Object.entries(counts).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 5);
+  const top = Object.entries(counts)
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .slice(0, 5);
   return { workers: ids.length, words, distinct: Object.keys(counts).length, top, ms: Date.now() - t0, job: peerless.spawn.lastJob };
 }

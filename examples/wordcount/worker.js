@@ -7,7 +7,11 @@ async function main(p) {
   const { data } = await peerless.recv(p.master);
   if (p.crash === peerless.instanceId() && !(await peerless.self()).entry?.epoch) process.exit(1);
   const counts = {};
-  for (const w of data.toString().toLowerCase().match(/[a-z0-9']+/g) ?? []) counts[w] = (counts[w] ?? 0) + 1;
+  for (const w of data
+    .toString()
+    .toLowerCase()
+    .match(/[a-z0-9']+/g) ?? [])
+    counts[w] = (counts[w] ?? 0) + 1;
   await peerless.send(p.master, JSON.stringify(counts));
   return { words: Object.values(counts).reduce((a, b) => a + b, 0) };
 }

@@ -21,4 +21,3 @@ export function reservePnetMemory(): void {
   x.update(new Uint8Array(16 * 1024 * 1024));
   x.finalize();
 }
-

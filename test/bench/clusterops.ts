@@ -26,11 +26,25 @@ const base = 20000 + Math.floor(Math.random() * 12000); // below the ephemeral r
 const log = pino({ level: 'silent' });
 const nodes: Cluster[] = [];
 for (let i = 0; i < 2; i++) {
-  nodes.push(await Cluster.start({
-    key, identityFile: join(dir, `${i}.key`), listen: [`/ip4/127.0.0.1/tcp/${base + i}`], peers: i === 0 ? [] : [`/ip4/127.0.0.1/tcp/${base}`],
-    hyperswarm: false, bootstrap: [], heartbeatMs: 250, failureTimeoutMs: 1500, batchMs: 5, hostName: `b${i}`,
-    local: new AddressMap(`b${i}`, Date.now()), load: () => 0, freeMb: () => 4096, onChange: () => undefined, log,
-  }));
+  nodes.push(
+    await Cluster.start({
+      key,
+      identityFile: join(dir, `${i}.key`),
+      listen: [`/ip4/127.0.0.1/tcp/${base + i}`],
+      peers: i === 0 ? [] : [`/ip4/127.0.0.1/tcp/${base}`],
+      hyperswarm: false,
+      bootstrap: [],
+      heartbeatMs: 250,
+      failureTimeoutMs: 1500,
+      batchMs: 5,
+      hostName: `b${i}`,
+      local: new AddressMap(`b${i}`, Date.now()),
+      load: () => 0,
+      freeMb: () => 4096,
+      onChange: () => undefined,
+      log,
+    }),
+  );
 }
 const [a, b] = nodes as [Cluster, Cluster];
 const deadline = Date.now() + 20_000;
@@ -72,7 +86,10 @@ http.close();
 const none = { get: () => undefined } as unknown as Directory;
 const [ca] = await Promise.all([serveClaims(a, none, 1500), serveClaims(b, none, 1500)]);
 const members = [a.peerId, b.peerId];
-const ids = (arbiter: string) => Array.from({ length: 5000 }, (_, i) => `c-${i}`).filter((id) => arbiters('bench', id, members)[0] === arbiter).slice(0, 300);
+const ids = (arbiter: string) =>
+  Array.from({ length: 5000 }, (_, i) => `c-${i}`)
+    .filter((id) => arbiters('bench', id, members)[0] === arbiter)
+    .slice(0, 300);
 const time = async (list: string[]) => {
   const out: number[] = [];
   for (const id of list) {
@@ -85,10 +102,22 @@ const time = async (list: string[]) => {
 };
 const remote = await time(ids(b.peerId));
 const local = await time(ids(a.peerId));
-rows.push({ metric: 'instance-ID claim, p50', unit: 'ms', ours: median(remote), baseline: median(local), baselineName: 'decided alone (map only)', better: 'lower', note: '300 claims each; arbiter on the other daemon' });
+rows.push({
+  metric: 'instance-ID claim, p50',
+  unit: 'ms',
+  ours: median(remote),
+  baseline: median(local),
+  baselineName: 'decided alone (map only)',
+  better: 'lower',
+  note: '300 claims each; arbiter on the other daemon',
+});
 
 await Promise.all(nodes.map((n) => n.stop()));
 rmSync(dir, { recursive: true, force: true });
-report('cluster-ops', 'Cluster operations across daemons (loopback, libp2p private network)', rows,
-  'Code by digest: the price of the encrypted, multiplexed peer stream over plain HTTP. Claims: what uniqueness across daemons costs each named instance.');
+report(
+  'cluster-ops',
+  'Cluster operations across daemons (loopback, libp2p private network)',
+  rows,
+  'Code by digest: the price of the encrypted, multiplexed peer stream over plain HTTP. Claims: what uniqueness across daemons costs each named instance.',
+);
 process.exit(0);

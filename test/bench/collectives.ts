@@ -33,8 +33,15 @@ try {
 
   const once = async (fn: string, n: number, c: (typeof CASES)[number], mode: string) => {
     const ids = Array.from({ length: n }, (_, i) => `c-${i}`);
-    const r = await call('POST', `/api/v1/namespaces/${ns}/actions/${fn}?blocking=true&result=true&instances=c-{0..${n - 1}}`,
-      { ids, reps: c.reps, what: c.what, size: c.size, mode, redis: redisIp, run: run++ });
+    const r = await call('POST', `/api/v1/namespaces/${ns}/actions/${fn}?blocking=true&result=true&instances=c-{0..${n - 1}}`, {
+      ids,
+      reps: c.reps,
+      what: c.what,
+      size: c.size,
+      mode,
+      redis: redisIp,
+      run: run++,
+    });
     if (r.status !== 200) throw new Error(`${fn} ${n} ${c.what}: ${r.status} ${JSON.stringify(r.body).slice(0, 600)}`);
     const acts = r.body.activations as { rank: number; times: number[]; error?: string }[];
     const root = acts.find((a) => a.rank === 0);
@@ -52,8 +59,15 @@ try {
       const floor = Math.ceil(Math.log2(n)) * rtt;
       const m = median(ours);
       process.stdout.write(`${label}: peerless ${m.toFixed(3)} ms (p99 ${percentile(ours, 99).toFixed(3)}), redis ${median(relay).toFixed(3)} ms, floor ${floor.toFixed(3)} ms\n`);
-      rows.push({ metric: label, unit: 'ms', ours: m, baseline: median(relay), baselineName: 'Redis relay', better: 'lower',
-        note: `${(median(relay) / m).toFixed(1)}× faster; p99 ${percentile(ours, 99).toFixed(2)} vs ${percentile(relay, 99).toFixed(2)} ms` });
+      rows.push({
+        metric: label,
+        unit: 'ms',
+        ours: m,
+        baseline: median(relay),
+        baselineName: 'Redis relay',
+        better: 'lower',
+        note: `${(median(relay) / m).toFixed(1)}× faster; p99 ${percentile(ours, 99).toFixed(2)} vs ${percentile(relay, 99).toFixed(2)} ms`,
+      });
       if (c.size <= 4) floorRows.push({ metric: label, unit: 'ms', ours: m, baseline: floor, baselineName: `⌈log2 N⌉ × raw RTT`, better: 'lower', note: `${(m / floor).toFixed(2)}× the floor` });
     }
   }
@@ -61,6 +75,10 @@ try {
   await d.stop();
   await cleanupHost(HOST, d.dataDir);
 }
-report('collectives-vs-redis', 'Collectives vs the same collective through Redis (median ms per call, lower is better)', rows,
-  'aim: ≥ 6.7× faster than Redis at 32 members (FMI\'s allreduce ratio on AWS Lambda).');
+report(
+  'collectives-vs-redis',
+  'Collectives vs the same collective through Redis (median ms per call, lower is better)',
+  rows,
+  "aim: ≥ 6.7× faster than Redis at 32 members (FMI's allreduce ratio on AWS Lambda).",
+);
 report('collectives-vs-floor', 'Small collectives vs the floor: ⌈log2 N⌉ raw TCP round trips (median ms)', floorRows, 'aim: ≤ 2× the floor.');

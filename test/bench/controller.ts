@@ -11,9 +11,29 @@ export async function controllerBaseline(n: number, gapMs: number, changes: numb
   const daemonViews = Array.from({ length: n }, () => new Set<string>());
   const timers: NodeJS.Timeout[] = [];
   for (let i = 0; i < n; i++) {
-    timers.push(setTimeout(() => timers.push(setInterval(() => { for (const x of local[i]!) controllerView.add(x); }, 1000)), Math.random() * 1000));
+    timers.push(
+      setTimeout(
+        () =>
+          timers.push(
+            setInterval(() => {
+              for (const x of local[i]!) controllerView.add(x);
+            }, 1000),
+          ),
+        Math.random() * 1000,
+      ),
+    );
   }
-  timers.push(setTimeout(() => timers.push(setInterval(() => { for (const v of daemonViews) for (const x of controllerView) v.add(x); }, 1000)), Math.random() * 1000));
+  timers.push(
+    setTimeout(
+      () =>
+        timers.push(
+          setInterval(() => {
+            for (const v of daemonViews) for (const x of controllerView) v.add(x);
+          }, 1000),
+        ),
+      Math.random() * 1000,
+    ),
+  );
   const sent = new Map<string, number>();
   const seen = new Map<string, number>();
   const poll = setInterval(() => {

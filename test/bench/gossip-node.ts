@@ -20,8 +20,20 @@ for (const s of specs) {
   const local = new AddressMap(`h${s.index}`, Date.now());
   const pending = new Set<string>();
   const cluster: Cluster = await Cluster.start({
-    key, identityFile: s.identity, listen: [`/ip4/127.0.0.1/tcp/${s.port}`], peers: s.peers, hyperswarm: false, bootstrap: [],
-    heartbeatMs: 250, failureTimeoutMs: 1500, batchMs: 5, hostName: `h${s.index}`, local, load: () => 0, freeMb: () => 4096, log: pino({ level: 'silent' }),
+    key,
+    identityFile: s.identity,
+    listen: [`/ip4/127.0.0.1/tcp/${s.port}`],
+    peers: s.peers,
+    hyperswarm: false,
+    bootstrap: [],
+    heartbeatMs: 250,
+    failureTimeoutMs: 1500,
+    batchMs: 5,
+    hostName: `h${s.index}`,
+    local,
+    load: () => 0,
+    freeMb: () => 4096,
+    log: pino({ level: 'silent' }),
     onChange: () => {
       const at = now();
       for (const id of pending) {

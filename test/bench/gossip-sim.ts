@@ -111,12 +111,48 @@ for (const n of SIZES) {
 const base = results[0]!;
 const ms = (x: number | null) => x ?? NaN;
 const rows: Row[] = results.slice(base === results.at(-1) ? 0 : 1).flatMap((r): Row[] => [
-  { metric: `${r.n} daemons: every daemon sees every member`, unit: 'ms', ours: ms(r.membersMs), baseline: ms(base.membersMs), baselineName: `${base.n} daemons`, better: 'lower', note: `${(ms(r.membersMs) / BEAT).toFixed(0)} rounds` },
+  {
+    metric: `${r.n} daemons: every daemon sees every member`,
+    unit: 'ms',
+    ours: ms(r.membersMs),
+    baseline: ms(base.membersMs),
+    baselineName: `${base.n} daemons`,
+    better: 'lower',
+    note: `${(ms(r.membersMs) / BEAT).toFixed(0)} rounds`,
+  },
   { metric: `${r.n} daemons: every daemon holds every instance`, unit: 'ms', ours: ms(r.mapsMs), baseline: ms(base.mapsMs), baselineName: `${base.n} daemons`, better: 'lower' },
-  { metric: `${r.n} daemons: bytes sent per daemon, steady`, unit: 'KB/s', ours: r.bytesPerDaemonSec / 1000, baseline: base.bytesPerDaemonSec / 1000, baselineName: `${base.n} daemons`, better: 'lower', note: `beat tables ${(r.beatBytesPerDaemonSec / 1000).toFixed(1)} KB/s` },
+  {
+    metric: `${r.n} daemons: bytes sent per daemon, steady`,
+    unit: 'KB/s',
+    ours: r.bytesPerDaemonSec / 1000,
+    baseline: base.bytesPerDaemonSec / 1000,
+    baselineName: `${base.n} daemons`,
+    better: 'lower',
+    note: `beat tables ${(r.beatBytesPerDaemonSec / 1000).toFixed(1)} KB/s`,
+  },
   { metric: `${r.n} daemons: 1% crash, host refuses: all drop them`, unit: 'ms', ours: ms(r.refusedDropMs), baseline: ms(base.refusedDropMs), baselineName: `${base.n} daemons`, better: 'lower' },
-  { metric: `${r.n} daemons: 1% vanish: all drop them`, unit: 'ms', ours: ms(r.vanishedDropMs), baseline: ms(base.vanishedDropMs), baselineName: `${base.n} daemons`, better: 'lower', note: 'failure timeout 1,500 ms' },
-  { metric: `${r.n} daemons: live members falsely dropped in 10 s`, unit: 'drops', ours: r.falseDrops, baseline: r.falseDropsOld, baselineName: 'a report drops at once', better: 'lower', note: '5% loss, 1 in 100 daemons hears 1 in 10' },
+  {
+    metric: `${r.n} daemons: 1% vanish: all drop them`,
+    unit: 'ms',
+    ours: ms(r.vanishedDropMs),
+    baseline: ms(base.vanishedDropMs),
+    baselineName: `${base.n} daemons`,
+    better: 'lower',
+    note: 'failure timeout 1,500 ms',
+  },
+  {
+    metric: `${r.n} daemons: live members falsely dropped in 10 s`,
+    unit: 'drops',
+    ours: r.falseDrops,
+    baseline: r.falseDropsOld,
+    baselineName: 'a report drops at once',
+    better: 'lower',
+    note: '5% loss, 1 in 100 daemons hears 1 in 10',
+  },
 ]);
-report('gossip-sim', 'The cluster protocol simulated (real driver and core, in-memory transport, virtual time)', rows,
-  results.map((r) => `- ${r.n} daemons: simulated in ${r.wallS.toFixed(0)} s of wall time, heap ${r.heapMb.toFixed(0)} MB`).join('\n'));
+report(
+  'gossip-sim',
+  'The cluster protocol simulated (real driver and core, in-memory transport, virtual time)',
+  rows,
+  results.map((r) => `- ${r.n} daemons: simulated in ${r.wallS.toFixed(0)} s of wall time, heap ${r.heapMb.toFixed(0)} MB`).join('\n'),
+);

@@ -21,7 +21,12 @@ const dir = mkdtempSync(join(tmpdir(), 'bench-gossip-'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const entry = (host: string, instance: string) => ({ namespace: 'bench', instance, function: 'f', activation: instance, host, port: 7700, since: Date.now() });
 
-interface Member { proc: ChildProcess; index: number; peers: number; arrived: Map<string, number> }
+interface Member {
+  proc: ChildProcess;
+  index: number;
+  peers: number;
+  arrived: Map<string, number>;
+}
 
 /**
  * N daemons' gossip layers on loopback, each with its own identity, port and connections. Up to
@@ -46,8 +51,9 @@ async function cluster(n: number): Promise<Member[]> {
     const specs = g.map((i) => ({
       index: i,
       port: base + i,
-      peers: [...new Set([0, Math.floor(i / 2), Math.floor(i / 3), Math.floor((i * 2) / 3), i - 3, i - 2, i - 1, (i * 7) % Math.max(1, i)].filter((j) => j >= 0 && j < i))]
-        .map((j) => `/ip4/127.0.0.1/tcp/${base + j}`),
+      peers: [...new Set([0, Math.floor(i / 2), Math.floor(i / 3), Math.floor((i * 2) / 3), i - 3, i - 2, i - 1, (i * 7) % Math.max(1, i)].filter((j) => j >= 0 && j < i))].map(
+        (j) => `/ip4/127.0.0.1/tcp/${base + j}`,
+      ),
       identity: join(dir, `${n}-${i}.key`),
     }));
     const proc = fork(join(import.meta.dirname, 'gossip-node.ts'), [key, JSON.stringify(specs)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
@@ -72,14 +78,17 @@ const now = () => performance.timeOrigin + performance.now();
 
 /** Time from `kill` until every one of `watchers` counts `left` members. */
 async function droppedBy(watchers: Member[], left: number, kill: () => void): Promise<number> {
-  const dropped = watchers.map((m) => new Promise<number>((resolve) => {
-    const seen = (msg: { peers?: number; node?: number }) => {
-      if (msg.node !== m.index || msg.peers !== left) return;
-      m.proc.off('message', seen);
-      resolve(now());
-    };
-    m.proc.on('message', seen);
-  }));
+  const dropped = watchers.map(
+    (m) =>
+      new Promise<number>((resolve) => {
+        const seen = (msg: { peers?: number; node?: number }) => {
+          if (msg.node !== m.index || msg.peers !== left) return;
+          m.proc.off('message', seen);
+          resolve(now());
+        };
+        m.proc.on('message', seen);
+      }),
+  );
   const t0 = now();
   kill();
   return Math.max(...(await Promise.race([Promise.all(dropped), sleep(15_000).then(() => [Infinity])]))) - t0;
@@ -95,7 +104,12 @@ async function idleCores(members: Member[], ms: number): Promise<number> {
 /** CPU time the cluster's processes have used: utime + stime, fields 14 and 15 of /proc/PID/stat, in ticks of 10 ms */
 function cpuSeconds(members: Member[]): number {
   const pids = [...new Set(members.map((m) => m.proc.pid!))];
-  return pids.reduce((s, pid) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return s + Number(f[11]) + Number(f[12]); }, 0) / 100;
+  return (
+    pids.reduce((s, pid) => {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return s + Number(f[11]) + Number(f[12]);
+    }, 0) / 100
+  );
 }
 
 /**
@@ -136,9 +150,27 @@ for (const n of SIZES) {
   // CPU a change costs a daemon: what the cluster used beyond idle, per change, per daemon
   const perChangeMs = ((cpuSeconds(members) - c0 - (idle * (performance.now() - w0)) / 1000) / CHANGES / n) * 1000;
   const base = await controllerBaseline(n, 1000 / rate, CHANGES);
-  rows.push({ metric: `${n} daemons, p50`, unit: 'ms', ours: percentile(ours, 50), baseline: percentile(base, 50), baselineName: 'controller, 1 s + 1 s', better: 'lower', note: `${rate} changes/s; idle cluster ${idle.toFixed(2)} cores` });
-  rows.push({ metric: `${n} daemons, p99`, unit: 'ms', ours: percentile(ours, 99), baseline: percentile(base, 99), baselineName: 'controller, 1 s + 1 s', better: 'lower', note: `${ours.filter((x) => x === Infinity).length} of ${CHANGES} never arrived; ${perChangeMs.toFixed(2)} ms CPU per change per daemon` });
-  process.stdout.write(`${n} daemons: p50 ${percentile(ours, 50).toFixed(1)} ms, p99 ${percentile(ours, 99).toFixed(1)} ms (controller p99 ${percentile(base, 99).toFixed(0)} ms), idle ${idle.toFixed(2)} cores, ${perChangeMs.toFixed(2)} ms CPU per change per daemon\n`);
+  rows.push({
+    metric: `${n} daemons, p50`,
+    unit: 'ms',
+    ours: percentile(ours, 50),
+    baseline: percentile(base, 50),
+    baselineName: 'controller, 1 s + 1 s',
+    better: 'lower',
+    note: `${rate} changes/s; idle cluster ${idle.toFixed(2)} cores`,
+  });
+  rows.push({
+    metric: `${n} daemons, p99`,
+    unit: 'ms',
+    ours: percentile(ours, 99),
+    baseline: percentile(base, 99),
+    baselineName: 'controller, 1 s + 1 s',
+    better: 'lower',
+    note: `${ours.filter((x) => x === Infinity).length} of ${CHANGES} never arrived; ${perChangeMs.toFixed(2)} ms CPU per change per daemon`,
+  });
+  process.stdout.write(
+    `${n} daemons: p50 ${percentile(ours, 50).toFixed(1)} ms, p99 ${percentile(ours, 99).toFixed(1)} ms (controller p99 ${percentile(base, 99).toFixed(0)} ms), idle ${idle.toFixed(2)} cores, ${perChangeMs.toFixed(2)} ms CPU per change per daemon\n`,
+  );
 
   // Failure detection, two ways a daemon goes without a goodbye: its process dies (its host then refuses
   // its port), or it hangs (SIGSTOP: connections stay open and nothing answers, as from a host cut off),
@@ -168,7 +200,15 @@ for (const size of [10, 1000, 10_000]) {
   m.reserve([entry('h0', 'one-more')]);
   const delta = Buffer.byteLength(JSON.stringify({ type: 'delta', ...m.takeDelta() }));
   const full = Buffer.byteLength(JSON.stringify(m.snapshot()));
-  bytes.push({ metric: `map of ${size} entries`, unit: 'B', ours: delta, baseline: full, baselineName: 'full map broadcast', better: 'lower', note: 'per change, before gossipsub framing and signature' });
+  bytes.push({
+    metric: `map of ${size} entries`,
+    unit: 'B',
+    ours: delta,
+    baseline: full,
+    baselineName: 'full map broadcast',
+    better: 'lower',
+    note: 'per change, before gossipsub framing and signature',
+  });
 }
 rmSync(dir, { recursive: true, force: true });
 report('gossip-propagation', 'Address-map change reaching every daemon (loopback, libp2p gossipsub; one process per daemon up to 10, ten per process above)', rows, 'aim: p99 ≤ 50 ms at 50 daemons.');

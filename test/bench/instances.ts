@@ -78,9 +78,33 @@ try {
     for (let i = 0; i < 5; i++) warm.push((await run()).ms);
     const floor = await parallelRuns(workers);
     const thesis = THESIS_S[workers === 12 ? 11 : workers];
-    wc.push({ metric: `${workers} workers, cold`, unit: 'ms', ours: median(cold), baseline: floor, baselineName: `${workers} × docker run -d`, better: 'lower', note: block ? `block ${block} B` : 'split by words' });
-    if (thesis) wc.push({ metric: `${workers} workers, cold vs thesis`, unit: 'ms', ours: median(cold), baseline: thesis * 1000, baselineName: `thesis, ${workers === 12 ? 11 : workers} workers`, better: 'lower' });
-    wc.push({ metric: `${workers} workers, warm`, unit: 'ms', ours: median(warm), baseline: thesis ? thesis * 1000 : median(cold), baselineName: thesis ? 'thesis' : 'peerless cold', better: 'lower', note: 'median of 5' });
+    wc.push({
+      metric: `${workers} workers, cold`,
+      unit: 'ms',
+      ours: median(cold),
+      baseline: floor,
+      baselineName: `${workers} × docker run -d`,
+      better: 'lower',
+      note: block ? `block ${block} B` : 'split by words',
+    });
+    if (thesis)
+      wc.push({
+        metric: `${workers} workers, cold vs thesis`,
+        unit: 'ms',
+        ours: median(cold),
+        baseline: thesis * 1000,
+        baselineName: `thesis, ${workers === 12 ? 11 : workers} workers`,
+        better: 'lower',
+      });
+    wc.push({
+      metric: `${workers} workers, warm`,
+      unit: 'ms',
+      ours: median(warm),
+      baseline: thesis ? thesis * 1000 : median(cold),
+      baselineName: thesis ? 'thesis' : 'peerless cold',
+      better: 'lower',
+      note: 'median of 5',
+    });
     process.stdout.write(`${workers} workers: cold ${median(cold).toFixed(0)} ms, warm ${median(warm).toFixed(0)} ms\n`);
   }
 
@@ -107,12 +131,32 @@ try {
     warmWithout.push(await invoke(''));
   }
   const coldCost = median(coldWith) - median(coldWithout);
-  overhead.push({ metric: 'fib, cold start', unit: 'ms', ours: median(coldWith), baseline: median(coldWithout), baselineName: 'no instance ID', better: 'lower', note: `${coldCost >= 0 ? '+' : ''}${coldCost.toFixed(1)} ms (8 runs each)` });
-  overhead.push({ metric: 'fib, warm p50', unit: 'ms', ours: median(warmWith), baseline: median(warmWithout), baselineName: 'no instance ID', better: 'lower', note: `+${(median(warmWith) - median(warmWithout)).toFixed(2)} ms = ${(((median(warmWith) - median(warmWithout)) / median(coldWithout)) * 100).toFixed(2)}% of a cold start (300 runs each)` });
+  overhead.push({
+    metric: 'fib, cold start',
+    unit: 'ms',
+    ours: median(coldWith),
+    baseline: median(coldWithout),
+    baselineName: 'no instance ID',
+    better: 'lower',
+    note: `${coldCost >= 0 ? '+' : ''}${coldCost.toFixed(1)} ms (8 runs each)`,
+  });
+  overhead.push({
+    metric: 'fib, warm p50',
+    unit: 'ms',
+    ours: median(warmWith),
+    baseline: median(warmWithout),
+    baselineName: 'no instance ID',
+    better: 'lower',
+    note: `+${(median(warmWith) - median(warmWithout)).toFixed(2)} ms = ${(((median(warmWith) - median(warmWithout)) / median(coldWithout)) * 100).toFixed(2)}% of a cold start (300 runs each)`,
+  });
 } finally {
   await d.stop();
   await cleanupHost(HOST, d.dataDir);
 }
-report('wordcount', 'Word count scatter-gather, end to end from the CLI (1654-byte text; thesis: Kubernetes + NATS, published)', wc,
-  'aims on this 2-core machine: 35 workers ≤ 2 s cold, ≤ 150 ms warm.');
+report(
+  'wordcount',
+  'Word count scatter-gather, end to end from the CLI (1654-byte text; thesis: Kubernetes + NATS, published)',
+  wc,
+  'aims on this 2-core machine: 35 workers ≤ 2 s cold, ≤ 150 ms warm.',
+);
 report('directory-overhead', 'Directory overhead: fib (n=20) with vs without instance registration', overhead, 'aim: ≤ 5% of a cold start.');

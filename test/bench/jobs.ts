@@ -25,10 +25,15 @@ const timed = async <T>(f: () => Promise<T>): Promise<[number, T]> => {
   const v = await f();
   return [performance.now() - t0, v];
 };
-const ended = (id: string, ms = 280_000) => waitFor(async () => {
-  const a = await calls[0]!('GET', path(`/activations/${id}`));
-  return a.status === 200 && a.body.end ? a.body : null;
-}, ms, `activation ${id}`);
+const ended = (id: string, ms = 280_000) =>
+  waitFor(
+    async () => {
+      const a = await calls[0]!('GET', path(`/activations/${id}`));
+      return a.status === 200 && a.body.end ? a.body : null;
+    },
+    ms,
+    `activation ${id}`,
+  );
 
 try {
   // 1. Admission.
@@ -52,8 +57,24 @@ try {
     place.push(ms);
     await t.settle();
   }
-  admission.push({ metric: 'refuse a group that does not fit (10 × 2 GB)', unit: 'ms', ours: median(refuse), baseline: median(single), baselineName: 'place one invocation', better: 'lower', note: `p99 ${percentile(refuse, 99).toFixed(1)} ms; aim < 100 ms` });
-  admission.push({ metric: 'place a 100-member group on 3 daemons', unit: 'ms', ours: median(place), baseline: median(single), baselineName: 'place one invocation', better: 'lower', note: `p99 ${percentile(place, 99).toFixed(1)} ms; until 202, members then start` });
+  admission.push({
+    metric: 'refuse a group that does not fit (10 × 2 GB)',
+    unit: 'ms',
+    ours: median(refuse),
+    baseline: median(single),
+    baselineName: 'place one invocation',
+    better: 'lower',
+    note: `p99 ${percentile(refuse, 99).toFixed(1)} ms; aim < 100 ms`,
+  });
+  admission.push({
+    metric: 'place a 100-member group on 3 daemons',
+    unit: 'ms',
+    ours: median(place),
+    baseline: median(single),
+    baselineName: 'place one invocation',
+    better: 'lower',
+    note: `p99 ${percentile(place, 99).toFixed(1)} ms; until 202, members then start`,
+  });
   report('jobs-admission', 'Gang admission on three daemons (6,144 MB each)', admission);
 
   // 2. Failure detection: a member's container killed, and a member's daemon killed.
@@ -87,18 +108,44 @@ try {
       await t.settle();
     }
   }
-  failure.push({ metric: "member's container killed → master's PeerGoneError", unit: 'ms', ours: median(crash), baseline: 1000, baselineName: 'aim', better: 'lower', note: `p99 ${percentile(crash, 99).toFixed(0)} ms, ${crash.length} runs` });
-  failure.push({ metric: "member's daemon killed → master's PeerGoneError", unit: 'ms', ours: median(daemon), baseline: 2000, baselineName: 'aim', better: 'lower', note: `p99 ${percentile(daemon, 99).toFixed(0)} ms, ${daemon.length} runs` });
+  failure.push({
+    metric: "member's container killed → master's PeerGoneError",
+    unit: 'ms',
+    ours: median(crash),
+    baseline: 1000,
+    baselineName: 'aim',
+    better: 'lower',
+    note: `p99 ${percentile(crash, 99).toFixed(0)} ms, ${crash.length} runs`,
+  });
+  failure.push({
+    metric: "member's daemon killed → master's PeerGoneError",
+    unit: 'ms',
+    ours: median(daemon),
+    baseline: 2000,
+    baselineName: 'aim',
+    better: 'lower',
+    note: `p99 ${percentile(daemon, 99).toFixed(0)} ms, ${daemon.length} runs`,
+  });
   report('jobs-failure', "Failure detection seen by a job: kill -9 to the master's PeerGoneError", failure);
 
   // 3. Wordcount at 6/11/17/35/100 workers.
   const text = JSON.parse(readFileSync(join(ROOT, 'examples/wordcount/input-50.json'), 'utf8')).text as string;
-  const inputs: [number, Record<string, unknown>][] = [[6, { text, block: 300 }], [11, { text, block: 160 }], [17, { text, block: 100 }], [35, { text, block: 50 }], [100, { text, workers: 100 }]];
+  const inputs: [number, Record<string, unknown>][] = [
+    [6, { text, block: 300 }],
+    [11, { text, block: 160 }],
+    [17, { text, block: 100 }],
+    [35, { text, block: 50 }],
+    [100, { text, workers: 100 }],
+  ];
   const worker = JOB_FUNCTIONS['wordcount-worker']!;
   for (const [n, params] of inputs) {
     // A new version of the worker: none of its containers is warm.
     const v = (await calls[0]!('PUT', path('/actions/wordcount-worker?overwrite=true'), { exec: { ...worker.exec, code: `${worker.exec.code}\n// ${n}` }, limits: worker.limits })).body.version;
-    await waitFor(async () => (await Promise.all(calls.map((c) => c('GET', path('/actions/wordcount-worker?code=false'))))).every((r) => r.body.version === v), 10_000, 'the new worker on every daemon');
+    await waitFor(
+      async () => (await Promise.all(calls.map((c) => c('GET', path('/actions/wordcount-worker?code=false'))))).every((r) => r.body.version === v),
+      10_000,
+      'the new worker on every daemon',
+    );
     const run = async () => {
       const t0 = performance.now();
       const r = await invoke(calls[0]!, t.ns, 'wordcount', params, 'blocking=false&instance=wc');
@@ -112,11 +159,23 @@ try {
     for (let i = 0; i < 3; i++) warm.push(await run());
     const thesis = THESIS_S[n];
     wc.push({ metric: `${n} workers, cold`, unit: 'ms', ours: cold, baseline: thesis ? thesis * 1000 : median(warm), baselineName: thesis ? 'thesis (published)' : 'peerless warm', better: 'lower' });
-    wc.push({ metric: `${n} workers, warm`, unit: 'ms', ours: median(warm), baseline: thesis ? thesis * 1000 : cold, baselineName: thesis ? 'thesis (published)' : 'peerless cold', better: 'lower', note: 'median of 3' });
+    wc.push({
+      metric: `${n} workers, warm`,
+      unit: 'ms',
+      ours: median(warm),
+      baseline: thesis ? thesis * 1000 : cold,
+      baselineName: thesis ? 'thesis (published)' : 'peerless cold',
+      better: 'lower',
+      note: 'median of 3',
+    });
     process.stdout.write(`${n} workers: cold ${cold.toFixed(0)} ms, warm ${median(warm).toFixed(0)} ms\n`);
   }
 } finally {
   await t.stop();
 }
-report('jobs-wordcount', 'Wordcount as a job on three daemons, from the request to the master\'s result (thesis: Kubernetes + NATS, published)', wc,
-  'cold: every worker a new container (Docker create, attach, start on one engine for all three daemons); warm: containers reused.');
+report(
+  'jobs-wordcount',
+  "Wordcount as a job on three daemons, from the request to the master's result (thesis: Kubernetes + NATS, published)",
+  wc,
+  'cold: every worker a new container (Docker create, attach, start on one engine for all three daemons); warm: containers reused.',
+);

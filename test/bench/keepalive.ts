@@ -33,7 +33,11 @@ function rng(seed: number): () => number {
 }
 
 type Kind = 'periodic' | 'bursty' | 'random' | 'rare';
-interface Call { fn: string; kind: Kind; t: number }
+interface Call {
+  fn: string;
+  kind: Kind;
+  t: number;
+}
 
 function trace(seed: number): Call[] {
   const r = rng(seed);
@@ -59,7 +63,12 @@ function trace(seed: number): Call[] {
 
 type Policy = 'fixed' | 'hybrid' | 'pool';
 const FIXED_WINDOWS_MIN = [10, 20, 30, 45, 60, 90, 120, 180, 240, 360];
-interface Result { cold: number; calls: number; idleGbS: number; byKind: Record<Kind, { cold: number; calls: number }> }
+interface Result {
+  cold: number;
+  calls: number;
+  idleGbS: number;
+  byKind: Record<Kind, { cold: number; calls: number }>;
+}
 
 function simulate(calls: Call[], policy: Policy, fixedMs = PAPER.fixedMs): Result {
   const k = new KeepAlive(PAPER);
@@ -94,20 +103,57 @@ function simulate(calls: Call[], policy: Policy, fixedMs = PAPER.fixedMs): Resul
 const calls = trace(20261130);
 const fixed = simulate(calls, 'fixed');
 const rows: Row[] = [];
-for (const [policy, name] of [['hybrid', 'hybrid histogram (paper)'], ['pool', 'learned, as the pool keeps it']] as const) {
+for (const [policy, name] of [
+  ['hybrid', 'hybrid histogram (paper)'],
+  ['pool', 'learned, as the pool keeps it'],
+] as const) {
   const r = simulate(calls, policy);
   rows.push(
-    { metric: `${name}: cold starts`, unit: '%', ours: (100 * r.cold) / r.calls, baseline: (100 * fixed.cold) / fixed.calls, baselineName: 'fixed 10 min', better: 'lower', note: `${r.cold} of ${r.calls} invocations` },
+    {
+      metric: `${name}: cold starts`,
+      unit: '%',
+      ours: (100 * r.cold) / r.calls,
+      baseline: (100 * fixed.cold) / fixed.calls,
+      baselineName: 'fixed 10 min',
+      better: 'lower',
+      note: `${r.cold} of ${r.calls} invocations`,
+    },
     { metric: `${name}: idle memory`, unit: 'GB·s', ours: r.idleGbS, baseline: fixed.idleGbS, baselineName: 'fixed 10 min', better: 'lower', note: `${MEMORY_GB * 1000} MB containers` },
   );
   // The paper's comparison: what a fixed window long enough for as few cold starts keeps idle.
   const match = FIXED_WINDOWS_MIN.map((m) => ({ m, r: simulate(calls, 'fixed', m * MIN) })).find((x) => x.r.cold <= r.cold);
-  if (match) rows.push({ metric: `${name}: idle memory vs equal cold starts`, unit: 'GB·s', ours: r.idleGbS, baseline: match.r.idleGbS, baselineName: `fixed ${match.m} min`, better: 'lower', note: `fixed ${match.m} min: ${((100 * match.r.cold) / match.r.calls).toFixed(2)} % cold` });
-  else rows.push({ metric: `${name}: idle memory vs equal cold starts`, unit: 'GB·s', ours: r.idleGbS, baseline: simulate(calls, 'fixed', 360 * MIN).idleGbS, baselineName: 'fixed 6 h', better: 'lower', note: 'no fixed window up to 6 h has as few cold starts' });
+  if (match)
+    rows.push({
+      metric: `${name}: idle memory vs equal cold starts`,
+      unit: 'GB·s',
+      ours: r.idleGbS,
+      baseline: match.r.idleGbS,
+      baselineName: `fixed ${match.m} min`,
+      better: 'lower',
+      note: `fixed ${match.m} min: ${((100 * match.r.cold) / match.r.calls).toFixed(2)} % cold`,
+    });
+  else
+    rows.push({
+      metric: `${name}: idle memory vs equal cold starts`,
+      unit: 'GB·s',
+      ours: r.idleGbS,
+      baseline: simulate(calls, 'fixed', 360 * MIN).idleGbS,
+      baselineName: 'fixed 6 h',
+      better: 'lower',
+      note: 'no fixed window up to 6 h has as few cold starts',
+    });
   for (const kind of ['periodic', 'bursty', 'random', 'rare'] as const) {
     const a = r.byKind[kind];
     const b = fixed.byKind[kind];
-    rows.push({ metric: `${name}: cold starts, ${kind}`, unit: '%', ours: (100 * a.cold) / a.calls, baseline: (100 * b.cold) / b.calls, baselineName: 'fixed 10 min', better: 'lower', note: `${a.calls} invocations` });
+    rows.push({
+      metric: `${name}: cold starts, ${kind}`,
+      unit: '%',
+      ours: (100 * a.cold) / a.calls,
+      baseline: (100 * b.cold) / b.calls,
+      baselineName: 'fixed 10 min',
+      better: 'lower',
+      note: `${a.calls} invocations`,
+    });
   }
 }
 report('keepalive', `Keep-alive learned per function vs the fixed 10-minute window: a generated day of ${calls.length} invocations of 30 functions, simulated`, rows);

@@ -41,12 +41,16 @@ try {
     if (r.status === 202) {
       // Longer than a blocking call waits (the Redis relay of 625 MiB, say): read the records once they end.
       const ids = (r.body.activations as { activationId: string }[]).map((a) => a.activationId);
-      acts = await waitFor(async () => {
-        const recs = await Promise.all(ids.map(async (id) => (await call('GET', `/api/v1/namespaces/${ns}/activations/${id}`)).body));
-        if (!recs.every((x) => x.end)) return null;
-        if (!recs.every((x) => x.response.status === 'success')) throw new Error(`${fn} n=${n} size=${size}: ${JSON.stringify(recs.map((x) => x.response)).slice(0, 500)}`);
-        return recs.map((x) => x.response.result);
-      }, 600_000, `${fn} n=${n} size=${size}`);
+      acts = await waitFor(
+        async () => {
+          const recs = await Promise.all(ids.map(async (id) => (await call('GET', `/api/v1/namespaces/${ns}/activations/${id}`)).body));
+          if (!recs.every((x) => x.end)) return null;
+          if (!recs.every((x) => x.response.status === 'success')) throw new Error(`${fn} n=${n} size=${size}: ${JSON.stringify(recs.map((x) => x.response)).slice(0, 500)}`);
+          return recs.map((x) => x.response.result);
+        },
+        600_000,
+        `${fn} n=${n} size=${size}`,
+      );
     } else if (r.status !== 200) throw new Error(`${fn} n=${n} size=${size}: ${r.status} ${JSON.stringify(r.body).slice(0, 500)}`);
     return acts.find((a) => a.role === 'ping')!.ms;
   };
@@ -69,10 +73,19 @@ try {
 
 const rows = (ours: Way, base: Way, baselineName: string, note: (m: Record<Way, number>) => string): Row[] =>
   [...results].map(([k, m]) => ({ metric: k, unit: 'ms', ours: m[ours], baseline: m[base], baselineName, better: 'lower', note: note(m) }));
-report('messaging-vs-redis', 'Direct messaging (co-located fast path) vs a Redis relay: N messages of S bytes, ping → pong (median ms, lower is better)',
-  rows('direct', 'redis', 'Redis relay', (m) => `${(m.redis / m.direct).toFixed(1)}× faster; over TCP ${(m.redis / m.tcp).toFixed(1)}×`));
-report('messaging-vs-rawtcp', 'Direct messaging over TCP (as between hosts) vs raw TCP between the same containers (median ms)',
+report(
+  'messaging-vs-redis',
+  'Direct messaging (co-located fast path) vs a Redis relay: N messages of S bytes, ping → pong (median ms, lower is better)',
+  rows('direct', 'redis', 'Redis relay', (m) => `${(m.redis / m.direct).toFixed(1)}× faster; over TCP ${(m.redis / m.tcp).toFixed(1)}×`),
+);
+report(
+  'messaging-vs-rawtcp',
+  'Direct messaging over TCP (as between hosts) vs raw TCP between the same containers (median ms)',
   rows('tcp', 'raw', 'raw TCP', (m) => `throughput ${(m.raw / m.tcp).toFixed(2)} of raw`),
-  'aims: from 64 KiB up, throughput ≥ 0.9 of raw TCP; one small message ≤ 1.15× raw TCP (ratio raw/tcp in the note).');
-report('messaging-colocated', 'The co-located fast path (Unix sockets) vs TCP over the namespace network, same two containers (median ms)',
-  rows('direct', 'tcp', 'SDK over TCP', (m) => `${(m.tcp / m.direct).toFixed(2)}× faster; ${(m.raw / m.direct).toFixed(2)} of raw TCP`));
+  'aims: from 64 KiB up, throughput ≥ 0.9 of raw TCP; one small message ≤ 1.15× raw TCP (ratio raw/tcp in the note).',
+);
+report(
+  'messaging-colocated',
+  'The co-located fast path (Unix sockets) vs TCP over the namespace network, same two containers (median ms)',
+  rows('direct', 'tcp', 'SDK over TCP', (m) => `${(m.tcp / m.direct).toFixed(2)}× faster; ${(m.raw / m.direct).toFixed(2)} of raw TCP`),
+);

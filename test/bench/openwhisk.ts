@@ -18,7 +18,11 @@ try {
   const { ns, auth } = await namespace(d, `${HOST}-ns`);
   type Loose = Record<string, Record<string, (o?: Record<string, unknown>) => Promise<any>>>; // eslint-disable-line @typescript-eslint/no-explicit-any
   const ow = openwhisk({ apihost: d.url, api_key: auth, namespace: ns }) as unknown as Loose;
-  for (const [name, code] of [['a', 'function main(p) { return { n: (p.n || 0) + 1 } }'], ['b', 'function main(p) { return { n: p.n * 2 } }'], ['c', 'function main(p) { return { n: p.n - 1 } }']]) {
+  for (const [name, code] of [
+    ['a', 'function main(p) { return { n: (p.n || 0) + 1 } }'],
+    ['b', 'function main(p) { return { n: p.n * 2 } }'],
+    ['c', 'function main(p) { return { n: p.n - 1 } }'],
+  ]) {
     await ow.actions!.create!({ name, action: code, annotations: { 'web-export': true } });
   }
   await ow.actions!.create!({ name: 'abc', sequence: ['/_/a', '/_/b', '/_/c'] });
@@ -49,10 +53,26 @@ try {
   }
   const rows: Row[] = [];
   for (const p of [50, 99]) {
-    rows.push({ metric: `3-component sequence, p${p}`, unit: 'ms', ours: percentile(t.sequence, p), baseline: percentile(t.chained, p), baselineName: '3 blocking invokes in turn', better: 'lower', note: `n=${N}` });
+    rows.push({
+      metric: `3-component sequence, p${p}`,
+      unit: 'ms',
+      ours: percentile(t.sequence, p),
+      baseline: percentile(t.chained, p),
+      baselineName: '3 blocking invokes in turn',
+      better: 'lower',
+      note: `n=${N}`,
+    });
   }
   for (const p of [50, 99]) {
-    rows.push({ metric: `web action (.json, no key), p${p}`, unit: 'ms', ours: percentile(t.web, p), baseline: percentile(t.blocking, p), baselineName: 'blocking invoke, same action', better: 'lower', note: `n=${N}` });
+    rows.push({
+      metric: `web action (.json, no key), p${p}`,
+      unit: 'ms',
+      ours: percentile(t.web, p),
+      baseline: percentile(t.blocking, p),
+      baselineName: 'blocking invoke, same action',
+      better: 'lower',
+      note: `n=${N}`,
+    });
   }
   report('openwhisk', 'OpenWhisk compatibility: a sequence against the client chaining its components, a web action against a blocking invoke (warm, one daemon)', rows);
 } finally {

@@ -48,21 +48,41 @@ for (let k = 0; k < 5; k++) {
   lost(a, () => writeFunction(a, NS, `lost-${k}`, `function main() { return { lost: ${k} } }`));
   repaired.push(await until([`lost-${k}`]));
 }
-rows.push({ metric: 'one lost registry write', unit: 'ms', ours: median(repaired), baseline: median(delivered), baselineName: 'the same write, gossip delivered', better: 'lower',
-  note: `median of 5; beats each ${HEARTBEAT_MS} ms, pull after 2 s of differing digests` });
+rows.push({
+  metric: 'one lost registry write',
+  unit: 'ms',
+  ours: median(repaired),
+  baseline: median(delivered),
+  baselineName: 'the same write, gossip delivered',
+  better: 'lower',
+  note: `median of 5; beats each ${HEARTBEAT_MS} ms, pull after 2 s of differing digests`,
+});
 
 await sleep(PULL_GAP_MS + 500);
 const names = (tag: string) => Array.from({ length: BATCH }, (_, i) => `${tag}-${i}`);
-lost(a, () => { for (const n of names('batch-lost')) writeFunction(a, NS, n, `function main() { return '${n}' }`); });
+lost(a, () => {
+  for (const n of names('batch-lost')) writeFunction(a, NS, n, `function main() { return '${n}' }`);
+});
 const batchRepaired = await until(names('batch-lost'));
 await sleep(PULL_GAP_MS + 500);
 for (const n of names('batch-ok')) writeFunction(a, NS, n, `function main() { return '${n}' }`);
 const batchDelivered = await until(names('batch-ok'));
-rows.push({ metric: `${BATCH} lost registry writes`, unit: 'ms', ours: batchRepaired, baseline: batchDelivered, baselineName: `the same ${BATCH} writes, gossip delivered`, better: 'lower',
-  note: `one pull: what the puller lacks (${BATCH} of ${BATCH * 2 + 6} functions), code inline` });
+rows.push({
+  metric: `${BATCH} lost registry writes`,
+  unit: 'ms',
+  ours: batchRepaired,
+  baseline: batchDelivered,
+  baselineName: `the same ${BATCH} writes, gossip delivered`,
+  better: 'lower',
+  note: `one pull: what the puller lacks (${BATCH} of ${BATCH * 2 + 6} functions), code inline`,
+});
 
 await stopRegistries(sides);
 rmSync(dir, { recursive: true, force: true });
-report('registry-repair', 'A registry write gossip lost, until the other daemon holds it (loopback, libp2p private network)', rows,
-  'Without digests (the build before) a lost write waited for the next daemon to join: no bound. The repair costs the wait for differing digests to last 2 s, then one pull.');
+report(
+  'registry-repair',
+  'A registry write gossip lost, until the other daemon holds it (loopback, libp2p private network)',
+  rows,
+  'Without digests (the build before) a lost write waited for the next daemon to join: no bound. The repair costs the wait for differing digests to last 2 s, then one pull.',
+);
 process.exit(0);

@@ -24,8 +24,11 @@ export async function relayImages(): Promise<{ redis: string; nats: string; clie
     return tag;
   };
   const redisBin = apt('redis-server', '/usr/bin/redis-server');
-  const redis = await server('peerless-bench/redis:1', [[redisBin, '/usr/bin/redis-server']],
-    ['/usr/bin/redis-server', '--port', '6379', '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--proto-max-bulk-len', '1gb', '--client-query-buffer-limit', '1gb']);
+  const redis = await server(
+    'peerless-bench/redis:1',
+    [[redisBin, '/usr/bin/redis-server']],
+    ['/usr/bin/redis-server', '--port', '6379', '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--proto-max-bulk-len', '1gb', '--client-query-buffer-limit', '1gb'],
+  );
   const natsBin = apt('nats-server', '/usr/sbin/nats-server');
   const nats = await server('peerless-bench/nats:1', [[natsBin, '/usr/bin/nats-server']], ['/usr/bin/nats-server', '--port', '4222']);
   const node = recipe('nodejs');

@@ -27,13 +27,16 @@ try {
   await deploy(call, ns, 'shuf', { kind: 'nodejs', code }, lim);
   await deploy(call, ns, 'shufrelay', { kind: 'blackbox', image: img.client, code }, lim);
   const servers: Record<string, string> = {};
-  for (const [name, image] of [['redis', img.redis], ['nats', img.nats]] as const) servers[name] = await startRelay(HOST, ns, name, image);
+  for (const [name, image] of [
+    ['redis', img.redis],
+    ['nats', img.nats],
+  ] as const)
+    servers[name] = await startRelay(HOST, ns, name, image);
   const ids = Array.from({ length: N }, (_, i) => `s-${i}`);
   let run = 0;
   const once = async (mode: string) => {
     const fn = mode === 'peerless' ? 'shuf' : 'shufrelay';
-    const r = await call('POST', `/api/v1/namespaces/${ns}/actions/${fn}?blocking=true&result=true&instances=s-{0..${N - 1}}`,
-      { ids, mode, total: TOTAL, host: servers[mode], run: run++ });
+    const r = await call('POST', `/api/v1/namespaces/${ns}/actions/${fn}?blocking=true&result=true&instances=s-{0..${N - 1}}`, { ids, mode, total: TOTAL, host: servers[mode], run: run++ });
     if (r.status !== 200) {
       const logs = mode === 'peerless' ? '' : (await docker.getContainer(`${HOST}-${mode}`).logs({ stdout: true, stderr: true, tail: 20 })).toString('utf8');
       throw new Error(`${mode}: ${r.status} ${JSON.stringify(r.body).slice(0, 3000)}\n${mode} server log:\n${logs}`);
@@ -57,7 +60,12 @@ try {
 const ours = median(times.peerless!);
 const label = `${TOTAL >> 20} MiB over ${N} workers`;
 const rows: Row[] = (['redis', 'nats'] as const).map((b) => ({
-  metric: `${label} vs ${b}`, unit: 'ms', ours, baseline: median(times[b]!), baselineName: b === 'redis' ? 'Redis relay' : 'NATS relay',
-  better: 'lower', note: `${(median(times[b]!) / ours).toFixed(1)}× faster; ${((TOTAL / (1 << 20)) / (ours / 1000)).toFixed(0)} MiB/s moved`,
+  metric: `${label} vs ${b}`,
+  unit: 'ms',
+  ours,
+  baseline: median(times[b]!),
+  baselineName: b === 'redis' ? 'Redis relay' : 'NATS relay',
+  better: 'lower',
+  note: `${(median(times[b]!) / ours).toFixed(1)}× faster; ${(TOTAL / (1 << 20) / (ours / 1000)).toFixed(0)} MiB/s moved`,
 }));
 report('shuffle', `Shuffle (alltoall): ${label}, median of ${REPEAT} (ms, lower is better)`, rows, 'aim: ≥ 4× faster than either relay.');

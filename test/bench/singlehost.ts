@@ -69,7 +69,15 @@ try {
   for (let i = 0; i < 50; i++) await direct();
   const floorWarm: number[] = [];
   for (let i = 0; i < WARM_RUNS; i++) floorWarm.push(await timed(direct));
-  rows.push({ metric: 'warm invoke p50', unit: 'ms', ours: median(warm), baseline: median(floorWarm), baselineName: 'direct /run', better: 'lower', note: `+${(median(warm) - median(floorWarm)).toFixed(2)} ms` });
+  rows.push({
+    metric: 'warm invoke p50',
+    unit: 'ms',
+    ours: median(warm),
+    baseline: median(floorWarm),
+    baselineName: 'direct /run',
+    better: 'lower',
+    note: `+${(median(warm) - median(floorWarm)).toFixed(2)} ms`,
+  });
   rows.push({ metric: 'warm invoke p99', unit: 'ms', ours: percentile(warm, 99), baseline: percentile(floorWarm, 99), baselineName: 'direct /run', better: 'lower', note: `${WARM_RUNS} runs each` });
 
   // 3. Throughput at concurrency 1, 8, 32 (bounded in time and count).
@@ -78,12 +86,14 @@ try {
     const cap = 20_000;
     let done = 0;
     const t0 = performance.now();
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline && done < cap) {
-        await one();
-        done++;
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (performance.now() < deadline && done < cap) {
+          await one();
+          done++;
+        }
+      }),
+    );
     return done / ((performance.now() - t0) / 1000);
   };
   const floorRate = await rate(1, direct);
@@ -99,5 +109,9 @@ try {
 }
 const coldRow = rows[0]!;
 const p50 = rows[1]!;
-report('singlehost', 'peerless single host: cold start, warm latency, throughput (2-core machine)', rows,
-  `aims: cold start ≤ 1.3× docker run → ${(coldRow.ours / coldRow.baseline).toFixed(2)}×; warm p50 within 2 ms of direct /run → +${(p50.ours - p50.baseline).toFixed(2)} ms`);
+report(
+  'singlehost',
+  'peerless single host: cold start, warm latency, throughput (2-core machine)',
+  rows,
+  `aims: cold start ≤ 1.3× docker run → ${(coldRow.ours / coldRow.baseline).toFixed(2)}×; warm p50 within 2 ms of direct /run → +${(p50.ours - p50.baseline).toFixed(2)} ms`,
+);

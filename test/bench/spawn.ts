@@ -32,8 +32,7 @@ let version = 0;
 try {
   const { call, ns } = await namespace(d, `${HOST}-ns`);
   await deploy(call, ns, 'wordcount', { kind: 'nodejs', code: example('wordcount/master.js') }, { limits: { timeout: 300_000 } });
-  const workerLimits = (runtime: string, concurrency: number) =>
-    concurrency === 1 ? { memory: 128, timeout: 300_000 } : { memory: runtime === 'nodejs' ? 2048 : 512, timeout: 300_000, concurrency };
+  const workerLimits = (runtime: string, concurrency: number) => (concurrency === 1 ? { memory: 128, timeout: 300_000 } : { memory: runtime === 'nodejs' ? 2048 : 512, timeout: 300_000, concurrency });
   /** A new version of the worker: none of its containers is warm. */
   const redeploy = async (runtime: 'nodejs' | 'python', concurrency: number) => {
     const code = runtime === 'nodejs' ? `${example('wordcount/worker.js')}\n// v${version++}` : `${example('wordcount/worker.py')}\n# v${version++}`;
@@ -45,10 +44,17 @@ try {
     const t = performance.now();
     const r = await invoke(call, ns, 'wordcount', { text, workers }, 'blocking=true&result=true&instance=wc');
     let result = r.body;
-    if (r.status === 202) result = (await waitFor(async () => {
-      const a = await call('GET', `/api/v1/namespaces/${ns}/activations/${r.body.activationId}`);
-      return a.body?.end ? a.body : null;
-    }, 300_000, 'the master')).response.result;
+    if (r.status === 202)
+      result = (
+        await waitFor(
+          async () => {
+            const a = await call('GET', `/api/v1/namespaces/${ns}/activations/${r.body.activationId}`);
+            return a.body?.end ? a.body : null;
+          },
+          300_000,
+          'the master',
+        )
+      ).response.result;
     const ms = performance.now() - t;
     if (result?.words !== 285 || result?.workers !== workers) throw new Error(`wrong count: ${JSON.stringify(result)}`);
     return ms;
@@ -86,15 +92,27 @@ try {
       const shared = results[SHARED]!;
       const solo = results[1]!;
       spawnRows.push(
-        { metric: `${runtime} ${n} workers, cold, shared`, unit: 'ms', ours: shared.cold, baseline: floors.get(n)!, baselineName: `${n} × docker run -d`, better: 'lower', note: `concurrency ${SHARED}` },
+        {
+          metric: `${runtime} ${n} workers, cold, shared`,
+          unit: 'ms',
+          ours: shared.cold,
+          baseline: floors.get(n)!,
+          baselineName: `${n} × docker run -d`,
+          better: 'lower',
+          note: `concurrency ${SHARED}`,
+        },
         { metric: `${runtime} ${n} workers, cold, shared vs solo`, unit: 'ms', ours: shared.cold, baseline: solo.cold, baselineName: 'concurrency 1', better: 'lower' },
         { metric: `${runtime} ${n} workers, warm, shared vs solo`, unit: 'ms', ours: shared.warm, baseline: solo.warm, baselineName: 'concurrency 1', better: 'lower', note: `median of ${WARM_RUNS}` },
       );
     }
   }
 
-  report('spawn', `Word count at ${SIZES.join(' and ')} workers: workers sharing containers (concurrency ${SHARED}) against one container each, at the API`, spawnRows,
-    'aims on this 2-core machine: 35 workers cold ≤ 1 s, 100 workers cold ≤ 1.5 s, 35 workers warm ≤ 60 ms.');
+  report(
+    'spawn',
+    `Word count at ${SIZES.join(' and ')} workers: workers sharing containers (concurrency ${SHARED}) against one container each, at the API`,
+    spawnRows,
+    'aims on this 2-core machine: 35 workers cold ≤ 1 s, 100 workers cold ≤ 1.5 s, 35 workers warm ≤ 60 ms.',
+  );
 
   // Resident memory of 100 idle instances (each waits for a message that never comes), by the engine's own
   // count of each container's resident set.
@@ -110,10 +128,14 @@ try {
         const ids = Array.from({ length: 100 }, (_, i) => `${name}-${i}`);
         const r = await invoke(call, ns, name, {}, `blocking=false&instances=${ids.join(',')}`);
         if (r.status !== 202) throw new Error(JSON.stringify(r.body));
-        await waitFor(async () => {
-          const m = (await call('GET', `/api/v1/namespaces/${ns}/instances`)).body.instances as { instance: string; state: string }[];
-          return m.filter((e) => e.instance.startsWith(`${name}-`) && e.state === 'running').length === 100;
-        }, 300_000, `100 ${name} running`);
+        await waitFor(
+          async () => {
+            const m = (await call('GET', `/api/v1/namespaces/${ns}/instances`)).body.instances as { instance: string; state: string }[];
+            return m.filter((e) => e.instance.startsWith(`${name}-`) && e.state === 'running').length === 100;
+          },
+          300_000,
+          `100 ${name} running`,
+        );
         await new Promise((res) => setTimeout(res, 3000)); // settled: started, listening, waiting
         rss[concurrency] = await residentMb(ns, name);
         await call('DELETE', `/api/v1/namespaces/${ns}/jobs/${r.body.jobId}`);
@@ -130,11 +152,13 @@ try {
 /** The summed resident memory of a function's containers, as the engine counts it (cgroup rss). */
 async function residentMb(ns: string, fn: string): Promise<number> {
   const list = await docker.listContainers({ filters: { label: [`peerless.namespace=${ns}`, `peerless.function=${fn}`] } });
-  const each = await Promise.all(list.map(async (c) => {
-    const s = (await docker.getContainer(c.Id).stats({ stream: false })) as { memory_stats: { usage?: number; stats?: Record<string, number> } };
-    const st = s.memory_stats.stats ?? {};
-    return st.total_rss ?? st.rss ?? st.anon ?? s.memory_stats.usage ?? 0;
-  }));
+  const each = await Promise.all(
+    list.map(async (c) => {
+      const s = (await docker.getContainer(c.Id).stats({ stream: false })) as { memory_stats: { usage?: number; stats?: Record<string, number> } };
+      const st = s.memory_stats.stats ?? {};
+      return st.total_rss ?? st.rss ?? st.anon ?? s.memory_stats.usage ?? 0;
+    }),
+  );
   return each.reduce((a, b) => a + b, 0) / 1048576;
 }
 

@@ -29,7 +29,15 @@ const engine = (i: number) => new Docker({ socketPath: socketOf(i) });
 async function engineUp(i: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (await engine(i).ping().then(() => true, () => false)) return true;
+    if (
+      await engine(i)
+        .ping()
+        .then(
+          () => true,
+          () => false,
+        )
+    )
+      return true;
     await new Promise((r) => setTimeout(r, 250));
   }
   return false;
@@ -71,7 +79,10 @@ function clearEngine(i: number): void {
       }
     }
   }
-  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(`${BASE}/h${i}/`));
+  const mounts = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .filter((m) => m.startsWith(`${BASE}/h${i}/`));
   for (const m of mounts.reverse()) sh('umount', ['-l', m], true);
 }
 
@@ -86,11 +97,27 @@ function alive(pid: number): boolean {
 
 function startEngine(i: number): void {
   // nsenter, not `ip netns exec`: the latter remounts /sys and the engine then fails on cgroups.
-  spawn('nsenter', [`--net=/var/run/netns/${hostNs(i)}`, 'dockerd', '--data-root', `${BASE}/h${i}/data`, '--exec-root', `${runDir(i)}/exec`,
-    '--pidfile', `${runDir(i)}/pid`, '-H', `unix://${socketOf(i)}`, '--bip', `172.30.${i + 1}.1/24`], {
-    detached: true,
-    stdio: 'ignore',
-  }).unref();
+  spawn(
+    'nsenter',
+    [
+      `--net=/var/run/netns/${hostNs(i)}`,
+      'dockerd',
+      '--data-root',
+      `${BASE}/h${i}/data`,
+      '--exec-root',
+      `${runDir(i)}/exec`,
+      '--pidfile',
+      `${runDir(i)}/pid`,
+      '-H',
+      `unix://${socketOf(i)}`,
+      '--bip',
+      `172.30.${i + 1}.1/24`,
+    ],
+    {
+      detached: true,
+      stdio: 'ignore',
+    },
+  ).unref();
 }
 
 /** Stops host i's engine (SIGTERM, as systemd would) and starts it again on the same state. */
@@ -136,7 +163,12 @@ export async function hostsUp(n: number): Promise<void> {
 
 /** Deletes host i's namespace (and with it every device in it) and its end of the bridge. */
 function dropNamespace(i: number): void {
-  if (sh('ip', ['netns', 'list'], true).split('\n').some((l) => l.split(' ')[0] === hostNs(i))) sh('ip', ['netns', 'del', hostNs(i)]);
+  if (
+    sh('ip', ['netns', 'list'], true)
+      .split('\n')
+      .some((l) => l.split(' ')[0] === hostNs(i))
+  )
+    sh('ip', ['netns', 'del', hostNs(i)]);
   // Normally gone with its peer; still there if something kept the old namespace alive.
   // (It may still vanish between the look and the delete: the kernel tears a namespace down in the background.)
   if (sh('ip', ['link', 'show', `plv${i}`], true)) sh('ip', ['link', 'del', `plv${i}`], true);
@@ -166,7 +198,10 @@ export function setLink(i: number, up: boolean): void {
  */
 export function splitOff(i: number, others: number[], split: boolean): void {
   for (const j of others) {
-    for (const rule of [['INPUT', '-s', hostIp(j)], ['OUTPUT', '-d', hostIp(j)]]) {
+    for (const rule of [
+      ['INPUT', '-s', hostIp(j)],
+      ['OUTPUT', '-d', hostIp(j)],
+    ]) {
       const has = hasRule([...rule, '-j', 'DROP'], i);
       if (split && !has) inNs(i, ['iptables', '-I', ...rule, '-j', 'DROP']);
       if (!split && has) inNs(i, ['iptables', '-D', ...rule, '-j', 'DROP']);
@@ -177,7 +212,13 @@ export function splitOff(i: number, others: number[], split: boolean): void {
 /** Stops the engines (by the PIDs they wrote), removes their state and their namespaces; the bridge stays for reuse. */
 export async function hostsDown(n: number): Promise<void> {
   const all = Array.from({ length: n }, (_, i) => i);
-  await Promise.all(all.map((i) => engine(i).swarmLeave({ force: true }).catch(() => undefined)));
+  await Promise.all(
+    all.map((i) =>
+      engine(i)
+        .swarmLeave({ force: true })
+        .catch(() => undefined),
+    ),
+  );
   await stopEngines(all);
   for (const i of all) {
     rmSync(`${BASE}/h${i}`, { recursive: true, force: true });
@@ -190,11 +231,35 @@ export async function daemonOn(i: number, dataDir: string, flags: string[]): Pro
   // Its log is kept beside its data: the first thing to read when a cluster test fails.
   const log = openSync(`${dataDir}/daemon.log`, 'a');
   const cli = new URL('../../cli/peerless.js', import.meta.url).pathname;
-  const p = spawn('nsenter', [`--net=/var/run/netns/${hostNs(i)}`, process.execPath, cli, 'daemon', '--data-dir', dataDir, '--host', hostIp(i), '--port', '3233',
-    '--docker-socket', socketOf(i), '--prewarm-nodejs', '0', ...flags], { stdio: ['ignore', log, log] });
+  const p = spawn(
+    'nsenter',
+    [
+      `--net=/var/run/netns/${hostNs(i)}`,
+      process.execPath,
+      cli,
+      'daemon',
+      '--data-dir',
+      dataDir,
+      '--host',
+      hostIp(i),
+      '--port',
+      '3233',
+      '--docker-socket',
+      socketOf(i),
+      '--prewarm-nodejs',
+      '0',
+      ...flags,
+    ],
+    { stdio: ['ignore', log, log] },
+  );
   closeSync(log);
   const deadline = Date.now() + 90_000;
-  while (!(await fetch(`http://${hostIp(i)}:3233/healthz`).then((r) => r.ok, () => false))) {
+  while (
+    !(await fetch(`http://${hostIp(i)}:3233/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    ))
+  ) {
     if (p.exitCode !== null) throw new Error(`daemon on host ${i} exited with ${p.exitCode}:\n${logTail(dataDir)}`);
     if (Date.now() > deadline) throw new Error(`daemon on host ${i} did not come up:\n${logTail(dataDir)}`);
     await new Promise((r) => setTimeout(r, 200));

@@ -26,9 +26,26 @@ const url = (i: number) => `http://${hostIp(i)}:3233`;
 
 async function startDaemon(i: number): Promise<void> {
   dataDirs[i] ??= mkdtempSync(join(tmpdir(), `peerless-mh${i}-`));
-  const peers = Array.from({ length: N }, (_, j) => j).filter((j) => j !== i).map((j) => `/ip4/${hostIp(j)}/tcp/7948`).join(',');
-  procs[i] = await daemonOn(i, dataDirs[i]!, ['--host-id', `mh${i}`, '--cluster-key-file', keyFile(KEY), '--cluster-listen', `/ip4/${hostIp(i)}/tcp/7948`,
-    '--cluster-peers', peers, '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200', '--drain-ms', '3000']);
+  const peers = Array.from({ length: N }, (_, j) => j)
+    .filter((j) => j !== i)
+    .map((j) => `/ip4/${hostIp(j)}/tcp/7948`)
+    .join(',');
+  procs[i] = await daemonOn(i, dataDirs[i]!, [
+    '--host-id',
+    `mh${i}`,
+    '--cluster-key-file',
+    keyFile(KEY),
+    '--cluster-listen',
+    `/ip4/${hostIp(i)}/tcp/7948`,
+    '--cluster-peers',
+    peers,
+    '--failure-timeout-ms',
+    String(FAILURE_MS),
+    '--heartbeat-ms',
+    '200',
+    '--drain-ms',
+    '3000',
+  ]);
 }
 
 const peersOf = async (i: number) => ((await call[i]!('GET', '/api/v1/cluster/peers')).body.peers ?? []) as { host: string; incarnation: number }[];
@@ -59,7 +76,7 @@ afterAll(async () => {
 }, 180_000);
 
 describe('three hosts, each with its own engine and daemon', () => {
-  it('runs a function created on host 1 when invoked through host 3, in host 3\'s engine', async () => {
+  it("runs a function created on host 1 when invoked through host 3, in host 3's engine", async () => {
     await waitFor(async () => (await call[2]!('GET', `/api/v1/namespaces/${NS}/actions/pingpong`)).status === 200, 20_000, 'replicated function');
     const engine3 = new Docker({ socketPath: socketOf(2) });
     const before = (await engine3.listContainers({ all: true })).length;
@@ -108,21 +125,29 @@ describe('three hosts, each with its own engine and daemon', () => {
       splitOff(1, [0, 2], false);
     }
     const twins = async (i: number) => (await instancesOn(i)).filter((e) => e.instance === 'twin');
-    await waitFor(async () => {
-      for (let i = 0; i < N; i++) if ((await twins(i)).map((e) => e.host).join() !== 'mh1') return false;
-      return true;
-    }, 20_000, 'every host naming host 2\'s twin');
-    const ended = await waitFor(async () => {
-      const a = (await call[0]!('GET', `/api/v1/namespaces/${NS}/activations/${younger}`)).body;
-      return a.response?.status !== 'running' && a.response ? a : null;
-    }, 20_000, 'the younger twin stopped');
+    await waitFor(
+      async () => {
+        for (let i = 0; i < N; i++) if ((await twins(i)).map((e) => e.host).join() !== 'mh1') return false;
+        return true;
+      },
+      20_000,
+      "every host naming host 2's twin",
+    );
+    const ended = await waitFor(
+      async () => {
+        const a = (await call[0]!('GET', `/api/v1/namespaces/${NS}/activations/${younger}`)).body;
+        return a.response?.status !== 'running' && a.response ? a : null;
+      },
+      20_000,
+      'the younger twin stopped',
+    );
     expect(ended.response.status).toBe('whisk internal error');
     expect(ended.response.result.error).toMatch(/granted on both sides of a network partition; the instance started first \(activation \w+ on host mh1\)/);
     // Only the holder is still there once the younger one has gone.
     expect((await twins(0)).map((e) => e.host)).toEqual(['mh1']);
   });
 
-  it('drops a killed daemon\'s instances from the other hosts within the failure timeout', async () => {
+  it("drops a killed daemon's instances from the other hosts within the failure timeout", async () => {
     killedActivation = (await invoke(call[2]!, NS, 'hold', { ms: 60_000 }, 'blocking=false&instance=h2-holder')).body.activationId;
     await waitFor(async () => (await instancesOn(0)).some((e) => e.instance === 'h2-holder'), 20_000, 'seen');
     killedIncarnation = (await peersOf(0)).find((p) => p.host === 'mh2')!.incarnation;
@@ -133,10 +158,20 @@ describe('three hosts, each with its own engine and daemon', () => {
     expect(Date.now() - t0).toBeLessThan(FAILURE_MS + 1500);
   });
 
-  it('keeps out a daemon without the cluster key, on the killed daemon\'s host and address', async () => {
+  it("keeps out a daemon without the cluster key, on the killed daemon's host and address", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'peerless-mh-outsider-'));
-    const outsider = await daemonOn(2, dir, ['--host-id', 'mh2-outsider', '--cluster-key-file', keyFile(randomBytes(32).toString('hex')), '--cluster-listen', `/ip4/${hostIp(2)}/tcp/7948`,
-      '--cluster-peers', `/ip4/${hostIp(0)}/tcp/7948,/ip4/${hostIp(1)}/tcp/7948`, '--heartbeat-ms', '200']);
+    const outsider = await daemonOn(2, dir, [
+      '--host-id',
+      'mh2-outsider',
+      '--cluster-key-file',
+      keyFile(randomBytes(32).toString('hex')),
+      '--cluster-listen',
+      `/ip4/${hostIp(2)}/tcp/7948`,
+      '--cluster-peers',
+      `/ip4/${hostIp(0)}/tcp/7948,/ip4/${hostIp(1)}/tcp/7948`,
+      '--heartbeat-ms',
+      '200',
+    ]);
     try {
       const own = api(url(2), readFileSync(join(dir, 'admin.key'), 'utf8').trim());
       // Several of its dial rounds (each 2 s) and the members' own dials of that address.
@@ -150,7 +185,7 @@ describe('three hosts, each with its own engine and daemon', () => {
     }
   });
 
-  it('takes the killed daemon\'s restart as a new incarnation: its old instance stays gone and failed, new ones are seen', async () => {
+  it("takes the killed daemon's restart as a new incarnation: its old instance stays gone and failed, new ones are seen", async () => {
     await startDaemon(2);
     await waitFor(async () => (await peersOf(0)).some((p) => p.host === 'mh2' && p.incarnation > killedIncarnation), 30_000, 'mh2 back, reborn');
     await invoke(call[2]!, NS, 'hold', { ms: 3000 }, 'blocking=false&instance=h2-reborn');

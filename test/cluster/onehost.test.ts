@@ -63,7 +63,9 @@ afterAll(async () => {
   }
   await hostsDown(1);
   // What went wrong inside the daemon, if anything did: its log goes with its data directory.
-  const errors = readFileSync(join(dataDir, 'daemon.log'), 'utf8').split('\n').filter((l) => /"level":(50|60)/.test(l));
+  const errors = readFileSync(join(dataDir, 'daemon.log'), 'utf8')
+    .split('\n')
+    .filter((l) => /"level":(50|60)/.test(l));
   if (errors.length > 0) console.log(`daemon errors (${errors.length}):\n${errors.slice(0, 5).join('\n').slice(0, 4000)}`);
   rmSync(dataDir, { recursive: true, force: true });
 }, 120_000);
@@ -72,15 +74,19 @@ describe('one host with its own engine', () => {
   it('survives a restart of the Docker engine: what ran on it fails clearly, the pool is rebuilt, new work runs', async () => {
     const long = await invoke(call, NS, 'sleep', { ms: 120_000 }, 'blocking=false');
     const id = long.body.activationId as string;
-    await waitFor(async () => (await ours()).some((c) => c.Labels['peerless.activation'] === id && c.State === 'running'), 60_000, 'the long activation\'s container');
+    await waitFor(async () => (await ours()).some((c) => c.Labels['peerless.activation'] === id && c.State === 'running'), 60_000, "the long activation's container");
     await new Promise((r) => setTimeout(r, 1000));
 
     await restartEngine(0);
 
-    const a = await waitFor(async () => {
-      const x = await activation(id);
-      return x.response.status !== 'running' && x;
-    }, 30_000, 'the interrupted activation to end');
+    const a = await waitFor(
+      async () => {
+        const x = await activation(id);
+        return x.response.status !== 'running' && x;
+      },
+      30_000,
+      'the interrupted activation to end',
+    );
     expect(a.response.status).toBe('whisk internal error');
     expect(a.response.result.error).toMatch(/Docker engine became unavailable|stopped from outside the action/);
     expect(proc!.exitCode).toBeNull();
@@ -102,13 +108,20 @@ describe('one host with its own engine', () => {
     expect(r.status).toBe(202);
     const members = r.body.activations as { instance: string; activationId: string }[];
     expect(members).toHaveLength(n);
-    const results = await waitFor(async () => {
-      const all = await Promise.all(members.map((m) => activation(m.activationId)));
-      return all.every((a) => a.response.status !== 'running') && all;
-    }, 240_000, `all ${n} activations to end`);
+    const results = await waitFor(
+      async () => {
+        const all = await Promise.all(members.map((m) => activation(m.activationId)));
+        return all.every((a) => a.response.status !== 'running') && all;
+      },
+      240_000,
+      `all ${n} activations to end`,
+    );
     const seconds = ((Date.now() - t0) / 1000).toFixed(1);
     const failed = results.filter((a) => a.response.status !== 'success');
-    expect(failed.map((a) => a.response), `${failed.length} failed`).toEqual([]);
+    expect(
+      failed.map((a) => a.response),
+      `${failed.length} failed`,
+    ).toEqual([]);
     for (const [i, a] of results.entries()) expect(a.response.result).toEqual({ me: `${prefix}-${i}`, from: `${prefix}-${(i - 1 + n) % n}` });
     expect((await engine.getNetwork(namespaceNetworkName(NS)).inspect()).Driver).toBe('overlay');
     expect((await call('GET', `/api/v1/namespaces/${NS}/instances`)).body.instances).toEqual([]);

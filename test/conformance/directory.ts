@@ -4,7 +4,13 @@ import { createServer, type ServerResponse, type Server } from 'node:http';
 // directory calls the SDKs make (self, lookup, list, wait, the change stream), over a Unix socket, from a table the test fills.
 // What is under test is the SDKs' wire between each other; the daemon's side is tested on the real engine.
 
-export interface Entry { instance: string; ip: string; port: number; state: 'running'; epoch: number }
+export interface Entry {
+  instance: string;
+  ip: string;
+  port: number;
+  state: 'running';
+  epoch: number;
+}
 
 export class FakeDirectory {
   readonly entries = new Map<string, Entry>();

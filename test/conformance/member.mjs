@@ -6,10 +6,13 @@ import * as peerless from '../../sandbox/runtime/nodejs/sdk/index.js';
 const task = JSON.parse(process.argv[2]);
 // A member that hangs says where, instead of holding the test to its time-out.
 let step = 'start';
-setTimeout(() => {
-  console.error(`hung at ${step}`);
-  process.exit(4);
-}, (task.limit ?? 50) * 1000).unref();
+setTimeout(
+  () => {
+    console.error(`hung at ${step}`);
+    process.exit(4);
+  },
+  (task.limit ?? 50) * 1000,
+).unref();
 /** The test pattern for a message of `size` bytes: both languages build the same bytes. */
 export function pattern(size) {
   const block = Buffer.alloc(256);
@@ -51,7 +54,15 @@ if (task.do === 'send') {
     scan: await at('scan', peerless.scan(ids, r + 0.5, 'sum')),
     bcast: (await at('bcast', peerless.broadcast(ids, me === ids[1 % n] ? 'from the root' : '', { root: ids[1 % n] }))).toString(),
     aio: await at('aio', peerless.allreduce(ids, 2, 'sum')),
-    shuffle: (await at('alltoall', peerless.alltoall(ids, ids.map((_, j) => `${r}->${j}`)))).map(String),
+    shuffle: (
+      await at(
+        'alltoall',
+        peerless.alltoall(
+          ids,
+          ids.map((_, j) => `${r}->${j}`),
+        ),
+      )
+    ).map(String),
   };
   step = 'barrier';
   await peerless.barrier(ids);

@@ -70,60 +70,76 @@ function member(lang: Lang, id: string, task: object, maxFrame = 2 ** 31): { don
 }
 
 const SIZES = [0, 1, 8, 9, 65_535, 65_536, 65_537, 1 << 20, 16 << 20, 64 << 20];
-const PAIRS: [Lang, Lang][] = [['node', 'python'], ['python', 'node'], ['node', 'node'], ['python', 'python']];
+const PAIRS: [Lang, Lang][] = [
+  ['node', 'python'],
+  ['python', 'node'],
+  ['node', 'node'],
+  ['python', 'python'],
+];
 
 describe('wire between the SDKs', () => {
-  it.each(PAIRS)('%s → %s: every size from 0 B to 64 MiB, all sent at once to one peer, arrives whole', async (from, to) => {
-    const rx = member(to, `rx-${from}-${to}`, { do: 'recv', count: SIZES.length });
-    const tx = member(from, `tx-${from}-${to}`, { do: 'send', to: `rx-${from}-${to}`, sizes: SIZES });
-    const [got, sent] = await Promise.all([rx.done, tx.done]);
-    expect(sent.sent, sent.stderr).toBe(SIZES.length);
-    expect(got.got.map((g: any) => g.size), got.stderr).toEqual(SIZES);
-    expect(got.got.every((g: any) => g.ok && g.from === `tx-${from}-${to}`)).toBe(true);
-    expect(got.refused).toEqual({ tooLong: 0, badKind: 0, badTag: 0 });
-  }, 120_000);
+  it.each(PAIRS)(
+    '%s → %s: every size from 0 B to 64 MiB, all sent at once to one peer, arrives whole',
+    async (from, to) => {
+      const rx = member(to, `rx-${from}-${to}`, { do: 'recv', count: SIZES.length });
+      const tx = member(from, `tx-${from}-${to}`, { do: 'send', to: `rx-${from}-${to}`, sizes: SIZES });
+      const [got, sent] = await Promise.all([rx.done, tx.done]);
+      expect(sent.sent, sent.stderr).toBe(SIZES.length);
+      expect(
+        got.got.map((g: any) => g.size),
+        got.stderr,
+      ).toEqual(SIZES);
+      expect(got.got.every((g: any) => g.ok && g.from === `tx-${from}-${to}`)).toBe(true);
+      expect(got.refused).toEqual({ tooLong: 0, badKind: 0, badTag: 0 });
+    },
+    120_000,
+  );
 
-  it.each(['node', 'python'] as Lang[])('a %s receiver closes a connection that sends garbage or a length of 2^63, counts it, and goes on', async (lang) => {
-    const rx = member(lang, `guard-${lang}`, { do: 'recv', count: 1 }, 1 << 20);
-    // Raw connections, as a broken or hostile peer would make them: a hello, then one bad frame each.
-    const hello = Buffer.concat([Buffer.from([0, 4]), Buffer.from('evil')]);
-    const frame = (kind: number, len: bigint, rest = Buffer.alloc(0)) => {
-      const h = Buffer.alloc(9);
-      h[0] = kind;
-      h.writeBigUInt64BE(len, 1);
-      return Buffer.concat([h, rest]);
-    };
-    const bad = [
-      frame(9, 3n, Buffer.from('abc')), // a kind nobody defined
-      frame(0, 2n ** 63n), // a length of 2^63
-      frame(0, (1n << 20n) + 1n), // one byte over this receiver's limit
-      frame(2, 4n, Buffer.from([0xff, 0xff, 0, 0])), // a collective frame whose tag runs past its end
-    ];
-    for (const b of bad) {
-      const closed = await new Promise<boolean>((resolve) => {
-        const tryOnce = () => {
-          const s = connect({ host: '127.0.0.1', port: rx.port });
-          let connected = false;
-          s.on('error', () => connected || setTimeout(tryOnce, 50)); // not listening yet; once connected, a reset is its answer
-          s.once('connect', () => {
-            connected = true;
-            s.write(Buffer.concat([hello, b]));
-            const t = setTimeout(() => (s.destroy(), resolve(false)), 5000);
-            s.once('close', () => (clearTimeout(t), resolve(true)));
-            s.resume();
-          });
-        };
-        tryOnce();
-      });
-      expect(closed).toBe(true);
-    }
-    // ...and a good peer is still served.
-    const tx = member(lang === 'node' ? 'python' : 'node', `good-${lang}`, { do: 'send', to: `guard-${lang}`, sizes: [1000] });
-    const [got] = await Promise.all([rx.done, tx.done]);
-    expect(got.got, got.stderr).toEqual([expect.objectContaining({ size: 1000, ok: true })]);
-    expect(got.refused, got.stderr).toEqual({ tooLong: 2, badKind: 1, badTag: 1 });
-    expect(got.stderr).toMatch(/closed the connection from evil: a frame of 9223372036854775808 bytes is over the limit/);
-  }, 60_000);
+  it.each(['node', 'python'] as Lang[])(
+    'a %s receiver closes a connection that sends garbage or a length of 2^63, counts it, and goes on',
+    async (lang) => {
+      const rx = member(lang, `guard-${lang}`, { do: 'recv', count: 1 }, 1 << 20);
+      // Raw connections, as a broken or hostile peer would make them: a hello, then one bad frame each.
+      const hello = Buffer.concat([Buffer.from([0, 4]), Buffer.from('evil')]);
+      const frame = (kind: number, len: bigint, rest = Buffer.alloc(0)) => {
+        const h = Buffer.alloc(9);
+        h[0] = kind;
+        h.writeBigUInt64BE(len, 1);
+        return Buffer.concat([h, rest]);
+      };
+      const bad = [
+        frame(9, 3n, Buffer.from('abc')), // a kind nobody defined
+        frame(0, 2n ** 63n), // a length of 2^63
+        frame(0, (1n << 20n) + 1n), // one byte over this receiver's limit
+        frame(2, 4n, Buffer.from([0xff, 0xff, 0, 0])), // a collective frame whose tag runs past its end
+      ];
+      for (const b of bad) {
+        const closed = await new Promise<boolean>((resolve) => {
+          const tryOnce = () => {
+            const s = connect({ host: '127.0.0.1', port: rx.port });
+            let connected = false;
+            s.on('error', () => connected || setTimeout(tryOnce, 50)); // not listening yet; once connected, a reset is its answer
+            s.once('connect', () => {
+              connected = true;
+              s.write(Buffer.concat([hello, b]));
+              const t = setTimeout(() => (s.destroy(), resolve(false)), 5000);
+              s.once('close', () => (clearTimeout(t), resolve(true)));
+              s.resume();
+            });
+          };
+          tryOnce();
+        });
+        expect(closed).toBe(true);
+      }
+      // ...and a good peer is still served.
+      const tx = member(lang === 'node' ? 'python' : 'node', `good-${lang}`, { do: 'send', to: `guard-${lang}`, sizes: [1000] });
+      const [got] = await Promise.all([rx.done, tx.done]);
+      expect(got.got, got.stderr).toEqual([expect.objectContaining({ size: 1000, ok: true })]);
+      expect(got.refused, got.stderr).toEqual({ tooLong: 2, badKind: 1, badTag: 1 });
+      expect(got.stderr).toMatch(/closed the connection from evil: a frame of 9223372036854775808 bytes is over the limit/);
+    },
+    60_000,
+  );
 });
 
 describe('collectives with members of both languages', () => {
@@ -133,22 +149,29 @@ describe('collectives with members of both languages', () => {
     return { ids, outs };
   };
 
-  it.each([1, 2, 3, 8, 33])('%i members: allreduce, reduce, scan, broadcast, alltoall and barrier agree, in rank order', async (n) => {
-    const { ids, outs } = await run(n);
-    for (const [r, o] of outs.entries()) {
-      expect(o.exit, outs.map((x) => x.stderr).join('\n')).toBeUndefined();
-      expect(o.sum).toBe((n * (n + 1)) / 2);
-      expect(o.vec).toEqual([0, 10 - (n - 1)]);
-      expect(o.big).toEqual(Array(3).fill((n * (n - 1)) / 2)); // 160 KB: the scatter-gather schedule
-      expect(o.order).toBe(ids.map((_, i) => `${i},`).join(''));
-      expect(o.reduced).toBe(r === n - 1 ? ids.map((_, i) => `${i}|`).join('') : null);
-      expect(o.scan).toBeCloseTo(Array.from({ length: r + 1 }, (_, i) => i + 0.5).reduce((a, b) => a + b), 9);
-      expect(o.bcast).toBe('from the root');
-      expect(o.aio).toBe(2 * n); // Python members through peerless.aio
-      expect(o.shuffle).toEqual(ids.map((_, i) => `${i}->${r}`));
-      expect(o.after).toBe(n);
-    }
-  }, 120_000);
+  it.each([1, 2, 3, 8, 33])(
+    '%i members: allreduce, reduce, scan, broadcast, alltoall and barrier agree, in rank order',
+    async (n) => {
+      const { ids, outs } = await run(n);
+      for (const [r, o] of outs.entries()) {
+        expect(o.exit, outs.map((x) => x.stderr).join('\n')).toBeUndefined();
+        expect(o.sum).toBe((n * (n + 1)) / 2);
+        expect(o.vec).toEqual([0, 10 - (n - 1)]);
+        expect(o.big).toEqual(Array(3).fill((n * (n - 1)) / 2)); // 160 KB: the scatter-gather schedule
+        expect(o.order).toBe(ids.map((_, i) => `${i},`).join(''));
+        expect(o.reduced).toBe(r === n - 1 ? ids.map((_, i) => `${i}|`).join('') : null);
+        expect(o.scan).toBeCloseTo(
+          Array.from({ length: r + 1 }, (_, i) => i + 0.5).reduce((a, b) => a + b),
+          9,
+        );
+        expect(o.bcast).toBe('from the root');
+        expect(o.aio).toBe(2 * n); // Python members through peerless.aio
+        expect(o.shuffle).toEqual(ids.map((_, i) => `${i}->${r}`));
+        expect(o.after).toBe(n);
+      }
+    },
+    120_000,
+  );
 
   it('a member that dies between two collectives makes every other fail with PeerGoneError naming it', async () => {
     const { ids, outs } = await run(8, 'c8-5');

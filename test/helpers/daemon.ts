@@ -34,8 +34,7 @@ export interface TestDaemon {
   kill(): Promise<void>;
 }
 
-const exited = (p: ChildProcess) =>
-  new Promise<number | null>((r) => (p.exitCode !== null || p.signalCode !== null ? r(p.exitCode) : p.once('exit', (code) => r(code))));
+const exited = (p: ChildProcess) => new Promise<number | null>((r) => (p.exitCode !== null || p.signalCode !== null ? r(p.exitCode) : p.once('exit', (code) => r(code))));
 
 export async function startDaemon(opts: { hostId: string; dataDir?: string; port?: number; flags?: string[]; env?: Record<string, string> }): Promise<TestDaemon> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), `peerless-${opts.hostId}-`));
@@ -95,14 +94,27 @@ export function httpsOk(url: string, caFile: string): Promise<boolean> {
 /** Removes what a test host left on the engine: its containers, its control network, test namespaces' networks. */
 export async function cleanupHost(hostId: string, dataDir?: string): Promise<void> {
   const cs = await docker.listContainers({ all: true, filters: { label: [`peerless.host=${hostId}`] } });
-  await Promise.all(cs.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  await Promise.all(
+    cs.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
   const nets = await docker.listNetworks({ filters: { label: ['peerless.managed-by=peerless'] } });
   for (const n of nets) {
     const labels = n.Labels ?? {};
     if (labels['peerless.host'] === hostId || (labels['peerless.namespace'] ?? '').startsWith(`${hostId}-`)) {
       // An endpoint of a container removed a moment ago can linger briefly: try a few times.
       for (let i = 0; i < 5; i++) {
-        const ok = await docker.getNetwork(n.Id).remove().then(() => true, () => false);
+        const ok = await docker
+          .getNetwork(n.Id)
+          .remove()
+          .then(
+            () => true,
+            () => false,
+          );
         if (ok) break;
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -111,14 +123,12 @@ export async function cleanupHost(hostId: string, dataDir?: string): Promise<voi
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 }
 
-export interface Api {
-  (method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; type: string }>;
-}
+export type Api = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: any; type: string }>;
 
 export function api(url: string, auth: string | null): Api {
   return async (method, path, body, headers = {}) => {
     const h: Record<string, string> = { ...headers };
-    if (auth && !("authorization" in h)) h.authorization = `Basic ${Buffer.from(auth).toString('base64')}`;
+    if (auth && !('authorization' in h)) h.authorization = `Basic ${Buffer.from(auth).toString('base64')}`;
     let payload: string | undefined;
     if (body !== undefined) {
       payload = typeof body === 'string' ? body : JSON.stringify(body);
@@ -156,11 +166,9 @@ export async function namespace(d: TestDaemon, name: string): Promise<{ ns: stri
 export const deploy = (call: Api, ns: string, name: string, exec: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
   call('PUT', `/api/v1/namespaces/${ns}/actions/${name}?overwrite=true`, { exec, ...extra });
 
-export const invoke = (call: Api, ns: string, name: string, params: unknown = {}, q = 'blocking=true') =>
-  call('POST', `/api/v1/namespaces/${ns}/actions/${name}?${q}`, params);
+export const invoke = (call: Api, ns: string, name: string, params: unknown = {}, q = 'blocking=true') => call('POST', `/api/v1/namespaces/${ns}/actions/${name}?${q}`, params);
 
-export const annotation = (activation: { annotations: { key: string; value: unknown }[] }, key: string) =>
-  activation.annotations.find((a) => a.key === key)?.value;
+export const annotation = (activation: { annotations: { key: string; value: unknown }[] }, key: string) => activation.annotations.find((a) => a.key === key)?.value;
 
 export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;

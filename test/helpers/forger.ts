@@ -12,8 +12,18 @@ import { TOPICS } from '../../gossip/protocols.ts';
 import { reservePnetMemory } from '../../gossip/upstream/pnetMemory.ts';
 
 /** Bytes the forger's entry claims: an instance no daemon of the cluster runs. */
-export const forgedEntry = (namespace: string, instance: string) =>
-  ({ namespace, instance, function: 'x', activation: 'x', host: 'evil', ip: '10.9.9.9', port: 7700, state: 'running', status: null, since: 0 });
+export const forgedEntry = (namespace: string, instance: string) => ({
+  namespace,
+  instance,
+  function: 'x',
+  activation: 'x',
+  host: 'evil',
+  ip: '10.9.9.9',
+  port: 7700,
+  state: 'running',
+  status: null,
+  since: 0,
+});
 
 /**
  * A key holder that is not a daemon: a bare libp2p node in this process that joins the gossip topic through
@@ -36,7 +46,9 @@ export async function keyHolder(key: string, via: string, topics: string[] = Obj
   reservePnetMemory();
   const node = await createLibp2p({
     addresses: { listen: ['/ip4/0.0.0.0/tcp/0'] },
-    transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()],
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
     connectionProtector: preSharedKey({ psk: pskFromHex(key) }),
     services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, globalSignaturePolicy: 'StrictSign' }) },
   });
@@ -73,7 +85,9 @@ export async function keyHolder(key: string, via: string, topics: string[] = Obj
         return e instanceof Error ? e : new Error(String(e));
       }
     },
-    stop: async () => { await node.stop(); },
+    stop: async () => {
+      await node.stop();
+    },
   };
 }
 

@@ -27,10 +27,22 @@ export async function startRegistries(n: number, dir: string, key: string, baseP
     const blobs = new BlobStore(join(dir, String(i)));
     const registry = new Registry(store, blobs, `r${i}`, log, { retire: async () => undefined, forget: () => undefined }, 64 * 1024 * 1024);
     const cluster = await Cluster.start({
-      key, identityFile: join(dir, `${i}.key`), listen: [`/ip4/127.0.0.1/tcp/${basePort + i}`], peers: i === 0 ? [] : [`/ip4/127.0.0.1/tcp/${basePort}`],
-      hyperswarm: false, bootstrap: [], heartbeatMs, failureTimeoutMs: 5000, batchMs: 5, hostName: `r${i}`,
-      local: new AddressMap(`r${i}`, 1000 + i), load: () => 0, freeMb: () => 4096, onChange: () => undefined,
-      registryDigest: () => registry.digest(), log,
+      key,
+      identityFile: join(dir, `${i}.key`),
+      listen: [`/ip4/127.0.0.1/tcp/${basePort + i}`],
+      peers: i === 0 ? [] : [`/ip4/127.0.0.1/tcp/${basePort}`],
+      hyperswarm: false,
+      bootstrap: [],
+      heartbeatMs,
+      failureTimeoutMs: 5000,
+      batchMs: 5,
+      hostName: `r${i}`,
+      local: new AddressMap(`r${i}`, 1000 + i),
+      load: () => 0,
+      freeMb: () => 4096,
+      onChange: () => undefined,
+      registryDigest: () => registry.digest(),
+      log,
     });
     registry.attach(cluster);
     sides.push({ cluster, registry, store, blobs });
@@ -63,8 +75,17 @@ export function createNamespace(s: RegistrySide, ns: NamespaceName): void {
 export function writeFunction(s: RegistrySide, ns: NamespaceName, name: string, source: string): void {
   const now = Date.now();
   const f: FunctionRecord = {
-    namespace: ns, name: name as FunctionName, runtime: { kind: 'nodejs' }, digest: s.blobs.put(Buffer.from(source)), binary: false, main: 'main',
-    limits: { memoryMb: 128, timeoutMs: 1000, concurrency: 1 }, parameters: {}, version: 1, created: now, updated: now,
+    namespace: ns,
+    name: name as FunctionName,
+    runtime: { kind: 'nodejs' },
+    digest: s.blobs.put(Buffer.from(source)),
+    binary: false,
+    main: 'main',
+    limits: { memoryMb: 128, timeoutMs: 1000, concurrency: 1 },
+    parameters: {},
+    version: 1,
+    created: now,
+    updated: now,
     meta: defaultMeta({ runtime: { kind: 'nodejs' }, version: 1 }),
   };
   s.store.putFunction(f);

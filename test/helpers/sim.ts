@@ -64,7 +64,11 @@ export class Sim {
     const incarnation = (prev?.incarnation ?? 0) + 1;
     const local = new AddressMap(id, incarnation);
     const transport = this.net.join(id);
-    const cluster = await Cluster.over(transport, { ...this.timing, hostName: id, local, load: () => 0, freeMb: () => 1024, onChange: () => undefined, log: silent, random: this.rand }, transport.clock);
+    const cluster = await Cluster.over(
+      transport,
+      { ...this.timing, hostName: id, local, load: () => 0, freeMb: () => 1024, onChange: () => undefined, log: silent, random: this.rand },
+      transport.clock,
+    );
     const d: SimDaemon = { id, incarnation, local, transport, cluster, next: prev?.next ?? 0 };
     cluster.events.on('member-down', (origin, _host, why) => {
       this.drops[why.reason] = (this.drops[why.reason] ?? 0) + 1;

@@ -54,23 +54,30 @@ export const JOB_FUNCTIONS: Record<string, { exec: Record<string, unknown>; limi
   collpy: { exec: { kind: 'python', code: COLL_PY }, limits: { memory: 128 } },
   small: { exec: js(`async function main(p) { await new Promise((r) => setTimeout(r, p.ms ?? 0)); return { ok: true } }`), limits: { memory: 128 } },
   // Spawns a group of p.n `small` and reports what the function API said.
-  spawner: { exec: js(`const peerless = require('peerless');
+  spawner: {
+    exec: js(`const peerless = require('peerless');
     async function main(p) {
       try { await peerless.spawn('small', { instances: 'sp-{0..' + (p.n - 1) + '}', params: { ms: 3000 } }); return { spawned: p.n } }
       catch (e) { return { refused: e.status, detail: e.body && e.body.detail } }
-    }`), limits: { memory: 128 } },
+    }`),
+    limits: { memory: 128 },
+  },
   // A worker: waits for its master's word, then answers after p.delay (at once once restarted).
-  jworker: { exec: js(`const peerless = require('peerless');
+  jworker: {
+    exec: js(`const peerless = require('peerless');
     async function main(p) {
       await peerless.recv(p.master);
       const me = (await peerless.self()).entry;
       await new Promise((r) => setTimeout(r, me.epoch ? 0 : p.delay));
       await peerless.send(p.master, JSON.stringify({ id: me.instance, epoch: me.epoch ?? 0, host: me.host }));
       return {};
-    }`), limits: { memory: 128 } },
+    }`),
+    limits: { memory: 128 },
+  },
   // A master: spawns p.n workers, tells each to go, gathers; a restarted worker is told again. A PeerGoneError is
   // returned with the moment it was seen.
-  jmaster: { exec: js(`const peerless = require('peerless');
+  jmaster: {
+    exec: js(`const peerless = require('peerless');
     async function main(p) {
       const me = peerless.instanceId();
       const ids = Array.from({ length: p.n }, (_, i) => me + '-w' + i);
@@ -89,7 +96,9 @@ export const JOB_FUNCTIONS: Record<string, { exec: Record<string, unknown>; limi
       };
       try { return { answers: await Promise.all(ids.map(one)) } }
       catch (e) { return { failed: { name: e.name, instance: e.instance, message: e.message, at: Date.now() } } }
-    }`), limits: { memory: 256, timeout: 120_000 } },
+    }`),
+    limits: { memory: 256, timeout: 120_000 },
+  },
 };
 
 export type Job = {
@@ -129,13 +138,29 @@ export async function startTrio(prefix: string, opts: { budgetMb?: number; failu
   const key = randomBytes(32).toString('hex');
   const base = 18400 + (process.pid % 50) * 10;
   const addr = (i: number) => `/ip4/127.0.0.1/tcp/${base + i}`;
-  const start = (i: number, o: { dataDir?: string; apiPort?: number } = {}) => startDaemon({
-    hostId: `${prefix}-h${i}`,
-    flags: ['--cluster-key-file', keyFile(key), '--cluster-listen', addr(i), '--cluster-peers', [0, 1, 2].filter((j) => j !== i).map(addr).join(','),
-      '--failure-timeout-ms', String(opts.failureTimeoutMs ?? 6000), '--heartbeat-ms', '200', '--memory-budget-mb', String(opts.budgetMb ?? 6144)],
-    ...(o.dataDir ? { dataDir: o.dataDir } : {}),
-    ...(o.apiPort ? { port: o.apiPort } : {}),
-  });
+  const start = (i: number, o: { dataDir?: string; apiPort?: number } = {}) =>
+    startDaemon({
+      hostId: `${prefix}-h${i}`,
+      flags: [
+        '--cluster-key-file',
+        keyFile(key),
+        '--cluster-listen',
+        addr(i),
+        '--cluster-peers',
+        [0, 1, 2]
+          .filter((j) => j !== i)
+          .map(addr)
+          .join(','),
+        '--failure-timeout-ms',
+        String(opts.failureTimeoutMs ?? 6000),
+        '--heartbeat-ms',
+        '200',
+        '--memory-budget-mb',
+        String(opts.budgetMb ?? 6144),
+      ],
+      ...(o.dataDir ? { dataDir: o.dataDir } : {}),
+      ...(o.apiPort ? { port: o.apiPort } : {}),
+    });
   const hosts: TestDaemon[] = [];
   for (let i = 0; i < 3; i++) hosts.push(await start(i));
   const peersOf = async (d: TestDaemon) => (await api(d.url, d.admin)('GET', '/api/v1/cluster/peers')).body as { peers: { synced: boolean }[] };
@@ -153,17 +178,33 @@ export async function startTrio(prefix: string, opts: { budgetMb?: number; failu
   await waitFor(async () => (await Promise.all(calls.map((c) => c('GET', path('/actions'))))).every((r) => r.status === 200 && r.body.length === n), 30_000, 'functions on every host');
   const job = async (via: number, id: string) => (await calls[via]!('GET', path(`/jobs/${id}`))).body as Job;
   return {
-    hosts, calls, ns, auth, path, job, meshed,
-    settle: () => waitFor(async () => {
-      const acts = (await calls[0]!('GET', path('/activations?limit=200'))).body as { end: number | null }[];
-      const jobs = (await calls[0]!('GET', path('/jobs?limit=50'))).body as { end: number | null }[];
-      return acts.every((a) => a.end !== null) && jobs.every((j) => j.end !== null);
-    }, 300_000, 'the namespace to be idle').then(() => undefined),
-    childJob: (master) => waitFor(async () => {
-      const list = (await calls[0]!('GET', path('/jobs?limit=10'))).body as Job[];
-      const j = list.find((x) => x.members[0]?.instance.startsWith(`${master}-w`) && x.end === null);
-      return j && j.members.every((m) => m.state === 'running') ? j : null;
-    }, 60_000, `the job of ${master} running`),
+    hosts,
+    calls,
+    ns,
+    auth,
+    path,
+    job,
+    meshed,
+    settle: () =>
+      waitFor(
+        async () => {
+          const acts = (await calls[0]!('GET', path('/activations?limit=200'))).body as { end: number | null }[];
+          const jobs = (await calls[0]!('GET', path('/jobs?limit=50'))).body as { end: number | null }[];
+          return acts.every((a) => a.end !== null) && jobs.every((j) => j.end !== null);
+        },
+        300_000,
+        'the namespace to be idle',
+      ).then(() => undefined),
+    childJob: (master) =>
+      waitFor(
+        async () => {
+          const list = (await calls[0]!('GET', path('/jobs?limit=10'))).body as Job[];
+          const j = list.find((x) => x.members[0]?.instance.startsWith(`${master}-w`) && x.end === null);
+          return j && j.members.every((m) => m.state === 'running') ? j : null;
+        },
+        60_000,
+        `the job of ${master} running`,
+      ),
     async restart(i) {
       const d = hosts[i]!;
       hosts[i] = await start(i, { dataDir: d.dataDir, apiPort: d.port });
@@ -172,7 +213,10 @@ export async function startTrio(prefix: string, opts: { budgetMb?: number; failu
     },
     async stop() {
       for (const d of hosts) {
-        const drops = d.logs().split('\n').filter((l) => /peer down|peer process gone|failed inside/.test(l));
+        const drops = d
+          .logs()
+          .split('\n')
+          .filter((l) => /peer down|peer process gone|failed inside/.test(l));
         if (drops.length > 0) console.log(`${d.hostId}:\n${drops.slice(-20).join('\n')}`);
       }
       for (const d of hosts) await d.stop().catch(() => undefined);

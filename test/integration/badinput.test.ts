@@ -39,8 +39,12 @@ const A = (p: string) => `/api/v1/namespaces/${ns}${p}`;
 const cases = (): Case[] => [
   // authentication and authorization
   { what: 'no credentials', run: () => api(d.url, null)('GET', A('/actions')), status: 401, field: '/headers/authorization' },
-  { what: 'wrong key', run: () => api(d.url, "0000:bad")('GET', A('/actions')), status: 401, field: '/headers/authorization' },
-  { what: 'wrong key for a real uuid', run: async () => api(d.url, `${(await namespace(d, `${HOST}-c${Math.random().toString(36).slice(2, 6)}`)).auth.split(':')[0]}:nope`)('GET', A('/actions')), status: 401 },
+  { what: 'wrong key', run: () => api(d.url, '0000:bad')('GET', A('/actions')), status: 401, field: '/headers/authorization' },
+  {
+    what: 'wrong key for a real uuid',
+    run: async () => api(d.url, `${(await namespace(d, `${HOST}-c${Math.random().toString(36).slice(2, 6)}`)).auth.split(':')[0]}:nope`)('GET', A('/actions')),
+    status: 401,
+  },
   { what: 'not basic auth', run: () => call('GET', A('/actions'), undefined, { authorization: 'Bearer abc' }), status: 401 },
   { what: 'basic auth without a colon', run: () => call('GET', A('/actions'), undefined, { authorization: `Basic ${Buffer.from('nocolon').toString('base64')}` }), status: 401 },
   { what: "another namespace's key", run: () => other.call('GET', A('/actions/good')), status: 403, field: '/params/namespace' },
@@ -78,7 +82,12 @@ const cases = (): Case[] => [
   { what: 'parameters not a list', run: () => call('PUT', A('/actions/x'), { ...code(), parameters: { a: 1 } }), status: 400, field: '/body/parameters' },
   { what: 'binary code that is not base64', run: () => call('PUT', A('/actions/x'), { exec: { kind: 'nodejs', code: '!!!', binary: true } }), status: 400, field: '/body/exec/code' },
   { what: 'code over 48 MB', run: () => call('PUT', A('/actions/x'), { exec: { kind: 'nodejs', code: `//${'x'.repeat(48 * 1024 * 1024)}` } }), status: 413, field: '/body/exec/code' },
-  { what: 'default parameters over 1 MB', run: () => call('PUT', A('/actions/x'), { ...code(), parameters: [{ key: 'big', value: 'x'.repeat(1024 * 1024) }] }), status: 413, field: '/body/parameters' },
+  {
+    what: 'default parameters over 1 MB',
+    run: () => call('PUT', A('/actions/x'), { ...code(), parameters: [{ key: 'big', value: 'x'.repeat(1024 * 1024) }] }),
+    status: 413,
+    field: '/body/parameters',
+  },
   { what: 'invoke parameters over 1 MB', run: () => call('POST', A('/actions/good?blocking=true'), { big: 'x'.repeat(1024 * 1024 + 10) }), status: 413, field: '/body' },
   { what: 'unknown function on invoke', run: () => call('POST', A('/actions/missing?blocking=true'), {}), status: 404, field: '/params/name' },
   { what: 'unknown function on get', run: () => call('GET', A('/actions/missing')), status: 404, field: '/params/name' },
@@ -141,14 +150,18 @@ describe('bad input', () => {
     // the last byte. The client must get the problem, not a broken pipe halfway through its write.
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const body = Buffer.from(JSON.stringify({ big: 'x'.repeat(2 * 1024 * 1024) }));
-      const req = http.request(`${d.url}${A('/actions/good?blocking=true')}`, {
-        method: 'POST',
-        headers: { authorization: `Basic ${Buffer.from(auth).toString('base64')}`, 'content-type': 'application/json', 'content-length': body.length },
-      }, (res) => {
-        let t = '';
-        res.on('data', (c) => (t += c));
-        res.on('end', () => resolve({ status: res.statusCode!, text: t }));
-      });
+      const req = http.request(
+        `${d.url}${A('/actions/good?blocking=true')}`,
+        {
+          method: 'POST',
+          headers: { authorization: `Basic ${Buffer.from(auth).toString('base64')}`, 'content-type': 'application/json', 'content-length': body.length },
+        },
+        (res) => {
+          let t = '';
+          res.on('data', (c) => (t += c));
+          res.on('end', () => resolve({ status: res.statusCode!, text: t }));
+        },
+      );
       req.on('error', reject);
       let off = 0;
       const next = () => {
@@ -168,9 +181,14 @@ describe('bad input', () => {
     const body = JSON.stringify({ big: 'x'.repeat(1024 * 1024 + 10) });
     const statuses = new Map<string, number>();
     for (let i = 0; i < 60; i++) {
-      const k = await fetch(`${d.url}${A('/actions/good?blocking=true')}`, { method: 'POST', body,
-        headers: { authorization: `Basic ${Buffer.from(auth).toString('base64')}`, 'content-type': 'application/json' } })
-        .then(async (r) => `${r.status} ${(await r.json() as { field?: string }).field}`, (e: Error) => `${(e.cause as { code?: string } | undefined)?.code ?? e.message}`);
+      const k = await fetch(`${d.url}${A('/actions/good?blocking=true')}`, {
+        method: 'POST',
+        body,
+        headers: { authorization: `Basic ${Buffer.from(auth).toString('base64')}`, 'content-type': 'application/json' },
+      }).then(
+        async (r) => `${r.status} ${((await r.json()) as { field?: string }).field}`,
+        (e: Error) => `${(e.cause as { code?: string } | undefined)?.code ?? e.message}`,
+      );
       statuses.set(k, (statuses.get(k) ?? 0) + 1);
     }
     expect(Object.fromEntries(statuses)).toEqual({ '413 /body': 60 });

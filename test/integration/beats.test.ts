@@ -22,11 +22,25 @@ const nodes: Cluster[] = [];
 
 beforeAll(async () => {
   for (let i = 0; i < 2; i++) {
-    nodes.push(await Cluster.start({
-      key, identityFile: join(dir, `${i}.key`), listen: [`/ip4/127.0.0.1/tcp/${base + i}`], peers: i === 0 ? [] : [`/ip4/127.0.0.1/tcp/${base}`],
-      hyperswarm: false, bootstrap: [], heartbeatMs: 100, failureTimeoutMs: FAILURE_MS, batchMs: 5, hostName: `b${i}`,
-      local: new AddressMap(`b${i}`, 1000 + i), load: () => i, freeMb: () => 4096, onChange: () => undefined, log: pino({ level: 'silent' }),
-    }));
+    nodes.push(
+      await Cluster.start({
+        key,
+        identityFile: join(dir, `${i}.key`),
+        listen: [`/ip4/127.0.0.1/tcp/${base + i}`],
+        peers: i === 0 ? [] : [`/ip4/127.0.0.1/tcp/${base}`],
+        hyperswarm: false,
+        bootstrap: [],
+        heartbeatMs: 100,
+        failureTimeoutMs: FAILURE_MS,
+        batchMs: 5,
+        hostName: `b${i}`,
+        local: new AddressMap(`b${i}`, 1000 + i),
+        load: () => i,
+        freeMb: () => 4096,
+        onChange: () => undefined,
+        log: pino({ level: 'silent' }),
+      }),
+    );
   }
 });
 

@@ -120,7 +120,11 @@ describe('peerless CLI', () => {
     await peerless('fn', 'create', 'grp', join(tmp, 'grp.js'));
     // Unquoted, the shell would have expanded the braces into separate words; both forms work.
     const r = await peerless('fn', 'invoke', 'grp', '--instances', 'm-0', 'm-1', 'm-2', '--result');
-    expect(JSON.parse(r.stdout).activations.map((a: { me: string }) => a.me).sort()).toEqual(['m-0', 'm-1', 'm-2']);
+    expect(
+      JSON.parse(r.stdout)
+        .activations.map((a: { me: string }) => a.me)
+        .sort(),
+    ).toEqual(['m-0', 'm-1', 'm-2']);
     const q = await peerless('fn', 'invoke', 'grp', '--instances', 'n-{0..1}', '--result');
     expect(JSON.parse(q.stdout).activations).toHaveLength(2);
   });
@@ -130,8 +134,11 @@ describe('peerless CLI', () => {
     const dir = mkdtempSync(join(tmpdir(), 'peerless-taken-'));
     const taken = new URL(d.url).port;
     const t0 = Date.now();
-    const r = await exec(process.execPath, [CLI, 'daemon', '--data-dir', dir, '--port', taken, '--host-id', `${HOST}-taken`, '--prewarm-nodejs', '0',
-      '--cluster-key', 'a'.repeat(64), '--cluster-listen', '/ip4/127.0.0.1/tcp/0'], { env, timeout: 60_000 }).catch((e) => e as { code: number; stderr: string; killed: boolean });
+    const r = await exec(
+      process.execPath,
+      [CLI, 'daemon', '--data-dir', dir, '--port', taken, '--host-id', `${HOST}-taken`, '--prewarm-nodejs', '0', '--cluster-key', 'a'.repeat(64), '--cluster-listen', '/ip4/127.0.0.1/tcp/0'],
+      { env, timeout: 60_000 },
+    ).catch((e) => e as { code: number; stderr: string; killed: boolean });
     expect(r).toMatchObject({ code: 1, killed: false });
     expect(r.stderr).toMatch(/^error: the daemon could not start: listen EADDRINUSE.*\n$/);
     expect(Date.now() - t0).toBeLessThan(30_000);
@@ -145,7 +152,14 @@ describe('peerless CLI', () => {
     expect((await peerless('action', 'create', 'hello', hello, '--web', 'true', '-m', '128', '-t', '3000', '-a', 'description', 'says hello')).stdout).toContain('ok: created action hello');
     const got = JSON.parse((await peerless('action', 'get', 'hello', '--json')).stdout);
     expect(got.limits).toMatchObject({ memory: 128, timeout: 3000 });
-    expect(got.annotations).toEqual(expect.arrayContaining([{ key: 'web-export', value: true }, { key: 'final', value: true }, { key: 'description', value: 'says hello' }, { key: 'exec', value: 'nodejs:24' }]));
+    expect(got.annotations).toEqual(
+      expect.arrayContaining([
+        { key: 'web-export', value: true },
+        { key: 'final', value: true },
+        { key: 'description', value: 'says hello' },
+        { key: 'exec', value: 'nodejs:24' },
+      ]),
+    );
     expect(JSON.parse((await peerless('action', 'invoke', 'hello', '-p', 'name', 'wsk', '-r')).stdout)).toEqual({ hello: 'wsk' });
     expect(await (await fetch(`${d.url}/api/v1/web/${ns}/default/hello.json?name=web`)).json()).toEqual({ hello: 'web' });
 

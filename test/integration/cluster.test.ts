@@ -26,14 +26,29 @@ let nsAuth = '';
 const NS = `it-cl-${RUN}-h0-ns`;
 
 async function start(i: number, opts: { key?: string; dataDir?: string; apiPort?: number } = {}): Promise<TestDaemon> {
-  const flags = ['--cluster-key-file', keyFile(opts.key ?? KEY), '--cluster-listen', addr(i), '--cluster-peers', [0, 1, 2].filter((j) => j !== i).map(addr).join(','),
-    '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200'];
+  const flags = [
+    '--cluster-key-file',
+    keyFile(opts.key ?? KEY),
+    '--cluster-listen',
+    addr(i),
+    '--cluster-peers',
+    [0, 1, 2]
+      .filter((j) => j !== i)
+      .map(addr)
+      .join(','),
+    '--failure-timeout-ms',
+    String(FAILURE_MS),
+    '--heartbeat-ms',
+    '200',
+  ];
   return startDaemon({ hostId: `it-cl-${RUN}-h${i}`, flags, ...(opts.dataDir ? { dataDir: opts.dataDir } : {}), ...(opts.apiPort ? { port: opts.apiPort } : {}) });
 }
 
 /** members host i dropped so far, by reason, as Prometheus reads them */
-const dropped = async (i: number) => Object.fromEntries([...(await (await fetch(`${hosts[i]!.url}/metrics`)).text())
-  .matchAll(/^peerless_cluster_peers_dropped_total\{reason="(\w+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])])) as Record<string, number>;
+const dropped = async (i: number) =>
+  Object.fromEntries(
+    [...(await (await fetch(`${hosts[i]!.url}/metrics`)).text()).matchAll(/^peerless_cluster_peers_dropped_total\{reason="(\w+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]),
+  ) as Record<string, number>;
 const peersOf = async (d: TestDaemon) => (await api(d.url, d.admin)('GET', '/api/v1/cluster/peers')).body;
 const instancesOn = async (i: number) => (await clients[i]!.call('GET', `/api/v1/namespaces/${NS}/instances`)).body.instances as { instance: string; host: string }[];
 
@@ -44,16 +59,33 @@ beforeAll(async () => {
   const { auth } = await namespace(hosts[0]!, NS);
   nsAuth = auth;
   await deploy(api(hosts[0]!.url, auth), NS, 'pingpong', { kind: 'nodejs', code: readFileSync(join(ROOT, 'examples/pingpong/pingpong.js'), 'utf8') });
-  await deploy(api(hosts[0]!.url, auth), NS, 'hold', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main(p) { await peerless.recv(undefined, p.ms || 30000).catch(() => {}); return {} }` });
+  await deploy(api(hosts[0]!.url, auth), NS, 'hold', {
+    kind: 'nodejs',
+    code: `const peerless = require('peerless'); async function main(p) { await peerless.recv(undefined, p.ms || 30000).catch(() => {}); return {} }`,
+  });
   for (const d of hosts) clients.push({ call: api(d.url, auth), ns: NS });
-  await waitFor(async () => {
-    const got = await Promise.all(clients.map((c) => c.call('GET', `/api/v1/namespaces/${NS}/actions`)));
-    return got.every((r) => r.status === 200 && r.body.length === 2);
-  }, 20_000, 'namespace, key and functions on every host');
+  await waitFor(
+    async () => {
+      const got = await Promise.all(clients.map((c) => c.call('GET', `/api/v1/namespaces/${NS}/actions`)));
+      return got.every((r) => r.status === 200 && r.body.length === 2);
+    },
+    20_000,
+    'namespace, key and functions on every host',
+  );
 });
 
 afterAll(async () => {
-  for (const d of hosts) if (d.proc.exitCode !== null && d.proc.exitCode !== 0) console.log(`daemon ${d.hostId} died; the end of its log:`, d.logs().split('\n').filter((l) => !l.includes('"level":30')).slice(-30).join('\n'));
+  for (const d of hosts)
+    if (d.proc.exitCode !== null && d.proc.exitCode !== 0)
+      console.log(
+        `daemon ${d.hostId} died; the end of its log:`,
+        d
+          .logs()
+          .split('\n')
+          .filter((l) => !l.includes('"level":30'))
+          .slice(-30)
+          .join('\n'),
+      );
   for (const d of hosts) await d.stop().catch(() => undefined);
   for (const d of hosts) await cleanupHost(d.hostId, d.dataDir);
 });
@@ -92,7 +124,10 @@ describe('cluster of three daemons', () => {
     // A namespace's own quota, set on one daemon, holds on all.
     expect((await api(hosts[0]!.url, hosts[0]!.admin)('PUT', `/api/v1/namespaces/${NS}/limits`, { invocationsPerMinute: 0, concurrentActivations: 500 })).status).toBe(200);
     await waitFor(async () => (await clients[2]!.call('GET', `/api/v1/namespaces/${NS}/limits`)).body.concurrentActivations === 500, 20_000, 'limits on host 3');
-    const late = await startDaemon({ hostId: `it-cl-${RUN}-h3`, flags: ['--cluster-key-file', keyFile(KEY), '--cluster-listen', addr(3), '--cluster-peers', addr(0), '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200'] });
+    const late = await startDaemon({
+      hostId: `it-cl-${RUN}-h3`,
+      flags: ['--cluster-key-file', keyFile(KEY), '--cluster-listen', addr(3), '--cluster-peers', addr(0), '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200'],
+    });
     try {
       const c = api(late.url, nsAuth);
       await waitFor(async () => (await invoke(c, NS, 'v', {}, 'blocking=true&result=true')).body?.v === 2, 30_000, 'late joiner runs v2');
@@ -113,16 +148,20 @@ describe('cluster of three daemons', () => {
     // 3 MB of source: far over what rides inline, so it travels over the blob stream and is checked on arrival.
     const big = `const pad = "${'p'.repeat(3 * 1024 * 1024)}";\nfunction main() { return { size: pad.length } }`;
     expect((await deploy(clients[1]!.call, NS, 'big', { kind: 'nodejs', code: big })).status).toBe(201);
-    const r = await waitFor(async () => {
-      const x = await invoke(clients[2]!.call, NS, 'big', {}, 'blocking=true&result=true');
-      return x.status === 200 && x;
-    }, 30_000, 'the big function on host 3');
+    const r = await waitFor(
+      async () => {
+        const x = await invoke(clients[2]!.call, NS, 'big', {}, 'blocking=true&result=true');
+        return x.status === 200 && x;
+      },
+      30_000,
+      'the big function on host 3',
+    );
     expect(r.body).toEqual({ size: 3 * 1024 * 1024 });
     expect(hosts[2]!.logs()).toMatch(/"function":"big","msg":"function replicated"/);
     expect((await clients[0]!.call('GET', `/api/v1/namespaces/${NS}/actions/big?code=true`)).body.exec.code).toBe(big);
   });
 
-  it('drops a dead daemon\'s instances from every map within the failure timeout, and takes a restart as a new incarnation', async () => {
+  it("drops a dead daemon's instances from every map within the failure timeout, and takes a restart as a new incarnation", async () => {
     await invoke(clients[1]!.call, NS, 'hold', {}, 'blocking=false&instance=doomed');
     await waitFor(async () => (await instancesOn(0)).some((e) => e.instance === 'doomed') && (await instancesOn(2)).some((e) => e.instance === 'doomed'), 20_000, 'doomed everywhere');
     const { dataDir, port: apiPort } = hosts[1]!;
@@ -161,10 +200,19 @@ describe('cluster of three daemons', () => {
   });
 
   it('forwards an invocation when the receiving daemon is full, and reads the activation from anywhere', async () => {
-    const small = await startDaemon({ hostId: `it-cl-${RUN}-s`, flags: ['--cluster-key-file', keyFile(KEY), '--cluster-listen', addr(6), '--cluster-peers', addr(0), '--memory-budget-mb', '128', '--heartbeat-ms', '200'] });
+    const small = await startDaemon({
+      hostId: `it-cl-${RUN}-s`,
+      flags: ['--cluster-key-file', keyFile(KEY), '--cluster-listen', addr(6), '--cluster-peers', addr(0), '--memory-budget-mb', '128', '--heartbeat-ms', '200'],
+    });
     try {
       const c = api(small.url, nsAuth);
-      await deploy(clients[0]!.call, NS, 'hold128', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main(p) { await peerless.recv(undefined, p.ms).catch(() => {}); return { on: process.env.__OW_PEERLESS_IP } }` }, { limits: { memory: 128 } });
+      await deploy(
+        clients[0]!.call,
+        NS,
+        'hold128',
+        { kind: 'nodejs', code: `const peerless = require('peerless'); async function main(p) { await peerless.recv(undefined, p.ms).catch(() => {}); return { on: process.env.__OW_PEERLESS_IP } }` },
+        { limits: { memory: 128 } },
+      );
       await deploy(clients[0]!.call, NS, 'where', { kind: 'nodejs', code: 'function main() { return { ok: true } }' }, { limits: { memory: 128 } });
       await waitFor(async () => (await c('GET', `/api/v1/namespaces/${NS}/actions/where`)).status === 200 && (await peersOf(small)).peers.length >= 3, 20_000, 'small caught up');
       // Fill the small daemon, then invoke through it.
@@ -192,11 +240,15 @@ describe('cluster of three daemons', () => {
       await waitFor(async () => (await c('GET', `/api/v1/namespaces/${NS}/actions/slow`)).status === 200, 20_000, 'slow replicated');
       const slow = invoke(c, NS, 'slow', {}, 'blocking=true');
       // Where it runs: every daemon lists every daemon's activations, each with the host that holds it.
-      const i = await waitFor(async () => {
-        const list = (await clients[0]!.call('GET', `/api/v1/namespaces/${NS}/activations?name=slow`)).body as { host: string; response: { status: string } }[];
-        const running = Array.isArray(list) ? list.find((a) => a.response.status === 'running') : undefined;
-        return running ? hosts.findIndex((h) => h.hostId === running.host) + 1 : 0;
-      }, 20_000, 'slow running somewhere');
+      const i = await waitFor(
+        async () => {
+          const list = (await clients[0]!.call('GET', `/api/v1/namespaces/${NS}/activations?name=slow`)).body as { host: string; response: { status: string } }[];
+          const running = Array.isArray(list) ? list.find((a) => a.response.status === 'running') : undefined;
+          return running ? hosts.findIndex((h) => h.hostId === running.host) + 1 : 0;
+        },
+        20_000,
+        'slow running somewhere',
+      );
       const victim = hosts[i - 1]!;
       const { dataDir, port: apiPort } = victim;
       await victim.kill();
@@ -211,31 +263,53 @@ describe('cluster of three daemons', () => {
     }
   });
 
-  it("replicates packages, triggers and rules; fires, runs sequences and serves web actions through a daemon that did not create them", async () => {
+  it('replicates packages, triggers and rules; fires, runs sequences and serves web actions through a daemon that did not create them', async () => {
     const [c0, c1, c2] = clients.map((c) => c.call) as [Api, Api, Api];
     expect((await c0('PUT', `/api/v1/namespaces/${NS}/packages/tools`, { parameters: [{ key: 'unit', value: 'cm' }] })).status).toBe(201);
-    expect((await deploy(c0, NS, 'tools/measure', { kind: 'nodejs', code: 'function main(p) { return { n: (p.n || 1) * 2, unit: p.unit, from: p.from } }' },
-      { annotations: [{ key: 'web-export', value: true }] })).status).toBe(201);
+    expect(
+      (
+        await deploy(
+          c0,
+          NS,
+          'tools/measure',
+          { kind: 'nodejs', code: 'function main(p) { return { n: (p.n || 1) * 2, unit: p.unit, from: p.from } }' },
+          { annotations: [{ key: 'web-export', value: true }] },
+        )
+      ).status,
+    ).toBe(201);
     expect((await deploy(c0, NS, 'plus1', { kind: 'nodejs', code: 'function main(p) { return { ...p, n: p.n + 1 } }' })).status).toBe(201);
     // The registry is eventually consistent: the sequence is made on host 2 once its components have arrived there.
-    await waitFor(async () => (await c1('GET', `/api/v1/namespaces/${NS}/actions/plus1`)).status === 200
-      && (await c1('GET', `/api/v1/namespaces/${NS}/actions/tools/measure`)).status === 200, 20_000, 'components on host 2');
+    await waitFor(
+      async () => (await c1('GET', `/api/v1/namespaces/${NS}/actions/plus1`)).status === 200 && (await c1('GET', `/api/v1/namespaces/${NS}/actions/tools/measure`)).status === 200,
+      20_000,
+      'components on host 2',
+    );
     const chain = await deploy(c1, NS, 'chain', { kind: 'sequence', components: [`/${NS}/tools/measure`, '/_/plus1', `/${NS}/tools/measure`] });
     expect(chain.status, JSON.stringify(chain.body)).toBe(201);
     expect((await c1('PUT', `/api/v1/namespaces/${NS}/triggers/bell`, { parameters: [{ key: 'from', value: 'bell' }] })).status).toBe(201);
     expect((await c1('PUT', `/api/v1/namespaces/${NS}/rules/ring`, { trigger: '/_/bell', action: 'tools/measure' })).status).toBe(201);
-    await waitFor(async () => (await c2('GET', `/api/v1/namespaces/${NS}/rules/ring`)).status === 200 && (await c2('GET', `/api/v1/namespaces/${NS}/actions/chain`)).status === 200
-      && (await c2('GET', `/api/v1/namespaces/${NS}/actions/tools/measure`)).status === 200, 20_000, 'entities on host 3');
+    await waitFor(
+      async () =>
+        (await c2('GET', `/api/v1/namespaces/${NS}/rules/ring`)).status === 200 &&
+        (await c2('GET', `/api/v1/namespaces/${NS}/actions/chain`)).status === 200 &&
+        (await c2('GET', `/api/v1/namespaces/${NS}/actions/tools/measure`)).status === 200,
+      20_000,
+      'entities on host 3',
+    );
 
     // Fired through host 3, which made none of it; the trigger's record names the action activation it started.
     const fired = await c2('POST', `/api/v1/namespaces/${NS}/triggers/bell`, { n: 5 });
     expect(fired.status).toBe(202);
     const line = JSON.parse((await c2('GET', `/api/v1/namespaces/${NS}/activations/${fired.body.activationId}`)).body.logs[0]);
     expect(line).toMatchObject({ success: true, rule: `${NS}/ring` });
-    const ran = await waitFor(async () => {
-      const a = await c0('GET', `/api/v1/namespaces/${NS}/activations/${line.activationId}`);
-      return a.status === 200 && a.body.response.status !== 'running' && a.body;
-    }, 20_000, 'the rule\'s activation');
+    const ran = await waitFor(
+      async () => {
+        const a = await c0('GET', `/api/v1/namespaces/${NS}/activations/${line.activationId}`);
+        return a.status === 200 && a.body.response.status !== 'running' && a.body;
+      },
+      20_000,
+      "the rule's activation",
+    );
     expect(ran.response.result).toEqual({ n: 10, unit: 'cm', from: 'bell' });
 
     // A sequence through host 3: package parameters reach both of its package's components.
@@ -275,8 +349,11 @@ describe('cluster of three daemons', () => {
     const a = await startDaemon({ hostId: `it-cl-${RUN}-ha`, flags: flags(0) });
     const b = await startDaemon({ hostId: `it-cl-${RUN}-hb`, flags: flags(1) });
     try {
-      await waitFor(async () => (await peersOf(a)).peers.some((p: { host: string }) => p.host === b.hostId)
-        && (await peersOf(b)).peers.some((p: { host: string }) => p.host === a.hostId), 60_000, 'a and b find each other');
+      await waitFor(
+        async () => (await peersOf(a)).peers.some((p: { host: string }) => p.host === b.hostId) && (await peersOf(b)).peers.some((p: { host: string }) => p.host === a.hostId),
+        60_000,
+        'a and b find each other',
+      );
     } catch (e) {
       for (const d of [a, b]) console.log(`${d.hostId}'s log:\n${d.logs().split('\n').slice(-40).join('\n')}`); // so a failure in CI says why
       throw e;
@@ -344,16 +421,31 @@ describe('cluster of three daemons', () => {
     // Each carries its code inline, matching its digest: only the record's own shape can keep it out.
     const source = Buffer.from('function main() { return {} }');
     const code = source.toString('base64');
-    const rec = { namespace: NS, runtime: { kind: 'nodejs' }, digest: digestOf(source), binary: false, main: 'main',
-      limits: { memoryMb: 128, timeoutMs: 1000, concurrency: 1 }, parameters: {}, version: 1, created: 0, updated: 0 };
-    const forger = await publishAs(KEY, addr(1), () => [
-      { type: 'fn', ns: NS, name: 'evil-1', hlc, deleted: false, record: { ...rec, name: 'evil-1', runtime: null }, code },
-      { type: 'fn', ns: NS, name: 'evil-2', hlc, deleted: false, record: { ...rec, name: 'evil-2', limits: { memoryMb: 'lots' } }, code },
-      { type: 'fn', ns: NS, name: 'evil-3', hlc: 'zzz-pins-it-forever', deleted: false, record: { ...rec, name: 'evil-3' }, code },
-      { type: 'ent', kind: 'rule', ns: NS, name: 'evil-4', hlc, deleted: false, doc: { namespace: NS, name: 'evil-4', status: 'sleeping' } },
-      { type: 'ent', kind: 'virus', ns: NS, name: 'evil-5', hlc, deleted: false, doc: {} },
-      { type: 'fn', ns: NS, name: 'pingpong', hlc: null, deleted: true },
-    ], TOPICS.registry);
+    const rec = {
+      namespace: NS,
+      runtime: { kind: 'nodejs' },
+      digest: digestOf(source),
+      binary: false,
+      main: 'main',
+      limits: { memoryMb: 128, timeoutMs: 1000, concurrency: 1 },
+      parameters: {},
+      version: 1,
+      created: 0,
+      updated: 0,
+    };
+    const forger = await publishAs(
+      KEY,
+      addr(1),
+      () => [
+        { type: 'fn', ns: NS, name: 'evil-1', hlc, deleted: false, record: { ...rec, name: 'evil-1', runtime: null }, code },
+        { type: 'fn', ns: NS, name: 'evil-2', hlc, deleted: false, record: { ...rec, name: 'evil-2', limits: { memoryMb: 'lots' } }, code },
+        { type: 'fn', ns: NS, name: 'evil-3', hlc: 'zzz-pins-it-forever', deleted: false, record: { ...rec, name: 'evil-3' }, code },
+        { type: 'ent', kind: 'rule', ns: NS, name: 'evil-4', hlc, deleted: false, doc: { namespace: NS, name: 'evil-4', status: 'sleeping' } },
+        { type: 'ent', kind: 'virus', ns: NS, name: 'evil-5', hlc, deleted: false, doc: {} },
+        { type: 'fn', ns: NS, name: 'pingpong', hlc: null, deleted: true },
+      ],
+      TOPICS.registry,
+    );
     try {
       await waitFor(async () => (await status(1)).registryMalformedDropped >= before[1].registryMalformedDropped + 6, 10_000, 'six malformed registry messages counted');
       await new Promise((r) => setTimeout(r, 500));

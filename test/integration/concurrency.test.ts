@@ -68,10 +68,15 @@ def main(p):
 type Act = { activationId: string; end: number | null; response: { status: string; result: Record<string, unknown> }; logs: string[]; annotations: { key: string; value: unknown }[] };
 
 const path = (ns: string, p: string) => `/api/v1/namespaces/${ns}${p}`;
-const ended = (call: Api, ns: string, id: string, ms = 90_000) => waitFor(async () => {
-  const a = await call('GET', path(ns, `/activations/${id}`));
-  return a.status === 200 && a.body.end ? (a.body as Act) : null;
-}, ms, `activation ${id} to end`);
+const ended = (call: Api, ns: string, id: string, ms = 90_000) =>
+  waitFor(
+    async () => {
+      const a = await call('GET', path(ns, `/activations/${id}`));
+      return a.status === 200 && a.body.end ? (a.body as Act) : null;
+    },
+    ms,
+    `activation ${id} to end`,
+  );
 
 /** Starts a group and waits for every member's record: instance ID → activation. */
 async function group(call: Api, ns: string, fn: string, ids: string[], params: Record<string, unknown> = {}): Promise<Map<string, Act>> {
@@ -82,8 +87,7 @@ async function group(call: Api, ns: string, fn: string, ids: string[], params: R
   return new Map(members.map((m, i) => [m.instance, done[i]!]));
 }
 
-const containers = async (ns: string, fn: string) =>
-  (await docker.listContainers({ filters: { label: [`peerless.namespace=${ns}`, `peerless.function=${fn}`] } })).map((c) => c.Id);
+const containers = async (ns: string, fn: string) => (await docker.listContainers({ filters: { label: [`peerless.namespace=${ns}`, `peerless.function=${fn}`] } })).map((c) => c.Id);
 
 beforeAll(async () => {
   d = await startDaemon({ hostId: HOST, flags: ['--memory-budget-mb', '2048'] });
@@ -105,7 +109,10 @@ afterAll(async () => {
   await cleanupHost(HOST, d?.dataDir);
 });
 
-describe.each([['Node.js worker threads', 'shnode'], ['Python forked processes', 'shpy']])('instances sharing a container: %s', (_, fn) => {
+describe.each([
+  ['Node.js worker threads', 'shnode'],
+  ['Python forked processes', 'shpy'],
+])('instances sharing a container: %s', (_, fn) => {
   it('gives each instance of a group its own ID, port, module state, environment, logs and record, in one container', async () => {
     const ids = ['s-0', 's-1', 's-2', 's-3'];
     const acts = await group(A.call, A.ns, fn, ids, { ring: ids });
@@ -229,7 +236,13 @@ describe('placement and walls', () => {
       const refused = await invoke(S.call, S.ns, 'packed', {}, `blocking=false&instances=${Array.from({ length: 17 }, (_, i) => `q-${i}`).join(',')}`);
       expect(refused.status, JSON.stringify(refused.body)).toBe(503);
       expect(refused.body.detail).toContain('8 to a container of 512 MB');
-      const acts = await group(S.call, S.ns, 'packed', Array.from({ length: 16 }, (_, i) => `q-${i}`), { sleep: 500 });
+      const acts = await group(
+        S.call,
+        S.ns,
+        'packed',
+        Array.from({ length: 16 }, (_, i) => `q-${i}`),
+        { sleep: 500 },
+      );
       for (const a of acts.values()) expect(a.response.status, JSON.stringify(a.response.result)).toBe('success');
       expect(new Set([...acts.values()].map((a) => a.response.result.host)).size).toBe(2);
     } finally {

@@ -28,7 +28,7 @@ afterAll(async () => {
 });
 
 describe('dashboard', () => {
-  it('refuses a wrong key with the daemon\'s own problem text and keeps the board hidden', async () => {
+  it("refuses a wrong key with the daemon's own problem text and keeps the board hidden", async () => {
     const page = await browser.newPage();
     await page.goto(`${d.url}/dashboard`);
     await page.fill('#key', 'not-a:valid-key');
@@ -71,7 +71,7 @@ describe('dashboard', () => {
     await page.goto(`${d.url}/dashboard`);
     await page.fill('#key', other.auth);
     await page.click('button[type=submit]');
-    await expect.poll(() => page.$$eval('#instances .ns', (els) => els.map((e) => e.getAttribute("data-namespace"))), { timeout: 5_000 }).toEqual([other.ns]);
+    await expect.poll(() => page.$$eval('#instances .ns', (els) => els.map((e) => e.getAttribute('data-namespace'))), { timeout: 5_000 }).toEqual([other.ns]);
     expect(await page.textContent('#activations tbody')).not.toContain(ns);
     await page.close();
   });

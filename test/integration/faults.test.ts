@@ -42,17 +42,25 @@ describe('a container killed from outside', () => {
     await deploy(call, ns, 'sleep', { kind: 'nodejs', code: 'async function main(p) { await new Promise(r => setTimeout(r, p.ms)); return { slept: p.ms } }' });
     const r = await invoke(call, ns, 'sleep', { ms: 30_000 }, 'blocking=false');
     const id = r.body.activationId as string;
-    const [c] = await waitFor(async () => {
-      const cs = await containersOf(HOST, id);
-      return cs.length > 0 && cs[0]!.State === 'running' && cs;
-    }, 30_000, 'the activation\'s container');
+    const [c] = await waitFor(
+      async () => {
+        const cs = await containersOf(HOST, id);
+        return cs.length > 0 && cs[0]!.State === 'running' && cs;
+      },
+      30_000,
+      "the activation's container",
+    );
     // Give the proxy time to take the /run: the kill must land mid-invocation.
     await new Promise((s) => setTimeout(s, 1000));
     await docker.getContainer(c!.Id).kill();
-    const a = await waitFor(async () => {
-      const x = await activation(call, ns, id);
-      return x.response.status !== 'running' && x;
-    }, 10_000, 'the activation to end');
+    const a = await waitFor(
+      async () => {
+        const x = await activation(call, ns, id);
+        return x.response.status !== 'running' && x;
+      },
+      10_000,
+      'the activation to end',
+    );
     expect(a.response.status).toBe('whisk internal error');
     expect(a.response.result.error).toMatch(/stopped from outside the action/);
     await waitFor(async () => (await containersOf(HOST, id)).length === 0, 10_000, 'the killed container to be removed');
@@ -66,7 +74,7 @@ describe('a container killed from outside', () => {
     const idle = (await containersOf(HOST)).filter((c) => c.Labels['peerless.function'] === 'sleep');
     expect(idle).toHaveLength(1);
     await docker.getContainer(idle[0]!.Id).remove({ force: true });
-    await waitFor(async () => (((await d.logs()).match(/idle container died outside the platform/g)) ?? []).length > 0, 5_000, 'the pool to notice');
+    await waitFor(async () => ((await d.logs()).match(/idle container died outside the platform/g) ?? []).length > 0, 5_000, 'the pool to notice');
     const after = await invoke(call, ns, 'sleep', { ms: 2 });
     expect(after.body.response).toMatchObject({ status: 'success', result: { slept: 2 } });
     expect(annotation(after.body, 'coldStart')).toBe(true);
@@ -118,10 +126,14 @@ describe('a full data disk', () => {
     expect((await fetch(`${d.url}/healthz`)).ok).toBe(true);
 
     rmSync(filler);
-    const saved = await waitFor(async () => {
-      const a = await activation(call, ns, id);
-      return a.response.status === 'success' && a;
-    }, 10_000, 'the kept outcome to reach the disk');
+    const saved = await waitFor(
+      async () => {
+        const a = await activation(call, ns, id);
+        return a.response.status === 'success' && a;
+      },
+      10_000,
+      'the kept outcome to reach the disk',
+    );
     expect(saved.response.result.slept).toBe(3000);
     expect((await call('GET', '/api/v1/status')).body.unsavedActivations).toBe(0);
     const list = (await call('GET', `/api/v1/namespaces/${ns}/activations?limit=50`)).body as { response?: { status: string } }[];

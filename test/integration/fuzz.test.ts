@@ -40,8 +40,38 @@ afterAll(async () => {
 
 // Strings that have broken servers before: path tricks, encodings, unicode, control characters, sizes.
 const nasty = fc.oneof(
-  fc.constantFrom('', '_', '.', '..', '../..', '%2e%2e', '%2F', '..%2f..%2fetc%2fpasswd', '/etc/passwd', 'a/b', '%00', '\u0000', 'ä', '名前', '🚀',
-    'known', 'w-{0..9999}', 'w-{9..0}', '{0..}', 'x'.repeat(2048), '-1', '1e309', 'NaN', 'true', 'null', '[]', '{}', '\r\nX-Injected: 1', '<script>', "' OR 1=1 --"),
+  fc.constantFrom(
+    '',
+    '_',
+    '.',
+    '..',
+    '../..',
+    '%2e%2e',
+    '%2F',
+    '..%2f..%2fetc%2fpasswd',
+    '/etc/passwd',
+    'a/b',
+    '%00',
+    '\u0000',
+    'ä',
+    '名前',
+    '🚀',
+    'known',
+    'w-{0..9999}',
+    'w-{9..0}',
+    '{0..}',
+    'x'.repeat(2048),
+    '-1',
+    '1e309',
+    'NaN',
+    'true',
+    'null',
+    '[]',
+    '{}',
+    '\r\nX-Injected: 1',
+    '<script>',
+    "' OR 1=1 --",
+  ),
   fc.string({ unit: 'grapheme', maxLength: 40 }),
   fc.string({ unit: 'binary', maxLength: 20 }),
   fc.string({ maxLength: 300 }),
@@ -50,15 +80,23 @@ const nasty = fc.oneof(
 const jsonish = fc.oneof(
   fc.jsonValue({ maxDepth: 4 }),
   fc.dictionary(fc.constantFrom('exec', 'kind', 'code', 'limits', 'memory', 'timeout', 'parameters', 'main', 'image', 'binary', 'annotations', 'publish', 'version'), fc.jsonValue({ maxDepth: 3 })),
-  fc.record({ exec: fc.record({ kind: fc.constantFrom('nodejs', 'python', 'image', 'blackbox', ''), code: fc.oneof(fc.string(), fc.constant('x'.repeat(60_000))) }, { requiredKeys: [] }),
-    limits: fc.record({ memory: fc.oneof(fc.integer(), fc.double()), timeout: fc.oneof(fc.integer(), fc.string()) }, { requiredKeys: [] }) }, { requiredKeys: [] }),
+  fc.record(
+    {
+      exec: fc.record({ kind: fc.constantFrom('nodejs', 'python', 'image', 'blackbox', ''), code: fc.oneof(fc.string(), fc.constant('x'.repeat(60_000))) }, { requiredKeys: [] }),
+      limits: fc.record({ memory: fc.oneof(fc.integer(), fc.double()), timeout: fc.oneof(fc.integer(), fc.string()) }, { requiredKeys: [] }),
+    },
+    { requiredKeys: [] },
+  ),
 );
 
 type Body = { text: string | null; type: string | null };
 const body: fc.Arbitrary<Body> = fc.oneof(
   jsonish.map((v) => ({ text: JSON.stringify(v) ?? 'null', type: 'application/json' })),
   nasty.map((t) => ({ text: t, type: 'application/json' })),
-  jsonish.map((v) => ({ text: JSON.stringify(v) ?? 'null', type: fc.sample(fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data', 'application/xml', 'application/json; charset=latin1', '*/*', ''), 1)[0]! })),
+  jsonish.map((v) => ({
+    text: JSON.stringify(v) ?? 'null',
+    type: fc.sample(fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data', 'application/xml', 'application/json; charset=latin1', '*/*', ''), 1)[0]!,
+  })),
   fc.constant({ text: `{"a":"${'z'.repeat(6 * 1024 * 1024)}"}`, type: 'application/json' }),
   fc.constant({ text: '{"a":'.repeat(5000), type: 'application/json' }),
   fc.constant({ text: null, type: null }),
@@ -122,7 +160,8 @@ function send(method: string, path: string, auth: string | null, b: Body): Promi
 describe('fuzzing the user API', () => {
   it('answers every route of the OpenAPI document with 2xx or a 4xx problem, never a 5xx', async () => {
     const doc = (await (await fetch(`${d.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
-    const routes = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => ({ method: m.toUpperCase(), path: p })))
+    const routes = Object.entries(doc.paths)
+      .flatMap(([p, ops]) => Object.keys(ops).map((m) => ({ method: m.toUpperCase(), path: p })))
       // The stream never ends by design; it is fuzzed for its refusals only, below.
       .filter((r) => r.path !== '/api/v1/dashboard/stream');
     expect(routes.length).toBeGreaterThanOrEqual(15);
@@ -144,7 +183,13 @@ describe('fuzzing the user API', () => {
     // Refusals of the stream route: bad or missing credentials.
     check('GET', '/api/v1/dashboard/stream', await send('GET', '/api/v1/dashboard/stream', 'garbage', { text: null, type: null }));
     // Raw paths the URL parser would normalise away.
-    for (const raw of ['/api/v1/namespaces/..%2f..%2f/actions', '/api/v1/namespaces/%E0%A4%A/actions', '/api/v1/namespaces/_/actions/%00', '//api//v1', '/api/v1/namespaces/_/activations/../../../etc/passwd'])
+    for (const raw of [
+      '/api/v1/namespaces/..%2f..%2f/actions',
+      '/api/v1/namespaces/%E0%A4%A/actions',
+      '/api/v1/namespaces/_/actions/%00',
+      '//api//v1',
+      '/api/v1/namespaces/_/activations/../../../etc/passwd',
+    ])
       check('GET', raw, await send('GET', raw, nsAuth, { text: null, type: null }));
     expect((await fetch(`${d.url}/healthz`)).ok).toBe(true);
     expect(d.proc.exitCode).toBeNull();
@@ -163,12 +208,56 @@ describe('fuzzing the CLI', () => {
     return r;
   };
   const verbs: string[][] = [
-    ['namespace', 'create'], ['namespace', 'list'], ['namespace', 'delete'], ['namespace', 'limits'], ['fn', 'create'], ['fn', 'update'], ['fn', 'get'], ['fn', 'list'], ['fn', 'delete'],
-    ['fn', 'invoke'], ['instances'], ['instance', 'get'], ['peers'], ['status'], ['activation', 'list'], ['activation', 'get'], ['activation', 'result'],
-    ['activation', 'logs'], ['config', 'set'], ['config', 'show'], ['job', 'list'], ['job', 'get'], ['job', 'watch'], ['job', 'kill'], ['nonsense'], [],
+    ['namespace', 'create'],
+    ['namespace', 'list'],
+    ['namespace', 'delete'],
+    ['namespace', 'limits'],
+    ['fn', 'create'],
+    ['fn', 'update'],
+    ['fn', 'get'],
+    ['fn', 'list'],
+    ['fn', 'delete'],
+    ['fn', 'invoke'],
+    ['instances'],
+    ['instance', 'get'],
+    ['peers'],
+    ['status'],
+    ['activation', 'list'],
+    ['activation', 'get'],
+    ['activation', 'result'],
+    ['activation', 'logs'],
+    ['config', 'set'],
+    ['config', 'show'],
+    ['job', 'list'],
+    ['job', 'get'],
+    ['job', 'watch'],
+    ['job', 'kill'],
+    ['nonsense'],
+    [],
   ];
   const flag = fc.oneof(
-    fc.constantFrom('--runtime', '--main', '--memory', '--timeout', '-p', '-P', '--limit', '--per-minute', '--concurrent', '--instance', '--instances', '--restart', '--queue-timeout', '--result', '--blocking', '--json', '--code', '--watch', '--bogus', '-'),
+    fc.constantFrom(
+      '--runtime',
+      '--main',
+      '--memory',
+      '--timeout',
+      '-p',
+      '-P',
+      '--limit',
+      '--per-minute',
+      '--concurrent',
+      '--instance',
+      '--instances',
+      '--restart',
+      '--queue-timeout',
+      '--result',
+      '--blocking',
+      '--json',
+      '--code',
+      '--watch',
+      '--bogus',
+      '-',
+    ),
     nasty,
   );
 
@@ -189,7 +278,14 @@ describe('fuzzing the CLI', () => {
       );
     }
     // The daemon verb: bad values are refused naming the key, before anything starts.
-    for (const [k, v] of [['--port', 'x'], ['--port', '70000'], ['--memory-budget-mb', '-5'], ['--cluster-key', 'short'], ['--log-level', 'loud'], ['--bogus', '1']] as const) {
+    for (const [k, v] of [
+      ['--port', 'x'],
+      ['--port', '70000'],
+      ['--memory-budget-mb', '-5'],
+      ['--cluster-key', 'short'],
+      ['--log-level', 'loud'],
+      ['--bogus', '1'],
+    ] as const) {
       const r = run(['daemon', k, v, '--data-dir', join(home, 'd')]);
       expect(r.status, `${k} ${v}: ${r.stderr}`).toBe(2);
       expect(r.stderr, `${k} ${v}`).toMatch(new RegExp(k.slice(2).split('-')[0]!, 'i'));

@@ -14,14 +14,24 @@ let t: Trio;
 const call = (i: number) => t.calls[i]!;
 const path = (p: string) => t.path(p);
 const containersOf = async (fn: string) => (await docker.listContainers({ filters: { label: [`peerless.namespace=${t.ns}`, `peerless.function=${fn}`] } })).length;
-const ended = (via: number, id: string, ms: number) => waitFor(async () => {
-  const a = await call(via)('GET', path(`/activations/${id}`));
-  return a.status === 200 && a.body.end ? a.body : null;
-}, ms, `activation ${id} to end`);
-const jobEnded = (via: number, id: string, ms = 15_000) => waitFor(async () => {
-  const j = await t.job(via, id);
-  return j.end ? j : null;
-}, ms, `job ${id} to end`);
+const ended = (via: number, id: string, ms: number) =>
+  waitFor(
+    async () => {
+      const a = await call(via)('GET', path(`/activations/${id}`));
+      return a.status === 200 && a.body.end ? a.body : null;
+    },
+    ms,
+    `activation ${id} to end`,
+  );
+const jobEnded = (via: number, id: string, ms = 15_000) =>
+  waitFor(
+    async () => {
+      const j = await t.job(via, id);
+      return j.end ? j : null;
+    },
+    ms,
+    `job ${id} to end`,
+  );
 
 beforeAll(async () => {
   t = await startTrio(`it-job-${process.pid}`);
@@ -74,8 +84,12 @@ describe('jobs on three daemons', () => {
       const r = ids.indexOf(id);
       expect(a.response.status, `${id}: ${JSON.stringify(a.response.result)}`).toBe('success');
       expect(a.response.result).toEqual({
-        sum: 36, order: ids.map((_, i) => `${i},`).join(''), scan: (r * (r + 1)) / 2, bcast: 'hello',
-        shuffle: ids.map((_, i) => `${i}->${r}`), after: 8,
+        sum: 36,
+        order: ids.map((_, i) => `${i},`).join(''),
+        scan: (r * (r + 1)) / 2,
+        bcast: 'hello',
+        shuffle: ids.map((_, i) => `${i}->${r}`),
+        after: 8,
       });
     }
     await t.settle();

@@ -8,8 +8,7 @@ let d: TestDaemon;
 let call: Api;
 let ns: string;
 
-const containersOf = async (fn: string) =>
-  docker.listContainers({ all: true, filters: { label: [`peerless.host=${HOST}`, `peerless.function=${fn}`] } });
+const containersOf = async (fn: string) => docker.listContainers({ all: true, filters: { label: [`peerless.host=${HOST}`, `peerless.function=${fn}`] } });
 
 beforeAll(async () => {
   d = await startDaemon({ hostId: HOST, flags: ['--pause-grace-ms', '300', '--idle-timeout-ms', '2500'] });
@@ -90,10 +89,14 @@ describe('invocation', () => {
     expect(r.body.activationId).toMatch(/^[0-9a-f]{32}$/);
     const first = await call('GET', `/api/v1/namespaces/${ns}/activations/${r.body.activationId}`);
     expect(first.status).toBe(200);
-    const a = await waitFor(async () => {
-      const g = await call('GET', `/api/v1/namespaces/${ns}/activations/${r.body.activationId}`);
-      return g.body.response.status !== 'running' && g.body;
-    }, 30_000, 'activation to finish');
+    const a = await waitFor(
+      async () => {
+        const g = await call('GET', `/api/v1/namespaces/${ns}/activations/${r.body.activationId}`);
+        return g.body.response.status !== 'running' && g.body;
+      },
+      30_000,
+      'activation to finish',
+    );
     expect(a.response).toMatchObject({ status: 'success', result: { done: 3 } });
     expect(a.end - a.start).toBe(a.duration);
     const res = await call('GET', `/api/v1/namespaces/${ns}/activations/${r.body.activationId}/result`);
@@ -105,10 +108,14 @@ describe('invocation', () => {
   it('pauses an idle container after the grace and unpauses it on demand', async () => {
     await deploy(call, ns, 'pausable', { kind: 'nodejs', code: 'let n = 0; function main() { return { n: ++n } }' });
     expect((await invoke(call, ns, 'pausable')).body.response.result).toEqual({ n: 1 });
-    const [c] = await waitFor(async () => {
-      const cs = await containersOf('pausable');
-      return cs.length === 1 && cs[0]!.State === 'paused' && cs;
-    }, 5000, 'container to be paused');
+    const [c] = await waitFor(
+      async () => {
+        const cs = await containersOf('pausable');
+        return cs.length === 1 && cs[0]!.State === 'paused' && cs;
+      },
+      5000,
+      'container to be paused',
+    );
     const again = await invoke(call, ns, 'pausable');
     // Same container (state kept), warm, and running again.
     expect(again.body.response.result).toEqual({ n: 2 });
@@ -188,7 +195,7 @@ describe('failures', () => {
     expect((await invoke(call, ns, 'nomain-py')).body.response.result.error).toMatch(/entrypoint 'main'/);
   });
 
-  it('reports a result that is neither a dictionary nor an array as a developer error, as OpenWhisk\'s proxies do', async () => {
+  it("reports a result that is neither a dictionary nor an array as a developer error, as OpenWhisk's proxies do", async () => {
     await deploy(call, ns, 'nondict', { kind: 'nodejs', code: 'function main() { return 42 }' });
     const r = await invoke(call, ns, 'nondict');
     expect(r.status).toBe(502);
@@ -214,17 +221,32 @@ describe('failures', () => {
   });
 
   it('kills a function that runs out of memory', async () => {
-    await deploy(call, ns, 'hog', {
-      kind: 'nodejs',
-      code: 'const keep = []; function main() { for (;;) { const b = Buffer.alloc(16 * 1024 * 1024); b.fill(1); keep.push(b) } }',
-    }, { limits: { memory: 128, timeout: 30_000 } });
+    await deploy(
+      call,
+      ns,
+      'hog',
+      {
+        kind: 'nodejs',
+        code: 'const keep = []; function main() { for (;;) { const b = Buffer.alloc(16 * 1024 * 1024); b.fill(1); keep.push(b) } }',
+      },
+      { limits: { memory: 128, timeout: 30_000 } },
+    );
     const r = await invoke(call, ns, 'hog');
     expect(r.body.response).toMatchObject({ status: 'action developer error', result: { error: 'The action exhausted its memory and was aborted.' } });
     await waitFor(async () => (await containersOf('hog')).length === 0, 5000, 'OOM container removal');
   });
 
   it('hardens every container: no capabilities, no new privileges, read-only root, non-root user, limits', async () => {
-    await deploy(call, ns, 'hard', { kind: 'nodejs', code: 'const fs = require("fs"); function main() { let root = "writable"; try { fs.writeFileSync("/x", "1") } catch (e) { root = e.code } fs.writeFileSync("/tmp/x", "1"); return { uid: process.getuid(), root } }' }, { limits: { memory: 192 } });
+    await deploy(
+      call,
+      ns,
+      'hard',
+      {
+        kind: 'nodejs',
+        code: 'const fs = require("fs"); function main() { let root = "writable"; try { fs.writeFileSync("/x", "1") } catch (e) { root = e.code } fs.writeFileSync("/tmp/x", "1"); return { uid: process.getuid(), root } }',
+      },
+      { limits: { memory: 192 } },
+    );
     const r = await invoke(call, ns, 'hard');
     expect(r.body.response.result).toEqual({ uid: 10001, root: 'EROFS' });
     const [c] = await containersOf('hard');

@@ -17,7 +17,10 @@ beforeAll(async () => {
   d = await startDaemon({ hostId: HOST, flags: ['--prewarm-nodejs', '2'] });
   A = await namespace(d, `${HOST}-a`);
   B = await namespace(d, `${HOST}-b`);
-  for (const [ns, call] of [[A.ns, A.call], [B.ns, B.call]] as const) {
+  for (const [ns, call] of [
+    [A.ns, A.call],
+    [B.ns, B.call],
+  ] as const) {
     // A function that shows what the platform gives it: map file, identity, status, and waits for a message.
     await deploy(call, ns, 'probe', {
       kind: 'nodejs',
@@ -42,10 +45,14 @@ describe('instance IDs', () => {
   it('puts a named instance in the map while it runs, refuses a clash with 409, and removes it after', async () => {
     const r = await invoke(A.call, A.ns, 'probe', { status: 'waiting', hold: 20000 }, 'blocking=false&instance=holder');
     expect(r.status).toBe(202);
-    const e = await waitFor(async () => {
-      const g = await A.call('GET', `/api/v1/namespaces/${A.ns}/instances/holder`);
-      return g.status === 200 && g.body.status === 'waiting' && g.body;
-    }, 20_000, 'holder in the map with its status');
+    const e = await waitFor(
+      async () => {
+        const g = await A.call('GET', `/api/v1/namespaces/${A.ns}/instances/holder`);
+        return g.status === 200 && g.body.status === 'waiting' && g.body;
+      },
+      20_000,
+      'holder in the map with its status',
+    );
     expect(e).toMatchObject({ instance: 'holder', function: 'probe', state: 'running', host: HOST, activation: r.body.activationId });
     expect(e.ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
 
@@ -60,10 +67,14 @@ describe('instance IDs', () => {
     await deploy(A.call, A.ns, 'sender', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main(p) { await peerless.send(p.to, 'hello ' + p.to); return {} }` });
     const s = await invoke(A.call, A.ns, 'sender', { to: 'holder' }, 'blocking=true&instance=sender-1');
     expect(s.body.response.status).toBe('success');
-    const done = await waitFor(async () => {
-      const g = await A.call('GET', `/api/v1/namespaces/${A.ns}/activations/${r.body.activationId}`);
-      return g.body.response.status !== 'running' && g.body;
-    }, 20_000, 'holder to finish');
+    const done = await waitFor(
+      async () => {
+        const g = await A.call('GET', `/api/v1/namespaces/${A.ns}/activations/${r.body.activationId}`);
+        return g.body.response.status !== 'running' && g.body;
+      },
+      20_000,
+      'holder to finish',
+    );
     expect(done.response.result).toEqual({ got: 'hello holder', from: 'sender-1' });
     expect(annotation(done, 'instance')).toBe('holder');
     expect((await A.call('GET', `/api/v1/namespaces/${A.ns}/instances/holder`)).status).toBe(404);
@@ -160,7 +171,10 @@ function main() {
   });
 
   it('fails a receive from a peer that ends without sending, in both SDKs', async () => {
-    await deploy(A.call, A.ns, 'quitter', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main() { await peerless.waitFor(['w'], 20000); await new Promise(r => setTimeout(r, 300)); return {} }` });
+    await deploy(A.call, A.ns, 'quitter', {
+      kind: 'nodejs',
+      code: `const peerless = require('peerless'); async function main() { await peerless.waitFor(['w'], 20000); await new Promise(r => setTimeout(r, 300)); return {} }`,
+    });
     await deploy(A.call, A.ns, 'waiter', {
       kind: 'python',
       code: 'import time, peerless\ndef main(p):\n    peerless.wait_for(["q"], timeout=20)\n    t0 = time.time()\n    try:\n        peerless.recv("q")\n        return {"got": True}\n    except peerless.PeerGoneError as e:\n        return {"gone": str(e), "s": time.time() - t0}\n',
@@ -182,7 +196,10 @@ function main() {
     // A loaded host reads late: here the receiver's SDK starts reading each connection 2 s after accepting
     // it, longer than the sender takes to end and leave the map. The message must still arrive, not a
     // "gone" error.
-    await deploy(A.call, A.ns, 'lastwords', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main() { await peerless.waitFor(['late'], 20000); await peerless.send('late', 'last words'); return {} }` });
+    await deploy(A.call, A.ns, 'lastwords', {
+      kind: 'nodejs',
+      code: `const peerless = require('peerless'); async function main() { await peerless.waitFor(['late'], 20000); await peerless.send('late', 'last words'); return {} }`,
+    });
     await deploy(A.call, A.ns, 'latereader', {
       kind: 'python',
       code: [
@@ -210,7 +227,10 @@ function main() {
     await deploy(A.call, A.ns, 'pingpong', { kind: 'nodejs', code: example('pingpong/pingpong.js') });
     await deploy(A.call, A.ns, 'pingpong-py', { kind: 'python', code: example('pingpong/pingpong.py') });
     for (const fn of ['pingpong', 'pingpong-py']) {
-      for (const [n, size] of [[500, 64], [2, 16 * 1024 * 1024]] as const) {
+      for (const [n, size] of [
+        [500, 64],
+        [2, 16 * 1024 * 1024],
+      ] as const) {
         const r = await invoke(A.call, A.ns, fn, { n, size }, 'blocking=true&result=true&instances=ping,pong');
         expect(r.status, JSON.stringify(r.body)).toBe(200);
         const ping = r.body.activations.find((x: { role: string }) => x.role === 'ping');
@@ -228,7 +248,13 @@ function main() {
 
   it('keeps frames of concurrent sends to one peer whole, in both SDKs, and refuses an oversized frame without dying', async () => {
     // The receiver takes two 4 MiB messages and says whether each is all one byte, as sent.
-    await deploy(A.call, A.ns, 'rx', { kind: 'nodejs', code: `const peerless = require('peerless');
+    await deploy(
+      A.call,
+      A.ns,
+      'rx',
+      {
+        kind: 'nodejs',
+        code: `const peerless = require('peerless');
 async function main() {
   const out = [];
   for (let i = 0; i < 2; i++) {
@@ -237,14 +263,22 @@ async function main() {
   }
   const after = (await peerless.recv(undefined, 30000)).data.toString();
   return { got: out.sort((a, b) => a.byte - b.byte), after };
-}` }, { limits: { memory: 128 } });
-    await deploy(A.call, A.ns, 'tx2', { kind: 'nodejs', code: `const peerless = require('peerless');
+}`,
+      },
+      { limits: { memory: 128 } },
+    );
+    await deploy(A.call, A.ns, 'tx2', {
+      kind: 'nodejs',
+      code: `const peerless = require('peerless');
 async function main(p) {
   await peerless.waitFor([p.to], 10000);
   await Promise.all([peerless.send(p.to, Buffer.alloc(4 << 20, 1)), peerless.send(p.to, Buffer.alloc(4 << 20, 2))]);
   return {};
-}` });
-    await deploy(A.call, A.ns, 'tx2-py', { kind: 'python', code: `import threading
+}`,
+    });
+    await deploy(A.call, A.ns, 'tx2-py', {
+      kind: 'python',
+      code: `import threading
 import peerless
 
 def main(p):
@@ -252,9 +286,12 @@ def main(p):
     ts = [threading.Thread(target=peerless.send, args=(p["to"], bytes([b]) * (4 << 20))) for b in (1, 2)]
     for t in ts: t.start()
     for t in ts: t.join()
-    return {}` });
+    return {}`,
+    });
     // A peer that lies: a frame header announcing 2^63 bytes, then the honest message after it on a new connection.
-    await deploy(A.call, A.ns, 'liar', { kind: 'nodejs', code: `const net = require('net'); const peerless = require('peerless');
+    await deploy(A.call, A.ns, 'liar', {
+      kind: 'nodejs',
+      code: `const net = require('net'); const peerless = require('peerless');
 async function main(p) {
   const [e] = await peerless.waitFor([p.to], 10000);
   const closed = await new Promise((resolve) => {
@@ -269,7 +306,8 @@ async function main(p) {
   });
   await peerless.send(p.to, 'still here');
   return { closed };
-}` });
+}`,
+    });
     for (const tx of ['tx2', 'tx2-py']) {
       const rx = invoke(A.call, A.ns, 'rx', {}, 'blocking=true&instance=rx');
       const sent = await invoke(A.call, A.ns, tx, { to: 'rx' }, 'blocking=true&result=true');
@@ -279,7 +317,10 @@ async function main(p) {
       const got = (await rx).body;
       expect(got.response.status, JSON.stringify(got)).toBe('success');
       expect(got.response.result).toEqual({
-        got: [{ len: 4 << 20, whole: true, byte: 1 }, { len: 4 << 20, whole: true, byte: 2 }],
+        got: [
+          { len: 4 << 20, whole: true, byte: 1 },
+          { len: 4 << 20, whole: true, byte: 2 },
+        ],
         after: 'still here',
       });
       expect(got.logs.join('\n')).toMatch(/closed the connection from liar: a frame of 9223372036854775808 bytes is over the limit of 134217728 bytes/);
@@ -300,8 +341,7 @@ async function main(p) {
     await deploy(A.call, A.ns, 'sort', { kind: 'python', code: example('sort/sort.py') }, { limits: { memory: 256 } });
     const st = await invoke(A.call, A.ns, 'sort', { members: 4, n: 20_000 }, 'blocking=true&result=true&instances=sort-{0..3}');
     expect(st.status, JSON.stringify(st.body)).toBe(200);
-    const parts = (st.body.activations as { member: string; count: number; offset: number; total: number; first: number; last: number; sorted: boolean }[])
-      .sort((a, b) => a.offset - b.offset);
+    const parts = (st.body.activations as { member: string; count: number; offset: number; total: number; first: number; last: number; sorted: boolean }[]).sort((a, b) => a.offset - b.offset);
     expect(parts.map((q) => q.member)).toEqual(['sort-0', 'sort-1', 'sort-2', 'sort-3']);
     let at = 0;
     for (const [i, q] of parts.entries()) {
@@ -315,7 +355,10 @@ async function main(p) {
   });
 
   it('runs the word-count scatter-gather in Node.js and Python', async () => {
-    for (const [master, worker, file] of [['master.js', 'worker.js', 'nodejs'], ['master.py', 'worker.py', 'python']] as const) {
+    for (const [master, worker, file] of [
+      ['master.js', 'worker.js', 'nodejs'],
+      ['master.py', 'worker.py', 'python'],
+    ] as const) {
       await deploy(A.call, A.ns, `wc-${file}`, { kind: file, code: example(`wordcount/${master}`) });
       await deploy(A.call, A.ns, `wc-worker-${file}`, { kind: file, code: example(`wordcount/${worker}`) }, { limits: { memory: 128 } });
       const input = JSON.parse(example('wordcount/input-100.json'));
@@ -329,7 +372,9 @@ async function main(p) {
 describe('the co-located fast path', () => {
   it('connects instances on one daemon over Unix sockets, in both SDKs and across them, with the same messages', async () => {
     // b answers a's 1 MiB with its length; each says how it dialled (links) and what it got.
-    await deploy(A.call, A.ns, 'colo', { kind: 'nodejs', code: `const peerless = require('peerless');
+    await deploy(A.call, A.ns, 'colo', {
+      kind: 'nodejs',
+      code: `const peerless = require('peerless');
 async function main(p) {
   const me = peerless.instanceId();
   if (me === p.a) {
@@ -341,26 +386,31 @@ async function main(p) {
   const { data } = await peerless.recv(p.a, 20000);
   await peerless.send(p.a, String(data.length));
   return { me, got: data.length, links: { ...peerless.links } };
-}` });
-    await deploy(A.call, A.ns, 'colopy', { kind: 'python', code: [
-      'import peerless',
-      'def main(p):',
-      '    me = peerless.instance_id()',
-      '    if me == p["a"]:',
-      '        peerless.wait_for([p["b"]], timeout=20)',
-      '        peerless.send(p["b"], bytes(1 << 20))',
-      '        _, data = peerless.recv(p["b"], timeout=20)',
-      '        return {"me": me, "got": bytes(data).decode(), "links": dict(peerless.links)}',
-      '    _, data = peerless.recv(p["a"], timeout=20)',
-      '    peerless.send(p["a"], str(len(data)))',
-      '    return {"me": me, "got": len(data), "links": dict(peerless.links)}',
-    ].join('\n') });
-    for (const [fa, fb] of [['colo', 'colo'], ['colopy', 'colopy'], ['colo', 'colopy']]) {
+}`,
+    });
+    await deploy(A.call, A.ns, 'colopy', {
+      kind: 'python',
+      code: [
+        'import peerless',
+        'def main(p):',
+        '    me = peerless.instance_id()',
+        '    if me == p["a"]:',
+        '        peerless.wait_for([p["b"]], timeout=20)',
+        '        peerless.send(p["b"], bytes(1 << 20))',
+        '        _, data = peerless.recv(p["b"], timeout=20)',
+        '        return {"me": me, "got": bytes(data).decode(), "links": dict(peerless.links)}',
+        '    _, data = peerless.recv(p["a"], timeout=20)',
+        '    peerless.send(p["a"], str(len(data)))',
+        '    return {"me": me, "got": len(data), "links": dict(peerless.links)}',
+      ].join('\n'),
+    });
+    for (const [fa, fb] of [
+      ['colo', 'colo'],
+      ['colopy', 'colopy'],
+      ['colo', 'colopy'],
+    ]) {
       const p = { a: `${fa}-a`, b: `${fb}-b` };
-      const [ra, rb] = await Promise.all([
-        invoke(A.call, A.ns, fa!, p, `blocking=true&result=true&instance=${p.a}`),
-        invoke(A.call, A.ns, fb!, p, `blocking=true&result=true&instance=${p.b}`),
-      ]);
+      const [ra, rb] = await Promise.all([invoke(A.call, A.ns, fa!, p, `blocking=true&result=true&instance=${p.a}`), invoke(A.call, A.ns, fb!, p, `blocking=true&result=true&instance=${p.b}`)]);
       expect(ra.body, JSON.stringify([ra.body, rb.body])).toMatchObject({ got: String(1 << 20) });
       expect(rb.body).toMatchObject({ got: 1 << 20 });
       // Each dialled the other once, over the namespace's Unix socket directory, not TCP.
@@ -394,10 +444,14 @@ async function main() {
 describe('namespaces cannot see or reach each other', () => {
   it("keeps A's map, IDs, addresses, socket and token away from B", async () => {
     const holder = await invoke(A.call, A.ns, 'probe', { hold: 20000 }, 'blocking=false&instance=secret');
-    const aEntry = await waitFor(async () => {
-      const g = await A.call('GET', `/api/v1/namespaces/${A.ns}/instances/secret`);
-      return g.status === 200 && g.body.state === 'running' && g.body;
-    }, 20_000, 'secret running');
+    const aEntry = await waitFor(
+      async () => {
+        const g = await A.call('GET', `/api/v1/namespaces/${A.ns}/instances/secret`);
+        return g.status === 200 && g.body.state === 'running' && g.body;
+      },
+      20_000,
+      'secret running',
+    );
     const aToken = (await invoke(A.call, A.ns, 'probe', {}, 'blocking=true&instance=a-probe')).body.response.result.token;
 
     await deploy(B.call, B.ns, 'intruder', {
@@ -430,7 +484,10 @@ async function main(p) {
 
     // A live token of A presented on B's socket is refused as another namespace's. The holder publishes its
     // token as its status (visible to A's user), the way a leak would happen.
-    await deploy(A.call, A.ns, 'leaky', { kind: 'nodejs', code: `const peerless = require('peerless'); async function main() { await peerless.setStatus(process.env.__OW_PEERLESS_TOKEN); await peerless.recv(undefined, 20000); return {} }` });
+    await deploy(A.call, A.ns, 'leaky', {
+      kind: 'nodejs',
+      code: `const peerless = require('peerless'); async function main() { await peerless.setStatus(process.env.__OW_PEERLESS_TOKEN); await peerless.recv(undefined, 20000); return {} }`,
+    });
     const leaky = await invoke(A.call, A.ns, 'leaky', {}, 'blocking=false&instance=leaky');
     const leaked = await waitFor(async () => (await A.call('GET', `/api/v1/namespaces/${A.ns}/instances/leaky`)).body.status, 20_000, 'leaked token');
     await deploy(B.call, B.ns, 'intruder2', {

@@ -49,8 +49,11 @@ describe('the official openwhisk client', () => {
   it('creates, reads, lists, updates and deletes actions as OpenWhisk documents', async () => {
     // The client's defaults: kind nodejs:default, annotations and parameters as key/value arrays.
     const created = await ow.actions.create({
-      name: 'hello', action: 'function main(p) { return { greeting: `hello ${p.name}`, region: p.region } }',
-      params: { region: 'eu' }, annotations: { description: 'says hello' }, limits: { memory: 128, logs: 5 },
+      name: 'hello',
+      action: 'function main(p) { return { greeting: `hello ${p.name}`, region: p.region } }',
+      params: { region: 'eu' },
+      annotations: { description: 'says hello' },
+      limits: { memory: 128, logs: 5 },
     });
     expect(created.exec.kind).toBe('nodejs:24');
     expect(created.version).toBe('0.0.1');
@@ -91,19 +94,40 @@ describe('the official openwhisk client', () => {
 
   it('gives init parameters to the code as its environment, and keeps final parameters from being overridden', async () => {
     await ow.actions.create({
-      name: 'env', action: 'function main(p) { return { env: process.env.GREETING || null, arg: p.GREETING || null, x: p.x } }',
-      params: { x: 1 }, annotations: { final: true },
+      name: 'env',
+      action: 'function main(p) { return { env: process.env.GREETING || null, arg: p.GREETING || null, x: p.x } }',
+      params: { x: 1 },
+      annotations: { final: true },
     });
     // The client cannot mark a parameter init; OpenWhisk's document can.
-    await ow.actions.update({ name: 'env', action: { parameters: [{ key: 'GREETING', value: 'from init', init: true }, { key: 'x', value: 1 }] } });
-    expect((await ow.actions.get({ name: 'env' })).parameters).toEqual([{ key: 'GREETING', value: 'from init', init: true }, { key: 'x', value: 1 }]);
+    await ow.actions.update({
+      name: 'env',
+      action: {
+        parameters: [
+          { key: 'GREETING', value: 'from init', init: true },
+          { key: 'x', value: 1 },
+        ],
+      },
+    });
+    expect((await ow.actions.get({ name: 'env' })).parameters).toEqual([
+      { key: 'GREETING', value: 'from init', init: true },
+      { key: 'x', value: 1 },
+    ]);
     expect(await ow.actions.invoke({ name: 'env', blocking: true, result: true })).toEqual({ env: 'from init', arg: null, x: 1 });
     const e = await failure(ow.actions.invoke({ name: 'env', params: { x: 2 }, blocking: true }));
     expect([e.statusCode, e.message]).toEqual([400, expect.stringMatching(/not allowed/)]);
   });
 
   it('takes every kind OpenWhisk clients send, and names the field of one it does not know', async () => {
-    for (const [kind, stored] of [['nodejs', 'nodejs'], ['nodejs:default', 'nodejs:24'], ['nodejs:24', 'nodejs:24'], ['python', 'python'], ['python:default', 'python:3.11'], ['python:3', 'python:3'], ['python:3.11', 'python:3.11']]) {
+    for (const [kind, stored] of [
+      ['nodejs', 'nodejs'],
+      ['nodejs:default', 'nodejs:24'],
+      ['nodejs:24', 'nodejs:24'],
+      ['python', 'python'],
+      ['python:default', 'python:3.11'],
+      ['python:3', 'python:3'],
+      ['python:3.11', 'python:3.11'],
+    ]) {
       const code = kind!.startsWith('python') ? 'def main(args):\n    return {"kind": "py"}\n' : 'function main() { return { kind: "js" } }';
       const a = await ow.actions.create({ name: `k-${kind!.replace(':', '-')}`, action: code, kind });
       expect(a.exec.kind, kind).toBe(stored);
@@ -140,7 +164,7 @@ describe('the official openwhisk client', () => {
     expect(r.headers.get('x-request-id')).toMatch(/^[0-9a-f]{32}$/);
   });
 
-  it('shows an action\'s own error as the client\'s message, and a result that is not a dictionary as the developer\'s error', async () => {
+  it("shows an action's own error as the client's message, and a result that is not a dictionary as the developer's error", async () => {
     await ow.actions.create({ name: 'fails', action: 'function main() { return { error: "no such thing" } }' });
     const e = await failure(ow.actions.invoke({ name: 'fails', blocking: true, result: true }));
     expect(e.statusCode).toBe(502);
@@ -183,8 +207,24 @@ describe('the official openwhisk client', () => {
 
   it('fires triggers through their active rules, and enables and disables rules', async () => {
     await ow.actions.create({ name: 'on-event', action: 'function main(p) { return { from: p.from, n: p.n } }' });
-    const t = await ow.triggers.create({ name: 'ticks', trigger: { parameters: [{ key: 'from', value: 'trigger' }, { key: 'n', value: 0 }] } });
-    expect(t).toMatchObject({ name: 'ticks', namespace: ns, version: '0.0.1', parameters: [{ key: 'from', value: 'trigger' }, { key: 'n', value: 0 }] });
+    const t = await ow.triggers.create({
+      name: 'ticks',
+      trigger: {
+        parameters: [
+          { key: 'from', value: 'trigger' },
+          { key: 'n', value: 0 },
+        ],
+      },
+    });
+    expect(t).toMatchObject({
+      name: 'ticks',
+      namespace: ns,
+      version: '0.0.1',
+      parameters: [
+        { key: 'from', value: 'trigger' },
+        { key: 'n', value: 0 },
+      ],
+    });
     expect((await failure(ow.triggers.create({ name: 'ticks' }))).statusCode).toBe(409);
     // No rule yet: nothing to run, and OpenWhisk's 204.
     expect(empty(await ow.triggers.invoke({ name: 'ticks', params: { n: 1 } }))).toBe(true);
@@ -225,8 +265,16 @@ describe('the official openwhisk client', () => {
     expect((await ow.feeds.delete({ name: 'feed', trigger: 'someday' })).response.result.event).toBe('DELETE');
   });
 
-  it('keeps actions in packages, with the package\'s parameters under theirs, and binds packages', async () => {
-    const pkg = await ow.packages.create({ name: 'utils', package: { parameters: [{ key: 'greeting', value: 'hi' }, { key: 'who', value: 'world' }] } });
+  it("keeps actions in packages, with the package's parameters under theirs, and binds packages", async () => {
+    const pkg = await ow.packages.create({
+      name: 'utils',
+      package: {
+        parameters: [
+          { key: 'greeting', value: 'hi' },
+          { key: 'who', value: 'world' },
+        ],
+      },
+    });
     expect(pkg).toMatchObject({ name: 'utils', binding: {}, version: '0.0.1' });
     const a = await ow.actions.create({ name: 'utils/greet', action: 'function main(p) { return { said: `${p.greeting} ${p.who}` } }', params: { who: 'action' } });
     expect([a.namespace, a.name]).toEqual([`${ns}/utils`, 'greet']);
@@ -325,7 +373,11 @@ describe('web actions', () => {
 
   beforeAll(async () => {
     await ow.actions.create({ name: 'echo', action: echo, params: { fixed: 'f' }, annotations: { 'web-export': true, final: true } });
-    await ow.actions.create({ name: 'raw', action: 'function main(p) { return { q: p.__ow_query, b: Buffer.from(p.__ow_body, "base64").toString() } }', annotations: { 'web-export': true, 'raw-http': true } });
+    await ow.actions.create({
+      name: 'raw',
+      action: 'function main(p) { return { q: p.__ow_query, b: Buffer.from(p.__ow_body, "base64").toString() } }',
+      annotations: { 'web-export': true, 'raw-http': true },
+    });
     await ow.actions.create({ name: 'secret', action: 'function main(p) { return { user: p.__ow_user || null } }', annotations: { 'web-export': true, 'require-whisk-auth': 'opensesame' } });
     await ow.actions.create({ name: 'private', action: 'function main() { return {} }' });
   });
@@ -381,13 +433,19 @@ describe('TLS', () => {
       // The admin makes a namespace over HTTPS, trusting the certificate the daemon made.
       const tns = `${host}-ns`;
       const made = await new Promise<{ auth: string }>((resolve, reject) => {
-        const req = httpsRequest(`${t.url}/api/v1/namespaces/${tns}`, {
-          method: 'PUT', ca: readFileSync(join(t.dataDir, 'tls/cert.pem')), headers: { authorization: `Basic ${Buffer.from(t.admin).toString('base64')}` },
-        }, (res) => {
-          let text = '';
-          res.on('data', (c: Buffer) => (text += c.toString()));
-          res.on('end', () => resolve(JSON.parse(text) as { auth: string }));
-        });
+        const req = httpsRequest(
+          `${t.url}/api/v1/namespaces/${tns}`,
+          {
+            method: 'PUT',
+            ca: readFileSync(join(t.dataDir, 'tls/cert.pem')),
+            headers: { authorization: `Basic ${Buffer.from(t.admin).toString('base64')}` },
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString()));
+            res.on('end', () => resolve(JSON.parse(text) as { auth: string }));
+          },
+        );
         req.on('error', reject);
         req.end();
       });

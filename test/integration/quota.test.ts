@@ -72,11 +72,17 @@ describe('namespace quotas', () => {
     expect(acts.every((x: { response: { status: string } }) => x.response.status === 'success')).toBe(true);
   });
 
-  it('takes a namespace\'s own quota, set by the admin, over the daemon\'s default, and leaves others alone', async () => {
+  it("takes a namespace's own quota, set by the admin, over the daemon's default, and leaves others alone", async () => {
     const admin = api(d.url, d.admin);
     const other = await namespace(d, `${HOST}-b`);
     await deploy(other.call, other.ns, 'slow', { kind: 'nodejs', code: 'async function main() { await new Promise(r => setTimeout(r, 1500)); return { ok: 1 } }' });
-    expect((await other.call('GET', `/api/v1/namespaces/${other.ns}/limits`)).body).toMatchObject({ namespace: other.ns, invocationsPerMinute: 6, concurrentActivations: 2, own: false, concurrentInvocations: 2 });
+    expect((await other.call('GET', `/api/v1/namespaces/${other.ns}/limits`)).body).toMatchObject({
+      namespace: other.ns,
+      invocationsPerMinute: 6,
+      concurrentActivations: 2,
+      own: false,
+      concurrentInvocations: 2,
+    });
     // Only the admin sets it; values are checked and named.
     expect((await other.call('PUT', `/api/v1/namespaces/${other.ns}/limits`, { invocationsPerMinute: 0, concurrentActivations: 1 })).status).toBe(403);
     const bad = await admin('PUT', `/api/v1/namespaces/${other.ns}/limits`, { invocationsPerMinute: -1, concurrentActivations: 1 });

@@ -22,15 +22,22 @@ beforeAll(async () => {
 afterAll(async () => {
   await d?.stop();
   await cleanupHost(HOST, d?.dataDir);
-  await docker.getImage('peerless-test/blackbox').remove({ force: true }).catch(() => undefined);
+  await docker
+    .getImage('peerless-test/blackbox')
+    .remove({ force: true })
+    .catch(() => undefined);
 });
 
 /** The server's address on a network, found through the address map (it may run in a prewarmed container). */
 async function addressesOf(call: Api, ns: string, instance: string) {
-  const e = await waitFor(async () => {
-    const g = await call('GET', `/api/v1/namespaces/${ns}/instances/${instance}`);
-    return g.status === 200 && g.body.state === 'running' && g.body;
-  }, 20_000, `${instance} running`);
+  const e = await waitFor(
+    async () => {
+      const g = await call('GET', `/api/v1/namespaces/${ns}/instances/${instance}`);
+      return g.status === 200 && g.body.state === 'running' && g.body;
+    },
+    20_000,
+    `${instance} running`,
+  );
   for (const c of await docker.listContainers({ filters: { label: [`peerless.host=${HOST}`] } })) {
     const nets = (await docker.getContainer(c.Id).inspect()).NetworkSettings.Networks;
     if (nets[namespaceNetworkName(ns)]?.IPAddress === e.ip) return { nsIp: e.ip as string, ctlIp: nets[controlNetworkName(HOST)]!.IPAddress };
@@ -95,12 +102,15 @@ describe('user images', () => {
   it('runs any local image that speaks the action protocol (--runtime image:NAME)', async () => {
     const ctx = mkdtempSync(join(tmpdir(), 'peerless-bb-'));
     writeFileSync(join(ctx, 'Dockerfile'), 'FROM peerless/runtime-nodejs:latest\nCOPY proxy.mjs /proxy/proxy.mjs\n');
-    writeFileSync(join(ctx, 'proxy.mjs'), `import http from 'node:http';
+    writeFileSync(
+      join(ctx, 'proxy.mjs'),
+      `import http from 'node:http';
 http.createServer((req, res) => { let b = ''; req.on('data', c => b += c); req.on('end', () => {
   const body = JSON.parse(b || '{}');
   const out = req.url === '/init' ? { ok: true } : { blackbox: true, got: body.value };
   if (req.url === '/run') { console.log('blackbox ran'); console.log('XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX'); console.error('XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX'); }
-  res.writeHead(200, { 'content-type': 'application/json' }); res.end(JSON.stringify(out)); }); }).listen(8080);\n`);
+  res.writeHead(200, { 'content-type': 'application/json' }); res.end(JSON.stringify(out)); }); }).listen(8080);\n`,
+    );
     execFileSync('docker', ['build', '-q', '-t', 'peerless-test/blackbox', ctx], { env: { ...process.env, DOCKER_BUILDKIT: '0' } });
     rmSync(ctx, { recursive: true, force: true });
     const c = await deploy(A.call, A.ns, 'bb', { kind: 'blackbox', image: 'peerless-test/blackbox' });

@@ -28,7 +28,19 @@ const rejected = async (i: number, kind: string, reason?: string) =>
 
 beforeAll(async () => {
   for (let i = 0; i < 3; i++) {
-    const flags = ['--cluster-key-file', keyFile(KEY), '--cluster-listen', addr(i), '--cluster-peers', [0, 1, 2].filter((j) => j !== i).map(addr).join(','), '--heartbeat-ms', '200'];
+    const flags = [
+      '--cluster-key-file',
+      keyFile(KEY),
+      '--cluster-listen',
+      addr(i),
+      '--cluster-peers',
+      [0, 1, 2]
+        .filter((j) => j !== i)
+        .map(addr)
+        .join(','),
+      '--heartbeat-ms',
+      '200',
+    ];
     hosts.push(await startDaemon({ hostId: `it-wf-${RUN}-h${i}`, flags }));
   }
   await waitFor(async () => (await Promise.all([0, 1, 2].map(status))).every((s) => s.peers === 2), 20_000, 'a full mesh of three');
@@ -43,20 +55,39 @@ afterAll(async () => {
 });
 
 const ID = 'ab'.repeat(16);
-const view = { activationId: ID, namespace: 'fz', name: 'f', version: '0.0.1', host: 'h', start: 1, end: 2, duration: 1,
-  response: { status: 'success', statusCode: 0, success: true, result: {} }, logs: [], annotations: [] };
+const view = {
+  activationId: ID,
+  namespace: 'fz',
+  name: 'f',
+  version: '0.0.1',
+  host: 'h',
+  start: 1,
+  end: 2,
+  duration: 1,
+  response: { status: 'success', statusCode: 0, success: true, result: {} },
+  logs: [],
+  annotations: [],
+};
 
 /** A well-formed message (or several) of each request/response protocol, to be confused field by field. */
 const REQUESTS: Record<Exclude<ProtocolKind, 'beat'>, unknown[]> = {
   beatV1: [[{ origin: 'x', incarnation: 1, beat: 1, seq: 1, load: 0, freeMb: 1, host: 'h', addrs: ['/ip4/127.0.0.1/tcp/1'], intro: 'eA==' }]],
   snapshot: [{}],
   claim: [{ op: 'claim', namespace: 'fz', ids: ['a'], holder: 'x' }],
-  run: [{ op: 'free' }, { op: 'reserve', mb: 1, ttlMs: 100 }, { op: 'unreserve', reservation: 'r' }, { op: 'stop', ids: [ID], why: 'x' },
+  run: [
+    { op: 'free' },
+    { op: 'reserve', mb: 1, ttlMs: 100 },
+    { op: 'unreserve', reservation: 'r' },
+    { op: 'stop', ids: [ID], why: 'x' },
     { op: 'start', share: { namespace: 'fz', function: 'f', params: {}, members: [{ instance: 'i', activationId: ID, epoch: 0, restart: false }], reservation: null, claimedBy: null } },
-    { op: 'ended', activationId: ID, activation: view }],
+    { op: 'ended', activationId: ID, activation: view },
+  ],
   activation: [{ namespace: 'fz', id: ID }],
   activations: [{ namespace: 'fz', name: null, since: 0, upto: 1, limit: 10, docs: false }],
-  jobs: [{ op: 'get', namespace: 'fz', id: ID }, { op: 'list', namespace: 'fz', limit: 5 }],
+  jobs: [
+    { op: 'get', namespace: 'fz', id: ID },
+    { op: 'list', namespace: 'fz', limit: 5 },
+  ],
   blob: [{ digest: `sha256:${'0'.repeat(64)}` }],
   registry: [{ have: [['fn', 'fz', 'f', '000000000000001:000000:x']] }],
 };
@@ -65,7 +96,16 @@ const hlc = `${String(Date.now()).padStart(15, '0')}:000000:fuzz`;
 /** Well-formed messages of each topic, from the fuzzer itself (its own origin). */
 const topicSamples = (self: string): Record<keyof typeof TOPICS, unknown[]> => ({
   addrmap: [
-    { type: 'delta', origin: self, incarnation: 1, seq: 1, changes: [{ kind: 'upsert', entry: forgedEntry('fz', 'i') }, { kind: 'remove', namespace: 'fz', instance: 'j' }] },
+    {
+      type: 'delta',
+      origin: self,
+      incarnation: 1,
+      seq: 1,
+      changes: [
+        { kind: 'upsert', entry: forgedEntry('fz', 'i') },
+        { kind: 'remove', namespace: 'fz', instance: 'j' },
+      ],
+    },
     { type: 'snapshot', origin: self, incarnation: 1, seq: 1, entries: [forgedEntry('fz', 'i')] },
     { type: 'heartbeat', origin: self, incarnation: 1, seq: 1, load: 0 },
     { type: 'pull', origin: self, from: self },
@@ -98,7 +138,7 @@ describe('wire fuzz', () => {
       const garbage = samples.flatMap((s) => notJson(s, rand, NOT_JSON));
       const confused = samples.flatMap(typeConfused).map(encodeJson);
       // Too large for any protocol: past the registry pull's 16 MB, the largest request any takes.
-      const huge = encodeJson(Array.from({ length: 16 * 1024 * 1024 / 8 + 1 }, () => 1234567));
+      const huge = encodeJson(Array.from({ length: (16 * 1024 * 1024) / 8 + 1 }, () => 1234567));
       tried[kind] = garbage.length + confused.length + 1;
       sentNotJson[kind] = garbage.length;
       const refusals: string[] = [];

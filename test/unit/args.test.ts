@@ -10,7 +10,10 @@ describe('CLI arguments', () => {
     expect(a.flags.get('memory')).toBe('256');
     expect(a.flags.get('runtime')).toBe('python');
     expect(a.flags.get('result')).toBe(true);
-    expect(a.params).toEqual([['a', '1'], ['b', 'x y']]);
+    expect(a.params).toEqual([
+      ['a', '1'],
+      ['b', 'x y'],
+    ]);
   });
 
   it('refuses unknown flags, missing values and values on switches', () => {

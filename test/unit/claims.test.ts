@@ -51,17 +51,20 @@ function cluster(n: number) {
   const asked: string[] = [];
   const nodes = new Map<string, Claimant>();
   for (const self of names) {
-    nodes.set(self, new Claimant({
+    nodes.set(
       self,
-      members: () => names.filter((m) => m !== self),
-      table: new ClaimTable(5000, () => false),
-      ask: async (peer: string, r: ClaimRequest): Promise<ClaimVerdict> => {
-        asked.push(`${self}->${peer}`);
-        await new Promise((res) => setTimeout(res, 1 + Math.random() * 3));
-        if (down.has(peer)) throw new Error('no answer');
-        return nodes.get(peer)!.answer(self, r);
-      },
-    }));
+      new Claimant({
+        self,
+        members: () => names.filter((m) => m !== self),
+        table: new ClaimTable(5000, () => false),
+        ask: async (peer: string, r: ClaimRequest): Promise<ClaimVerdict> => {
+          asked.push(`${self}->${peer}`);
+          await new Promise((res) => setTimeout(res, 1 + Math.random() * 3));
+          if (down.has(peer)) throw new Error('no answer');
+          return nodes.get(peer)!.answer(self, r);
+        },
+      }),
+    );
   }
   return { names, down, asked, node: (i: number) => nodes.get(names[i]!)! };
 }
@@ -82,14 +85,21 @@ describe('claimants', () => {
     expect(await c.node(1).claim('ns', ids)).toEqual({ ok: false, taken: 'g-7' });
     await new Promise((r) => setTimeout(r, 20)); // releases are sent without waiting
     // Everything but g-7 is free again for a third daemon, at once.
-    expect(await c.node(2).claim('ns', ids.filter((i) => i !== 'g-7'))).toEqual({ ok: true });
+    expect(
+      await c.node(2).claim(
+        'ns',
+        ids.filter((i) => i !== 'g-7'),
+      ),
+    ).toEqual({ ok: true });
   });
 
   it('fall back to the next arbiter when one does not answer, and still agree', async () => {
     const c = cluster(3);
     c.down.add('d2');
     // IDs whose first arbiter is the silent member.
-    const ids = Array.from({ length: 200 }, (_, i) => `f-${i}`).filter((id) => arbiters('ns', id, c.names)[0] === 'd2').slice(0, 10);
+    const ids = Array.from({ length: 200 }, (_, i) => `f-${i}`)
+      .filter((id) => arbiters('ns', id, c.names)[0] === 'd2')
+      .slice(0, 10);
     expect(ids.length).toBe(10);
     for (const id of ids) {
       const got = await Promise.all([c.node(0).claim('ns', [id]), c.node(1).claim('ns', [id])]);

@@ -16,8 +16,18 @@ import { typeConfused } from '../helpers/wirefuzz.ts';
 
 const act = '0123456789abcdef0123456789abcdef';
 const record: ActivationRecord = {
-  activationId: act, namespace: 'ns', name: 'f', version: 3, host: 'h1', start: 1000, end: 1200, duration: 200, status: 'success',
-  result: { ok: true }, logs: ['one line'], annotations: { kind: 'nodejs:24', limits: { memory: 128, timeout: 1000 }, path: 'ns/f', waitTime: 1 },
+  activationId: act,
+  namespace: 'ns',
+  name: 'f',
+  version: 3,
+  host: 'h1',
+  start: 1000,
+  end: 1200,
+  duration: 200,
+  status: 'success',
+  result: { ok: true },
+  logs: ['one line'],
+  annotations: { kind: 'nodejs:24', limits: { memory: 128, timeout: 1000 }, path: 'ns/f', waitTime: 1 },
 } as unknown as ActivationRecord;
 const view = activationView(record);
 const job = { ...newJob({ namespace: 'ns' as never, function: 'f', coordinator: 'h1', parent: null, detach: false, restart: { maxRestarts: 3 }, ids: ['w-0', 'w-1'], now: 5 }) };
@@ -27,14 +37,37 @@ job.members[0]!.outcome = { status: 'success', error: null };
 
 /** For each codec: requests and replies a daemon really sends. */
 const REAL: [string, Codec<unknown, unknown>, unknown[], unknown[]][] = [
-  ['claim', CLAIM as Codec<unknown, unknown>, [{ op: 'claim', namespace: 'ns', ids: ['a', 'b'] }, { op: 'release', namespace: 'ns', ids: ['a'], holder: 'p' }],
-    [{ ok: true }, { ok: false, taken: 'held by h2' }]],
-  ['run', RUN as Codec<unknown, unknown>, [{ op: 'free' }, { op: 'ended', activationId: act, activation: view }],
-    [{ ok: true, freeMb: 512 }, { ok: true, reservation: 'r1' }, { ok: true, reservation: null }, { error: 'no room' }]],
+  [
+    'claim',
+    CLAIM as Codec<unknown, unknown>,
+    [
+      { op: 'claim', namespace: 'ns', ids: ['a', 'b'] },
+      { op: 'release', namespace: 'ns', ids: ['a'], holder: 'p' },
+    ],
+    [{ ok: true }, { ok: false, taken: 'held by h2' }],
+  ],
+  [
+    'run',
+    RUN as Codec<unknown, unknown>,
+    [{ op: 'free' }, { op: 'ended', activationId: act, activation: view }],
+    [{ ok: true, freeMb: 512 }, { ok: true, reservation: 'r1' }, { ok: true, reservation: null }, { error: 'no room' }],
+  ],
   ['activation', ACTIVATION as Codec<unknown, unknown>, [{ namespace: 'ns', id: act }], [view, null]],
-  ['activations', ACTIVATIONS as Codec<unknown, unknown>, [{ namespace: 'ns', name: null, since: 0, upto: 9, limit: 10, docs: true }],
-    [[view], [], [{ ...view, logs: [], response: { ...view.response, result: undefined } }]]],
-  ['jobs', JOBS as Codec<unknown, unknown>, [{ op: 'get', namespace: 'ns', id: act }, { op: 'list', namespace: 'ns', limit: 5 }], [job, null, [job], []]],
+  [
+    'activations',
+    ACTIVATIONS as Codec<unknown, unknown>,
+    [{ namespace: 'ns', name: null, since: 0, upto: 9, limit: 10, docs: true }],
+    [[view], [], [{ ...view, logs: [], response: { ...view.response, result: undefined } }]],
+  ],
+  [
+    'jobs',
+    JOBS as Codec<unknown, unknown>,
+    [
+      { op: 'get', namespace: 'ns', id: act },
+      { op: 'list', namespace: 'ns', limit: 5 },
+    ],
+    [job, null, [job], []],
+  ],
   ['beatV1', BEAT_V1 as Codec<unknown, unknown>, [[]], [[]]],
 ];
 
@@ -54,10 +87,13 @@ describe('wire codecs', () => {
         }
       }
       expect(refused, name).toBeGreaterThan(0);
-      fc.assert(fc.property(fc.jsonValue(), (v) => {
-        codec.request(v);
-        codec.reply(v);
-      }), { numRuns: 500 });
+      fc.assert(
+        fc.property(fc.jsonValue(), (v) => {
+          codec.request(v);
+          codec.reply(v);
+        }),
+        { numRuns: 500 },
+      );
     });
   }
 

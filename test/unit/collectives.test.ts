@@ -67,13 +67,25 @@ describe('collectives (Node.js SDK schedules)', () => {
     for (const v of vec.out) expect([...(v as Float32Array)]).toEqual([n - 1, 10, 1]);
     // Concatenation does not commute: the result shows the order the operator was applied in.
     const cat = await all(n, (c, id) => c.allreduce(ids(n), `${id.slice(2)},`, (a: string, b: string) => a + b));
-    expect(new Set(cat.out)).toEqual(new Set([ids(n).map((i) => `${i.slice(2)},`).join('')]));
+    expect(new Set(cat.out)).toEqual(
+      new Set([
+        ids(n)
+          .map((i) => `${i.slice(2)},`)
+          .join(''),
+      ]),
+    );
   });
 
   it.each(SIZES)('allreduce of a large array among %i members scatters and gathers: same sums, ~2× the array sent per member', async (n) => {
     const len = 10_000; // 80 KB of f64: past LARGE
-    const r = await all(n, (c, _, rank) => c.allreduce(ids(n), Float64Array.from({ length: len }, (__, i) => rank * len + i), 'sum'));
-    const want = Float64Array.from({ length: len }, (_, i) => (n * (n - 1) / 2) * len + n * i);
+    const r = await all(n, (c, _, rank) =>
+      c.allreduce(
+        ids(n),
+        Float64Array.from({ length: len }, (__, i) => rank * len + i),
+        'sum',
+      ),
+    );
+    const want = Float64Array.from({ length: len }, (_, i) => ((n * (n - 1)) / 2) * len + n * i);
     for (const v of r.out) expect(v).toEqual(want);
     // Per member of the power of two: log2 p messages out while scattering, log2 p while gathering.
     let p = 1;
@@ -86,7 +98,11 @@ describe('collectives (Node.js SDK schedules)', () => {
   it.each(SIZES)('reduce of %i members to a root that is not rank 0 keeps rank order; others get undefined', async (n) => {
     const root = ids(n)[n - 1];
     const r = await all(n, (c, id) => c.reduce(ids(n), `${id.slice(2)}|`, (a: string, b: string) => a + b, { root }));
-    expect(r.out[n - 1]).toBe(ids(n).map((i) => `${i.slice(2)}|`).join(''));
+    expect(r.out[n - 1]).toBe(
+      ids(n)
+        .map((i) => `${i.slice(2)}|`)
+        .join(''),
+    );
     expect(r.out.slice(0, n - 1).every((x) => x === undefined)).toBe(true);
     // A binomial tree: n - 1 messages, and one more to hand the result to a root other than rank 0.
     expect(r.sent).toBe(n - 1 + (n > 1 ? 1 : 0));
@@ -96,7 +112,14 @@ describe('collectives (Node.js SDK schedules)', () => {
     const s = await all(n, (c, _, r) => c.scan(ids(n), BigInt(r), 'sum'));
     expect(s.out).toEqual(ids(n).map((_, r) => BigInt((r * (r + 1)) / 2)));
     const order = await all(n, (c, id) => c.scan(ids(n), id.slice(2), (a: string, b: string) => `${a}${b}`));
-    expect(order.out).toEqual(ids(n).map((_, r) => ids(n).slice(0, r + 1).map((i) => i.slice(2)).join('')));
+    expect(order.out).toEqual(
+      ids(n).map((_, r) =>
+        ids(n)
+          .slice(0, r + 1)
+          .map((i) => i.slice(2))
+          .join(''),
+      ),
+    );
   });
 
   it.each(SIZES)('broadcast of %i members from a middle root reaches everyone in n - 1 messages', async (n) => {
@@ -107,7 +130,12 @@ describe('collectives (Node.js SDK schedules)', () => {
   });
 
   it.each(SIZES)('alltoall of %i members: member j gets part j of every member, by rank', async (n) => {
-    const a = await all(n, (c, _, r) => c.alltoall(ids(n), ids(n).map((__, j) => `${r}->${j}`)));
+    const a = await all(n, (c, _, r) =>
+      c.alltoall(
+        ids(n),
+        ids(n).map((__, j) => `${r}->${j}`),
+      ),
+    );
     a.out.forEach((got, j) => expect(got).toEqual(ids(n).map((__, r) => `${r}->${j}`)));
     expect(a.sent).toBe(n * (n - 1));
   });
@@ -123,15 +151,13 @@ describe('collectives (Node.js SDK schedules)', () => {
     const net = new Net();
     const members = ids(n).map((id) => net.member(id));
     const evens = ids(n).filter((_, i) => i % 2 === 0);
-    const out = await Promise.all(members.map(async (c, r) => {
-      const inEven = r % 2 === 0;
-      const [a, b, e] = await Promise.all([
-        c.allreduce(ids(n), r, 'sum'),
-        c.allreduce(ids(n), 1, 'prod'),
-        inEven ? c.allreduce(evens, r, 'max') : Promise.resolve(null),
-      ]);
-      return [a, b, e];
-    }));
+    const out = await Promise.all(
+      members.map(async (c, r) => {
+        const inEven = r % 2 === 0;
+        const [a, b, e] = await Promise.all([c.allreduce(ids(n), r, 'sum'), c.allreduce(ids(n), 1, 'prod'), inEven ? c.allreduce(evens, r, 'max') : Promise.resolve(null)]);
+        return [a, b, e];
+      }),
+    );
     for (const [r, [a, b, e]] of out.entries()) {
       expect(a).toBe(28);
       expect(b).toBe(1);
@@ -147,7 +173,7 @@ describe('collectives (Node.js SDK schedules)', () => {
     net.kill('m-5');
     const results = await Promise.allSettled(members.filter((_, r) => r !== 5).map((c) => c.allreduce(ids(n), 1, 'sum')));
     for (const r of results) {
-      expect(r.status, JSON.stringify(results.map((x) => x.status === 'fulfilled' ? x.value : x.reason.message))).toBe('rejected');
+      expect(r.status, JSON.stringify(results.map((x) => (x.status === 'fulfilled' ? x.value : x.reason.message)))).toBe('rejected');
       expect((r as PromiseRejectedResult).reason.instance).toBe('m-5');
     }
   });

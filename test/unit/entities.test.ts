@@ -6,8 +6,17 @@ import { parseEntity, parseFunctionRecord, parseRef, refOf, refTarget } from '..
 
 const digest = `sha256:${'a'.repeat(64)}`;
 const good = {
-  namespace: 'ns', name: 'fn', runtime: { kind: 'nodejs' }, digest, binary: false, main: 'main',
-  limits: { memoryMb: 256, timeoutMs: 60_000, concurrency: 1 }, parameters: { a: 1 }, version: 3, created: 1, updated: 2,
+  namespace: 'ns',
+  name: 'fn',
+  runtime: { kind: 'nodejs' },
+  digest,
+  binary: false,
+  main: 'main',
+  limits: { memoryMb: 256, timeoutMs: 60_000, concurrency: 1 },
+  parameters: { a: 1 },
+  version: 3,
+  created: 1,
+  updated: 2,
   meta: { kind: 'nodejs:24', annotations: [{ key: 'exec', value: 'nodejs:24' }], publish: false, version: '0.0.3', init: [], logsMb: 10 },
 };
 
@@ -24,16 +33,26 @@ describe('function records from other daemons', () => {
 
   it('drops every malformed shape the invoker or the API would trip on', () => {
     const bad: [string, unknown][] = [
-      ['null', null], ['a list', [good]], ['another name', { ...good, name: 'other' }], ['another namespace', { ...good, namespace: 'x' }],
-      ['no runtime', { ...good, runtime: undefined }], ['unknown runtime', { ...good, runtime: { kind: 'cobol' } }],
-      ['image without image', { ...good, runtime: { kind: 'image' } }], ['bad image', { ...good, runtime: { kind: 'image', image: 'A B' } }],
+      ['null', null],
+      ['a list', [good]],
+      ['another name', { ...good, name: 'other' }],
+      ['another namespace', { ...good, namespace: 'x' }],
+      ['no runtime', { ...good, runtime: undefined }],
+      ['unknown runtime', { ...good, runtime: { kind: 'cobol' } }],
+      ['image without image', { ...good, runtime: { kind: 'image' } }],
+      ['bad image', { ...good, runtime: { kind: 'image', image: 'A B' } }],
       ['sequence without components', { ...good, runtime: { kind: 'sequence', components: [] } }],
       ['sequence of non-names', { ...good, runtime: { kind: 'sequence', components: [null] } }],
-      ['bad digest', { ...good, digest: 'md5:1' }], ['binary not a boolean', { ...good, binary: 'yes' }],
-      ['main not an identifier', { ...good, main: 'a-b()' }], ['no limits', { ...good, limits: null }],
-      ['memory a string', { ...good, limits: { ...good.limits, memoryMb: '256' } }], ['timeout negative', { ...good, limits: { ...good.limits, timeoutMs: -1 } }],
-      ['concurrency 0', { ...good, limits: { ...good.limits, concurrency: 0 } }], ['parameters a list', { ...good, parameters: [] }],
-      ['version a string', { ...good, version: '3' }], ['created missing', { ...good, created: undefined }],
+      ['bad digest', { ...good, digest: 'md5:1' }],
+      ['binary not a boolean', { ...good, binary: 'yes' }],
+      ['main not an identifier', { ...good, main: 'a-b()' }],
+      ['no limits', { ...good, limits: null }],
+      ['memory a string', { ...good, limits: { ...good.limits, memoryMb: '256' } }],
+      ['timeout negative', { ...good, limits: { ...good.limits, timeoutMs: -1 } }],
+      ['concurrency 0', { ...good, limits: { ...good.limits, concurrency: 0 } }],
+      ['parameters a list', { ...good, parameters: [] }],
+      ['version a string', { ...good, version: '3' }],
+      ['created missing', { ...good, created: undefined }],
     ];
     for (const [what, raw] of bad) expect(parseFunctionRecord(raw, 'ns', 'fn'), what).toBeNull();
     expect(parseFunctionRecord({ ...good, name: 'a/b/c' }, 'ns', 'a/b/c')).toBeNull();
@@ -63,7 +82,7 @@ describe('names, as OpenWhisk writes them', () => {
     for (const bad of ['/a', '/a/b/c/d', 'a/b/c', '', '/a//b', '/a/b c']) expect(parseRef(bad, 'me'), bad).toBeNull();
   });
 
-  it('writes a rule\'s references with the package in the path, and reads them back', () => {
+  it("writes a rule's references with the package in the path, and reads them back", () => {
     expect(refOf({ namespace: 'ns', name: 'p/a' })).toEqual({ path: 'ns/p', name: 'a' });
     expect(refTarget(refOf({ namespace: 'ns', name: 'p/a' }))).toEqual({ namespace: 'ns', name: 'p/a' });
     expect(refTarget(refOf({ namespace: 'ns', name: 'a' }))).toEqual({ namespace: 'ns', name: 'a' });

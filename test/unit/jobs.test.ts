@@ -69,7 +69,7 @@ describe('job rules', () => {
     expect(j.status).toBe('cancelled');
   });
 
-  it("a failed job cancelled keeps saying it failed, and why", () => {
+  it('a failed job cancelled keeps saying it failed, and why', () => {
     const j = job(['a', 'b']);
     j.status = 'running';
     j.members.forEach((m, i) => attemptStarted(m, 'h1', `act-${i}`, 1));

@@ -2,7 +2,17 @@ import { describe, expect, it } from 'vitest';
 import { encodeFrame, FrameReader, MAX_ROWS, RowDecoder, RowEncoder } from '../../gossip/links.ts';
 import type { Beat } from '../../gossip/liveness.ts';
 
-const row = (origin: string, beat: number, addrs = ['/ip4/10.0.0.1/tcp/4001']): Beat => ({ origin, incarnation: 1, beat, seq: beat * 2, load: 3, freeMb: 512, host: `host-${origin}`, addrs, intro: 'c2lnbmF0dXJl' });
+const row = (origin: string, beat: number, addrs = ['/ip4/10.0.0.1/tcp/4001']): Beat => ({
+  origin,
+  incarnation: 1,
+  beat,
+  seq: beat * 2,
+  load: 3,
+  freeMb: 512,
+  host: `host-${origin}`,
+  addrs,
+  intro: 'c2lnbmF0dXJl',
+});
 
 /** what the wire does to a table: JSON both ways */
 const wire = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
@@ -65,7 +75,12 @@ describe('compact beat rows', () => {
     expect(d.decode(sent)).toEqual([withReg(2, 9)]);
     expect(d.decode([[0, 3, 6, 3, 512]])).toEqual([row('a', 3)]);
     // Not a 48-bit digest: the row stands, the digest is ignored.
-    expect(d.decode([[0, 4, 8, 3, 512, -1], [0, 5, 10, 3, 512, 1.5]])).toEqual([row('a', 4), row('a', 5)]);
+    expect(
+      d.decode([
+        [0, 4, 8, 3, 512, -1],
+        [0, 5, 10, 3, 512, 1.5],
+      ]),
+    ).toEqual([row('a', 4), row('a', 5)]);
   });
 
   it('numbers members afresh after MAX_ROWS of them, and the other end follows', () => {

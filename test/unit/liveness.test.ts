@@ -27,7 +27,12 @@ describe('beat table', () => {
     t.merge([row('a', 1, 1)], 200);
     t.merge([row('b', 1, 1)], 900);
     t.beat({ incarnation: 2, seq: 0, load: 0, freeMb: 0, host: 'h', addrs: [], intro: '' }, 1300);
-    expect(t.live(1300).map((b) => b.origin).sort()).toEqual(['b', 'me']);
+    expect(
+      t
+        .live(1300)
+        .map((b) => b.origin)
+        .sort(),
+    ).toEqual(['b', 'me']);
   });
 
   it("takes a row's incarnation only with its origin's signature of it", async () => {
@@ -50,14 +55,25 @@ describe('beat table', () => {
 
   it('refuses malformed rows from a peer', () => {
     expect(parseBeat(row('a', 1, 1))).toEqual(row('a', 1, 1));
-    for (const bad of [null, 7, {}, { ...row('a', 1, 1), beat: 'x' }, { ...row('a', 1, 1), seq: Infinity }, { ...row('a', 1, 1), origin: 'x'.repeat(200) }, { ...row('a', 1, 1), addrs: 'x' }, { ...row('a', 1, 1), addrs: [1] }, { ...row('a', 1, 1), host: undefined }]) expect(parseBeat(bad)).toBeNull();
+    for (const bad of [
+      null,
+      7,
+      {},
+      { ...row('a', 1, 1), beat: 'x' },
+      { ...row('a', 1, 1), seq: Infinity },
+      { ...row('a', 1, 1), origin: 'x'.repeat(200) },
+      { ...row('a', 1, 1), addrs: 'x' },
+      { ...row('a', 1, 1), addrs: [1] },
+      { ...row('a', 1, 1), host: undefined },
+    ])
+      expect(parseBeat(bad)).toBeNull();
   });
 
   it('reaches 50 daemons fast enough for the failure timeout: swapped with FANOUT peers each 250 ms round', () => {
     // Rounds in lockstep, every daemon connected to every other: the age of the news each daemon has of
     // each member, at its worst over 100 rounds, must stay at half the 1.5 s failure timeout.
     let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const N = 50;
     const ROUND = 250;
     const ids = Array.from({ length: N }, (_, i) => `d${i}`);
@@ -68,13 +84,22 @@ describe('beat table', () => {
       const now = r * ROUND;
       const sends = ids.map((id, i) => {
         tables[i]!.beat({ incarnation: 1, seq: 0, load: 0, freeMb: 0, host: 'h', addrs: [], intro: '' }, now);
-        return { from: i, rows: tables[i]!.live(now), to: pick(ids.filter((x) => x !== id), FANOUT, random) };
+        return {
+          from: i,
+          rows: tables[i]!.live(now),
+          to: pick(
+            ids.filter((x) => x !== id),
+            FANOUT,
+            random,
+          ),
+        };
       });
-      for (const s of sends) for (const to of s.to) {
-        const i = ids.indexOf(to);
-        for (const b of tables[i]!.merge(s.rows, now)) heard[i]!.set(b.origin, now);
-        for (const b of tables[s.from]!.merge(tables[i]!.live(now), now)) heard[s.from]!.set(b.origin, now); // the answer
-      }
+      for (const s of sends)
+        for (const to of s.to) {
+          const i = ids.indexOf(to);
+          for (const b of tables[i]!.merge(s.rows, now)) heard[i]!.set(b.origin, now);
+          for (const b of tables[s.from]!.merge(tables[i]!.live(now), now)) heard[s.from]!.set(b.origin, now); // the answer
+        }
       if (r > 10) for (let i = 0; i < N; i++) for (const o of ids) if (o !== ids[i]) worst = Math.max(worst, now - (heard[i]!.get(o) ?? 0));
     }
     expect(worst).toBeLessThanOrEqual(750);

@@ -6,11 +6,7 @@ const demand = { fnKey: 'ns/f@1', runtimeKey: 'img#256', memoryMb: 256 };
 
 describe('pool policy', () => {
   it('prefers an idle warm container, then a paused one, then a prewarmed one', () => {
-    const slots = [
-      slot('pre', { state: 'prewarm' }),
-      slot('paused', { fnKey: 'ns/f@1', state: 'paused' }),
-      slot('idle', { fnKey: 'ns/f@1', state: 'idle' }),
-    ];
+    const slots = [slot('pre', { state: 'prewarm' }), slot('paused', { fnKey: 'ns/f@1', state: 'paused' }), slot('idle', { fnKey: 'ns/f@1', state: 'idle' })];
     expect(decide(slots, demand, 4096)).toEqual({ kind: 'warm', id: 'idle', paused: false });
     expect(decide(slots.slice(0, 2), demand, 4096)).toEqual({ kind: 'warm', id: 'paused', paused: true });
     expect(decide(slots.slice(0, 1), demand, 4096)).toEqual({ kind: 'prewarmed', id: 'pre' });
@@ -64,7 +60,13 @@ describe('pool policy', () => {
         slot('full', { fnKey: 'ns/f@1', state: 'busy', seats: 4, used: 4 }),
       ];
       expect(decide(slots, shared, 4096)).toEqual({ kind: 'share', id: 'most' });
-      expect(decide(slots.filter((s) => s.id !== 'most'), shared, 4096)).toEqual({ kind: 'share', id: 'half' });
+      expect(
+        decide(
+          slots.filter((s) => s.id !== 'most'),
+          shared,
+          4096,
+        ),
+      ).toEqual({ kind: 'share', id: 'half' });
       expect(decide([slots[0]!, slots[3]!], shared, 4096)).toEqual({ kind: 'warm', id: 'idle', paused: false });
     });
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Quota } from '../../daemon/quota.ts';
 
 describe('namespace quota', () => {
-  it('lets a minute\'s worth of invocations through, then refuses with a retry time, and refills', () => {
+  it("lets a minute's worth of invocations through, then refuses with a retry time, and refills", () => {
     const q = new Quota(60, 0);
     for (let i = 0; i < 60; i++) expect(q.admit('a', 1, 0).ok).toBe(true);
     const no = q.admit('a', 1, 0);

@@ -6,7 +6,7 @@ import { Replica } from '../../gossip/replica.ts';
 // daemon's driver and core over a lossy network, is simulated in
 // membership.sim.test.ts.
 
-describe('the replica: one daemon\'s view of the others\' maps', () => {
+describe("the replica: one daemon's view of the others' maps", () => {
   it('suspects a member a peer timed out, keeps its entries, and lets its beats refute that; unrefuted, drops it', () => {
     const a = new AddressMap('a', 1);
     a.startReplicating();

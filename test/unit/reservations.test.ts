@@ -7,10 +7,19 @@ import { Pool } from '../../sandbox/pool.ts';
 // free memory a host reports and plans with, and that they end on their own.
 // No container is created here, so no engine is needed.
 
-const pool = (budget: number) => new Pool({
-  docker: {} as Docker, hostId: 'h', controlNetwork: 'c', memoryBudgetMb: budget, pauseGraceMs: 500, idleTimeoutMs: 60_000,
-  prewarm: [], logLimitBytes: 1024, slotRoot: '/nonexistent', log: pino({ level: 'silent' }),
-});
+const pool = (budget: number) =>
+  new Pool({
+    docker: {} as Docker,
+    hostId: 'h',
+    controlNetwork: 'c',
+    memoryBudgetMb: budget,
+    pauseGraceMs: 500,
+    idleTimeoutMs: 60_000,
+    prewarm: [],
+    logLimitBytes: 1024,
+    slotRoot: '/nonexistent',
+    log: pino({ level: 'silent' }),
+  });
 
 describe('pool reservations', () => {
   it('take from the free memory, all or nothing, until given back', () => {

@@ -8,8 +8,19 @@ import { parseRun } from '../../daemon/remote.ts';
 
 const act = '0123456789abcdef0123456789abcdef';
 /** an activation as the daemon that ran it sends it back (activationView) */
-const view = { activationId: act, namespace: 'ns', name: 'f', version: '0.0.1', host: 'h1', start: 1, end: 2, duration: 1,
-  response: { status: 'success', statusCode: 0, success: true, result: { ok: true } }, logs: ['a line'], annotations: [{ key: 'kind', value: 'nodejs:24' }] };
+const view = {
+  activationId: act,
+  namespace: 'ns',
+  name: 'f',
+  version: '0.0.1',
+  host: 'h1',
+  start: 1,
+  end: 2,
+  duration: 1,
+  response: { status: 'success', statusCode: 0, success: true, result: { ok: true } },
+  logs: ['a line'],
+  annotations: [{ key: 'kind', value: 'nodejs:24' }],
+};
 const share = { namespace: 'ns', function: 'f', params: {}, members: [{ instance: 'w-0', activationId: act, epoch: 0, restart: false }], reservation: 'r1', claimedBy: 'peer' };
 
 describe('run protocol messages', () => {
@@ -23,15 +34,23 @@ describe('run protocol messages', () => {
 
   it('refuses what is off, field by field', () => {
     const bad: unknown[] = [
-      null, [], 'start', { op: 'nope' },
-      { op: 'reserve', mb: -1, ttlMs: 1 }, { op: 'reserve', mb: 1.5, ttlMs: 1 }, { op: 'reserve', mb: 1, ttlMs: 1e12 },
-      { op: 'start', share: { ...share, members: null } }, { op: 'start', share: { ...share, members: [] } },
+      null,
+      [],
+      'start',
+      { op: 'nope' },
+      { op: 'reserve', mb: -1, ttlMs: 1 },
+      { op: 'reserve', mb: 1.5, ttlMs: 1 },
+      { op: 'reserve', mb: 1, ttlMs: 1e12 },
+      { op: 'start', share: { ...share, members: null } },
+      { op: 'start', share: { ...share, members: [] } },
       { op: 'start', share: { ...share, members: [{ ...share.members[0], instance: '../x' }] } },
       { op: 'start', share: { ...share, members: [{ ...share.members[0], activationId: 'x' }] } },
       { op: 'start', share: { ...share, members: [{ ...share.members[0], epoch: -1 }] } },
-      { op: 'start', share: { ...share, params: [] } }, { op: 'start', share: { ...share, namespace: 7 } },
+      { op: 'start', share: { ...share, params: [] } },
+      { op: 'start', share: { ...share, namespace: 7 } },
       { op: 'start', share: { ...share, members: Array.from({ length: 1001 }, () => share.members[0]) } },
-      { op: 'stop', ids: 'all', why: '' }, { op: 'stop', ids: [act] },
+      { op: 'stop', ids: 'all', why: '' },
+      { op: 'stop', ids: [act] },
       { op: 'ended', activationId: act, activation: { ...view, activationId: '1'.repeat(32) } },
       { op: 'ended', activationId: act, activation: { activationId: act } },
       { op: 'ended', activationId: act, activation: { ...view, response: { ...view.response, status: 'fine' } } },
@@ -43,10 +62,13 @@ describe('run protocol messages', () => {
   });
 
   it('never throws, whatever arrives', () => {
-    fc.assert(fc.property(fc.jsonValue(), (v) => {
-      parseRun(v);
-      parseRun({ op: 'start', share: v });
-      parseRun({ op: 'ended', activationId: act, activation: v });
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        parseRun(v);
+        parseRun({ op: 'start', share: v });
+        parseRun({ op: 'ended', activationId: act, activation: v });
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -7,7 +7,16 @@ import { Directory, YIELD_AFTER_MS, type RemoteEntries } from '../../daemon/dire
 // instance by it, and the other one yields.
 
 const entry = (host: string, since: number, activation = `act-${host}`): Entry => ({
-  namespace: 'ns', instance: 'twin', function: 'f', activation, host, ip: '10.0.0.1', port: 7700, state: 'running', status: null, since,
+  namespace: 'ns',
+  instance: 'twin',
+  function: 'f',
+  activation,
+  host,
+  ip: '10.0.0.1',
+  port: 7700,
+  state: 'running',
+  status: null,
+  since,
 });
 
 /** other hosts' entries, as a daemon's gossip layer would hand them over */
@@ -17,7 +26,9 @@ class Remote implements RemoteEntries {
     return this.entries.filter((e) => e.namespace === ns);
   }
   get(ns: string, id: string): Entry | undefined {
-    return this.list(ns).filter((e) => e.instance === id).reduce<Entry | undefined>((a, e) => (a ? holder(a, e) : e), undefined);
+    return this.list(ns)
+      .filter((e) => e.instance === id)
+      .reduce<Entry | undefined>((a, e) => (a ? holder(a, e) : e), undefined);
   }
 }
 
@@ -39,7 +50,11 @@ describe('an instance ID granted twice', () => {
       { type: 'delta' as const, origin: 'o2', incarnation: 1, seq: 1, changes: [{ kind: 'upsert' as const, entry: entry('h2', 100) }] },
       { type: 'delta' as const, origin: 'o3', incarnation: 1, seq: 1, changes: [{ kind: 'upsert' as const, entry: entry('h3', 200) }] },
     ];
-    for (const order of [[0, 1, 2], [2, 1, 0], [1, 0, 2]]) {
+    for (const order of [
+      [0, 1, 2],
+      [2, 1, 0],
+      [1, 0, 2],
+    ]) {
       const r = new Replica('me', 1500);
       for (const i of order) r.receive(deltas[i]!, 0);
       expect(r.get('ns', 'twin')?.host).toBe('h2');

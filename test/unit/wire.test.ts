@@ -5,8 +5,27 @@ const entry = { namespace: 'ns', instance: 'w-1', function: 'f', activation: 'a1
 
 describe('address-map messages off the wire', () => {
   it('takes every kind of message as the protocol has it', () => {
-    expect(parseTopicMessage({ type: 'delta', origin: 'o', incarnation: 3, seq: 2, changes: [{ kind: 'upsert', entry }, { kind: 'remove', namespace: 'ns', instance: 'w-0' }] }))
-      .toEqual({ type: 'delta', origin: 'o', incarnation: 3, seq: 2, changes: [{ kind: 'upsert', entry }, { kind: 'remove', namespace: 'ns', instance: 'w-0' }] });
+    expect(
+      parseTopicMessage({
+        type: 'delta',
+        origin: 'o',
+        incarnation: 3,
+        seq: 2,
+        changes: [
+          { kind: 'upsert', entry },
+          { kind: 'remove', namespace: 'ns', instance: 'w-0' },
+        ],
+      }),
+    ).toEqual({
+      type: 'delta',
+      origin: 'o',
+      incarnation: 3,
+      seq: 2,
+      changes: [
+        { kind: 'upsert', entry },
+        { kind: 'remove', namespace: 'ns', instance: 'w-0' },
+      ],
+    });
     expect(parseTopicMessage({ type: 'snapshot', origin: 'o', incarnation: 3, seq: 9, entries: [{ ...entry, epoch: 2, restart: true }] })?.type).toBe('snapshot');
     expect(parseTopicMessage({ type: 'leave', origin: 'o', incarnation: 3 })).toEqual({ type: 'leave', origin: 'o', incarnation: 3 });
     expect(parseTopicMessage({ type: 'down', origin: 'o', incarnation: 3 })).toEqual({ type: 'down', origin: 'o', incarnation: 3 });
@@ -17,7 +36,11 @@ describe('address-map messages off the wire', () => {
 
   it('refuses what would make a reader throw or store nonsense', () => {
     const bad: unknown[] = [
-      null, 42, 'delta', [], {},
+      null,
+      42,
+      'delta',
+      [],
+      {},
       { type: 'delta', origin: 'o', incarnation: 1, seq: 1, changes: null },
       { type: 'down', origin: 'o', incarnation: 1, why: 'maybe' },
       { type: 'delta', origin: 'o', incarnation: 1, seq: 1, changes: [null] },

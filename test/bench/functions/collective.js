@@ -27,12 +27,19 @@ async function main(p) {
     for (;;) {
       s = net.connect(7802, peer);
       s.setNoDelay(true);
-      const ok = await new Promise((res) => { s.once('connect', () => res(true)); s.once('error', () => res(false)); });
+      const ok = await new Promise((res) => {
+        s.once('connect', () => res(true));
+        s.once('error', () => res(false));
+      });
       if (ok) break;
       await new Promise((res) => setTimeout(res, 20));
     }
     const four = Buffer.alloc(4);
-    const rtt = () => new Promise((res) => { s.once('data', res); s.write(four); });
+    const rtt = () =>
+      new Promise((res) => {
+        s.once('data', res);
+        s.write(four);
+      });
     op = rtt;
     const times = [];
     await op();
@@ -61,7 +68,7 @@ async function main(p) {
         const [, got] = await redis.brpopBuffer(`out:${k}:${r}`, 0);
         return what === 'barrier' ? null : f32(got);
       }
-      let acc = what === 'barrier' ? null : Float32Array.from(value);
+      const acc = what === 'barrier' ? null : Float32Array.from(value);
       for (let i = 1; i < n; i++) {
         const [, got] = await redis.brpopBuffer(`in:${k}`, 0);
         if (acc) {

@@ -10,16 +10,18 @@ async function main(p) {
   const me = peerless.instanceId();
   if (me === 'pong') {
     const server = net.createServer();
-    const done = new Promise((resolve) => server.on('connection', (s) => {
-      let got = 0;
-      s.on('data', (c) => {
-        got += c.length;
-        if (got >= n * size) {
-          s.end('k');
-          resolve(got);
-        }
-      });
-    }));
+    const done = new Promise((resolve) =>
+      server.on('connection', (s) => {
+        let got = 0;
+        s.on('data', (c) => {
+          got += c.length;
+          if (got >= n * size) {
+            s.end('k');
+            resolve(got);
+          }
+        });
+      }),
+    );
     await new Promise((r) => server.listen(PORT, r));
     await peerless.setStatus('listening');
     const bytes = await done;

@@ -42,7 +42,12 @@ async function main(p) {
       let bytes = 0;
       let done;
       const all = new Promise((res) => (done = res));
-      const sub = client.subscribe(`s.${run}.${r}`, { callback: (_, m) => { bytes += m.data.length; if (bytes >= due) done(); } });
+      const sub = client.subscribe(`s.${run}.${r}`, {
+        callback: (_, m) => {
+          bytes += m.data.length;
+          if (bytes >= due) done();
+        },
+      });
       await client.flush();
       go = async () => {
         const CHUNK = 512 * 1024;
@@ -63,6 +68,6 @@ async function main(p) {
     if (bytes !== due) throw new Error(`got ${bytes} bytes, due ${due}`);
     return { rank: r, start, end };
   } finally {
-    if (client) (mode === 'redis' ? client.disconnect() : await client.close());
+    if (client) mode === 'redis' ? client.disconnect() : await client.close();
   }
 }

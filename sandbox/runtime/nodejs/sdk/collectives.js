@@ -119,7 +119,12 @@ export class Collectives {
           }
           return await body();
         } catch (err) {
-          if (err && err.instance) await t.abort(ids.filter((id) => id !== t.me && id !== err.instance), base, err);
+          if (err && err.instance)
+            await t.abort(
+              ids.filter((id) => id !== t.me && id !== err.instance),
+              base,
+              err,
+            );
           throw err;
         }
       },
@@ -246,7 +251,10 @@ export class Collectives {
       for (let s = 1; s < g.n; s++) {
         const to = (g.rank + s) % g.n;
         const from = (g.rank - s + g.n) % g.n;
-        steps.push(g.send(to, 0, encode(parts[to])), g.recv(from, 0).then((b) => (out[from] = decode(b, parts[from]))));
+        steps.push(
+          g.send(to, 0, encode(parts[to])),
+          g.recv(from, 0).then((b) => (out[from] = decode(b, parts[from]))),
+        );
       }
       await Promise.all(steps);
       return out;

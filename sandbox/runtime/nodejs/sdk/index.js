@@ -143,7 +143,10 @@ function restarted(e) {
   known.set(e.instance, { epoch: e.epoch ?? 0, restart: !!e.restart });
   const c = conns.get(e.instance);
   conns.delete(e.instance);
-  c?.then((s) => s.destroy(), () => {});
+  c?.then(
+    (s) => s.destroy(),
+    () => {},
+  );
   return new PeerRestartedError(e.instance, e.epoch ?? 0);
 }
 /** The peer's entry if it is the one this activation knows; PeerRestartedError if its job restarted it. */
@@ -238,8 +241,8 @@ function onConnection(sock) {
   let body = null; // { kind, buf, filled }
   // A frame's header is checked before a byte of its payload is held: too long or of no known kind closes.
   const header = (kind, len64) => {
-    if (kind !== DATA && kind !== COLL) return refuse(sock, from, `a frame of unknown kind ${kind}`, 'badKind'), false;
-    if (len64 > BigInt(maxFrame())) return refuse(sock, from, `a frame of ${len64} bytes is over the limit of ${maxFrame()} bytes`, 'tooLong'), false;
+    if (kind !== DATA && kind !== COLL) return (refuse(sock, from, `a frame of unknown kind ${kind}`, 'badKind'), false);
+    if (len64 > BigInt(maxFrame())) return (refuse(sock, from, `a frame of ${len64} bytes is over the limit of ${maxFrame()} bytes`, 'tooLong'), false);
     return true;
   };
   sock.on('data', (chunk) => {
@@ -344,11 +347,17 @@ export function _end() {
   for (const w of waiters) w.resolve(null);
   waiters = [];
   // end(), not destroy(): bytes a send has handed over but the kernel has not taken yet still go out.
-  const flushed = [...conns.values()].map((c) => c.then((s) => new Promise((resolve) => {
-    s.end(resolve);
-    s.once('close', resolve);
-    setTimeout(() => s.destroy(), 10_000).unref();
-  }), () => {}));
+  const flushed = [...conns.values()].map((c) =>
+    c.then(
+      (s) =>
+        new Promise((resolve) => {
+          s.end(resolve);
+          s.once('close', resolve);
+          setTimeout(() => s.destroy(), 10_000).unref();
+        }),
+      () => {},
+    ),
+  );
   conns.clear();
   return Promise.race([Promise.all(flushed), new Promise((r) => setTimeout(r, 2000).unref())]);
 }
@@ -453,8 +462,7 @@ export async function connect(id) {
   await connection(id);
 }
 
-const bytesOf = (data) =>
-  typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+const bytesOf = (data) => (typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength));
 
 /** One frame to a peer: the header (with a collective's tag) and the payload, which is never copied when large. */
 async function sendFrame(id, kind, data, tag = null, signal = undefined) {
@@ -529,8 +537,7 @@ let stream = null; // the open change-stream request
 let lastMap = null; // the map it last brought, by instance ID
 let linger = null;
 function openStream() {
-  const req = http.request({ socketPath: SOCKET, path: '/v1/events', method: 'GET', agent: false,
-    headers: { authorization: `Bearer ${env().token}`, accept: 'text/event-stream' } });
+  const req = http.request({ socketPath: SOCKET, path: '/v1/events', method: 'GET', agent: false, headers: { authorization: `Bearer ${env().token}`, accept: 'text/event-stream' } });
   stream = req;
   const reopen = () => {
     if (stream !== req) return;
@@ -549,7 +556,12 @@ function openStream() {
     res.on('data', (chunk) => {
       buf += chunk;
       for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
-        const data = buf.slice(0, i).split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+        const data = buf
+          .slice(0, i)
+          .split('\n')
+          .filter((l) => l.startsWith('data: '))
+          .map((l) => l.slice(6))
+          .join('\n');
         buf = buf.slice(i + 2);
         let map;
         try {

@@ -3,7 +3,8 @@ import { holder, type Change, type Entry } from './addrmap.ts';
 // What one daemon knows of everyone else's address map, as a pure state
 // machine: messages in, effects out, time passed in. No sockets, no timers, so
 // a seeded simulation can drive it through loss, reordering, duplication,
-// partitions and crashes (test/unit/replica.sim.test.ts).
+// partitions and crashes (test/unit/membership.sim.test.ts, through the
+// membership core that drives it).
 //
 // Rules (DESIGN.md, "The address map"):
 // - only the origin speaks for its entries; a newer incarnation replaces all

@@ -61,10 +61,13 @@ const total = (sim: Sim) => Object.values(sim.net.traffic).reduce((a, t) => a + 
 
 async function measure(n: number): Promise<Result> {
   const t0 = performance.now();
+  const phase = (what: string) => process.stderr.write(`[sim ${n}] ${what} (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
   const sim = await build(n, SEED);
   const step = n >= 1000 ? 250 : 50;
+  phase('joining');
   const membersMs = await sim.until(() => sim.membersAgree(), 120_000, step);
   const mapsMs = membersMs === null ? null : (await sim.until(() => sim.mapsAgree().agree, 60_000, step)) === null ? null : sim.now;
+  phase('steady traffic');
   // Steady traffic over 5 s.
   await sim.run(sim.now + 2000);
   const b0 = total(sim);
@@ -83,6 +86,7 @@ async function measure(n: number): Promise<Result> {
     sim.net.heal();
     return took;
   };
+  phase('crashes');
   const refusedDropMs = await crashAndWait(false);
   const vanishedDropMs = await crashAndWait(true);
   const heapMb = process.memoryUsage().heapUsed / 1e6;
@@ -96,6 +100,7 @@ async function measure(n: number): Promise<Result> {
     await s.run(s.now + 10_000);
     return s.falseDrops - before;
   };
+  phase('false drops');
   const falseDrops = await falseDropsWith(false);
   const falseDropsOld = await falseDropsWith(true);
   return { n, membersMs, mapsMs, bytesPerDaemonSec, beatBytesPerDaemonSec, refusedDropMs, vanishedDropMs, falseDrops, falseDropsOld, wallS: (performance.now() - t0) / 1000, heapMb };

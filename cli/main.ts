@@ -12,6 +12,8 @@ const USAGE = `usage: peerless <command> [flags]
 
   daemon [--config FILE] [--print-config] [--port N] [--data-dir DIR] ...   run the host daemon
   images build                                        build the runtime images on this engine
+  install [--dry-run] | uninstall [--purge]           this machine: systemd unit, config, images, service
+  cluster init [--advertise IP] | cluster join < token   make a cluster: swarm, key (a file, 0600), peers
   namespace create|list|delete [NAME]                 (admin key)
   namespace limits NAME [--per-minute N] [--concurrent N]   its quota (setting it: admin key; 0 = no limit)
   fn create|update NAME FILE [--runtime nodejs|python|image:NAME] [--main NAME]
@@ -374,6 +376,8 @@ const VERB_SWITCHES = ['result', 'blocking', 'code', 'watch'];
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'daemon') return (await import('../daemon/main.ts')).daemonMain(argv.slice(1));
   if (argv[0] === 'images') return (await import('../daemon/main.ts')).imagesMain(argv.slice(1));
+  if (argv[0] === 'install' || argv[0] === 'uninstall') return (await import('./install.ts')).installMain(argv[0], argv.slice(1));
+  if (argv[0] === 'cluster' && (argv[1] === 'init' || argv[1] === 'join')) return (await import('./install.ts')).installMain(`cluster ${argv[1]}`, argv.slice(2));
   try {
     const a = parseArgs(argv, {
       values: [...GLOBAL_VALUES, ...VERB_VALUES, ...WSK_VALUES],

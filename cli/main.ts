@@ -3,6 +3,7 @@ import { extname } from 'node:path';
 import { parseArgs, UsageError, type Parsed } from './args.ts';
 import { ApiError, call, readCliConfig, resolveTarget, writeCliConfig } from './client.ts';
 import { enc, entityPath, need, out, paramsOf, print, type Cmd } from './cmd.ts';
+import { top } from './top.ts';
 import { WSK_SWITCHES, WSK_USAGE, WSK_VALUES, wskDispatch } from './wsk.ts';
 
 // The `peerless` command. `peerless daemon` runs the host agent; every other
@@ -24,6 +25,7 @@ const USAGE = `usage: peerless <command> [flags]
   job list | get ID | watch ID | kill ID              groups and spawns: members, where they run, outcome
   instances [--watch]  |  instance get ID             the namespace's address map
   peers | status                                      cluster members / this daemon
+  top [--once] [--interval MS]                        live numbers in the terminal: daemons, rates, latency, activations
   activation list [NAME] [--limit N] | get ID | result ID | logs ID
   config set apihost|auth|namespace VALUE | config show
 ${WSK_USAGE}
@@ -219,7 +221,7 @@ async function jobCmd(c: Cmd, verb: string): Promise<number> {
 
 async function dispatch(c: Cmd): Promise<number> {
   const [noun, verb] = c.a.positional;
-  const key = noun === 'instances' || noun === 'peers' || noun === 'status' ? noun : `${noun ?? ''} ${verb ?? ''}`.trim();
+  const key = noun === 'instances' || noun === 'peers' || noun === 'status' || noun === 'top' ? noun : `${noun ?? ''} ${verb ?? ''}`.trim();
   switch (key) {
     case 'namespace create': {
       const name = need(c.a, 2, 'namespace NAME');
@@ -343,6 +345,8 @@ async function dispatch(c: Cmd): Promise<number> {
       );
       return 0;
     }
+    case 'top':
+      return top(c.t, { once: c.a.flags.has('once'), intervalMs: Number(c.a.flags.get('interval') ?? 2000), json: c.json });
     case 'status': {
       const r = await call(c.t, 'GET', '/api/v1/status');
       print(c, r.body, () => JSON.stringify(r.body, null, 2));
@@ -371,7 +375,7 @@ async function dispatch(c: Cmd): Promise<number> {
 }
 
 const VERB_VALUES = ['runtime', 'main', 'memory', 'timeout', 'concurrency', 'param-file', 'limit', 'instance', 'instances', 'interval', 'per-minute', 'concurrent', 'restart', 'queue-timeout'];
-const VERB_SWITCHES = ['result', 'blocking', 'code', 'watch'];
+const VERB_SWITCHES = ['result', 'blocking', 'code', 'watch', 'once'];
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'daemon') return (await import('../daemon/main.ts')).daemonMain(argv.slice(1));

@@ -49,6 +49,8 @@ export class Directory {
   private readonly remoteVersions = new Map<string, number>();
   /** local instances whose ID another host's older entry holds, by activation, until YIELD_AFTER_MS says */
   private readonly yielding = new Map<string, NodeJS.Timeout>();
+  /** bytes sent per peer, by activation, as the SDKs report them: kept past the entry, for the activation's record */
+  private readonly traffic = new Map<string, Record<string, number>>();
   /** `yield`: a local instance must give up its ID to an older holder elsewhere; the daemon stops it */
   readonly events = new EventEmitter<{ yield: [mine: Entry, holder: Entry] }>();
 
@@ -118,10 +120,18 @@ export class Directory {
     for (const e of new Set(entries.map((x) => x.namespace))) this.changed(e);
     return out;
   }
-  update(ns: string, id: string, patch: Partial<Pick<Entry, 'ip' | 'port' | 'state' | 'status'>>): Entry | undefined {
+  update(ns: string, id: string, patch: Partial<Pick<Entry, 'ip' | 'port' | 'state' | 'status' | 'traffic'>>): Entry | undefined {
     const e = this.map.update(ns, id, patch);
     if (e) this.changed(ns);
+    if (e && patch.traffic) this.traffic.set(e.activation, patch.traffic);
     return e;
+  }
+
+  /** What an activation's SDK last reported it sent each peer; forgotten once taken (when the activation ends). */
+  takeTraffic(activation: string): Record<string, number> | undefined {
+    const t = this.traffic.get(activation);
+    this.traffic.delete(activation);
+    return t;
   }
   remove(ns: string, id: string): void {
     if (this.map.remove(ns, id)) this.changed(ns);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { expandInstances } from '../gossip/addrmap.ts';
+import { MAX_TRAFFIC_PEERS } from '../gossip/wire.ts';
 import { problems } from './api/problems.ts';
 import { eventStreams } from './api/sse.ts';
 import { name } from './api/schemas.ts';
@@ -207,6 +208,25 @@ export class FunctionApi {
         const c = callerOf(dir, req);
         if (!c.instance) throw invalid('/headers/authorization', 'only an instance invoked with an ID can publish a status');
         return dir.update(c.namespace, c.instance, { status: req.body.status });
+      },
+    );
+    app.put<{ Body: { sent: Record<string, number> } }>(
+      '/v1/self/traffic',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            required: ['sent'],
+            additionalProperties: false,
+            properties: { sent: { type: 'object', maxProperties: MAX_TRAFFIC_PEERS, propertyNames: { maxLength: 128 }, additionalProperties: { type: 'integer', minimum: 0 } } },
+          },
+        },
+      },
+      async (req, reply) => {
+        const c = callerOf(dir, req);
+        if (!c.instance) throw invalid('/headers/authorization', 'only an instance invoked with an ID reports its traffic');
+        dir.update(c.namespace, c.instance, { traffic: req.body.sent });
+        return reply.code(204).send();
       },
     );
     app.post<{ Body: { function: string; instance?: string; instances?: string | string[]; params?: Record<string, unknown>; restart?: string; queueTimeout?: number; detach?: boolean } }>(

@@ -15,6 +15,7 @@ import type { Share, ShareMember } from './share.ts';
 import type { Store } from './store.ts';
 import type { FunctionRecord } from './types.ts';
 import type { Pool } from '../sandbox/pool.ts';
+import { isTraffic } from '../gossip/wire.ts';
 
 // The one way work starts. A single invocation, a named instance, a group from
 // the user API or the CLI, and a spawn from a function all come here: the
@@ -348,6 +349,8 @@ export class Invocations {
       const result = view.response.result as { error?: unknown } | null;
       const error = view.response.status === 'success' ? null : String(result?.error ?? view.response.status);
       const verdict = attemptEnded(job, m, { status: view.response.status, error }, Date.now(), canRestart);
+      const traffic = view.annotations.find((a) => a.key === 'traffic')?.value;
+      if (isTraffic(traffic)) m.traffic = traffic;
       this.d.jobs.save(job);
       if (verdict === 'final') return view;
       this.d.log.info({ job: job.jobId, instance: m.instance, epoch: m.epoch + 1, why: error }, 'restarting a failed job member');

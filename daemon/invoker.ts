@@ -103,6 +103,8 @@ export class Invoker {
       })
       .then((o) => {
         if (opts.instance) {
+          const traffic = this.d.directory.takeTraffic(activationId);
+          if (traffic) annotations.traffic = traffic;
           this.d.directory.remove(fn.namespace, opts.instance.instance);
           this.d.peers.release(fn.namespace, opts.instance.instance);
         }

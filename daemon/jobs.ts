@@ -50,6 +50,8 @@ export interface JobMember {
   end: number | null;
   outcome: MemberOutcome | null;
   attempts: string[];
+  /** bytes it sent each other member, as its SDK reported them: live from the address map, then from its last attempt's record */
+  traffic?: Record<string, number>;
 }
 
 export interface JobDoc {
@@ -229,14 +231,14 @@ export class Jobs {
 }
 
 /** What a reader sees: live members' map state and published status filled in from the address map. */
-export function jobView(j: JobDoc, entryOf: (ns: string, id: string) => { activation: string; state: string; status: string | null } | undefined): JobDoc {
+export function jobView(j: JobDoc, entryOf: (ns: string, id: string) => { activation: string; state: string; status: string | null; traffic?: Record<string, number> } | undefined): JobDoc {
   return {
     ...j,
     members: j.members.map((m) => {
       if (isFinal(m.state)) return m;
       const e = entryOf(j.namespace, m.instance);
       if (!e || e.activation !== m.activationId) return m;
-      return { ...m, state: e.state === 'running' ? 'running' : m.state, status: e.status };
+      return { ...m, state: e.state === 'running' ? 'running' : m.state, status: e.status, ...(e.traffic ? { traffic: e.traffic } : {}) };
     }),
   };
 }

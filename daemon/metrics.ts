@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Series } from './series.ts';
 
 // Prometheus metrics through prom-client, in a registry of the daemon's own
 // (several daemons may share a process, in tests and benchmarks), with the
@@ -49,6 +50,8 @@ function mirrored(registry: Registry, name: string, help: string, labelNames: st
 
 export class Metrics {
   readonly registry = new Registry();
+  /** the last hour in 10-second buckets, for the dashboard's charts */
+  readonly series = new Series();
   private readings: () => Readings | null = () => null;
   private readonly invocations: Counter<'status' | 'start'>;
   private readonly duration: Histogram;
@@ -118,6 +121,7 @@ export class Metrics {
   activation(status: string, cold: boolean, ms: number): void {
     this.invocations.inc({ status, start: cold ? 'cold' : 'warm' });
     this.duration.observe(ms / 1000);
+    this.series.add(Date.now(), { cold, ok: status === 'success', ms });
   }
 
   render(): Promise<string> {

@@ -81,6 +81,8 @@ export interface ActivationAnnotations {
   cause: string;
   /** a sequence's own activation: whether it is the outermost */
   topmost: boolean;
+  /** a named instance's bytes sent to each peer instance, as its SDK reported them */
+  traffic: Record<string, number>;
 }
 
 export interface ActivationRecord {

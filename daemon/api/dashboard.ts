@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Principal } from '../auth.ts';
 import { PeerlessError } from '../errors.ts';
@@ -7,13 +8,19 @@ import { principalOf, type ApiContext } from './context.ts';
 import { eventStreams } from './sse.ts';
 
 /** what these routes use of the daemon */
-type Ctx = Pick<ApiContext, 'cluster' | 'directory' | 'engine' | 'hostId' | 'invoker' | 'pool' | 'store'>;
+type Ctx = Pick<ApiContext, 'cluster' | 'directory' | 'engine' | 'hostId' | 'invoker' | 'metrics' | 'pool' | 'store'>;
 
 // The live dashboard: one static page, and one snapshot of what an operator
 // (admin key: every namespace) or a tenant (namespace key: its own) may see,
 // also as a server-sent event stream that pushes the snapshot when it changes.
 
 const PAGE = readFileSync(new URL('../dashboard.html', import.meta.url), 'utf8');
+// The charts are drawn by uPlot, served as its package ships it: no build step.
+const UPLOT = createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js');
+const ASSETS: Record<string, { type: string; body: string }> = {
+  'uplot.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(UPLOT, 'utf8') },
+  'uplot.css': { type: 'text/css; charset=utf-8', body: readFileSync(UPLOT.replace('uPlot.iife.min.js', 'uPlot.min.css'), 'utf8') },
+};
 const RECENT = 25;
 const TICK_MS = 500;
 
@@ -31,7 +38,8 @@ function snapshot(ctx: Ctx, p: Principal) {
   const peers = (ctx.cluster?.peers() ?? []).map((m) => ({
     host: m.host,
     self: false,
-    state: m.synced ? 'up' : 'syncing',
+    state: m.suspected ? 'suspected' : m.synced ? 'up' : 'syncing',
+    connected: m.connected,
     load: m.load,
     freeMb: m.freeMb,
     instances: m.entries,
@@ -42,6 +50,8 @@ function snapshot(ctx: Ctx, p: Principal) {
     scope: p.kind === 'admin' ? 'admin' : p.namespace,
     hosts: [self, ...peers],
     containers: ctx.pool.stats(),
+    /** this daemon's last hour, in 10-second buckets */
+    series: ctx.metrics.series.points(Date.now()),
     namespaces: namespaces.map((ns) => ({ namespace: ns, instances: ctx.directory.view(ns).instances })),
     activations: ctx.store.recentActivations(p.kind === 'admin' ? null : (p.namespace as NamespaceName), RECENT).map((a) => ({
       activationId: a.activationId,
@@ -69,7 +79,17 @@ export function dashboardRoutes(app: FastifyInstance, ctx: Ctx): void {
   const stream = eventStreams(app);
   // The page holds no data: it asks for a key and reads the API with it.
   app.get('/dashboard', { schema: { tags: ['dashboard'], summary: 'Live dashboard (HTML)', security: [] } }, async (_req, reply) =>
-    reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'").send(PAGE),
+    reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'").send(PAGE),
+  );
+  app.get<{ Params: { file: string } }>(
+    '/dashboard/:file',
+    {
+      schema: { tags: ['dashboard'], summary: "The dashboard's chart library (uPlot)", security: [], params: { type: 'object', properties: { file: { type: 'string', enum: Object.keys(ASSETS) } } } },
+    },
+    async (req, reply) => {
+      const a = ASSETS[req.params.file]!;
+      return reply.type(a.type).header('cache-control', 'public, max-age=86400').send(a.body);
+    },
   );
 
   app.get('/api/v1/dashboard', { schema: { tags: ['dashboard'], summary: 'Hosts, instances per namespace and recent activations visible to this key' } }, async (req) =>

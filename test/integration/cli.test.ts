@@ -92,6 +92,19 @@ describe('peerless CLI', () => {
     expect((await peerless('activation', 'list', 'talk')).stdout).toContain(id);
   });
 
+  it('shows the live numbers in the terminal with top: this daemon, its last minute, its activations', async () => {
+    const t = await peerless('top', '--once');
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout).toMatch(new RegExp(`^peerless top · ${HOST} · all namespaces`));
+    expect(t.stdout).toMatch(new RegExp(`^${HOST} \\*\\s+up\\s`, 'm'));
+    // The activations of the tests before this one are counted and listed.
+    const minute = /last minute: (\d+) invocations/.exec(t.stdout);
+    expect(Number(minute?.[1])).toBeGreaterThan(0);
+    expect(t.stdout).toMatch(/\/talk\s+\S+\s+success/);
+    const bad = await exec(process.execPath, [CLI, 'top', '--once'], { env: { ...env, PEERLESS_AUTH: 'nope:nope' } }).catch((e) => e as { code: number; stderr: string });
+    expect((bad as { code: number }).code).not.toBe(0);
+  });
+
   it('fails with a non-zero exit and a one-line reason', async () => {
     const missing = await peerless('fn', 'invoke', 'nope', '--result');
     expect(missing.code).toBe(1);

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,6 +64,36 @@ describe('dashboard', () => {
     await expect.poll(async () => page.$$eval('#activations tbody tr.success', (trs) => trs.length), { timeout: 10_000 }).toBe(3);
     await page.close();
   }, 90_000);
+
+  it('draws the last hour as charts, the cluster as a graph, and a 35-worker job as a grid, a timeline and a traffic matrix', async () => {
+    const example = (f: string) => readFileSync(join(ROOT, 'examples', f), 'utf8');
+    await deploy(call, ns, 'wc', { kind: 'nodejs', code: example('wordcount/master.js') }, { limits: { timeout: 300_000 } });
+    await deploy(call, ns, 'wc-worker-35', { kind: 'nodejs', code: example('wordcount/worker.js') }, { limits: { memory: 1024, concurrency: 35, timeout: 300_000 } });
+    const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
+    await page.goto(`${d.url}/dashboard`);
+    await page.fill('#key', d.admin);
+    await page.click('button[type=submit]');
+    await expect.poll(() => page.$$eval(`#graph g[data-host="${HOST}"]`, (g) => g.length), { timeout: 5_000 }).toBe(1);
+    const input = JSON.parse(example('wordcount/input-50.json'));
+    const r = await invoke(call, ns, 'wc', { ...input, worker: 'wc-worker-35' }, 'blocking=false&instance=wc');
+    expect(r.status).toBe(202);
+    // The job appears and is picked; its members fill the grid, 35 of them.
+    await expect.poll(() => page.$$eval('#job-grid .cell', (c) => c.length), { timeout: 60_000 }).toBe(35);
+    await expect.poll(() => page.$$eval('#job-grid .cell[data-state="running"], #job-grid .cell[data-state="succeeded"]', (c) => c.length), { timeout: 120_000 }).toBeGreaterThan(0);
+    await page.screenshot({ path: join(ROOT, 'docs/dashboard-job.png'), fullPage: true });
+    // When it ends: every member succeeded, each a bar on the timeline, and the bytes they sent the master drawn.
+    await expect.poll(() => page.$$eval('#job-grid .cell[data-state="succeeded"]', (c) => c.length), { timeout: 180_000 }).toBe(35);
+    expect(await page.$$eval('#job-timeline rect', (r) => r.length)).toBe(35);
+    await expect.poll(() => page.$$eval('#job-matrix rect', (r) => r.length), { timeout: 10_000 }).toBeGreaterThanOrEqual(35);
+    const bytes = await page.$$eval('#job-matrix rect', (r) => r.reduce((a, x) => a + Number(x.getAttribute('data-bytes')), 0));
+    expect(bytes).toBeGreaterThan(35 * 9);
+    expect(await page.textContent('#job-traffic')).toContain('wc');
+    // The charts count the job's activations (the master and its 35 workers, at least).
+    await expect.poll(async () => Number(await page.getAttribute('#board', 'data-invocations')), { timeout: 15_000 }).toBeGreaterThanOrEqual(36);
+    expect(await page.$$eval('#c-rate canvas, #c-lat canvas, #c-cold canvas', (c) => c.length)).toBe(3);
+    await page.screenshot({ path: join(ROOT, 'docs/dashboard-overview.png'), fullPage: true });
+    await page.close();
+  }, 300_000);
 
   it('shows a tenant only its own namespace', async () => {
     const other = await namespace(d, `${HOST}-other`);

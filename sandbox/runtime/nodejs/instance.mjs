@@ -38,6 +38,7 @@ parentPort.on('message', async ({ value, env }) => {
     [out[0], text] = [502, JSON.stringify({ error: 'The action did not return a JSON-serializable dictionary.' })];
   }
   // What its sends handed over leaves before the thread may be ended.
+  await sdk?._flushTraffic();
   await sdk?._end();
   parentPort.postMessage({ type: 'done', status: out[0], text });
   process.stdout.write(`${SENTINEL}\n`);

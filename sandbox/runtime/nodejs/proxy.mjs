@@ -57,6 +57,7 @@ async function run(body) {
     }
     return await call(entry, body.value);
   } finally {
+    await sdk?._flushTraffic();
     sdk?._end();
     endOfActivation();
   }

@@ -334,6 +334,14 @@ export async function _start() {
  * Called by the action proxy after each activation: nothing of it may leak into the next one. Resolves once
  * what its sends handed over has left (at most 2 s), for a proxy that ends the instance's thread next.
  */
+/** Called by the action proxy as the activation's function returns, before its token ends: the last traffic report. */
+export async function _flushTraffic() {
+  clearTimeout(traffic.timer);
+  traffic.timer = null;
+  await reportTraffic();
+  traffic.sent.clear();
+}
+
 export function _end() {
   if (local) {
     local.server.close();
@@ -457,6 +465,20 @@ function write(sock, ...pieces) {
   });
 }
 
+// Bytes this activation sent each peer, told to the daemon (the dashboard's job view draws them): at most once a
+// second while sending, and once more when the activation ends. Only a named instance reports.
+const traffic = { sent: new Map(), timer: null };
+function counted(id, n) {
+  traffic.sent.set(id, (traffic.sent.get(id) ?? 0) + n);
+  if (traffic.timer || !env().instance) return;
+  traffic.timer = setTimeout(() => {
+    traffic.timer = null;
+    void reportTraffic();
+  }, 1000);
+  traffic.timer.unref?.();
+}
+const reportTraffic = () => (traffic.sent.size === 0 || !env().instance ? Promise.resolve() : api('PUT', '/v1/self/traffic', { sent: Object.fromEntries(traffic.sent) }).catch(() => undefined));
+
 /** Opens (or reuses) the connection to a peer ahead of the first send, so that send pays no set-up. */
 export async function connect(id) {
   await connection(id);
@@ -484,6 +506,7 @@ async function sendFrame(id, kind, data, tag = null, signal = undefined) {
       // Small messages go out in one write; large ones are written as they are, never copied.
       if (buf.length <= SMALL) await write(sock, Buffer.concat([header, buf]));
       else await write(sock, header, buf);
+      counted(id, header.length + buf.length);
       return;
     } catch (err) {
       if (conns.get(id) === connP) conns.delete(id);

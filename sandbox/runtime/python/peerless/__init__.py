@@ -352,6 +352,12 @@ def _start():
 def _end():
     """Called by the action proxy after each activation: nothing of it leaks into the next."""
     global _generation, _local
+    with _traffic_lock:
+        if _traffic["timer"] is not None:
+            _traffic["timer"].cancel()
+    _report_traffic()  # the last report, before the token ends with the activation
+    with _traffic_lock:
+        _traffic["sent"] = {}
     if _local is not None:
         srv, path = _local
         _local = None
@@ -449,6 +455,34 @@ def _conn(peer):
 Bytes = Union[bytes, bytearray, memoryview, str]
 
 
+# Bytes this activation sent each peer, told to the daemon (the dashboard's job view draws them): at most once
+# a second while sending, and once more when the activation ends. Only a named instance reports.
+_traffic: Dict[str, Any] = {"sent": {}, "timer": None}
+_traffic_lock = threading.Lock()
+
+
+def _counted(peer: str, n: int) -> None:
+    with _traffic_lock:
+        _traffic["sent"][peer] = _traffic["sent"].get(peer, 0) + n
+        if _traffic["timer"] is not None or not instance_id():
+            return
+        t = threading.Timer(1.0, _report_traffic)
+        t.daemon = True
+        _traffic["timer"] = t
+        t.start()
+
+
+def _report_traffic() -> None:
+    with _traffic_lock:
+        _traffic["timer"] = None
+        sent = dict(_traffic["sent"])
+    if sent and instance_id():
+        try:
+            _api("PUT", "/v1/self/traffic", {"sent": sent})
+        except (OSError, ApiError, http.client.HTTPException):
+            pass  # the dashboard misses one report; the next carries the totals
+
+
 def _send_frame(peer: str, kind: int, data: Bytes, tag: Optional[str] = None) -> None:
     if isinstance(data, str):
         data = data.encode()
@@ -464,6 +498,7 @@ def _send_frame(peer: str, kind: int, data: Bytes, tag: Optional[str] = None) ->
                 else:
                     s.sendall(header)
                     s.sendall(memoryview(data))  # large messages are sent as they are, never copied
+                _counted(peer, len(header) + len(data))
                 return
             except OSError as err:
                 c.close()

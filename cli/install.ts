@@ -100,8 +100,9 @@ export interface JoinToken {
 
 export const encodeToken = (t: JoinToken): string => TOKEN_PREFIX + Buffer.from(JSON.stringify(t)).toString('base64url');
 
+/** The token in what was given: the line that starts with PLJ1. (all of `cluster init`'s output may be piped in). */
 export function decodeToken(s: string): JoinToken {
-  const text = s.trim();
+  const text = (s.split('\n').find((l) => l.trim().startsWith(TOKEN_PREFIX)) ?? s).trim();
   if (!text.startsWith(TOKEN_PREFIX)) throw new Error('not a peerless join token (it starts with PLJ1.)');
   let t: Partial<JoinToken>;
   try {

@@ -46,6 +46,8 @@ describe('install and join plans', () => {
   it('reads back a join token whole, and refuses a damaged one with a clear message', () => {
     const t = { manager: '10.0.0.1:2377', swarmToken: 'SWMTKN-1-x', peers: ['/ip4/10.0.0.1/tcp/7948/p2p/12D3KooWabc'], key: 'ef'.repeat(32) };
     expect(decodeToken(`  ${encodeToken(t)}\n`)).toEqual(t);
+    // All of cluster init's output, piped in: the token line is found.
+    expect(decodeToken(`write /etc/peerless/config.json\n\nOn each other machine...\n\n${encodeToken(t)}\n`)).toEqual(t);
     expect(() => decodeToken('hello')).toThrow(/not a peerless join token/);
     expect(() => decodeToken(`${encodeToken(t).slice(0, 30)}`)).toThrow(/damaged/);
     expect(() => decodeToken(encodeToken({ ...t, key: 'short' }))).toThrow(/damaged/);

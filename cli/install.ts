@@ -139,6 +139,7 @@ export function clusterJoinPlan(o: { token: JoinToken; advertise: string; config
   return [
     { do: 'swarm-join', manager: o.token.manager, token: o.token.swarmToken, advertise: o.advertise },
     { do: 'mkdir', path: ETC, mode: 0o755 },
+    { do: 'mkdir', path: DATA, mode: 0o700 },
     { do: 'write', path: KEY, mode: 0o600, content: `${o.token.key}\n`, secret: true },
     { do: 'write', path: CONFIG, mode: 0o644, content: withCluster(o.config, { peers: o.token.peers }) },
     { do: 'systemctl', args: ['restart', 'peerless'] },

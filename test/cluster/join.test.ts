@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeToken } from '../../cli/install.ts';
-import { ROOT, waitFor } from '../helpers/daemon.ts';
+import { api, ROOT, waitFor } from '../helpers/daemon.ts';
 import { daemonOn, hostIp, hostNs, hostsUp, socketOf } from './hosts.ts';
 
 // `peerless cluster init` on one host and `peerless cluster join` on another,
@@ -83,8 +83,7 @@ describe('cluster init and join', () => {
       writeFileSync(`${config}.test`, JSON.stringify(c));
       procs.push(await daemonOn(i, join(roots[i]!, 'var/lib/peerless'), ['--config', `${config}.test`, '--host-id', `join${i}`, '--drain-ms', '1000']));
     }
-    const peers = async (i: number) =>
-      ((await (await fetch(`http://${hostIp(i)}:3233/api/v1/cluster/peers`, { headers: { authorization: `Bearer ${admin(i)}` } })).json()) as { peers?: { host: string }[] }).peers ?? [];
+    const peers = async (i: number) => ((await api(`http://${hostIp(i)}:3233`, admin(i))('GET', '/api/v1/cluster/peers')).body.peers ?? []) as { host: string }[];
     await waitFor(async () => (await peers(0)).some((p) => p.host === 'join1') && (await peers(1)).some((p) => p.host === 'join0'), 30_000, 'each daemon listing the other');
   });
 });

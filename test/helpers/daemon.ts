@@ -13,6 +13,12 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'cli/peerless.js');
 export const docker = new Docker();
 
+/** The flags that put daemon i of three in a cluster with the other two (listening at addr(j) each). */
+export function trioFlags(i: number, key: string, addr: (j: number) => string): string[] {
+  const others = [0, 1, 2].filter((j) => j !== i).map(addr);
+  return ['--cluster-key-file', keyFile(key), '--cluster-listen', addr(i), '--cluster-peers', others.join(',')];
+}
+
 /** A cluster key in a file of its own (mode 0600), for --cluster-key-file: a key never goes on a command line. */
 export function keyFile(key: string): string {
   const f = join(mkdtempSync(join(tmpdir(), 'pl-key-')), 'cluster.key');

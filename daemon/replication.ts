@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Cluster } from '../gossip/cluster.ts';
 import type { Codec } from '../gossip/protocols.ts';
-import { decode, Hlc, newer } from '../gossip/hlc.ts';
+import { Hlc, newer } from '../gossip/hlc.ts';
 import type { BlobStore } from './blobs.ts';
 import { digestOf } from './blobs.ts';
-import { isDigest, isName, type Digest, type FunctionName, type NamespaceName } from './ids.ts';
-import { ENTITY_KINDS, isEntityKind, isEntityName, parseEntity, parseFunctionRecord } from './entities.ts';
+import { isDigest, type Digest, type FunctionName, type NamespaceName } from './ids.ts';
+import { ENTITY_KINDS } from './entities.ts';
+import { mergeStep, registryDigest, wantedBy, type Clock, type EntMsg, type FnMsg, type NsMsg, type RegistryMsg, type Step } from './registryMerge.ts';
 import type { RegistryKind, Store } from './store.ts';
 import type { EntityDocs, EntityKind, FunctionRecord } from './types.ts';
 
@@ -31,11 +31,7 @@ const MAX_PULL_REQUEST = 16 * 1024 * 1024;
 /** code inlined in one pull's answer, at most; the rest is fetched by digest */
 const PULL_INLINE_BUDGET = 16 * 1024 * 1024;
 
-type NsMsg = { type: 'ns'; name: string; hlc: string; deleted: boolean; created?: number; keys?: { uuid: string; hash: string }[]; limits?: { perMinute: number; concurrent: number } };
-type FnMsg = { type: 'fn'; ns: string; name: string; hlc: string; deleted: boolean; record?: FunctionRecord; code?: string };
-/** a trigger, rule or package: its whole document */
-type EntMsg = { type: 'ent'; kind: EntityKind; ns: string; name: string; hlc: string; deleted: boolean; doc?: unknown };
-type Msg = NsMsg | FnMsg | EntMsg;
+type Msg = RegistryMsg;
 
 /** code by digest; the reply is the code's bytes, checked against the digest by the asker */
 const BLOB: Codec<{ digest: Digest }, never> = {
@@ -48,7 +44,6 @@ const BLOB: Codec<{ digest: Digest }, never> = {
   reply: () => undefined,
 };
 
-type Clock = [kind: string, namespace: string, name: string, hlc: string];
 /** what a member holds newer than the puller's clocks, small code inline; each message is checked as it is merged (receive) */
 const REGISTRY: Codec<{ have: Clock[] }, unknown[]> = {
   kind: 'registry',
@@ -59,8 +54,6 @@ const REGISTRY: Codec<{ have: Clock[] }, unknown[]> = {
   },
   reply: (x) => (Array.isArray(x) ? x : undefined),
 };
-
-const clockKey = (kind: string, ns: string, name: string) => `${kind}\0${ns}\0${name}`;
 
 export interface ReplicationHooks {
   /** a function changed or went away: warm containers hold old code */
@@ -170,12 +163,8 @@ export class Registry {
    * clocks as [kind, namespace, name, hlc] rows). Small code rides along until the budget is spent.
    */
   private newerThan(have: Clock[]): Msg[] {
-    const held = new Map(have.map(([kind, ns, name, hlc]) => [clockKey(kind, ns, name), hlc]));
     let budget = PULL_INLINE_BUDGET;
-    return this.messages(
-      (kind, ns, name, hlc) => newer(hlc, held.get(clockKey(kind, ns, name))),
-      (size) => (budget -= size) >= 0,
-    );
+    return this.messages(wantedBy(have), (size) => (budget -= size) >= 0);
   }
 
   /**
@@ -184,9 +173,7 @@ export class Registry {
    */
   digest(): number {
     if (this.digestCache.version !== this.store.registryVersion) {
-      const h = createHash('sha256');
-      for (const c of this.store.registryClocks()) h.update(`${c.kind}\0${c.namespace}\0${c.name}\0${c.hlc}\0${c.deleted}\n`);
-      this.digestCache = { version: this.store.registryVersion, value: parseInt(h.digest('hex').slice(0, 12), 16) };
+      this.digestCache = { version: this.store.registryVersion, value: registryDigest(this.store.registryClocks()) };
     }
     return this.digestCache.value;
   }
@@ -264,15 +251,30 @@ export class Registry {
     this.log.info({ peer, messages: ms.length }, 'registry repaired from a member');
   }
 
+  /** A registry message from another daemon: merged by the rules of registryMerge.ts, the step carried out here. */
   async receive(raw: unknown, signer: string): Promise<void> {
-    const m = raw as Msg;
-    // A stamp that does not decode would sort after every real one and pin the entity against all later writes.
-    if (!m || typeof m !== 'object' || typeof m.hlc !== 'string' || decode(m.hlc) === null || typeof m.deleted !== 'boolean') return this.reject(signer, 'envelope');
-    this.clock.receive(m.hlc);
-    if (m.type === 'ns' && typeof m.name === 'string' && isName(m.name)) return this.applyNamespace(m);
-    if (m.type === 'fn' && typeof m.ns === 'string' && typeof m.name === 'string' && isName(m.ns) && isEntityName(m.name)) return this.applyFunction(m, signer);
-    if (m.type === 'ent' && isEntityKind(m.kind) && typeof m.ns === 'string' && typeof m.name === 'string' && isName(m.ns) && isEntityName(m.name)) return this.applyEntity(m, signer);
-    this.reject(signer, 'kind or name');
+    const { hlc, step } = mergeStep(raw, this.store);
+    if (hlc !== null) this.clock.receive(hlc);
+    switch (step.do) {
+      case 'reject':
+        return this.reject(signer, step.what);
+      case 'stale':
+      case 'wait-namespace': // its namespace comes first; anti-entropy repeats both
+        return;
+      case 'tombstone':
+        return this.applyTombstone(step);
+      case 'namespace':
+        return this.applyNamespace(step);
+      case 'entity':
+        this.store.transaction(() => {
+          this.store.putEntity(step.kind, step.doc);
+          this.store.setClock(step.kind, step.doc.namespace, step.doc.name, step.hlc, false);
+        });
+        this.log.info({ namespace: step.doc.namespace, kind: step.kind, name: step.doc.name }, 'entity replicated');
+        return;
+      case 'function':
+        return this.applyFunction(step, signer);
+    }
   }
 
   /** A registry message that is not well formed: dropped, counted and logged with its signer. */
@@ -281,79 +283,51 @@ export class Registry {
     this.log.warn({ signer, what }, 'dropped a malformed registry message');
   }
 
-  private applyEntity(m: EntMsg, signer: string): void {
-    const ns = m.ns as NamespaceName;
-    if (!newer(m.hlc, this.store.clockOf(m.kind, ns, m.name)?.hlc)) return;
-    if (m.deleted) {
-      this.store.setClock(m.kind, ns, m.name, m.hlc, true);
-      this.store.deleteEntity(m.kind, ns, m.name);
+  private async applyTombstone(t: Extract<Step, { do: 'tombstone' }>): Promise<void> {
+    if (t.kind === 'ns') {
+      this.store.transaction(() => {
+        this.store.setClock('ns', t.ns, '', t.hlc, true);
+        this.store.deleteNamespace(t.ns);
+      });
+      this.log.info({ namespace: t.ns, deleted: true }, 'namespace replicated');
       return;
     }
-    const doc = parseEntity(m.kind, m.doc, ns, m.name);
-    if (!doc) return this.reject(signer, `${m.kind} ${ns}/${m.name}`);
-    if (!this.store.hasNamespace(ns)) return; // its namespace comes first; anti-entropy repeats both
-    this.store.transaction(() => {
-      this.store.putEntity(m.kind, doc);
-      this.store.setClock(m.kind, ns, m.name, m.hlc, false);
-    });
-    this.log.info({ namespace: ns, kind: m.kind, name: m.name }, 'entity replicated');
+    this.store.setClock(t.kind, t.ns, t.name, t.hlc, true);
+    if (t.kind !== 'fn') return void this.store.deleteEntity(t.kind, t.ns, t.name);
+    const name = t.name as FunctionName;
+    if (!this.store.deleteFunction(t.ns, name)) return;
+    await this.hooks.retire(t.ns, name);
+    this.hooks.forget(t.ns, name);
+    this.log.info({ namespace: t.ns, function: name }, 'function deleted by replication');
   }
 
-  private applyNamespace(m: NsMsg): void {
-    const ns = m.name as NamespaceName;
-    if (!newer(m.hlc, this.store.clockOf('ns', ns)?.hlc)) return;
+  private applyNamespace(n: Extract<Step, { do: 'namespace' }>): void {
     this.store.transaction(() => {
-      this.store.setClock('ns', ns, '', m.hlc, m.deleted);
-      if (m.deleted) {
-        this.store.deleteNamespace(ns);
-        return;
-      }
-      if (!this.store.hasNamespace(ns)) this.store.createNamespace(ns, typeof m.created === 'number' ? m.created : Date.now());
-      for (const k of Array.isArray(m.keys) ? m.keys : []) {
-        if (typeof k?.uuid === 'string' && /^[0-9a-f]{64}$/.test(String(k.hash)) && !this.store.getKey(k.uuid)) this.store.insertKey(k.uuid, k.hash, ns, Date.now());
-      }
-      const l = m.limits;
-      if (l && Number.isSafeInteger(l.perMinute) && Number.isSafeInteger(l.concurrent) && l.perMinute >= 0 && l.concurrent >= 0) this.store.setNamespaceLimits(ns, l);
+      this.store.setClock('ns', n.ns, '', n.hlc, false);
+      if (!this.store.hasNamespace(n.ns)) this.store.createNamespace(n.ns, n.created ?? Date.now());
+      for (const k of n.keys) if (!this.store.getKey(k.uuid)) this.store.insertKey(k.uuid, k.hash, n.ns, Date.now());
+      if (n.limits) this.store.setNamespaceLimits(n.ns, n.limits);
     });
-    this.log.info({ namespace: ns, deleted: m.deleted }, 'namespace replicated');
+    this.log.info({ namespace: n.ns, deleted: false }, 'namespace replicated');
   }
 
-  private async applyFunction(m: FnMsg, signer: string): Promise<void> {
-    const ns = m.ns as NamespaceName;
-    const name = m.name as FunctionName;
-    if (!newer(m.hlc, this.store.clockOf('fn', ns, name)?.hlc)) return;
-    if (m.deleted) {
-      this.store.setClock('fn', ns, name, m.hlc, true);
-      if (!this.store.deleteFunction(ns, name)) return;
-      await this.hooks.retire(ns, name);
-      this.hooks.forget(ns, name);
-      this.log.info({ namespace: ns, function: name }, 'function deleted by replication');
-      return;
-    }
-    const r = parseFunctionRecord(m.record, ns, name);
-    if (!r) return this.reject(signer, `function ${ns}/${name}`);
-    if (!this.store.hasNamespace(ns)) return; // its namespace comes first; anti-entropy repeats both
-    if (typeof m.code === 'string') {
-      const code = Buffer.from(m.code, 'base64');
-      if (digestOf(code) !== r.digest) {
-        this.log.warn({ namespace: ns, function: name }, 'replicated code does not match its digest; dropped');
-        return;
-      }
-      this.blobs.put(code);
-    } else if (!this.blobs.has(r.digest)) {
+  private async applyFunction(f: Extract<Step, { do: 'function' }>, signer: string): Promise<void> {
+    const r = f.record;
+    if (f.code) this.blobs.put(f.code);
+    else if (!this.blobs.has(r.digest)) {
       const code = await this.fetchCode(r.digest, signer);
       if (!code) {
-        this.log.warn({ namespace: ns, function: name, digest: r.digest }, "no peer could give this function's code; the next anti-entropy round retries");
+        this.log.warn({ namespace: r.namespace, function: r.name, digest: r.digest }, "no peer could give this function's code; the next anti-entropy round retries");
         return;
       }
       this.blobs.put(code);
       // Another write may have won while the code was on its way.
-      if (!newer(m.hlc, this.store.clockOf('fn', ns, name)?.hlc)) return;
+      if (!newer(f.hlc, this.store.clockOf('fn', r.namespace, r.name)?.hlc)) return;
     }
     this.store.putFunction(r);
-    this.store.setClock('fn', ns, name, m.hlc, false);
-    await this.hooks.retire(ns, name);
-    this.log.info({ namespace: ns, function: name }, 'function replicated');
+    this.store.setClock('fn', r.namespace, r.name, f.hlc, false);
+    await this.hooks.retire(r.namespace, r.name);
+    this.log.info({ namespace: r.namespace, function: r.name }, 'function replicated');
   }
 
   /** Code being fetched, by digest: a registry pull during a long fetch waits for it instead of fetching again. */

@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { api, deploy, invoke, type Api, keyFile } from '../helpers/daemon.ts';
-import { daemonOn, hostIp, hostsDown, hostsUp } from '../cluster/hosts.ts';
+import { api, clusterFlags, deploy, invoke, type Api } from '../helpers/daemon.ts';
+import { clusterAddr, daemonOn, hostIp, hostsDown, hostsUp } from '../cluster/hosts.ts';
 import { controllerBaseline } from './controller.ts';
 import { percentile, report, type Row } from './report.ts';
 
@@ -28,13 +28,7 @@ let polling = true;
 try {
   await hostsUp(N);
   for (let i = 0; i < N; i++) {
-    const peers = Array.from({ length: N }, (_, j) => j)
-      .filter((j) => j !== i)
-      .map((j) => `/ip4/${hostIp(j)}/tcp/7948`)
-      .join(',');
-    procs.push(
-      await daemonOn(i, dirs[i]!, ['--host-id', `bh${i}`, '--cluster-key-file', keyFile(key), '--cluster-listen', `/ip4/${hostIp(i)}/tcp/7948`, '--cluster-peers', peers, '--drain-ms', '2000']),
-    );
+    procs.push(await daemonOn(i, dirs[i]!, ['--host-id', `bh${i}`, ...clusterFlags(i, key, clusterAddr, N), '--drain-ms', '2000']));
   }
   const admin = readFileSync(join(dirs[0]!, 'admin.key'), 'utf8').trim();
   const created = await api(url(0), admin)('PUT', `/api/v1/namespaces/${NS}`);

@@ -11,6 +11,8 @@ import Docker from 'dockerode';
 export const BRIDGE = 'plbr0';
 const BASE = '/var/lib/peerless-hosts';
 export const hostIp = (i: number) => `10.123.0.${10 + i}`;
+/** where host i's daemon listens for the cluster */
+export const clusterAddr = (i: number) => `/ip4/${hostIp(i)}/tcp/7948`;
 export const hostNs = (i: number) => `pl-h${i}`;
 export const runDir = (i: number) => `/var/run/pl-h${i}`;
 export const socketOf = (i: number) => `${runDir(i)}/docker.sock`;

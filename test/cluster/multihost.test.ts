@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { namespaceNetworkName } from '../../sandbox/networks.ts';
-import { api, deploy, invoke, ROOT, waitFor, type Api, keyFile } from '../helpers/daemon.ts';
+import { api, clusterFlags, deploy, invoke, keyFile, ROOT, waitFor, type Api } from '../helpers/daemon.ts';
 import { forgedEntry, forgeDelta } from '../helpers/forger.ts';
-import { daemonOn, hostIp, hostsDown, hostsUp, setLink, socketOf, splitOff } from './hosts.ts';
+import { clusterAddr, daemonOn, hostIp, hostsDown, hostsUp, setLink, socketOf, splitOff } from './hosts.ts';
 
 // Three real hosts: network namespaces, each with its own Docker engine and
 // its own peerless daemon, the engines in one swarm. Instances on different
@@ -26,19 +26,10 @@ const url = (i: number) => `http://${hostIp(i)}:3233`;
 
 async function startDaemon(i: number): Promise<void> {
   dataDirs[i] ??= mkdtempSync(join(tmpdir(), `peerless-mh${i}-`));
-  const peers = Array.from({ length: N }, (_, j) => j)
-    .filter((j) => j !== i)
-    .map((j) => `/ip4/${hostIp(j)}/tcp/7948`)
-    .join(',');
   procs[i] = await daemonOn(i, dataDirs[i]!, [
     '--host-id',
     `mh${i}`,
-    '--cluster-key-file',
-    keyFile(KEY),
-    '--cluster-listen',
-    `/ip4/${hostIp(i)}/tcp/7948`,
-    '--cluster-peers',
-    peers,
+    ...clusterFlags(i, KEY, clusterAddr, N),
     '--failure-timeout-ms',
     String(FAILURE_MS),
     '--heartbeat-ms',
@@ -166,9 +157,9 @@ describe('three hosts, each with its own engine and daemon', () => {
       '--cluster-key-file',
       keyFile(randomBytes(32).toString('hex')),
       '--cluster-listen',
-      `/ip4/${hostIp(2)}/tcp/7948`,
+      clusterAddr(2),
       '--cluster-peers',
-      `/ip4/${hostIp(0)}/tcp/7948,/ip4/${hostIp(1)}/tcp/7948`,
+      `${clusterAddr(0)},${clusterAddr(1)}`,
       '--heartbeat-ms',
       '200',
     ]);
@@ -199,7 +190,7 @@ describe('three hosts, each with its own engine and daemon', () => {
 
   it('drops a delta whose origin is not its signer', async () => {
     const victim = (await call[0]!('GET', '/api/v1/cluster/peers')).body.self.peerId as string;
-    const forger = await forgeDelta(KEY, `/ip4/${hostIp(1)}/tcp/7948`, victim, forgedEntry(NS, 'forged'));
+    const forger = await forgeDelta(KEY, clusterAddr(1), victim, forgedEntry(NS, 'forged'));
     try {
       await waitFor(async () => (await call[1]!('GET', '/api/v1/status')).body.forgedDropped > 0, 10_000, 'forgery noticed on host 1');
       for (let i = 0; i < N; i++) expect((await instancesOn(i)).map((e) => e.instance)).not.toContain('forged');

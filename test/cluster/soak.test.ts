@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rng } from '../helpers/wirefuzz.ts';
-import { api, deploy, type Api, keyFile } from '../helpers/daemon.ts';
-import { daemonOn, hostIp, hostsDown, hostsUp, restartEngine, setLink, socketOf } from './hosts.ts';
+import { api, clusterFlags, deploy, type Api } from '../helpers/daemon.ts';
+import { clusterAddr, daemonOn, hostIp, hostsDown, hostsUp, restartEngine, setLink, socketOf } from './hosts.ts';
 
 // The chaos soak: the three-host cluster runs jobs of named instances that
 // message each other, while daemons are killed (-9) and restarted, a host's
@@ -40,19 +40,10 @@ const up = new Set<number>();
 
 async function start(i: number): Promise<void> {
   dataDirs[i] ??= mkdtempSync(join(tmpdir(), `peerless-soak${i}-`));
-  const peers = Array.from({ length: N }, (_, j) => j)
-    .filter((j) => j !== i)
-    .map((j) => `/ip4/${hostIp(j)}/tcp/7948`)
-    .join(',');
   procs[i] = await daemonOn(i, dataDirs[i]!, [
     '--host-id',
     `soak${i}`,
-    '--cluster-key-file',
-    keyFile(KEY),
-    '--cluster-listen',
-    `/ip4/${hostIp(i)}/tcp/7948`,
-    '--cluster-peers',
-    peers,
+    ...clusterFlags(i, KEY, clusterAddr, N),
     '--failure-timeout-ms',
     String(FAILURE_MS),
     '--heartbeat-ms',

@@ -13,9 +13,11 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'cli/peerless.js');
 export const docker = new Docker();
 
-/** The flags that put daemon i of three in a cluster with the other two (listening at addr(j) each). */
-export function trioFlags(i: number, key: string, addr: (j: number) => string): string[] {
-  const others = [0, 1, 2].filter((j) => j !== i).map(addr);
+/** The flags that put daemon i of n (three unless told) in a cluster with the others, each listening at addr(j). */
+export function clusterFlags(i: number, key: string, addr: (j: number) => string, n = 3): string[] {
+  const others = Array.from({ length: n }, (_, j) => j)
+    .filter((j) => j !== i)
+    .map(addr);
   return ['--cluster-key-file', keyFile(key), '--cluster-listen', addr(i), '--cluster-peers', others.join(',')];
 }
 

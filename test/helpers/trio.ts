@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { api, cleanupHost, deploy, trioFlags, namespace, ROOT, startDaemon, waitFor, type Api, type TestDaemon } from './daemon.ts';
+import { api, cleanupHost, deploy, clusterFlags, namespace, ROOT, startDaemon, waitFor, type Api, type TestDaemon } from './daemon.ts';
 
 // Three daemons as processes on loopback, sharing this machine's Docker engine
 // and a cluster key, each with the demo's budget: the cluster the jobs tests
@@ -141,7 +141,7 @@ export async function startTrio(prefix: string, opts: { budgetMb?: number; failu
   const start = (i: number, o: { dataDir?: string; apiPort?: number } = {}) =>
     startDaemon({
       hostId: `${prefix}-h${i}`,
-      flags: [...trioFlags(i, key, addr), '--failure-timeout-ms', String(opts.failureTimeoutMs ?? 6000), '--heartbeat-ms', '200', '--memory-budget-mb', String(opts.budgetMb ?? 6144)],
+      flags: [...clusterFlags(i, key, addr), '--failure-timeout-ms', String(opts.failureTimeoutMs ?? 6000), '--heartbeat-ms', '200', '--memory-budget-mb', String(opts.budgetMb ?? 6144)],
       ...(o.dataDir ? { dataDir: o.dataDir } : {}),
       ...(o.apiPort ? { port: o.apiPort } : {}),
     });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOPICS } from '../../gossip/protocols.ts';
 import { digestOf } from '../../daemon/blobs.ts';
 import { forgedEntry, forgeDelta, publishAs } from '../helpers/forger.ts';
-import { api, cleanupHost, deploy, invoke, namespace, ROOT, startDaemon, waitFor, type Api, type TestDaemon, keyFile, trioFlags } from '../helpers/daemon.ts';
+import { api, cleanupHost, deploy, invoke, namespace, ROOT, startDaemon, waitFor, type Api, type TestDaemon, keyFile, clusterFlags } from '../helpers/daemon.ts';
 
 // Daemons gossiping the address map, as separate processes on loopback that
 // share this machine's Docker engine (so instances on different daemons can
@@ -26,7 +26,7 @@ let nsAuth = '';
 const NS = `it-cl-${RUN}-h0-ns`;
 
 async function start(i: number, opts: { key?: string; dataDir?: string; apiPort?: number } = {}): Promise<TestDaemon> {
-  const flags = [...trioFlags(i, opts.key ?? KEY, addr), '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200'];
+  const flags = [...clusterFlags(i, opts.key ?? KEY, addr), '--failure-timeout-ms', String(FAILURE_MS), '--heartbeat-ms', '200'];
   return startDaemon({ hostId: `it-cl-${RUN}-h${i}`, flags, ...(opts.dataDir ? { dataDir: opts.dataDir } : {}), ...(opts.apiPort ? { port: opts.apiPort } : {}) });
 }
 

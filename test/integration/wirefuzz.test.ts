@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROTOCOLS, TOPICS, type ProtocolKind } from '../../gossip/protocols.ts';
 import { forgedEntry, keyHolder, type KeyHolder } from '../helpers/forger.ts';
-import { api, cleanupHost, deploy, invoke, namespace, startDaemon, waitFor, type TestDaemon, trioFlags } from '../helpers/daemon.ts';
+import { api, cleanupHost, deploy, invoke, namespace, startDaemon, waitFor, type TestDaemon, clusterFlags } from '../helpers/daemon.ts';
 import { encodeJson, notJson, rng, typeConfused } from '../helpers/wirefuzz.ts';
 
 // The wire fuzz: a holder of the cluster key (so past the private network and
@@ -28,7 +28,7 @@ const rejected = async (i: number, kind: string, reason?: string) =>
 
 beforeAll(async () => {
   for (let i = 0; i < 3; i++) {
-    const flags = [...trioFlags(i, KEY, addr), '--heartbeat-ms', '200'];
+    const flags = [...clusterFlags(i, KEY, addr), '--heartbeat-ms', '200'];
     hosts.push(await startDaemon({ hostId: `it-wf-${RUN}-h${i}`, flags }));
   }
   await waitFor(async () => (await Promise.all([0, 1, 2].map(status))).every((s) => s.peers === 2), 20_000, 'a full mesh of three');

@@ -13,7 +13,7 @@
 // The baseline of each row is the same measurement at the smallest size, or the earlier protocol.
 // Run: node test/bench/gossip-sim.ts   (SIM_SIZES=100,1000 by default; SIM_SIZES=10000 for the large run)
 import { report, type Row } from './report.ts';
-import { DAEMON_TIMING, Sim, type SimDaemon } from '../helpers/sim.ts';
+import { DAEMON_TIMING, Sim } from '../helpers/sim.ts';
 
 const SIZES = (process.env.SIM_SIZES ?? '100,1000').split(',').map(Number);
 const SEED = Number(process.env.SIM_SEED ?? 7);
@@ -36,25 +36,12 @@ interface Result {
 }
 
 async function build(n: number, seed: number, oldReports = false): Promise<Sim> {
-  const sim = new Sim(seed);
-  for (let i = 0; i < n; i++) {
-    const d = await sim.start(`d${i}`);
-    if (oldReports) olderReports(d);
-  }
+  const sim = new Sim(seed, DAEMON_TIMING, { olderReports: oldReports });
+  for (let i = 0; i < n; i++) await sim.start(`d${i}`);
   if (n > 2 * DIAL) sim.net.connectSparsely(DIAL);
   const hosts = [...sim.daemons.values()].filter((_, i) => i % 100 === 0);
   for (const d of hosts) for (let k = 0; k < 5; k++) sim.mutate(d);
   return sim;
-}
-
-/** As a daemon before suspicion: its timeout report carries no reason, and drops the member at once. */
-function olderReports(d: SimDaemon): void {
-  const publish = d.transport.publish.bind(d.transport);
-  d.transport.publish = (topic, data) => {
-    const m = JSON.parse(new TextDecoder().decode(data)) as { type: string; why?: string };
-    if (m.type === 'down') delete m.why;
-    publish(topic, new TextEncoder().encode(JSON.stringify(m)));
-  };
 }
 
 const total = (sim: Sim) => Object.values(sim.net.traffic).reduce((a, t) => a + t.bytes, 0);

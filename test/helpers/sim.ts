@@ -30,6 +30,16 @@ export interface SimDaemon {
 
 const silent = pino({ level: 'silent' });
 
+/** As a daemon before suspicion: its timeout report carries no reason, and drops the member at once. */
+function stripReportReasons(t: MemoryTransport): void {
+  const publish = t.publish.bind(t);
+  t.publish = (topic, data) => {
+    const m = JSON.parse(new TextDecoder().decode(data)) as { type: string; why?: string };
+    if (m.type === 'down') delete m.why;
+    publish(topic, new TextEncoder().encode(JSON.stringify(m)));
+  };
+}
+
 export class Sim {
   readonly net: MemoryNetwork;
   readonly rand: () => number;
@@ -39,11 +49,14 @@ export class Sim {
   /** drops, by reason, over all daemons */
   readonly drops: Record<string, number> = {};
   private readonly timing: SimSettings;
+  private readonly olderReports: boolean;
 
-  constructor(seed: number, timing: SimSettings = DAEMON_TIMING) {
+  /** olderReports: every daemon reports timeouts as a build before suspicion did (no reason: peers drop at once). */
+  constructor(seed: number, timing: SimSettings = DAEMON_TIMING, o: { olderReports?: boolean } = {}) {
     this.rand = rng(seed);
     this.net = new MemoryNetwork(this.rand);
     this.timing = timing;
+    this.olderReports = o.olderReports === true;
   }
 
   get now(): number {
@@ -64,6 +77,7 @@ export class Sim {
     const incarnation = (prev?.incarnation ?? 0) + 1;
     const local = new AddressMap(id, incarnation);
     const transport = this.net.join(id);
+    if (this.olderReports) stripReportReasons(transport);
     const cluster = await Cluster.over(
       transport,
       { ...this.timing, hostName: id, local, load: () => 0, freeMb: () => 1024, onChange: () => undefined, log: silent, random: this.rand },

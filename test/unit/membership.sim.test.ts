@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Sim, type SimDaemon } from '../helpers/sim.ts';
+import { Sim } from '../helpers/sim.ts';
 
 // A deterministic, seeded simulation of the cluster protocol: seven daemons,
 // each the real driver and core (gossip/cluster.ts, gossip/membership.ts)
@@ -22,21 +22,10 @@ interface Scenario {
 }
 
 async function simulate(seed: number, s: Scenario, o: { oldReports?: boolean } = {}) {
-  const sim = new Sim(seed, TIMING);
+  // oldReports: a cluster of older daemons, whose timeout report drops the member at once.
+  const sim = new Sim(seed, TIMING, { olderReports: o.oldReports });
   const ids = Array.from({ length: 7 }, (_, i) => `h${i}`);
-  const started: SimDaemon[] = [];
-  for (const id of ids) started.push(await sim.start(id));
-  // A cluster of older daemons: a timeout report carries no reason, and drops the member at once.
-  const asOld = (d: SimDaemon) => {
-    if (!o.oldReports) return;
-    const publish = d.transport.publish.bind(d.transport);
-    d.transport.publish = (topic, data) => {
-      const m = JSON.parse(new TextDecoder().decode(data)) as { type: string; why?: string };
-      if (m.type === 'down') delete m.why;
-      publish(topic, new TextEncoder().encode(JSON.stringify(m)));
-    };
-  };
-  started.forEach(asOld);
+  for (const id of ids) await sim.start(id);
   sim.faults = { loss: s.loss, dup: s.dup, maxDelayMs: s.maxDelay, ...(s.deaf ? { deaf: { h0: 0.9 } } : {}) };
   const pick = <T>(xs: T[]) => xs[Math.floor(sim.rand() * xs.length)]!;
   let crashes = 0;
@@ -51,13 +40,13 @@ async function simulate(seed: number, s: Scenario, o: { oldReports?: boolean } =
       if (d.transport.alive && live.length > 1) {
         sim.crash(d);
         crashes++;
-      } else if (!d.transport.alive) asOld(await sim.start(d.id));
+      } else if (!d.transport.alive) await sim.start(d.id);
     }
   }
   // Heal: no more loss, partitions or crashes; half the crashed daemons come back.
   sim.faults = { loss: 0, dup: 0, maxDelayMs: 3 };
   sim.net.heal();
-  for (const d of [...sim.daemons.values()]) if (!d.transport.alive && sim.rand() < 0.5) asOld(await sim.start(d.id));
+  for (const d of [...sim.daemons.values()]) if (!d.transport.alive && sim.rand() < 0.5) await sim.start(d.id);
   const settle = TIMING.failureTimeoutMs * 2 + 4 * TIMING.heartbeatMs + 2000;
   const tookMs = await sim.until(() => sim.membersAgree() && sim.mapsAgree().agree, settle);
   const maps = sim.mapsAgree();

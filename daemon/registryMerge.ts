@@ -3,6 +3,7 @@ import { decode, newer } from '../gossip/hlc.ts';
 import { digestOf } from './blobs.ts';
 import { isEntityKind, isEntityName, parseEntity, parseFunctionRecord } from './entities.ts';
 import { isName, type NamespaceName } from './ids.ts';
+import type { RegistryKind } from './store.ts';
 import type { EntityDocs, EntityKind, FunctionRecord } from './types.ts';
 
 // The registry's merge rules, with no I/O: a registry message from another
@@ -19,8 +20,6 @@ import type { EntityDocs, EntityKind, FunctionRecord } from './types.ts';
 //   and repeats both, so nothing is lost by waiting;
 // - every field is checked before it is stored; code that came inline must
 //   match its digest.
-
-export type RegistryKind = 'ns' | 'fn' | EntityKind;
 
 export type NsMsg = { type: 'ns'; name: string; hlc: string; deleted: boolean; created?: number; keys?: { uuid: string; hash: string }[]; limits?: { perMinute: number; concurrent: number } };
 export type FnMsg = { type: 'fn'; ns: string; name: string; hlc: string; deleted: boolean; record?: FunctionRecord; code?: string };

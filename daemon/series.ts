@@ -14,6 +14,8 @@ interface Bucket {
   cold: number;
   errors: number;
   durations: number[];
+  /** p50 and p99 of durations, kept until the bucket changes: the dashboard asks twice a second per viewer */
+  quantiles: { p50: number | null; p99: number | null } | null;
 }
 
 export interface Point {
@@ -28,6 +30,14 @@ export interface Point {
 
 const quantile = (sorted: number[], q: number) => (sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
 
+function quantilesOf(b: Bucket): { p50: number | null; p99: number | null } {
+  if (!b.quantiles) {
+    const sorted = [...b.durations].sort((x, y) => x - y);
+    b.quantiles = { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99) };
+  }
+  return b.quantiles;
+}
+
 export class Series {
   private readonly buckets: Bucket[] = [];
   private readonly random: () => number;
@@ -40,11 +50,12 @@ export class Series {
     const at = now - (now % BUCKET_MS);
     let b = this.buckets.at(-1);
     if (!b || b.at !== at) {
-      b = { at, count: 0, cold: 0, errors: 0, durations: [] };
+      b = { at, count: 0, cold: 0, errors: 0, durations: [], quantiles: null };
       this.buckets.push(b);
       while (this.buckets.length > 0 && this.buckets[0]!.at <= at - BUCKETS * BUCKET_MS) this.buckets.shift();
     }
     b.count++;
+    b.quantiles = null;
     if (o.cold) b.cold++;
     if (!o.ok) b.errors++;
     if (b.durations.length < SAMPLE) b.durations.push(o.ms);
@@ -61,8 +72,8 @@ export class Series {
     const out: Point[] = [];
     for (let at = last - (BUCKETS - 1) * BUCKET_MS; at <= last; at += BUCKET_MS) {
       const b = byAt.get(at);
-      const sorted = b ? [...b.durations].sort((x, y) => x - y) : [];
-      out.push({ t: at, count: b?.count ?? 0, cold: b?.cold ?? 0, errors: b?.errors ?? 0, p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99) });
+      const q = b ? quantilesOf(b) : { p50: null, p99: null };
+      out.push({ t: at, count: b?.count ?? 0, cold: b?.cold ?? 0, errors: b?.errors ?? 0, ...q });
     }
     return out;
   }

@@ -11,6 +11,9 @@ describe('the last hour of activations, for the dashboard', () => {
     expect(p).toHaveLength(360);
     expect(p.at(-2)).toEqual({ t: t0, count: 100, cold: 10, errors: 4, p50: 51, p99: 100 });
     expect(p.at(-1)).toMatchObject({ count: 1, p50: 7, p99: 7 });
+    // A bucket that changes after it was read is read anew.
+    s.add(t0 + BUCKET_MS + 3, { cold: false, ok: true, ms: 900 });
+    expect(s.points(t0 + BUCKET_MS + 4).at(-1)).toMatchObject({ count: 2, p50: 900, p99: 900 });
     expect(p[0]).toMatchObject({ count: 0, p50: null });
     // An hour on, the first buckets are gone.
     expect(s.points(t0 + 3600 * 1000 + BUCKET_MS).every((x) => x.count === 0 || x.t > t0)).toBe(true);

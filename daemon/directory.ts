@@ -120,14 +120,26 @@ export class Directory {
     for (const e of new Set(entries.map((x) => x.namespace))) this.changed(e);
     return out;
   }
-  update(ns: string, id: string, patch: Partial<Pick<Entry, 'ip' | 'port' | 'state' | 'status' | 'traffic'>>): Entry | undefined {
+  update(ns: string, id: string, patch: Partial<Pick<Entry, 'ip' | 'port' | 'state' | 'status'>>): Entry | undefined {
     const e = this.map.update(ns, id, patch);
     if (e) this.changed(ns);
-    if (e && patch.traffic) this.traffic.set(e.activation, patch.traffic);
     return e;
   }
 
-  /** What an activation's SDK last reported it sent each peer; forgotten once taken (when the activation ends). */
+  /**
+   * What an activation's SDK reports it sent each peer. Kept here, not in the address map: it changes every
+   * second on every sending instance, and in the map each report would wake every instance's map stream and
+   * go to every daemon. Other daemons learn it from the activation's record when it ends.
+   */
+  reportTraffic(activation: string, sent: Record<string, number>): void {
+    this.traffic.set(activation, sent);
+  }
+
+  trafficOf(activation: string): Record<string, number> | undefined {
+    return this.traffic.get(activation);
+  }
+
+  /** An activation's last traffic, forgotten once taken (when the activation ends). */
   takeTraffic(activation: string): Record<string, number> | undefined {
     const t = this.traffic.get(activation);
     this.traffic.delete(activation);

@@ -5,13 +5,12 @@ import { join } from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { expandInstances } from '../gossip/addrmap.ts';
-import { MAX_TRAFFIC_PEERS } from '../gossip/wire.ts';
 import { problems } from './api/problems.ts';
 import { eventStreams } from './api/sse.ts';
 import { name } from './api/schemas.ts';
 import type { Caller, Directory } from './directory.ts';
 import { invalid, notFound, PeerlessError } from './errors.ts';
-import { parseRestart, type RestartPolicy } from './jobs.ts';
+import { MAX_TRAFFIC_PEERS, parseRestart, type RestartPolicy } from './jobs.ts';
 
 // The function API: what a running function may ask of its daemon, as HTTP
 // over a Unix socket. There is one socket per namespace, and a container only
@@ -225,7 +224,7 @@ export class FunctionApi {
       async (req, reply) => {
         const c = callerOf(dir, req);
         if (!c.instance) throw invalid('/headers/authorization', 'only an instance invoked with an ID reports its traffic');
-        dir.update(c.namespace, c.instance, { traffic: req.body.sent });
+        dir.reportTraffic(c.activation, req.body.sent);
         return reply.code(204).send();
       },
     );

@@ -7,7 +7,7 @@ import { conflict, invalid, notFound, PeerlessError } from './errors.ts';
 import type { Hosts } from './hosts.ts';
 import { newActivationId, type ActivationId, type FunctionName, type HostId, type NamespaceName } from './ids.ts';
 import { fnKeyOf } from './invoker.ts';
-import { attemptEnded, attemptStarted, cancel, isFinal, newJob, type JobDoc, type JobMember, type Jobs, type RestartPolicy } from './jobs.ts';
+import { attemptEnded, attemptStarted, cancel, isFinal, isTraffic, newJob, type JobDoc, type JobMember, type Jobs, type RestartPolicy } from './jobs.ts';
 import type { Quota } from './quota.ts';
 import { toObject } from './entities.ts';
 import { startSequence } from './sequences.ts';
@@ -15,7 +15,6 @@ import type { Share, ShareMember } from './share.ts';
 import type { Store } from './store.ts';
 import type { FunctionRecord } from './types.ts';
 import type { Pool } from '../sandbox/pool.ts';
-import { isTraffic } from '../gossip/wire.ts';
 
 // The one way work starts. A single invocation, a named instance, a group from
 // the user API or the CLI, and a spawn from a function all come here: the

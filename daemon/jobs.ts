@@ -230,15 +230,33 @@ export class Jobs {
   }
 }
 
-/** What a reader sees: live members' map state and published status filled in from the address map. */
-export function jobView(j: JobDoc, entryOf: (ns: string, id: string) => { activation: string; state: string; status: string | null; traffic?: Record<string, number> } | undefined): JobDoc {
+/** the most peers one instance's traffic names: as many as a group may have members */
+export const MAX_TRAFFIC_PEERS = 1024;
+
+/** Bytes sent per peer instance: a plain object of at most MAX_TRAFFIC_PEERS IDs to byte counts. */
+export function isTraffic(x: unknown): x is Record<string, number> {
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) return false;
+  const entries = Object.entries(x);
+  return entries.length <= MAX_TRAFFIC_PEERS && entries.every(([k, v]) => k.length <= 128 && Number.isSafeInteger(v) && v >= 0);
+}
+
+/**
+ * What a reader sees: live members' map state and published status filled in from the address map, and
+ * the traffic of those running on this daemon (trafficOf); a member's traffic from elsewhere comes with its end.
+ */
+export function jobView(
+  j: JobDoc,
+  entryOf: (ns: string, id: string) => { activation: string; state: string; status: string | null } | undefined,
+  trafficOf: (activation: string) => Record<string, number> | undefined = () => undefined,
+): JobDoc {
   return {
     ...j,
     members: j.members.map((m) => {
       if (isFinal(m.state)) return m;
       const e = entryOf(j.namespace, m.instance);
       if (!e || e.activation !== m.activationId) return m;
-      return { ...m, state: e.state === 'running' ? 'running' : m.state, status: e.status, ...(e.traffic ? { traffic: e.traffic } : {}) };
+      const traffic = trafficOf(e.activation);
+      return { ...m, state: e.state === 'running' ? 'running' : m.state, status: e.status, ...(traffic ? { traffic } : {}) };
     }),
   };
 }

@@ -161,7 +161,11 @@ export class Records {
   // jobs
 
   private view(j: JobDoc): JobDoc {
-    return jobView(j, (ns, id) => this.d.directory.get(ns, id));
+    return jobView(
+      j,
+      (ns, id) => this.d.directory.get(ns, id),
+      (activation) => this.d.directory.trafficOf(activation),
+    );
   }
 
   private localJob(ns: NamespaceName, id: string): JobDoc | null {

@@ -25,8 +25,6 @@ export interface Entry {
   epoch?: number;
   /** the job restarts this ID if it fails: a peer that sees it vanish waits for it to come back */
   restart?: boolean;
-  /** bytes this instance sent to each peer instance, as its SDK reports them (about once a second) */
-  traffic?: Record<string, number>;
 }
 
 export type Change = { kind: 'upsert'; entry: Entry } | { kind: 'remove'; namespace: string; instance: string };
@@ -126,7 +124,7 @@ export class AddressMap {
   }
 
   /** Changes fields of a live entry. This map holds only this origin's own entries: others live in a Replica. */
-  update(ns: string, id: string, patch: Partial<Pick<Entry, 'ip' | 'port' | 'state' | 'status' | 'traffic'>>): Entry | undefined {
+  update(ns: string, id: string, patch: Partial<Pick<Entry, 'ip' | 'port' | 'state' | 'status'>>): Entry | undefined {
     const e = this.entries.get(key(ns, id));
     if (!e) return undefined;
     Object.assign(e, patch);

@@ -20,13 +20,12 @@ const isStr = (x: unknown, max = MAX_ID): x is string => typeof x === 'string' &
 /** An address-map entry, every field of the right type (unknown extra fields are dropped). */
 export function parseEntry(x: unknown): Entry | null {
   if (!isObj(x)) return null;
-  const { namespace, instance, function: fn, activation, host, ip, port, state, status, since, epoch, restart, traffic } = x;
+  const { namespace, instance, function: fn, activation, host, ip, port, state, status, since, epoch, restart } = x;
   if (!isStr(namespace) || !isStr(instance) || !isStr(fn) || !isStr(activation) || !isStr(host)) return null;
   if (!(ip === null || isStr(ip, 64)) || !(Number.isInteger(port) && (port as number) > 0 && (port as number) < 65536)) return null;
   if (state !== 'starting' && state !== 'running') return null;
   if (!(status === null || (typeof status === 'string' && status.length <= 1024)) || !isCount(since)) return null;
   if (!(epoch === undefined || isCount(epoch)) || !(restart === undefined || typeof restart === 'boolean')) return null;
-  if (!(traffic === undefined || isTraffic(traffic))) return null;
   return {
     namespace,
     instance,
@@ -40,18 +39,7 @@ export function parseEntry(x: unknown): Entry | null {
     since,
     ...(epoch !== undefined ? { epoch } : {}),
     ...(restart !== undefined ? { restart } : {}),
-    ...(traffic !== undefined ? { traffic } : {}),
   };
-}
-
-/** the most peers one instance's traffic names: as many as a group may have members */
-export const MAX_TRAFFIC_PEERS = 1024;
-
-/** Bytes sent per peer instance: a plain object of at most MAX_TRAFFIC_PEERS IDs to byte counts. */
-export function isTraffic(x: unknown): x is Record<string, number> {
-  if (!isObj(x)) return false;
-  const entries = Object.entries(x);
-  return entries.length <= MAX_TRAFFIC_PEERS && entries.every(([k, v]) => k.length <= 128 && isCount(v));
 }
 
 function parseChange(x: unknown): Change | null {

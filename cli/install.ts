@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { ensureRuntimeImage } from '../sandbox/images.ts';
+import { asset, isSingleExecutable } from '../sea/assets.ts';
 
 // `peerless install | uninstall | cluster init | cluster join`: what an
 // operator does to put a daemon on a machine and machines in a cluster, as a
@@ -214,17 +215,9 @@ function defaultAddress(): string {
 const readIf = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : null);
 
 /** The executable systemd should start: this binary, or the `peerless` linked onto PATH by scripts/setup.sh. */
-async function executable(): Promise<string> {
-  const sea = await import('node:sea').then(
-    (m) => m.isSea(),
-    () => false,
-  );
-  return sea ? process.execPath : '/usr/local/bin/peerless';
-}
+const executable = (): string => (isSingleExecutable() ? process.execPath : '/usr/local/bin/peerless');
 
-function unitTemplate(): string {
-  return readFileSync(new URL('../systemd/peerless.service', import.meta.url), 'utf8');
-}
+const unitTemplate = (): string => asset('peerless.service').toString('utf8');
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -263,7 +256,7 @@ export async function installMain(verb: string, argv: string[]): Promise<number>
   const config = readIf(under(root, CONFIG));
   switch (verb) {
     case 'install':
-      await apply(installPlan({ unit: unitFile(unitTemplate(), await executable()) }), e);
+      await apply(installPlan({ unit: unitFile(unitTemplate(), executable()) }), e);
       if (!e.dryRun) e.print(`installed: ${UNIT}, config ${CONFIG}; the admin key will be ${DATA}/admin.key`);
       return 0;
     case 'uninstall':

@@ -3,6 +3,7 @@ import { extname } from 'node:path';
 import { parseArgs, UsageError, type Parsed } from './args.ts';
 import { ApiError, call, readCliConfig, resolveTarget, writeCliConfig } from './client.ts';
 import { enc, entityPath, need, out, paramsOf, print, type Cmd } from './cmd.ts';
+import { isSingleExecutable, version } from '../sea/assets.ts';
 import { top } from './top.ts';
 import { WSK_SWITCHES, WSK_USAGE, WSK_VALUES, wskDispatch } from './wsk.ts';
 
@@ -11,6 +12,7 @@ import { WSK_SWITCHES, WSK_USAGE, WSK_VALUES, wskDispatch } from './wsk.ts';
 
 const USAGE = `usage: peerless <command> [flags]
 
+  --version                                           this build's version
   daemon [--config FILE] [--print-config] [--port N] [--data-dir DIR] ...   run the host daemon
   images build                                        build the runtime images on this engine
   install [--dry-run] | uninstall [--purge]           this machine: systemd unit, config, images, service
@@ -378,6 +380,10 @@ const VERB_VALUES = ['runtime', 'main', 'memory', 'timeout', 'concurrency', 'par
 const VERB_SWITCHES = ['result', 'blocking', 'code', 'watch', 'once'];
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '--version' || argv[0] === 'version') {
+    out(`peerless ${version()} (Node.js ${process.version}${isSingleExecutable() ? ', single executable' : ''})`);
+    return 0;
+  }
   if (argv[0] === 'daemon') return (await import('../daemon/main.ts')).daemonMain(argv.slice(1));
   if (argv[0] === 'images') return (await import('../daemon/main.ts')).imagesMain(argv.slice(1));
   if (argv[0] === 'install' || argv[0] === 'uninstall') return (await import('./install.ts')).installMain(argv[0], argv.slice(1));

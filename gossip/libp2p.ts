@@ -13,7 +13,7 @@ import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import type { Logger } from 'pino';
-import { startHyperswarm, type Discovery } from './discovery.ts';
+import type { Discovery } from './discovery.ts';
 import { BeatLinks } from './links.ts';
 import { introValid, signIntro, type Beat } from './liveness.ts';
 import { refuses, tcpTarget } from './probe.ts';
@@ -161,6 +161,8 @@ export class Libp2pTransport implements Transport {
     t.dialTimer = setInterval(() => void t.dialPeers(), DIAL_EVERY_MS);
     void t.dialPeers();
     if (o.hyperswarm) {
+      // Loaded only when asked for: hyperswarm brings native addons (sodium, udx).
+      const { startHyperswarm } = await import('./discovery.ts');
       t.discovery = startHyperswarm({
         key: o.key,
         bootstrap: o.bootstrap,

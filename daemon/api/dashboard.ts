@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Principal } from '../auth.ts';
 import { PeerlessError } from '../errors.ts';
 import type { NamespaceName } from '../ids.ts';
+import { asset } from '../../sea/assets.ts';
 import { principalOf, type ApiContext } from './context.ts';
 import { eventStreams } from './sse.ts';
 
@@ -14,12 +13,11 @@ type Ctx = Pick<ApiContext, 'cluster' | 'directory' | 'engine' | 'hostId' | 'inv
 // (admin key: every namespace) or a tenant (namespace key: its own) may see,
 // also as a server-sent event stream that pushes the snapshot when it changes.
 
-const PAGE = readFileSync(new URL('../dashboard.html', import.meta.url), 'utf8');
+const PAGE = asset('dashboard.html').toString('utf8');
 // The charts are drawn by uPlot, served as its package ships it: no build step.
-const UPLOT = createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js');
 const ASSETS: Record<string, { type: string; body: string }> = {
-  'uplot.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(UPLOT, 'utf8') },
-  'uplot.css': { type: 'text/css; charset=utf-8', body: readFileSync(UPLOT.replace('uPlot.iife.min.js', 'uPlot.min.css'), 'utf8') },
+  'uplot.js': { type: 'text/javascript; charset=utf-8', body: asset('uplot.js').toString('utf8') },
+  'uplot.css': { type: 'text/css; charset=utf-8', body: asset('uplot.css').toString('utf8') },
 };
 const RECENT = 25;
 const TICK_MS = 500;

@@ -1,3 +1,4 @@
+import { version } from '../sea/assets.ts';
 import { randomBytes } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -16,7 +17,8 @@ import { runtimesManifest } from './kinds.ts';
 import { MAX_SEQUENCE } from './sequences.ts';
 import { problem } from './api/schemas.ts';
 
-export const VERSION = '0.1.0';
+/** This build's version: the package's in a checkout, the stamped one in the single executable. */
+export const VERSION = version();
 
 /** The user API: OpenWhisk-shaped REST over fastify, every route schema-validated. */
 export async function buildApp(ctx: ApiContext, https?: { cert: Buffer; key: Buffer }): Promise<FastifyInstance> {

@@ -221,6 +221,9 @@ function embeddedRootfs(kind: RuntimeKind): Readable {
     out.finalize();
   });
   entries.on('error', (e) => out.destroy(e));
-  Readable.from([gz]).pipe(createGunzip()).on('error', (e) => out.destroy(e)).pipe(entries);
+  Readable.from([gz])
+    .pipe(createGunzip())
+    .on('error', (e) => out.destroy(e))
+    .pipe(entries);
   return out as unknown as Readable;
 }

@@ -13,7 +13,7 @@
 // Reproducible: fixed mtimes, owners and order in the tars, gzip without a
 // name or time, no code cache; the same commit gives the same bytes.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -110,13 +110,15 @@ try {
   const blob = join(work, 'sea.blob');
   const config = { main, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false, assets };
   writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config));
-  execFileSync(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: 'inherit' });
+  execFileSync(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: 'ignore' });
 
   mkdirSync(dirname(out), { recursive: true });
   rmSync(out, { force: true });
   copyFileSync(process.execPath, out);
   chmodSync(out, 0o755);
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'postject', 'dist', 'cli.js'), out, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', FUSE], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // postject's LIEF warns about note sections it cannot name; harmless and well known, so only failures are shown.
+  const injected = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'postject', 'dist', 'cli.js'), out, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', FUSE], { encoding: 'utf8' });
+  if (injected.status !== 0) throw new Error(`postject failed: ${injected.stderr}`);
   const bytes = readFileSync(out);
   const mb = (p: string) => (statSync(p).size / 1e6).toFixed(1);
   process.stdout.write(

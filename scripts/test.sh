@@ -17,5 +17,7 @@ echo "[test] lint and format (biome.jsonc)"
 npx biome check .
 echo "[test] no import cycles"
 npx --yes madge@8.0.0 --circular --extensions ts --ts-config tsconfig.json daemon gossip sandbox cli
+echo "[test] the single executable (dist/peerless)"
+node scripts/build-binary.ts
 echo "[test] vitest"
 npx vitest run "$@"

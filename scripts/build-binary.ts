@@ -58,6 +58,8 @@ async function bundle(file: string): Promise<void> {
   };
   await esbuild.build({
     entryPoints: [join(ROOT, 'sea', 'main.ts')],
+    // Paths in the bundle's comments are relative to this: the same bytes from any clone's location.
+    absWorkingDir: ROOT,
     outfile: file,
     bundle: true,
     platform: 'node',
@@ -108,9 +110,11 @@ try {
   const main = join(work, 'peerless.cjs');
   await bundle(main);
   const blob = join(work, 'sea.blob');
-  const config = { main, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false, assets };
+  // The blob records the main script's path as given: relative to the work directory, so that the
+  // temporary directory's random name does not end up in the executable.
+  const config = { main: 'peerless.cjs', output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false, assets };
   writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config));
-  execFileSync(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: 'ignore' });
+  execFileSync(process.execPath, ['--experimental-sea-config', 'sea-config.json'], { stdio: 'ignore', cwd: work });
 
   mkdirSync(dirname(out), { recursive: true });
   rmSync(out, { force: true });

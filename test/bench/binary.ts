@@ -80,14 +80,25 @@ try {
     { metric: 'size', unit: 'MB', ours: mb(a), baseline: mb(process.execPath), baselineName: 'node alone', better: 'lower', note: 'both runtimes and the dashboard inside' },
     { metric: '--version, median', unit: 'ms', ours: median(verBin), baseline: median(verCheckout), baselineName: 'checkout (node cli/peerless.js)', better: 'lower' },
     { metric: '--version, p99', unit: 'ms', ours: percentile(verBin, 99), baseline: percentile(verCheckout, 99), baselineName: 'checkout', better: 'lower' },
-    { metric: 'daemon to healthy, median', unit: 'ms', ours: median(upBin), baseline: median(upCheckout), baselineName: 'checkout', better: 'lower', note: `${DAEMON_RUNS} starts each, images present` },
+    {
+      metric: 'daemon to healthy, median',
+      unit: 'ms',
+      ours: median(upBin),
+      baseline: median(upCheckout),
+      baselineName: 'checkout',
+      better: 'lower',
+      note: `${DAEMON_RUNS} starts each, images present`,
+    },
     { metric: 'daemon to healthy, max', unit: 'ms', ours: Math.max(...upBin), baseline: Math.max(...upCheckout), baselineName: 'checkout', better: 'lower' },
   ];
   report(
     'binary',
     'The single executable against the checkout',
     rows,
-    [`build: ${buildS.toFixed(1)} s; two builds of this tree ${shaA === shaB ? 'are byte-identical' : 'DIFFER'} (sha256 ${shaA.slice(0, 16)}…${shaA === shaB ? '' : ` vs ${shaB.slice(0, 16)}…`})`, `runs: ${RUNS} of --version, ${DAEMON_RUNS} daemon starts, alternating`].join('\n'),
+    [
+      `build: ${buildS.toFixed(1)} s; two builds of this tree ${shaA === shaB ? 'are byte-identical' : 'DIFFER'} (sha256 ${shaA.slice(0, 16)}…${shaA === shaB ? '' : ` vs ${shaB.slice(0, 16)}…`})`,
+      `runs: ${RUNS} of --version, ${DAEMON_RUNS} daemon starts, alternating`,
+    ].join('\n'),
   );
 } finally {
   rmSync(work, { recursive: true, force: true });

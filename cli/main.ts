@@ -17,6 +17,7 @@ const USAGE = `usage: peerless <command> [flags]
   images build                                        build the runtime images on this engine
   install [--dry-run] | uninstall [--purge]           this machine: systemd unit, config, images, service
   cluster init [--advertise IP] | cluster join < token   make a cluster: swarm, key (a file, 0600), peers
+  upgrade [--binary FILE] [--dry-run]                 put a new executable in place; the daemon drains and starts again
   namespace create|list|delete [NAME]                 (admin key)
   namespace limits NAME [--per-minute N] [--concurrent N]   its quota (setting it: admin key; 0 = no limit)
   fn create|update NAME FILE [--runtime nodejs|python|image:NAME] [--main NAME]
@@ -387,6 +388,7 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'daemon') return (await import('../daemon/main.ts')).daemonMain(argv.slice(1));
   if (argv[0] === 'images') return (await import('../daemon/main.ts')).imagesMain(argv.slice(1));
   if (argv[0] === 'install' || argv[0] === 'uninstall') return (await import('./install.ts')).installMain(argv[0], argv.slice(1));
+  if (argv[0] === 'upgrade') return (await import('./upgrade.ts')).upgradeMain(argv.slice(1));
   if (argv[0] === 'cluster' && (argv[1] === 'init' || argv[1] === 'join')) return (await import('./install.ts')).installMain(`cluster ${argv[1]}`, argv.slice(2));
   try {
     const a = parseArgs(argv, {

@@ -9,6 +9,7 @@ import { functionRoutes } from './api/functions.ts';
 import { jobRoutes } from './api/jobs.ts';
 import { namespaceRoutes } from './api/namespaces.ts';
 import { problems, sendProblem } from './api/problems.ts';
+import { restartRoutes } from './api/restart.ts';
 import { packageRoutes } from './api/packages.ts';
 import { ruleRoutes, triggerRoutes } from './api/triggers.ts';
 import { webRoutes } from './api/web.ts';
@@ -154,6 +155,7 @@ export async function buildApp(ctx: ApiContext, https?: { cert: Buffer; key: Buf
   activationRoutes(app, ctx);
   jobRoutes(app, ctx);
   dashboardRoutes(app, ctx);
+  restartRoutes(app, ctx);
   webRoutes(app, ctx);
   triggerRoutes(app, ctx);
   packageRoutes(app, ctx);

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -40,6 +41,8 @@ export interface RunningDaemon {
   log: Logger;
   /** Graceful stop: refuse new work, let running activations finish (up to drainMs), remove containers. */
   stop(drainMs?: number): Promise<void>;
+  /** `restart`: an admin asked for a restart in place (POST /api/v1/daemon/restart); the owner stops and re-executes */
+  events: EventEmitter<{ restart: [] }>;
 }
 
 async function waitForEngine(docker: Docker, log: Logger, timeoutMs: number): Promise<void> {
@@ -219,6 +222,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   }
   const tls = await tlsFiles(config);
   if (tls) log.info({ cert: tls.certPath, selfSigned: tls.selfSigned }, 'the user API speaks HTTPS');
+  const events = new EventEmitter<{ restart: [] }>();
   const app = await buildApp(
     {
       cluster,
@@ -242,6 +246,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
         networks.delete(ns);
         await removeNamespaceNetwork(docker, ns);
       },
+      restart: () => events.emit('restart'),
     },
     tls ? { cert: tls.cert, key: tls.key } : undefined,
   );
@@ -253,6 +258,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   return {
     url,
     log,
+    events,
     stop(drainMs = 30_000) {
       stopping ??= (async () => {
         log.info({ running: invoker.running, drainMs }, 'stopping: draining running activations');

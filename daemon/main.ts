@@ -3,6 +3,7 @@ import Docker from 'dockerode';
 import { ensureRuntimeImage } from '../sandbox/images.ts';
 import { ConfigError, envName, loadConfig, printable, SETTINGS } from './config.ts';
 import { startDaemon } from './daemon.ts';
+import { reexec, restartCommand } from './selfExec.ts';
 
 // `peerless daemon`: parse flags, validate the whole configuration once, run
 // until SIGTERM or SIGINT, then stop gracefully.
@@ -47,14 +48,22 @@ export async function daemonMain(argv: string[]): Promise<number> {
     }
     const drainMs = Number(drain ?? 30_000);
     const d = await startDaemon(config);
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        d.log.info({ signal }, 'signal received');
-        void d.stop(drainMs).then(resolve);
+    const why = await new Promise<string>((resolve) => {
+      const stop = (why: string) => {
+        d.log.info({ why }, 'stopping');
+        void d.stop(drainMs).then(() => resolve(why));
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
+      d.events.once('restart', () => stop('restart'));
     });
+    if (why === 'restart') {
+      d.log.info({ command: restartCommand().args.slice(0, 2) }, 'starting again in place');
+      const err = reexec();
+      // Exited with a failure, so that systemd's Restart=on-failure starts the unit again.
+      d.log.error({ err: err.message }, 'could not start again in place');
+      return 1;
+    }
     return 0;
   } catch (e) {
     if (e instanceof ConfigError) {

@@ -41,6 +41,8 @@ export interface ApiContext {
   /** creates the namespace's network if it does not exist yet */
   namespaceNetwork: (ns: string) => Promise<string>;
   removeNamespaceNetwork: (ns: string) => Promise<void>;
+  /** drain, then start again in place (RunningDaemon's `restart` event) */
+  restart: () => void;
 }
 
 export const principalOf = (ctx: Pick<ApiContext, 'store'>, req: FastifyRequest): Principal => authenticate(ctx.store, req.headers.authorization);

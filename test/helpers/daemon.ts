@@ -44,11 +44,12 @@ export interface TestDaemon {
 
 const exited = (p: ChildProcess) => new Promise<number | null>((r) => (p.exitCode !== null || p.signalCode !== null ? r(p.exitCode) : p.once('exit', (code) => r(code))));
 
-export async function startDaemon(opts: { hostId: string; dataDir?: string; port?: number; flags?: string[]; env?: Record<string, string> }): Promise<TestDaemon> {
+/** `cli`: the `peerless` script to run under this Node.js (a link to cli/peerless.js, for `peerless upgrade` to replace) */
+export async function startDaemon(opts: { hostId: string; dataDir?: string; port?: number; flags?: string[]; env?: Record<string, string>; cli?: string }): Promise<TestDaemon> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), `peerless-${opts.hostId}-`));
   // Below the kernel's ephemeral range (32768+), where an outgoing connection could hold the port first.
   const port = opts.port ?? 20000 + Math.floor(Math.random() * 12000);
-  const proc = spawn(process.execPath, [CLI, 'daemon', '--data-dir', dataDir, '--port', String(port), '--host-id', opts.hostId, '--prewarm-nodejs', '0', ...(opts.flags ?? [])], {
+  const proc = spawn(process.execPath, [opts.cli ?? CLI, 'daemon', '--data-dir', dataDir, '--port', String(port), '--host-id', opts.hostId, '--prewarm-nodejs', '0', ...(opts.flags ?? [])], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -134,7 +134,8 @@ export interface Trio {
  * (CI saw a 100-worker wordcount lose a worker to it at 3 s). A daemon killed outright is still dropped in
  * tens of milliseconds: its peers find its port closed.
  */
-export async function startTrio(prefix: string, opts: { budgetMb?: number; failureTimeoutMs?: number } = {}): Promise<Trio> {
+/** `cli`: the `peerless` script daemon i runs from, when not the checkout's (startDaemon) */
+export async function startTrio(prefix: string, opts: { budgetMb?: number; failureTimeoutMs?: number; cli?: (i: number) => string | undefined } = {}): Promise<Trio> {
   const key = randomBytes(32).toString('hex');
   const base = 18400 + (process.pid % 50) * 10;
   const addr = (i: number) => `/ip4/127.0.0.1/tcp/${base + i}`;
@@ -144,6 +145,7 @@ export async function startTrio(prefix: string, opts: { budgetMb?: number; failu
       flags: [...clusterFlags(i, key, addr), '--failure-timeout-ms', String(opts.failureTimeoutMs ?? 6000), '--heartbeat-ms', '200', '--memory-budget-mb', String(opts.budgetMb ?? 6144)],
       ...(o.dataDir ? { dataDir: o.dataDir } : {}),
       ...(o.apiPort ? { port: o.apiPort } : {}),
+      ...(opts.cli?.(i) ? { cli: opts.cli(i)! } : {}),
     });
   const hosts: TestDaemon[] = [];
   for (let i = 0; i < 3; i++) hosts.push(await start(i));

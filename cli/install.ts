@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
@@ -20,6 +20,8 @@ const CONFIG = `${ETC}/config.json`;
 const KEY = `${ETC}/cluster.key`;
 const DATA = '/var/lib/peerless';
 const UNIT = '/etc/systemd/system/peerless.service';
+/** where the unit starts peerless from: the single executable is copied here; a checkout links it (setup.sh) */
+const BIN = '/usr/local/bin/peerless';
 const CLUSTER_PORT = 7948;
 const TOKEN_PREFIX = 'PLJ1.';
 
@@ -28,6 +30,8 @@ export type Step =
   /** `keep`: an existing file is left as it is; `secret`: the content is never printed */
   | { do: 'write'; path: string; mode: number; content: string; keep?: boolean; secret?: boolean }
   | { do: 'remove'; path: string }
+  /** the single executable put at `path`: copied beside it, then renamed over it */
+  | { do: 'copy'; from: string; path: string; mode: number }
   | { do: 'images' }
   | { do: 'systemctl'; args: string[] }
   | { do: 'swarm-init'; advertise: string }
@@ -42,6 +46,8 @@ export function describe(s: Step): string {
       return `write ${s.path} (mode ${s.mode.toString(8)}${s.keep ? ', unless it exists' : ''}): ${s.secret ? `${s.content.length} bytes, secret, not shown` : JSON.stringify(s.content.length > 160 ? `${s.content.slice(0, 160)}…` : s.content)}`;
     case 'remove':
       return `remove ${s.path}`;
+    case 'copy':
+      return `install ${s.from} as ${s.path} (mode ${s.mode.toString(8)})`;
     case 'images':
       return 'build the runtime images (nodejs, python) on the engine';
     case 'systemctl':
@@ -57,15 +63,17 @@ export function describe(s: Step): string {
 export function unitFile(template: string, exe: string): string {
   return template
     .split('\n')
-    .filter((l) => !l.startsWith('# /usr/local/bin/peerless is linked'))
+    .filter((l) => !l.startsWith('# /usr/local/bin/peerless is '))
     .map((l) => (l.startsWith('ExecStart=') ? `ExecStart=${exe} daemon --config ${CONFIG}` : l))
     .join('\n');
 }
 
 const DEFAULT_CONFIG = { listen: { host: '127.0.0.1', port: 3233 }, dataDir: DATA, logLevel: 'info' };
 
-export function installPlan(o: { unit: string }): Step[] {
+/** `binary`: the single executable to put at /usr/local/bin/peerless, unless it runs from there already */
+export function installPlan(o: { unit: string; binary?: string }): Step[] {
   return [
+    ...(o.binary && o.binary !== BIN ? [{ do: 'copy', from: o.binary, path: BIN, mode: 0o755 } as Step] : []),
     { do: 'mkdir', path: ETC, mode: 0o755 },
     { do: 'mkdir', path: DATA, mode: 0o700 },
     { do: 'write', path: CONFIG, mode: 0o644, content: `${JSON.stringify(DEFAULT_CONFIG, null, 2)}\n`, keep: true },
@@ -76,10 +84,12 @@ export function installPlan(o: { unit: string }): Step[] {
   ];
 }
 
-export function uninstallPlan(o: { purge: boolean }): Step[] {
+/** `binary`: /usr/local/bin/peerless is the single executable install put there (not a checkout's link) */
+export function uninstallPlan(o: { purge: boolean; binary?: boolean }): Step[] {
   return [
     { do: 'systemctl', args: ['disable', '--now', 'peerless'] },
     { do: 'remove', path: UNIT },
+    ...(o.binary ? [{ do: 'remove', path: BIN } as Step] : []),
     { do: 'systemctl', args: ['daemon-reload'] },
     // Data (the store, activations, the cluster identity) and config stay unless asked.
     ...(o.purge
@@ -177,6 +187,14 @@ async function apply(steps: Step[], e: Env): Promise<void> {
       case 'remove':
         rmSync(under(e.root, s.path), { recursive: true, force: true });
         break;
+      case 'copy': {
+        const p = under(e.root, s.path);
+        mkdirSync(dirname(p), { recursive: true });
+        copyFileSync(s.from, `${p}.install`);
+        chmodSync(`${p}.install`, s.mode);
+        renameSync(`${p}.install`, p);
+        break;
+      }
       case 'images':
         for (const kind of ['nodejs', 'python'] as const) e.print(`  ${(await ensureRuntimeImage(e.docker, kind)).tag}`);
         break;
@@ -214,8 +232,6 @@ function defaultAddress(): string {
 
 const readIf = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : null);
 
-/** The executable systemd should start: this binary, or the `peerless` linked onto PATH by scripts/setup.sh. */
-const executable = (): string => (isSingleExecutable() ? process.execPath : '/usr/local/bin/peerless');
 
 const unitTemplate = (): string => asset('peerless.service').toString('utf8');
 
@@ -256,11 +272,11 @@ export async function installMain(verb: string, argv: string[]): Promise<number>
   const config = readIf(under(root, CONFIG));
   switch (verb) {
     case 'install':
-      await apply(installPlan({ unit: unitFile(unitTemplate(), executable()) }), e);
+      await apply(installPlan({ unit: unitFile(unitTemplate(), BIN), ...(isSingleExecutable() ? { binary: process.execPath } : {}) }), e);
       if (!e.dryRun) e.print(`installed: ${UNIT}, config ${CONFIG}; the admin key will be ${DATA}/admin.key`);
       return 0;
     case 'uninstall':
-      await apply(uninstallPlan({ purge: v.purge === true }), e);
+      await apply(uninstallPlan({ purge: v.purge === true, binary: lstatSync(under(root, BIN), { throwIfNoEntry: false })?.isFile() === true }), e);
       if (!v.purge) e.print(`kept ${ETC} and ${DATA} (--purge removes them)`);
       return 0;
     case 'cluster init': {

@@ -25,12 +25,16 @@ describe('install and join plans', () => {
     const steps = installPlan({ unit });
     expect(steps.map((s) => s.do)).toEqual(['mkdir', 'mkdir', 'write', 'write', 'images', 'systemctl', 'systemctl']);
     expect(steps.find((s) => s.do === 'write' && s.path.endsWith('config.json'))).toMatchObject({ keep: true });
+    // The single executable installs itself where the unit starts it, unless it runs from there already.
+    expect(installPlan({ unit, binary: '/home/op/peerless' })[0]).toEqual({ do: 'copy', from: '/home/op/peerless', path: '/usr/local/bin/peerless', mode: 0o755 });
+    expect(installPlan({ unit, binary: '/usr/local/bin/peerless' })[0]!.do).toBe('mkdir');
   });
 
   it('keeps data and config on uninstall unless told to purge', () => {
     const paths = (purge: boolean) => uninstallPlan({ purge }).flatMap((s) => (s.do === 'remove' ? [s.path] : []));
     expect(paths(false)).toEqual(['/etc/systemd/system/peerless.service']);
     expect(paths(true)).toEqual(['/etc/systemd/system/peerless.service', '/etc/peerless', '/var/lib/peerless']);
+    expect(uninstallPlan({ purge: false, binary: true }).flatMap((s) => (s.do === 'remove' ? [s.path] : []))).toEqual(['/etc/systemd/system/peerless.service', '/usr/local/bin/peerless']);
   });
 
   it('never prints the key, and keeps the rest of an existing config', () => {

@@ -232,7 +232,6 @@ function defaultAddress(): string {
 
 const readIf = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : null);
 
-
 const unitTemplate = (): string => asset('peerless.service').toString('utf8');
 
 async function readStdin(): Promise<string> {

@@ -16,7 +16,7 @@ npx tsc -p tsconfig.json
 echo "[test] lint and format (biome.jsonc)"
 npx biome check .
 echo "[test] no import cycles"
-npx --yes madge@8.0.0 --circular --extensions ts --ts-config tsconfig.json daemon gossip sandbox cli
+npx --yes madge@8.0.0 --circular --extensions ts --ts-config tsconfig.json daemon gossip sandbox cli sea
 echo "[test] the single executable (dist/peerless)"
 node scripts/build-binary.ts
 echo "[test] vitest"

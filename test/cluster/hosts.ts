@@ -229,7 +229,8 @@ export async function hostsDown(n: number): Promise<void> {
 }
 
 /** Runs `peerless daemon` inside host i's namespace against host i's engine, API on <host IP>:3233. */
-export async function daemonOn(i: number, dataDir: string, flags: string[]): Promise<ChildProcess> {
+/** `exe`: an executable to run instead of this checkout's cli/peerless.js (the single executable) */
+export async function daemonOn(i: number, dataDir: string, flags: string[], exe?: string): Promise<ChildProcess> {
   // Its log is kept beside its data: the first thing to read when a cluster test fails.
   const log = openSync(`${dataDir}/daemon.log`, 'a');
   const cli = new URL('../../cli/peerless.js', import.meta.url).pathname;
@@ -237,8 +238,7 @@ export async function daemonOn(i: number, dataDir: string, flags: string[]): Pro
     'nsenter',
     [
       `--net=/var/run/netns/${hostNs(i)}`,
-      process.execPath,
-      cli,
+      ...(exe ? [exe] : [process.execPath, cli]),
       'daemon',
       '--data-dir',
       dataDir,

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeToken } from '../../cli/install.ts';
-import { api, ROOT, waitFor } from '../helpers/daemon.ts';
+import { singleExecutable } from '../helpers/binary.ts';
+import { api, waitFor } from '../helpers/daemon.ts';
 import { daemonOn, hostIp, hostNs, hostsUp, socketOf } from './hosts.ts';
 
 // `peerless cluster init` on one host and `peerless cluster join` on another,
@@ -12,13 +13,14 @@ import { daemonOn, hostIp, hostNs, hostsUp, socketOf } from './hosts.ts';
 // the hosts' own engines; then a daemon on each, started from nothing but the
 // files those two commands wrote, must find the other.
 
-const CLI = join(ROOT, 'cli/peerless.js');
+// As the README has it: the single executable, no checkout behind it.
+const BIN = singleExecutable();
 const roots = [0, 1].map((i) => mkdtempSync(join(tmpdir(), `pl-join${i}-`)));
 const procs: ChildProcess[] = [];
 
 /** Runs `peerless ARGS` inside host i's network namespace, with input on stdin. */
 function onHost(i: number, args: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string; argv: string[] }> {
-  const argv = [`--net=/var/run/netns/${hostNs(i)}`, process.execPath, CLI, ...args];
+  const argv = [`--net=/var/run/netns/${hostNs(i)}`, BIN, ...args];
   return new Promise((resolve) => {
     const p = spawn('nsenter', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -81,7 +83,7 @@ describe('cluster init and join', () => {
       const c = JSON.parse(readFileSync(config, 'utf8'));
       c.cluster.keyFile = join(roots[i]!, 'etc/peerless/cluster.key');
       writeFileSync(`${config}.test`, JSON.stringify(c));
-      procs.push(await daemonOn(i, join(roots[i]!, 'var/lib/peerless'), ['--config', `${config}.test`, '--host-id', `join${i}`, '--drain-ms', '1000']));
+      procs.push(await daemonOn(i, join(roots[i]!, 'var/lib/peerless'), ['--config', `${config}.test`, '--host-id', `join${i}`, '--drain-ms', '1000'], BIN));
     }
     const peers = async (i: number) => ((await api(`http://${hostIp(i)}:3233`, admin(i))('GET', '/api/v1/cluster/peers')).body.peers ?? []) as { host: string }[];
     await waitFor(async () => (await peers(0)).some((p) => p.host === 'join1') && (await peers(1)).some((p) => p.host === 'join0'), 30_000, 'each daemon listing the other');

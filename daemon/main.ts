@@ -46,6 +46,8 @@ export async function daemonMain(argv: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify(printable(config), null, 2)}\n`);
       return 0;
     }
+    // The single executable extracts native addons (hyperswarm's) into the run directory (sea/addons.ts).
+    process.env.PEERLESS_RUN_DIR = config.runDir;
     const drainMs = Number(drain ?? 30_000);
     const d = await startDaemon(config);
     const why = await new Promise<string>((resolve) => {

@@ -212,15 +212,21 @@ describe('chaos soak on three hosts', () => {
       chaos = false;
       await Promise.all([work, watch]);
 
-      // Every activation final: read through any daemon, within the function's time limit and some.
+      // Every activation final: read through any daemon, within the function's time limit and some. Each is
+      // read at least once: past the deadline (one slow activation can use it up), a status is still a reading.
       const deadline = Date.now() + FN_TIMEOUT_MS + 30_000;
       const outcomes: Record<string, number> = {};
       const why = new Map<string, number>();
       for (const [id] of activations) {
         let status = 'unknown';
-        while (Date.now() < deadline) {
-          const r = await call[Math.floor(rand() * N)]!('GET', `/api/v1/namespaces/${NS}/activations/${id}`).catch(() => null);
+        let seen = '';
+        for (let first = true; first || Date.now() < deadline; first = false) {
+          const r = await call[Math.floor(rand() * N)]!('GET', `/api/v1/namespaces/${NS}/activations/${id}`).catch((e: Error) => {
+            seen = e.message;
+            return null;
+          });
           status = r?.status === 200 ? (r.body.response.status as string) : 'unknown';
+          if (r && r.status !== 200) seen = `${r.status} ${JSON.stringify(r.body).slice(0, 120)}`;
           if (status !== 'running' && status !== 'unknown') {
             // What failed, in a word: the first words of the error, without IDs.
             const e = String(r!.body.response.result?.error ?? '')
@@ -232,7 +238,7 @@ describe('chaos soak on three hosts', () => {
           await new Promise((res) => setTimeout(res, 500));
         }
         outcomes[status] = (outcomes[status] ?? 0) + 1;
-        if (status === 'running' || status === 'unknown') violations.push(`activation ${id} (admitted by daemon ${activations.get(id)}) is ${status} after the soak`);
+        if (status === 'running' || status === 'unknown') violations.push(`activation ${id} (admitted by daemon ${activations.get(id)}) is ${status} after the soak${seen ? ` (${seen})` : ''}`);
       }
 
       // No container left behind: the daemons stop (SIGTERM drains), and the engines hold nothing of ours.

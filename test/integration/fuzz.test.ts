@@ -162,8 +162,9 @@ describe('fuzzing the user API', () => {
     const doc = (await (await fetch(`${d.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
     const routes = Object.entries(doc.paths)
       .flatMap(([p, ops]) => Object.keys(ops).map((m) => ({ method: m.toUpperCase(), path: p })))
-      // The stream never ends by design; it is fuzzed for its refusals only, below.
-      .filter((r) => r.path !== '/api/v1/dashboard/stream');
+      // The stream never ends by design, and a restart with the admin key ends this daemon's process image by
+      // design: both are fuzzed for their refusals only, below.
+      .filter((r) => r.path !== '/api/v1/dashboard/stream' && r.path !== '/api/v1/daemon/restart');
     expect(routes.length).toBeGreaterThanOrEqual(15);
     const auth = fc.constantFrom<string | null>(null, 'garbage', 'a:b', `${d.admin}x`, nsAuth, d.admin);
     for (const r of routes) {
@@ -182,6 +183,11 @@ describe('fuzzing the user API', () => {
     }
     // Refusals of the stream route: bad or missing credentials.
     check('GET', '/api/v1/dashboard/stream', await send('GET', '/api/v1/dashboard/stream', 'garbage', { text: null, type: null }));
+    for (const who of [null, 'garbage', `${d.admin}x`, nsAuth]) {
+      const r = await send('POST', '/api/v1/daemon/restart', who, { text: '{"x":1}', type: 'application/json' });
+      check('POST', '/api/v1/daemon/restart', r);
+      expect(r.status).toBeGreaterThanOrEqual(400);
+    }
     // Raw paths the URL parser would normalise away.
     for (const raw of [
       '/api/v1/namespaces/..%2f..%2f/actions',

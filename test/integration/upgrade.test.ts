@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -37,6 +37,26 @@ afterAll(async () => {
 const version = async (i: number) => (await api(t.hosts[i]!.url, t.hosts[i]!.admin)('GET', '/api/v1/status')).body.version as string;
 
 describe('a rolling upgrade of one daemon of three', () => {
+  it('refuses to restart onto a file that does not start, and keeps running', async () => {
+    const admin = api(t.hosts[1]!.url, t.hosts[1]!.admin);
+    const pid = (await admin('GET', '/api/v1/daemon')).body.pid;
+    rmSync(link);
+    writeFileSync(link, '#!/bin/sh\nexit 3\n', { mode: 0o755 });
+    try {
+      const r = await admin('POST', '/api/v1/daemon/restart');
+      expect(r.status).toBe(503);
+      expect(r.type).toContain('application/problem+json');
+      expect(r.body.detail).toMatch(/not restarting: .* does not start/);
+      // A namespace key may not restart a daemon.
+      expect((await t.calls[1]!('POST', '/api/v1/daemon/restart')).status).toBe(403);
+    } finally {
+      rmSync(link);
+      symlinkSync(CLI, link);
+    }
+    expect((await admin('GET', '/api/v1/daemon')).body.pid).toBe(pid);
+    expect((await invoke(t.calls[1]!, t.ns, 'small', {}, 'blocking=true&result=true')).body).toEqual({ ok: true });
+  });
+
   it('upgrades daemon 1 in place while work runs through the others, and the mixed cluster runs a job across all three', async () => {
     const before = await version(1);
     expect(await version(0)).toBe(before);

@@ -50,7 +50,7 @@ export async function upgradeMain(argv: string[]): Promise<number> {
       strict: true,
     }).values;
   } catch (e) {
-    process.stderr.write(`error: ${(e as Error).message}\n${USAGE}`);
+    process.stderr.write(`error: ${(e as Error).message}\n(see peerless upgrade --help)\n`);
     return 2;
   }
   if (v.help) {

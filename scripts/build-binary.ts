@@ -11,7 +11,10 @@
 //  3. Node makes the blob (code, assets) and postject injects it into a copy
 //     of this `node`.
 // Reproducible: fixed mtimes, owners and order in the tars, gzip without a
-// name or time, no code cache; the same commit gives the same bytes.
+// name or time, the main script named relative to the work directory, and no
+// code cache: the same commit gives the same bytes. V8's code cache would
+// start it faster (`--version` 237 ms instead of 391, medians of 20 on this
+// machine) but differs from build to build. Minifying gained nothing measurable.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -29,7 +29,7 @@ export function embedded(name: string): Buffer {
 }
 
 /** The repository's root, for a checkout. Evaluated only there: the bundle has no import.meta. */
-export const checkoutRoot = (): string => join(fileURLToPath(import.meta.url), '..', '..');
+const checkoutRoot = (): string => join(fileURLToPath(import.meta.url), '..', '..');
 
 export function asset(name: AssetName): Buffer {
   return isSingleExecutable() ? embedded(name) : readFileSync(join(checkoutRoot(), ASSET_FILES[name]));

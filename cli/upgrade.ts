@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, readFileSync, realpathSync, renameSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lstatSync, readFileSync, realpathSync, renameSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { isElf } from '../daemon/selfExec.ts';
 import { isSingleExecutable } from '../sea/assets.ts';
 import { ApiError, call, resolveTarget, type Target } from './client.ts';
 
@@ -73,6 +74,11 @@ export async function upgradeMain(argv: string[]): Promise<number> {
     const newVersion = versionOf(file);
     const before = (await call(t, 'GET', '/api/v1/daemon')).body as DaemonProcess;
     if (!existsSync(before.executable)) return fail(`the daemon runs from ${before.executable}, which is not on this machine: run upgrade on the daemon's machine`);
+    // A daemon started as `node cli/peerless.js` runs from a source file of its checkout: not one to overwrite.
+    if (!lstatSync(before.executable).isSymbolicLink() && !isElf(before.executable))
+      return fail(
+        `the daemon runs from ${before.executable}, a checkout's script; upgrade will not overwrite it: run the daemon from a link to it (as scripts/setup.sh links /usr/local/bin/peerless)`,
+      );
     const same = realpathSync(file) === realpathSync(before.executable);
     print(`${v['dry-run'] ? '[dry run] ' : ''}daemon ${before.pid} at ${t.apihost}: ${before.version} → ${newVersion}`);
     print(`${v['dry-run'] ? '[dry run] ' : ''}${same ? `${file} is what it runs from already` : `put ${file} at ${before.executable}`}`);

@@ -14,7 +14,8 @@ export function selfExecutable(): string {
   return isSingleExecutable() ? process.execPath : resolve(process.argv[1]!);
 }
 
-function isElf(file: string): boolean {
+/** Whether a file is an executable (ELF) rather than a script. */
+export function isElf(file: string): boolean {
   const head = Buffer.alloc(4);
   const fd = openSync(file, 'r');
   try {

@@ -54,6 +54,14 @@ describe('a rolling upgrade of one daemon of three', () => {
       symlinkSync(CLI, link);
     }
     expect((await admin('GET', '/api/v1/daemon')).body.pid).toBe(pid);
+    // Daemon 0 runs as `node cli/peerless.js`: upgrade will not overwrite a checkout's source file.
+    const refused = await promisify(execFile)(process.execPath, [CLI, 'upgrade', '--binary', binary, '--apihost', t.hosts[0]!.url, '--auth', t.hosts[0]!.admin], { encoding: 'utf8' }).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(refused?.code).toBe(1);
+    expect(refused?.stderr).toMatch(/a checkout's script; upgrade will not overwrite it/);
+    expect(readFileSync(CLI, 'utf8')).toMatch(/^#!\/usr\/bin\/env node/);
     expect((await invoke(t.calls[1]!, t.ns, 'small', {}, 'blocking=true&result=true')).body).toEqual({ ok: true });
   });
 

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, lstatSync, readFileSync, realpathSync, renameSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, lstatSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isElf } from '../daemon/selfExec.ts';
 import { isSingleExecutable } from '../sea/assets.ts';
@@ -13,8 +14,9 @@ import { ApiError, call, resolveTarget, type Target } from './client.ts';
 // upgrade: its peers keep working, and a mixed-version cluster is supported.
 
 const USAGE = `usage: peerless upgrade [--binary FILE] [--dry-run] [--timeout SECONDS] [--apihost URL] [--auth KEY]
-  FILE defaults to this executable (the single executable). The admin key comes from --auth,
-  PEERLESS_AUTH, the CLI config, or ${'/var/lib/peerless/admin.key'} when readable.
+  FILE defaults to this executable (the single executable). The file the daemon ran from is kept
+  beside it as <file>.previous: upgrade --binary that file to go back. The admin key comes from
+  --auth, PEERLESS_AUTH, the CLI config, or /var/lib/peerless/admin.key when readable.
 `;
 const ADMIN_KEY_FILE = '/var/lib/peerless/admin.key';
 
@@ -34,11 +36,24 @@ export function versionOf(file: string): string {
   return m[1]!;
 }
 
-/** Puts `from` at `to` in one step: a copy beside it, then a rename, so the daemon never sees half a file. */
+/** Where the file the daemon ran from is kept by an upgrade: `peerless upgrade --binary` it to go back. */
+export const previousOf = (executable: string) => `${executable}.previous`;
+
+/**
+ * Puts `from` at `to` in one step (a copy beside it, then a rename: the daemon never sees half a file),
+ * keeping what was at `to` as its .previous (a hard link first, so `to` is never missing). A link (a
+ * checkout's, or a .previous that is one) is put back as the link it is, not as a copy of its target.
+ */
 function replaceFile(from: string, to: string): void {
   const part = `${to}.upgrade-${process.pid}`;
-  copyFileSync(from, part);
-  chmodSync(part, 0o755);
+  rmSync(part, { force: true });
+  if (lstatSync(from).isSymbolicLink()) symlinkSync(resolve(dirname(from), readlinkSync(from)), part);
+  else {
+    copyFileSync(from, part);
+    chmodSync(part, 0o755);
+  }
+  rmSync(previousOf(to), { force: true });
+  linkSync(to, previousOf(to));
   renameSync(part, to);
 }
 
@@ -81,7 +96,7 @@ export async function upgradeMain(argv: string[]): Promise<number> {
       );
     const same = realpathSync(file) === realpathSync(before.executable);
     print(`${v['dry-run'] ? '[dry run] ' : ''}daemon ${before.pid} at ${t.apihost}: ${before.version} → ${newVersion}`);
-    print(`${v['dry-run'] ? '[dry run] ' : ''}${same ? `${file} is what it runs from already` : `put ${file} at ${before.executable}`}`);
+    print(`${v['dry-run'] ? '[dry run] ' : ''}${same ? `${file} is what it runs from already` : `put ${file} at ${before.executable}, keeping the old one as ${previousOf(before.executable)}`}`);
     print(`${v['dry-run'] ? '[dry run] ' : ''}restart it in place: drain ${before.runningActivations} running activations, then start again`);
     if (v['dry-run']) return 0;
     if (!same) replaceFile(file, before.executable);

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -126,5 +126,14 @@ describe('a rolling upgrade of one daemon of three', () => {
     const job = await t.job(1, wc.body.job);
     expect(job.members).toHaveLength(12);
     expect(new Set(job.members.map((m) => m.host)).size).toBe(3);
+
+    // And back: the checkout's link was kept as .previous, and upgrading to it rolls daemon 1 back.
+    expect(readlinkSync(`${link}.previous`)).toBe(CLI);
+    const back = await promisify(execFile)(process.execPath, [CLI, 'upgrade', '--binary', `${link}.previous`, '--apihost', t.hosts[1]!.url, '--auth', t.hosts[1]!.admin], { encoding: 'utf8' });
+    expect(back.stdout).toMatch(/upgraded: 0\.1\.0\+[0-9a-f]{12}\S* → 0\.1\.0 in/);
+    expect(readlinkSync(link)).toBe(CLI);
+    expect(await version(1)).toBe(before);
+    expect(t.hosts[1]!.proc.pid).toBe(pid);
+    expect((await invoke(t.calls[1]!, t.ns, 'small', {}, 'blocking=true&result=true')).body).toEqual({ ok: true });
   }, 300_000);
 });

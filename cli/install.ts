@@ -84,12 +84,16 @@ export function installPlan(o: { unit: string; binary?: string }): Step[] {
   ];
 }
 
-/** `binary`: /usr/local/bin/peerless is the single executable install put there (not a checkout's link) */
-export function uninstallPlan(o: { purge: boolean; binary?: boolean }): Step[] {
+/**
+ * `binary`: /usr/local/bin/peerless is the single executable install put there (not a checkout's link);
+ * `previous`: an upgrade left the file it replaced beside it
+ */
+export function uninstallPlan(o: { purge: boolean; binary?: boolean; previous?: boolean }): Step[] {
   return [
     { do: 'systemctl', args: ['disable', '--now', 'peerless'] },
     { do: 'remove', path: UNIT },
     ...(o.binary ? [{ do: 'remove', path: BIN } as Step] : []),
+    ...(o.previous ? [{ do: 'remove', path: `${BIN}.previous` } as Step] : []),
     { do: 'systemctl', args: ['daemon-reload'] },
     // Data (the store, activations, the cluster identity) and config stay unless asked.
     ...(o.purge
@@ -275,7 +279,14 @@ export async function installMain(verb: string, argv: string[]): Promise<number>
       if (!e.dryRun) e.print(`installed: ${UNIT}, config ${CONFIG}; the admin key will be ${DATA}/admin.key`);
       return 0;
     case 'uninstall':
-      await apply(uninstallPlan({ purge: v.purge === true, binary: lstatSync(under(root, BIN), { throwIfNoEntry: false })?.isFile() === true }), e);
+      await apply(
+        uninstallPlan({
+          purge: v.purge === true,
+          binary: lstatSync(under(root, BIN), { throwIfNoEntry: false })?.isFile() === true,
+          previous: lstatSync(under(root, `${BIN}.previous`), { throwIfNoEntry: false }) !== undefined,
+        }),
+        e,
+      );
       if (!v.purge) e.print(`kept ${ETC} and ${DATA} (--purge removes them)`);
       return 0;
     case 'cluster init': {

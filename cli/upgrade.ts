@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isElf } from '../daemon/selfExec.ts';
 import { isSingleExecutable } from '../sea/assets.ts';
-import { ApiError, call, resolveTarget, type Target } from './client.ts';
+import { ApiError, call, readCliConfig, resolveTarget, type Target } from './client.ts';
 
 // `peerless upgrade`: on a daemon's machine, put a new executable where the
 // daemon runs from (written aside, then renamed over it), then have the daemon
@@ -15,10 +15,25 @@ import { ApiError, call, resolveTarget, type Target } from './client.ts';
 
 const USAGE = `usage: peerless upgrade [--binary FILE] [--dry-run] [--timeout SECONDS] [--apihost URL] [--auth KEY]
   FILE defaults to this executable (the single executable). The file the daemon ran from is kept
-  beside it as <file>.previous: upgrade --binary that file to go back. The admin key comes from
-  --auth, PEERLESS_AUTH, the CLI config, or /var/lib/peerless/admin.key when readable.
+  beside it as <file>.previous: upgrade --binary that file to go back. The daemon is the one
+  --apihost, PEERLESS_APIHOST or the CLI config names, else the one /etc/peerless/config.json
+  describes; the admin key comes from --auth, PEERLESS_AUTH, the CLI config, or
+  /var/lib/peerless/admin.key when readable.
 `;
 const ADMIN_KEY_FILE = '/var/lib/peerless/admin.key';
+const INSTALLED_CONFIG = '/etc/peerless/config.json';
+
+/** The installed daemon's API, from the config `peerless install` wrote, when nothing names one. */
+function installedApihost(): string | undefined {
+  if (!existsSync(INSTALLED_CONFIG)) return undefined;
+  try {
+    const c = JSON.parse(readFileSync(INSTALLED_CONFIG, 'utf8')) as { listen?: { host?: string; port?: number; tls?: { enabled?: boolean; cert?: string } } };
+    const host = !c.listen?.host || c.listen.host === '0.0.0.0' ? '127.0.0.1' : c.listen.host;
+    return `${c.listen?.tls?.enabled || c.listen?.tls?.cert ? 'https' : 'http'}://${host}:${c.listen?.port ?? 3233}`;
+  } catch {
+    return undefined; // unreadable: the usual default
+  }
+}
 
 interface DaemonProcess {
   pid: number;
@@ -83,7 +98,8 @@ export async function upgradeMain(argv: string[]): Promise<number> {
   if (!existsSync(file)) return fail(`${file} does not exist`);
   const timeoutMs = Number(v.timeout ?? 120) * 1000;
   if (!(timeoutMs > 0)) return fail('--timeout must be a positive number of seconds');
-  const t: Target = resolveTarget({ ...(v.apihost ? { apihost: v.apihost } : {}), ...(v.auth ? { auth: v.auth } : {}) });
+  const apihost = v.apihost ?? process.env.PEERLESS_APIHOST ?? readCliConfig().apihost ?? installedApihost();
+  const t: Target = resolveTarget({ ...(apihost ? { apihost } : {}), ...(v.auth ? { auth: v.auth } : {}) });
   if (!t.auth && existsSync(ADMIN_KEY_FILE)) t.auth = readFileSync(ADMIN_KEY_FILE, 'utf8').trim();
   try {
     const newVersion = versionOf(file);

@@ -34,7 +34,11 @@ describe('install and join plans', () => {
     const paths = (purge: boolean) => uninstallPlan({ purge }).flatMap((s) => (s.do === 'remove' ? [s.path] : []));
     expect(paths(false)).toEqual(['/etc/systemd/system/peerless.service']);
     expect(paths(true)).toEqual(['/etc/systemd/system/peerless.service', '/etc/peerless', '/var/lib/peerless']);
-    expect(uninstallPlan({ purge: false, binary: true }).flatMap((s) => (s.do === 'remove' ? [s.path] : []))).toEqual(['/etc/systemd/system/peerless.service', '/usr/local/bin/peerless']);
+    expect(uninstallPlan({ purge: false, binary: true, previous: true }).flatMap((s) => (s.do === 'remove' ? [s.path] : []))).toEqual([
+      '/etc/systemd/system/peerless.service',
+      '/usr/local/bin/peerless',
+      '/usr/local/bin/peerless.previous',
+    ]);
   });
 
   it('never prints the key, and keeps the rest of an existing config', () => {

@@ -11,6 +11,13 @@ if ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
+# The install test runs systemd as PID 1 in a Debian container it makes once with debootstrap.
+if ! command -v debootstrap >/dev/null 2>&1; then
+  echo "[test] installing debootstrap for the systemd install test"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+fi
 echo "[test] type-check"
 npx tsc -p tsconfig.json
 echo "[test] lint and format (biome.jsonc)"

@@ -170,6 +170,45 @@ function main() {
     expect(r.body.versions.at(-1)).toBeGreaterThan(r.body.versions[0]);
   });
 
+  it('refuses a bad traffic report with a 400 problem naming the field, and keeps the good one', async () => {
+    // Bodies an SDK could get wrong, sent straight to the function API; then one good report.
+    await deploy(A.call, A.ns, 'reporter', {
+      kind: 'nodejs',
+      code: `const http = require('http');
+function put(body) {
+  return new Promise((resolve) => {
+    const req = http.request({ socketPath: '/peerless/api.sock', path: '/v1/self/traffic', method: 'PUT', headers: { authorization: 'Bearer ' + process.env.__OW_PEERLESS_TOKEN, 'content-type': 'application/json' } }, (res) => {
+      let b = '';
+      res.on('data', (d) => (b += d));
+      res.on('end', () => resolve({ status: res.statusCode, type: res.headers['content-type'], body: b ? JSON.parse(b) : null }));
+    });
+    req.end(typeof body === 'string' ? body : JSON.stringify(body));
+  });
+}
+async function main() {
+  const many = {};
+  for (let i = 0; i < 1025; i++) many['p' + i] = 1;
+  const bad = [];
+  for (const body of [{}, { sent: 'x' }, { sent: { a: -1 } }, { sent: { a: 1.5 } }, { sent: { a: 1 }, extra: 1 }, { sent: many }, { sent: { ['x'.repeat(129)]: 1 } }, '{"sent":']) bad.push(await put(body));
+  return { bad, good: (await put({ sent: { peer: 42 } })).status };
+}`,
+    });
+    const r = await invoke(A.call, A.ns, 'reporter', {}, 'blocking=true&instance=reporter');
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const { bad, good } = r.body.response.result as { bad: { status: number; type: string; body: { detail: string; field?: string } }[]; good: number };
+    expect(bad).toHaveLength(8);
+    for (const b of bad) {
+      expect(b.status, JSON.stringify(b)).toBe(400);
+      expect(b.type).toContain('application/problem+json');
+      expect(b.body.detail.length).toBeGreaterThan(0);
+      expect(JSON.stringify(b.body)).not.toMatch(/\n\s+at /);
+    }
+    expect(bad.filter((b) => (b.body.field ?? b.body.detail).includes('sent')).length).toBeGreaterThanOrEqual(5);
+    expect(good).toBe(204);
+    // Only the good report reached the record.
+    expect(annotation(r.body, 'traffic')).toEqual({ peer: 42 });
+  });
+
   it('fails a receive from a peer that ends without sending, in both SDKs', async () => {
     await deploy(A.call, A.ns, 'quitter', {
       kind: 'nodejs',

@@ -271,7 +271,16 @@ describe('chaos soak on three hosts', () => {
         }
       }
       if (platform.size > 0) console.log(`members dropped and platform errors, as logged: ${JSON.stringify(Object.fromEntries(platform))}`);
-      if (violations.length > 0) console.log(`violations:\n${violations.join('\n')}`);
+      if (violations.length > 0) {
+        console.log(`violations:\n${violations.join('\n')}`);
+        // The logs go with the data directories: what each daemon last said, and which ones ended, so that a
+        // failure in CI explains itself (warnings and errors, then the tail).
+        for (let i = 0; i < N; i++) {
+          const lines = readFileSync(join(dataDirs[i]!, 'daemon.log'), 'utf8').trimEnd().split('\n');
+          const bad = lines.filter((l) => /"level":(40|50|60)|^error|Error:/.test(l)).slice(-15);
+          console.log(`daemon ${i} (exit ${procs[i]?.exitCode ?? '-'}, signal ${procs[i]?.signalCode ?? '-'}): warnings and errors:\n${bad.join('\n')}\nlast lines:\n${lines.slice(-15).join('\n')}`);
+        }
+      }
       expect(violations).toEqual([]);
       expect(activations.size).toBeGreaterThan(0);
     },

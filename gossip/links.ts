@@ -196,7 +196,18 @@ export class BeatLinks {
   }
 }
 
+/**
+ * Sends a table on a link. A stream can be open and yet closed for writing (the peer's daemon was killed
+ * and its side is gone): yamux then throws from send(), and a throw here would leave the beat round's
+ * timer and end the daemon (CI's chaos soak saw exactly that). Such a link is aborted instead, which
+ * drops it from `out`, and the next round dials a new one.
+ */
 function send(link: Link, rows: Beat[], reply: boolean): void {
-  if (link.stream.status !== 'open' || link.stream.writableNeedsDrain) return;
-  link.stream.send(encodeFrame({ rows: link.out.encode(rows), reply } satisfies Frame));
+  const s = link.stream;
+  if (s.status !== 'open' || s.writeStatus !== 'writable' || s.writableNeedsDrain) return;
+  try {
+    s.send(encodeFrame({ rows: link.out.encode(rows), reply } satisfies Frame));
+  } catch (err) {
+    s.abort(err as Error);
+  }
 }

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, linkSync, lstatSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { isElf } from '../daemon/selfExec.ts';
+import { isElf, versionIn } from '../daemon/selfExec.ts';
 import { isSingleExecutable } from '../sea/assets.ts';
 import { ApiError, call, readCliConfig, resolveTarget, type Target } from './client.ts';
 
@@ -45,10 +45,7 @@ interface DaemonProcess {
 
 /** The version a file reports, by running it with --version. */
 export function versionOf(file: string): string {
-  const out = execFileSync(file, ['--version'], { encoding: 'utf8', timeout: 20_000, stdio: ['ignore', 'pipe', 'pipe'] });
-  const m = /^peerless (\S+)/.exec(out);
-  if (!m) throw new Error(`${file} is not a peerless executable (its --version printed ${JSON.stringify(out.slice(0, 80))})`);
-  return m[1]!;
+  return versionIn(file, execFileSync(file, ['--version'], { encoding: 'utf8', timeout: 20_000, stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
 /** Where the file the daemon ran from is kept by an upgrade: `peerless upgrade --binary` it to go back. */

@@ -40,8 +40,13 @@ export function restartCommand(args = process.argv.slice(2)): { file: string; ar
 export async function nextVersion(): Promise<string> {
   const c = restartCommand(['--version']);
   const { stdout } = await promisify(execFile)(c.file, c.args.slice(1), { timeout: 20_000, encoding: 'utf8' });
-  const m = /^peerless (\S+)/.exec(stdout);
-  if (!m) throw new Error(`${c.file} --version printed no peerless version`);
+  return versionIn(c.file, stdout);
+}
+
+/** The version in what `peerless --version` printed (the daemon before a restart, and `peerless upgrade`, both ask). */
+export function versionIn(file: string, out: string): string {
+  const m = /^peerless (\S+)/.exec(out);
+  if (!m) throw new Error(`${file} is not a peerless executable (its --version printed ${JSON.stringify(out.slice(0, 80))})`);
   return m[1]!;
 }
 
